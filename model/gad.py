@@ -1,0 +1,309 @@
+"""The GAD classifier: a causal LM over frame tokens, with three ways to classify.
+
+  generative      greedy-decode the label text after "\\nAssistant:" (optionally
+                  constrained to the label set by a prefix trie), map it to a class.
+  discriminative  a learnable [CLS] embedding after the last frame; Linear(H→C) on its
+                  final hidden state; weighted cross-entropy.
+  gad             discriminative inference; training adds λ·LM loss on
+                  "\\nAssistant: {label}[, {previous}]<eos>" placed after [CLS], so the
+                  generated tokens read — and shape — the [CLS] state.
+
+`class_logits(features, mask)` is the one-pass path that is exported and served.
+Windows are left-padded: `mask[b, t]` is 1 for real frames; padded and unpadded windows
+give the same logits because padding is masked out and position ids skip it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPast
+
+from model.backbone import Backbone
+from model.config import ModelConfig
+from model.connector import ClsHead, Connector
+from model.errors import ConfigError
+from model.lora import apply_lora, base_model
+from model.prompt import PromptTokens
+
+
+@dataclass
+class GADOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor | None  # [B, C] class logits; None for `generative`
+    cls_loss: torch.Tensor | None
+    lm_loss: torch.Tensor | None
+
+
+@dataclass
+class Generation:
+    indices: list[int]  # class index per window (nearest label when the text is not one)
+    texts: list[str]  # the decoded label text, before mapping
+    exact: list[bool]  # whether the text was exactly a class name
+
+
+class GADClassifier(nn.Module):
+    def __init__(self, config: ModelConfig, backbone: Backbone) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone_info = backbone.describe()
+        self.tokenizer = backbone.tokenizer
+        self.prompt = PromptTokens.build(backbone.tokenizer, config)
+        self.trie = self.prompt.trie()
+        self.lm = apply_lora(backbone.model, config.lora, kind=config.kind)
+        hidden = backbone.hidden_size
+        self.connector = Connector(config.feature_dim, hidden)
+        self.cls_embedding: nn.Parameter | None = None
+        self.head: ClsHead | None = None
+        if config.uses_cls:
+            std = float(self._embed_tokens.weight.float().std())
+            self.cls_embedding = nn.Parameter(torch.randn(hidden) * std)
+            self.head = ClsHead(hidden, config.num_classes)
+        self.register_buffer("prefix_ids", torch.tensor(self.prompt.prefix), persistent=False)
+        self.register_buffer("assistant_ids", torch.tensor(self.prompt.assistant), persistent=False)
+
+    # --- pieces of the backbone --------------------------------------------------------
+
+    @property
+    def _embed_tokens(self) -> nn.Module:
+        return base_model(self.lm).get_input_embeddings()
+
+    @property
+    def _lm_head(self) -> nn.Module:
+        return base_model(self.lm).get_output_embeddings()
+
+    @property
+    def _lm_dtype(self) -> torch.dtype:
+        return self._embed_tokens.weight.dtype
+
+    def _decoder(
+        self,
+        embeds: torch.Tensor,
+        attention: torch.Tensor,
+        positions: torch.Tensor,
+        past: object | None = None,
+    ) -> BaseModelOutputWithPast:
+        return base_model(self.lm).get_decoder()(
+            inputs_embeds=embeds,
+            attention_mask=attention,
+            position_ids=positions,
+            cache=past,
+            use_cache=past is not None,
+        )
+
+    # --- sequence building -------------------------------------------------------------
+
+    def _sequence(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        tail_ids: torch.Tensor | None = None,
+        tail_mask: torch.Tensor | None = None,
+        with_cls: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings [B, S, H] and attention mask [B, S] of prefix | frames | CLS | tail."""
+        if features.dim() != 3 or features.shape[-1] != self.config.feature_dim:
+            raise ConfigError(
+                f"features must be [batch, time, {self.config.feature_dim}], "
+                f"got {list(features.shape)}"
+            )
+        batch, steps, _ = features.shape
+        if mask is None:
+            mask = torch.ones(batch, steps, dtype=torch.long, device=features.device)
+        elif mask.shape != (batch, steps):
+            raise ConfigError(f"mask must be [{batch}, {steps}], got {list(mask.shape)}")
+        dtype = self._lm_dtype
+        embed = self._embed_tokens
+        parts = [
+            embed(self.prefix_ids).unsqueeze(0).expand(batch, -1, -1),
+            self.connector(features.float()).to(dtype),
+        ]
+        masks = [self.prefix_ids.new_ones(batch, len(self.prefix_ids)), mask.long()]
+        if with_cls:
+            assert self.cls_embedding is not None
+            parts.append(self.cls_embedding.to(dtype).expand(batch, 1, -1))
+            masks.append(masks[0].new_ones(batch, 1))
+        if tail_ids is not None:
+            parts.append(embed(tail_ids))
+            masks.append(tail_mask.long() if tail_mask is not None else torch.ones_like(tail_ids))
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    @staticmethod
+    def _positions(attention: torch.Tensor) -> torch.Tensor:
+        # Padding takes no position: the first real token is 0 wherever padding sits.
+        return (attention.cumsum(-1) - 1).clamp(min=0)
+
+    def _answers(
+        self, labels: torch.Tensor, previous: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [
+            self.prompt.answer(int(label), None if previous is None else int(previous[i]))
+            for i, label in enumerate(labels)
+        ]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.prompt.eos, dtype=torch.long)
+        valid = torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            valid[i, : len(row)] = True
+        return ids.to(labels.device), valid.to(labels.device)
+
+    # --- the three paths -----------------------------------------------------------------
+
+    def class_logits(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits [B, C] for a batch of windows in one forward pass, no decoding."""
+        if self.head is None:
+            raise ConfigError("a generative classifier has no [CLS] head: use generate()")
+        embeds, attention = self._sequence(features, mask, with_cls=True)
+        hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
+        return self.head(hidden[:, -1].float())
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        labels: torch.Tensor,
+        previous: torch.Tensor | None = None,
+    ) -> GADOutput:
+        """Training loss for windows [B, T, D] whose last frame has class `labels` [B].
+
+        `previous` [B] is the previous action's class (-1: none), used in the LM target.
+        """
+        cfg = self.config
+        if labels.min() < 0 or labels.max() >= cfg.num_classes:
+            raise ConfigError(f"labels must lie in 0..{cfg.num_classes - 1}, got {labels.tolist()}")
+        if cfg.kind == "discriminative":
+            logits = self.class_logits(features, mask)
+            cls_loss = self._cls_loss(logits, labels)
+            return GADOutput(loss=cls_loss, logits=logits, cls_loss=cls_loss, lm_loss=None)
+
+        answers, valid = self._answers(labels, previous)
+        batch = labels.shape[0]
+        assistant = self.assistant_ids.expand(batch, -1)
+        tail = torch.cat([assistant, answers], dim=1)
+        tail_mask = torch.cat([torch.ones_like(assistant, dtype=torch.bool), valid], dim=1)
+        embeds, attention = self._sequence(
+            features, mask, tail_ids=tail, tail_mask=tail_mask, with_cls=cfg.uses_cls
+        )
+        hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
+        first_answer = embeds.shape[1] - answers.shape[1]
+        # The hidden state before each answer token predicts it.
+        predictors = hidden[:, first_answer - 1 : -1]
+        lm_logits = self._lm_head(predictors).float()
+        lm_loss = F.cross_entropy(
+            lm_logits.reshape(-1, lm_logits.shape[-1]), answers.masked_fill(~valid, -100).reshape(-1)
+        )
+        if not cfg.uses_cls:
+            return GADOutput(loss=lm_loss, logits=None, cls_loss=None, lm_loss=lm_loss)
+        assert self.head is not None
+        cls_index = first_answer - assistant.shape[1] - 1
+        logits = self.head(hidden[:, cls_index].float())
+        cls_loss = self._cls_loss(logits, labels)
+        loss = cls_loss + cfg.lm_weight * lm_loss
+        return GADOutput(loss=loss, logits=logits, cls_loss=cls_loss, lm_loss=lm_loss)
+
+    def _cls_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy, background samples weighted by `background_weight` (mean over B)."""
+        per_sample = F.cross_entropy(logits, labels, reduction="none")
+        bg = self.config.background_index
+        if bg is not None and self.config.background_weight != 1.0:
+            weight = torch.where(labels == bg, self.config.background_weight, 1.0)
+            per_sample = per_sample * weight
+        return per_sample.mean()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        constrained: bool = True,
+        max_new_tokens: int | None = None,
+    ) -> Generation:
+        """Greedy-decode a label per window with a KV cache (the generative baseline).
+
+        Constrained decoding walks the label trie, so only class names can come out.
+        Unconstrained text is cut at the first comma and mapped to the nearest class
+        name by edit distance, as the paper's generative classifier does.
+        """
+        embeds, attention = self._sequence(
+            features,
+            mask,
+            tail_ids=self.assistant_ids.expand(features.shape[0], -1),
+            with_cls=self.config.uses_cls,
+        )
+        positions = self._positions(attention)
+        out = self._decoder(embeds, attention, positions, past=_new_cache())
+        batch = features.shape[0]
+        limit = max_new_tokens or self.prompt.max_answer_tokens
+        nodes: list[object | None] = [self.trie.root] * batch
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        done = [False] * batch
+        hidden, past = out.last_hidden_state[:, -1:], out.cache
+        next_pos = positions[:, -1:]
+        for _ in range(limit):
+            logits = self._lm_head(hidden[:, -1]).float()
+            if constrained:
+                logits = logits + self._trie_mask(nodes, done, logits)
+            chosen = logits.argmax(-1)
+            for i, token in enumerate(chosen.tolist()):
+                if done[i]:
+                    continue
+                if constrained:
+                    nodes[i] = self.trie.step(nodes[i], token)
+                    if nodes[i] is None:
+                        done[i] = True
+                        continue
+                    tokens[i].append(token)
+                    done[i] = self.trie.is_final(nodes[i])
+                elif token in self.trie.terminators:
+                    done[i] = True
+                else:
+                    tokens[i].append(token)
+            if all(done):
+                break
+            attention = torch.cat([attention, attention.new_ones(batch, 1)], dim=1)
+            next_pos = next_pos + 1
+            out = self._decoder(self._embed_tokens(chosen[:, None]), attention, next_pos, past)
+            hidden, past = out.last_hidden_state, out.cache
+        return self._to_classes(tokens)
+
+    def _trie_mask(self, nodes: list, done: list[bool], logits: torch.Tensor) -> torch.Tensor:
+        mask = torch.full_like(logits, float("-inf"))
+        for i, node in enumerate(nodes):
+            allowed = [self.prompt.eos] if done[i] or node is None else self.trie.allowed(node)
+            mask[i, allowed] = 0.0
+        return mask
+
+    def _to_classes(self, tokens: list[list[int]]) -> Generation:
+        names = list(self.config.class_names)
+        texts = [self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens]
+        indices, exact = [], []
+        for text in texts:
+            if text in names:
+                indices.append(names.index(text))
+                exact.append(True)
+            else:
+                _, _, index = process.extractOne(text, names, scorer=Levenshtein.distance)
+                indices.append(int(index))
+                exact.append(False)
+        return Generation(indices=indices, texts=texts, exact=exact)
+
+
+def _new_cache() -> object:
+    from transformers import DynamicCache
+
+    return DynamicCache()
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable

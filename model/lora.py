@@ -1,0 +1,68 @@
+"""LoRA on the backbone through peft, with the paper's defaults (r=128, α=256, p=0.05)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel
+
+from model.config import LoraSettings
+from model.errors import ConfigError
+
+
+def apply_lora(
+    model: PreTrainedModel, settings: LoraSettings, *, kind: str
+) -> PreTrainedModel | PeftModel:
+    """Freeze the backbone and wrap it with LoRA adapters (rank 0: frozen, no adapter)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if settings.rank == 0:
+        return model
+    targets = list(settings.target_modules)
+    if settings.adapts_lm_head(kind):
+        targets.append("lm_head")
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in present]
+    if missing:
+        raise ConfigError(
+            f"LoRA target modules {missing} do not exist in {type(model).__name__}; "
+            f"its linear layers include {sorted(_linear_names(model))}"
+        )
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        bias="none",
+    )
+    with warnings.catch_warnings():
+        # peft probes a transformers attribute that transformers deprecates; harmless.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return get_peft_model(model, config)
+
+
+def _linear_names(model: torch.nn.Module) -> set[str]:
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+
+
+def base_model(lm: PreTrainedModel | PeftModel) -> PreTrainedModel:
+    """The transformers model inside a peft wrapper (LoRA layers stay injected)."""
+    return lm.get_base_model() if isinstance(lm, PeftModel) else lm
+
+
+def base_weights(lm: PreTrainedModel | PeftModel) -> dict[str, torch.Tensor]:
+    """The frozen backbone weights under their original names, adapters left out."""
+    if not isinstance(lm, PeftModel):
+        return dict(base_model(lm).state_dict())
+    weights = {}
+    for name, tensor in base_model(lm).state_dict().items():
+        if "lora_" in name:
+            continue
+        weights[name.replace(".base_layer.", ".")] = tensor
+    return weights
