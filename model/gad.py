@@ -52,6 +52,7 @@ class GADClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.backbone_info = backbone.describe()
+        self.backbone_source = backbone.source
         self.tokenizer = backbone.tokenizer
         self.prompt = PromptTokens.build(backbone.tokenizer, config)
         self.trie = self.prompt.trie()

@@ -1,0 +1,55 @@
+"""Small builders shared by the model tests (tiny backbone, random features)."""
+
+from __future__ import annotations
+
+import torch
+
+from model.backbone import build_tiny_backbone
+from model.config import LoraSettings, ModelConfig
+from model.gad import GADClassifier
+
+FEATURE_DIM = 16
+NAMES = ("background", "open drawer", "close drawer", "open door", "close door", "open")
+
+
+def tiny_config(kind: str = "gad", **overrides: object) -> ModelConfig:
+    values: dict[str, object] = {
+        "backbone": "tiny",
+        "kind": kind,
+        "feature_dim": FEATURE_DIM,
+        "class_names": NAMES,
+        "lora": LoraSettings(rank=8, alpha=16, dropout=0.0),
+        "long_frames": 4,
+        "short_frames": 4,
+    }
+    values.update(overrides)
+    return ModelConfig(**values)  # type: ignore[arg-type]
+
+
+def tiny_model(kind: str = "gad", seed: int = 0, **overrides: object) -> GADClassifier:
+    torch.manual_seed(seed)
+    return GADClassifier(tiny_config(kind, **overrides), build_tiny_backbone())
+
+
+def random_batch(batch: int = 6, steps: int = 5, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    features = torch.randn(batch, steps, FEATURE_DIM, generator=gen)
+    labels = torch.arange(batch) % len(NAMES)
+    previous = (labels - 1).clamp(min=-1)
+    return features, labels, previous
+
+
+def train_steps(model: GADClassifier, steps: int, lr: float = 3e-3) -> list[float]:
+    features, labels, previous = random_batch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model(features, None, labels, previous).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
