@@ -13,6 +13,7 @@ setup:
 
 lint:
 	$(BIN)/ruff check gad model training service tests
+	$(BIN)/ruff format --check gad model training service tests
 
 test: lint
 	$(BIN)/pytest -q

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _group_help(group: argparse.ArgumentParser):  # noqa: ANN202 - tiny closure
+def _group_help(group: argparse.ArgumentParser):
     def show(_: argparse.Namespace) -> int:
         group.print_help()
         return 2

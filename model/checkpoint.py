@@ -152,7 +152,9 @@ def _load_adapter(model: GADClassifier, folder: Path) -> None:
         return
     file = folder / "adapter_model.safetensors"
     if not file.is_file():
-        raise CheckpointError(f"the config has LoRA rank {model.config.lora.rank} but {file} is missing")
+        raise CheckpointError(
+            f"the config has LoRA rank {model.config.lora.rank} but {file} is missing"
+        )
     result = set_peft_model_state_dict(model.lm, load_file(str(file)))
     missing_lora = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or missing_lora:

@@ -101,7 +101,10 @@ def describe_checkpoint(info: CheckpointInfo) -> list[tuple[str, str]]:
             + (", embedded" if info.embedded_backbone else ""),
         ),
         ("fingerprint", str(bb.get("fingerprint"))),
-        ("features", f"{cfg.feature_dim}-d; window {cfg.long_frames} long + {cfg.short_frames} short"),
+        (
+            "features",
+            f"{cfg.feature_dim}-d; window {cfg.long_frames} long + {cfg.short_frames} short",
+        ),
         ("classes", f"{cfg.num_classes}: {', '.join(names)}  (* background)"),
         ("loss", f"background weight {cfg.background_weight:g}, λ {cfg.lm_weight:g}"),
         ("LoRA", lora_text),

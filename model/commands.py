@@ -9,7 +9,9 @@ from pathlib import Path
 from model.config import CLASSIFIER_KINDS
 
 
-def register(commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+def register(
+    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
+) -> None:
     info = commands.add_parser(
         "info",
         help="show what a checkpoint holds",

@@ -123,7 +123,9 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ConfigError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(
+                f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         values = dict(data)
         values["lora"] = LoraSettings(**values.get("lora", {}))
         return cls(**values)

@@ -157,7 +157,9 @@ class GADClassifier(nn.Module):
 
     # --- the three paths -----------------------------------------------------------------
 
-    def class_logits(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def class_logits(
+        self, features: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Class logits [B, C] for a batch of windows in one forward pass, no decoding."""
         if self.head is None:
             raise ConfigError("a generative classifier has no [CLS] head: use generate()")
@@ -198,7 +200,8 @@ class GADClassifier(nn.Module):
         predictors = hidden[:, first_answer - 1 : -1]
         lm_logits = self._lm_head(predictors).float()
         lm_loss = F.cross_entropy(
-            lm_logits.reshape(-1, lm_logits.shape[-1]), answers.masked_fill(~valid, -100).reshape(-1)
+            lm_logits.reshape(-1, lm_logits.shape[-1]),
+            answers.masked_fill(~valid, -100).reshape(-1),
         )
         if not cfg.uses_cls:
             return GADOutput(loss=lm_loss, logits=None, cls_loss=None, lm_loss=lm_loss)
@@ -284,7 +287,9 @@ class GADClassifier(nn.Module):
 
     def _to_classes(self, tokens: list[list[int]]) -> Generation:
         names = list(self.config.class_names)
-        texts = [self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens]
+        texts = [
+            self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens
+        ]
         indices, exact = [], []
         for text in texts:
             if text in names:

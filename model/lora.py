@@ -39,7 +39,9 @@ def apply_lora(
     )
     with warnings.catch_warnings():
         # peft probes a transformers attribute that transformers deprecates; harmless.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
         # Tied embeddings (Llama-3.2-1B, SmolLM2): like the paper, lm_head gets its own
         # adapter and the input embeddings stay frozen. Only the LM loss reads lm_head;
         # the served [CLS] path never does, so nothing merges into the tied weight.

@@ -1,7 +1,7 @@
 """The token layout of a GAD sequence, built once from the tokenizer and the config.
 
-    [<bos> question] [frame tokens, left-padded] [CLS] ["\\nAssistant:"] [" label" [", previous"] <eos>]
-     prefix           one per feature row          kind  assistant         answer (training / decoding)
+    [<bos> question] [frames, left-padded] [CLS] ["\\nAssistant:"] [" label" [", prev"] <eos>]
+     prefix           one token per row     kind  assistant         answer (train / decode)
 
 Each piece is tokenized on its own so that training targets, constrained decoding and
 parsing all agree on the same token ids whatever the tokenizer merges across boundaries.

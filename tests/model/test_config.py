@@ -14,7 +14,13 @@ def test_paper_defaults() -> None:
     lora = LoraSettings()
     assert (lora.rank, lora.alpha, lora.dropout) == (128, 256, 0.05)
     assert lora.target_modules == (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     )
     assert lora.adapts_lm_head("gad") and lora.adapts_lm_head("generative")
     assert not lora.adapts_lm_head("discriminative")

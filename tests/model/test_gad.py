@@ -107,7 +107,9 @@ def test_free_decoding_maps_text_to_the_nearest_class() -> None:
     out = model.generate(features, constrained=False)
     assert all(0 <= i < len(NAMES) for i in out.indices)
     # The mapping itself: edit distance to the names.
-    assert model._to_classes([model.tokenizer.encode(" opn drawr", add_special_tokens=False)]).indices == [1]
+    assert model._to_classes(
+        [model.tokenizer.encode(" opn drawr", add_special_tokens=False)]
+    ).indices == [1]
 
 
 def test_kv_cache_decoding_matches_full_recompute() -> None:
@@ -121,7 +123,9 @@ def test_kv_cache_decoding_matches_full_recompute() -> None:
     with torch.no_grad():
         for _ in range(steps):
             embeds, attention = model._sequence(features, None, tail_ids=tail, with_cls=False)
-            hidden = model._decoder(embeds, attention, model._positions(attention)).last_hidden_state
+            hidden = model._decoder(
+                embeds, attention, model._positions(attention)
+            ).last_hidden_state
             nxt = model._lm_head(hidden[:, -1]).argmax(-1)
             tokens.append(nxt)
             tail = torch.cat([tail, nxt[:, None]], dim=1)
@@ -145,7 +149,7 @@ def test_wrong_shapes_are_clear_errors() -> None:
         model.class_logits(torch.zeros(1, 2, 8))
     with pytest.raises(ConfigError, match="mask must be"):
         model.class_logits(torch.zeros(1, 2, FEATURE_DIM), torch.ones(1, 3))
-    with pytest.raises(ConfigError, match="labels must lie in 0..5"):
+    with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.5"):
         model(torch.zeros(1, 2, FEATURE_DIM), None, torch.tensor([6]))
 
 

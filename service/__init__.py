@@ -1,0 +1,1 @@
+"""The streaming service. Never imports torch: it serves exported ONNX packages."""
