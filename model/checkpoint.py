@@ -11,7 +11,7 @@ import torch
 from peft import PeftModel, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
-from model.backbone import SOURCE_FILE, TINY, resolve_backbone
+from model.backbone import RANDOM_PRESETS, SOURCE_FILE, resolve_backbone
 from model.checkpoint_info import (
     ADAPTER_DIR,
     BACKBONE_DIR,
@@ -22,7 +22,7 @@ from model.checkpoint_info import (
 )
 from model.errors import CheckpointError
 from model.gad import GADClassifier, count_parameters
-from model.lora import base_model, base_weights
+from model.lora import base_model, frozen_weights
 
 
 def trained_state(model: GADClassifier) -> dict[str, torch.Tensor]:
@@ -48,14 +48,14 @@ def save_checkpoint(
         # again would add vocab×hidden weights (≈1 GB for Llama-3) to every checkpoint.
         model.lm.save_pretrained(str(tmp / ADAPTER_DIR), save_embedding_layers=False)
     # A backbone that exists nowhere else (random `tiny`, built in memory) travels along.
-    embedded = model.backbone_source is None or model.config.backbone == TINY
+    embedded = model.backbone.source is None or model.config.backbone in RANDOM_PRESETS
     if embedded:
         _save_backbone(model, tmp / BACKBONE_DIR)
     total, trainable = count_parameters(model)
     info = CheckpointInfo(
         path=path,
         config=model.config,
-        backbone=dict(model.backbone_info),
+        backbone=model.backbone.describe() | {"fingerprint": model.backbone.fingerprint},
         embedded_backbone=embedded,
         parameters={"total": total, "trainable": trainable},
         extra=dict(extra or {}),
@@ -72,13 +72,16 @@ def _save_backbone(model: GADClassifier, folder: Path) -> None:
     folder.mkdir()
     lm = base_model(model.lm)
     lm.config.save_pretrained(str(folder))
+    weights = frozen_weights(model.lm)
+    if lm.config.tie_word_embeddings:  # one tensor under two names: store it once
+        weights.pop("lm_head.weight", None)
     save_file(
-        {k: v.contiguous() for k, v in base_weights(model.lm).items()},
+        {k: v.contiguous() for k, v in weights.items()},
         str(folder / "model.safetensors"),
         metadata={"format": "pt"},
     )
     model.tokenizer.save_pretrained(str(folder))
-    source = {"spec": model.config.backbone, "sha256": model.backbone_info["fingerprint"]}
+    source = {"spec": model.config.backbone, "sha256": model.backbone.fingerprint}
     (folder / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
 
 
@@ -119,8 +122,8 @@ def load_checkpoint(
             f"{spec!r} resolves to fingerprint {resolved.fingerprint[:12]}, hidden "
             f"{resolved.hidden_size}: load it with the backbone it was trained on"
         )
+    resolved.spec = str(info.backbone.get("spec", cfg.backbone))
     model = GADClassifier(cfg, resolved)
-    model.backbone_info["spec"] = info.backbone.get("spec", cfg.backbone)
     _load_trained(model, Path(path) / TRAINED_FILE)
     _load_adapter(model, Path(path) / ADAPTER_DIR)
     return model.eval()
@@ -142,7 +145,7 @@ def _load_trained(model: GADClassifier, file: Path) -> None:
             raise CheckpointError(
                 f"{file}: {name} has shape {list(tensor.shape)}, the config "
                 f"(features {model.config.feature_dim}, {model.config.num_classes} classes, "
-                f"hidden {model.backbone_info['hidden_size']}) needs {list(expected[name].shape)}"
+                f"hidden {model.backbone.hidden_size}) needs {list(expected[name].shape)}"
             )
     model.load_state_dict(saved, strict=False)
 

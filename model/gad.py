@@ -51,8 +51,7 @@ class GADClassifier(nn.Module):
     def __init__(self, config: ModelConfig, backbone: Backbone) -> None:
         super().__init__()
         self.config = config
-        self.backbone_info = backbone.describe()
-        self.backbone_source = backbone.source
+        self.backbone = backbone  # plain attribute: its model is `self.lm`'s base
         self.tokenizer = backbone.tokenizer
         self.prompt = PromptTokens.build(backbone.tokenizer, config)
         self.trie = self.prompt.trie()

@@ -62,12 +62,11 @@ def base_model(lm: PreTrainedModel | PeftModel) -> PreTrainedModel:
     return lm.get_base_model() if isinstance(lm, PeftModel) else lm
 
 
-def base_weights(lm: PreTrainedModel | PeftModel) -> dict[str, torch.Tensor]:
-    """The frozen backbone weights under their original names, adapters left out."""
-    if not isinstance(lm, PeftModel):
-        return dict(base_model(lm).state_dict())
+def frozen_weights(lm: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The backbone weights under their original names, any LoRA adapters left out."""
+    model = base_model(lm) if isinstance(lm, PeftModel) else lm
     weights = {}
-    for name, tensor in base_model(lm).state_dict().items():
+    for name, tensor in model.state_dict().items():
         if "lora_" in name:
             continue
         weights[name.replace(".base_layer.", ".")] = tensor

@@ -81,3 +81,29 @@ def test_smollm2_converts_once_and_loads(gad_cache_dir: Path) -> None:
     with torch.no_grad():
         next_id = int(backbone.model(ids).logits[0, -1].argmax())
     assert tok.decode([next_id]).strip() == "Paris"
+
+
+def test_tiny_llama3_has_the_real_llama3_vocabulary(gad_cache_dir: Path) -> None:
+    import quicktok
+
+    backbone = resolve_backbone("tiny-llama3", cache_dir=gad_cache_dir)
+    tok = backbone.tokenizer
+    assert backbone.model.get_input_embeddings().weight.shape[0] == 128_256
+    assert backbone.model.config.tie_word_embeddings
+    assert tok.bos_token == "<|begin_of_text|>" and tok.bos_token_id == 128_000
+    reference = quicktok.get_encoding("llama3")
+    for text in ["open drawer, close door", "\nAssistant: BaseballPitch", "Ünïcødé 123 don't"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert ids == reference.encode(text)
+        assert tok.decode(ids) == text
+
+
+def test_llama32_1b_random_has_the_published_size() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from model.backbone import LLAMA32_1B_RANDOM, RANDOM_PRESETS
+
+    shape = RANDOM_PRESETS[LLAMA32_1B_RANDOM].shape()
+    with torch.device("meta"):  # count without allocating 5 GB
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=128_256, **shape))
+    assert sum(p.numel() for p in model.parameters()) == 1_235_814_400

@@ -132,3 +132,23 @@ def test_missing_or_foreign_folders(tmp_path: Path) -> None:
     (tmp_path / "future" / META_FILE).write_text(json.dumps({"format_version": 99}))
     with pytest.raises(CheckpointError, match="format_version 99"):
         load_checkpoint(tmp_path / "future")
+
+
+def test_tied_llama3_backbone_round_trip(tmp_path: Path, gad_cache_dir: Path) -> None:
+    from model.backbone import resolve_backbone
+    from model.gad import GADClassifier
+    from tests.model.helpers import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config("gad", backbone="tiny-llama3")
+    model = GADClassifier(config, resolve_backbone("tiny-llama3", cache_dir=gad_cache_dir))
+    train_steps(model, steps=2)
+    save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt", cache_dir=gad_cache_dir)
+    features, _, _ = random_batch(batch=2, steps=3)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.class_logits(features), model.class_logits(features), rtol=0, atol=0
+        )
+    out = loaded.generate(features, constrained=True)
+    assert all(out.exact)
