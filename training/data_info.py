@@ -1,0 +1,107 @@
+"""`data_info.json`: the facts of a feature dataset, as LSTR/TeSTra/MAT and the GAD authors
+lay them out — one entry per dataset name:
+
+    {"THUMOS": {"class_names": ["Background", "BaseballPitch", ..., "Ambiguous"],
+                "ignore_index": 21, "background_index": 0, "fps": 4,
+                "feature_dirs": ["rgb_kinetics_resnet50"],
+                "train_session_set": ["video_validation_0000051", ...],
+                "test_session_set": ["video_test_0000004", ...]}}
+
+Optional keys and their defaults: `background_index` 0, `ignore_index` null, `fps` 4,
+`feature_dirs` ["rgb_kinetics_resnet50"], `target_dir` "target_perframe". Dataset facts
+live here, never in code that sniffs the dataset's name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model.errors import ConfigError
+
+DATA_INFO = "data_info.json"
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    name: str
+    root: Path
+    class_names: tuple[str, ...]
+    ignore_index: int | None
+    background_index: int | None
+    fps: float
+    feature_dirs: tuple[str, ...]
+    target_dir: str
+    train_sessions: tuple[str, ...]
+    test_sessions: tuple[str, ...]
+
+    def sessions(self, split: str) -> tuple[str, ...]:
+        if split not in ("train", "test"):
+            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+        return self.train_sessions if split == "train" else self.test_sessions
+
+    @property
+    def model_class_names(self) -> tuple[str, ...]:
+        """Class names the model predicts: the ignored class (Ambiguous) left out."""
+        return tuple(n for i, n in enumerate(self.class_names) if i != self.ignore_index)
+
+    def to_model_index(self, index: int) -> int:
+        """Data class index → model class index (the ignore index removed)."""
+        if self.ignore_index is not None and index > self.ignore_index:
+            return index - 1
+        return index
+
+    @property
+    def model_background_index(self) -> int | None:
+        return None if self.background_index is None else self.to_model_index(self.background_index)
+
+
+def load_data_info(
+    root: Path, name: str | None = None, *, feature_dirs: list[str] | None = None
+) -> DataInfo:
+    """Read `root/data_info.json`; `name` picks the dataset (optional when there is one)."""
+    root = Path(root)
+    path = root / DATA_INFO
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: a dataset folder needs a {DATA_INFO}")
+    try:
+        entries: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    if name is None:
+        if len(entries) != 1:
+            raise ConfigError(f"{path} holds datasets {sorted(entries)}: pick one with --dataset")
+        name = next(iter(entries))
+    if name not in entries:
+        raise ConfigError(f"{path} has no dataset {name!r}; it has {sorted(entries)}")
+    entry = entries[name]
+    missing = {"class_names", "train_session_set", "test_session_set"} - set(entry)
+    if missing:
+        raise ConfigError(f"{path}: dataset {name!r} lacks {sorted(missing)}")
+    class_names = tuple(entry["class_names"])
+    n = len(class_names)
+    ignore = entry.get("ignore_index")
+    background = entry.get("background_index", 0)
+    for key, value in (("ignore_index", ignore), ("background_index", background)):
+        if value is not None and not 0 <= value < n:
+            raise ConfigError(f"{path}: {key} {value} outside 0..{n - 1} ({n} classes)")
+    if ignore is not None and ignore == background:
+        raise ConfigError(f"{path}: ignore_index and background_index are both {ignore}")
+    fps = float(entry.get("fps", 4))
+    if fps <= 0:
+        raise ConfigError(f"{path}: fps must be positive, got {fps}")
+    dirs = tuple(feature_dirs or entry.get("feature_dirs", ["rgb_kinetics_resnet50"]))
+    return DataInfo(
+        name=name,
+        root=root,
+        class_names=class_names,
+        ignore_index=ignore,
+        background_index=background,
+        fps=fps,
+        feature_dirs=dirs,
+        target_dir=entry.get("target_dir", "target_perframe"),
+        train_sessions=tuple(entry["train_session_set"]),
+        test_sessions=tuple(entry["test_session_set"]),
+    )

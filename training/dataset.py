@@ -1,0 +1,139 @@
+"""Feature videos in the standard OAD layout, and the training windows drawn from them.
+
+    ROOT/data_info.json
+    ROOT/<feature_dir>/<session>.npy      [frames, D] per feature dir, concatenated on D
+    ROOT/target_perframe/<session>.npy    [frames, classes] one-hot (multi-hot allowed)
+
+One class serves every dataset (THUMOS, TVSeries, EK100, CrossTask, Ego4D-GoalStep, our
+synthetic one): what differs is data, in data_info.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import ConfigError
+from model.windowing import WindowSpec, build_window
+from training.data_info import DataInfo
+
+
+@dataclass
+class FeatureVideo:
+    session: str
+    features: np.ndarray  # [T, D] (memory-mapped for a single feature dir)
+    targets: np.ndarray  # [T, C] in data class space
+    labels: np.ndarray  # [T] data class index (argmax of targets)
+    previous: np.ndarray  # [T] previous action (data class index), -1 when none
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def previous_actions(
+    labels: np.ndarray, *, background: int | None, ignore: int | None
+) -> np.ndarray:
+    """For each frame, the last action whose segment ended before the current one began."""
+    previous = np.full(len(labels), -1, dtype=np.int64)
+    last_done, current = -1, None
+    for t, label in enumerate(labels.tolist()):
+        if label != current:
+            if current is not None and current not in (background, ignore):
+                last_done = current
+            current = label
+        previous[t] = last_done
+    return previous
+
+
+def load_video(info: DataInfo, session: str) -> FeatureVideo:
+    parts = []
+    for feature_dir in info.feature_dirs:
+        path = info.root / feature_dir / f"{session}.npy"
+        if not path.is_file():
+            raise ConfigError(f"missing feature file {path}")
+        array = np.load(path, mmap_mode="r")
+        if array.ndim != 2:
+            raise ConfigError(f"{path} has shape {list(array.shape)}, expected [frames, features]")
+        parts.append(array)
+    target_path = info.root / info.target_dir / f"{session}.npy"
+    if not target_path.is_file():
+        raise ConfigError(f"missing target file {target_path}")
+    targets = np.load(target_path, mmap_mode="r")
+    n_classes = len(info.class_names)
+    if targets.ndim != 2 or targets.shape[1] != n_classes:
+        raise ConfigError(
+            f"{target_path} has shape {list(targets.shape)}, expected [frames, {n_classes}] "
+            f"({n_classes} classes in data_info.json)"
+        )
+    lengths = {len(p) for p in parts} | {len(targets)}
+    if len(lengths) != 1:
+        sizes = ", ".join(f"{d}: {len(p)}" for d, p in zip(info.feature_dirs, parts, strict=True))
+        raise ConfigError(
+            f"session {session}: feature and target lengths differ ({sizes}, "
+            f"{info.target_dir}: {len(targets)})"
+        )
+    features = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    labels = np.asarray(targets).argmax(axis=1)
+    if (np.asarray(targets).sum(axis=1) == 0).any():
+        raise ConfigError(f"{target_path} has frames with no class set (all-zero rows)")
+    return FeatureVideo(
+        session=session,
+        features=features,
+        targets=targets,
+        labels=labels,
+        previous=previous_actions(
+            labels, background=info.background_index, ignore=info.ignore_index
+        ),
+    )
+
+
+def load_split(info: DataInfo, split: str, *, limit: int | None = None) -> list[FeatureVideo]:
+    sessions = info.sessions(split)[:limit]
+    if not sessions:
+        raise ConfigError(f"dataset {info.name} has no {split} sessions")
+    videos = [load_video(info, s) for s in sessions]
+    dims = {v.features.shape[1] for v in videos}
+    if len(dims) != 1:
+        raise ConfigError(f"feature sizes differ across {split} sessions: {sorted(dims)}")
+    return videos
+
+
+class TrainWindows:
+    """Training samples: every `short_frames`-th frame (label = that frame's class) with a
+    random phase per epoch, frames labelled with the ignore class skipped.
+
+    Items are (window [L+S, D] float32, mask [L+S] uint8, label, previous) with labels in
+    model class space. Works as a torch Dataset (len + getitem) without importing torch.
+    """
+
+    def __init__(self, videos: list[FeatureVideo], info: DataInfo, spec: WindowSpec, seed: int = 0):
+        self.videos, self.info, self.spec, self.seed = videos, info, spec, seed
+        self.index: list[tuple[int, int]] = []
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
+        stride = self.spec.short_frames
+        index = []
+        for v, video in enumerate(self.videos):
+            phase = int(rng.integers(stride))
+            for t in range(phase, len(video), stride):
+                if video.labels[t] != self.info.ignore_index:
+                    index.append((v, t))
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        v, t = self.index[i]
+        video = self.videos[v]
+        window, mask = build_window(video.features, t, self.spec)
+        previous = int(video.previous[t])
+        return (
+            window,
+            mask,
+            self.info.to_model_index(int(video.labels[t])),
+            self.info.to_model_index(previous) if previous >= 0 else -1,
+        )

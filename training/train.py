@@ -1,0 +1,328 @@
+"""The training loop: windows from a feature dataset → a GAD checkpoint.
+
+Device placement, bf16 autocast and multi-GPU data parallelism come from 🤗 Accelerate,
+so one command runs on a CPU, a GPU, or N GPUs:
+
+    gad train DATA --out runs/x                          # CPU or one GPU
+    accelerate launch --num_processes 4 -m gad train DATA --out runs/x --bf16
+    torchrun --nproc-per-node 4 -m gad train DATA --out runs/x --bf16
+
+The epoch order is a seeded permutation sharded across processes, so a resumed run
+continues with exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from model.backbone import resolve_backbone
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.config import LoraSettings, ModelConfig
+from model.errors import ConfigError
+from model.gad import GADClassifier
+from model.windowing import WindowSpec
+from training.data_info import load_data_info
+from training.dataset import TrainWindows, load_split
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path
+    out: Path
+    dataset: str | None = None
+    feature_dirs: tuple[str, ...] | None = None
+    kind: str = "gad"
+    backbone: str = "tiny"
+    long_frames: int = 128
+    short_frames: int = 32
+    long_stride: int = 1
+    lm_weight: float = 1.0
+    background_weight: float = 1.0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False
+    save_every: int = 0  # steps between checkpoints; 0: at the end of each epoch
+    log_every: int = 10
+    resume: bool = False
+    limit_videos: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["data"], data["out"] = str(self.data), str(self.out)
+        return data
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    steps: int
+    seconds: float
+    last_loss: float
+    windows: int
+
+
+def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
+    return {
+        "features": torch.from_numpy(np.stack([i[0] for i in items])),
+        "mask": torch.from_numpy(np.stack([i[1] for i in items])).long(),
+        "labels": torch.tensor([i[2] for i in items]),
+        "previous": torch.tensor([i[3] for i in items]),
+    }
+
+
+def epoch_batches(
+    size: int, *, batch: int, seed: int, epoch: int, rank: int, world: int
+) -> list[list[int]]:
+    """This process's batches of sample indices for one epoch (seeded, sharded, full)."""
+    order = np.random.default_rng([seed, epoch, 7]).permutation(size)
+    per_step = batch * world
+    usable = len(order) - len(order) % per_step if len(order) >= per_step else len(order)
+    mine = order[:usable][rank::world]
+    return [mine[i : i + batch].tolist() for i in range(0, len(mine), batch)]
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    accelerator = Accelerator(
+        mixed_precision="bf16" if cfg.bf16 else "no",
+        cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
+    )
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
+    set_seed(cfg.seed)
+    info = load_data_info(cfg.data, cfg.dataset, feature_dirs=list(cfg.feature_dirs or []) or None)
+    videos = load_split(info, "train", limit=cfg.limit_videos)
+    spec = WindowSpec(cfg.long_frames, cfg.short_frames, cfg.long_stride)
+    samples = TrainWindows(videos, info, spec, seed=cfg.seed)
+    model_cfg = ModelConfig(
+        backbone=cfg.backbone,
+        kind=cfg.kind,  # type: ignore[arg-type]
+        feature_dim=int(videos[0].features.shape[1]),
+        class_names=info.model_class_names,
+        background_index=info.model_background_index,
+        lm_weight=cfg.lm_weight,
+        background_weight=cfg.background_weight,
+        lora=cfg.lora,
+        long_frames=cfg.long_frames,
+        short_frames=cfg.short_frames,
+    )
+    out = Path(cfg.out)
+    ckpt_dir = out / CHECKPOINT_DIR
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
+    if cfg.resume and (ckpt_dir / STATE_FILE).is_file():
+        model = load_checkpoint(
+            ckpt_dir,
+            expect_feature_dim=model_cfg.feature_dim,
+            expect_class_names=model_cfg.class_names,
+        )
+        if model.config != model_cfg:
+            raise ConfigError(
+                f"--resume: {ckpt_dir} was trained with {model.config.to_dict()}, "
+                f"these arguments ask for {model_cfg.to_dict()}"
+            )
+        state = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
+        log.info("resuming %s at step %d (epoch %d)", ckpt_dir, state["step"], state["epoch"])
+    elif cfg.resume:
+        raise ConfigError(f"--resume: no {ckpt_dir / STATE_FILE} to resume from")
+    else:
+        model = GADClassifier(model_cfg, resolve_backbone(cfg.backbone))
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    steps_per_epoch = len(
+        epoch_batches(
+            len(samples), batch=cfg.batch_size, seed=cfg.seed, epoch=0, rank=rank, world=world
+        )
+    )
+    total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    if total <= 0:
+        raise ConfigError(f"nothing to train: {len(samples)} windows, batch {cfg.batch_size}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:
+        (out / "train_config.json").write_text(
+            json.dumps(cfg.to_dict(), indent=2, default=str) + "\n"
+        )
+    writer = _tensorboard(out) if accelerator.is_main_process else None
+    # Where the loop stands; `save` records it so --resume continues from here.
+    pos = {
+        "step": state["step"],
+        "epoch": state["epoch"],
+        "batch_in_epoch": state["batch_in_epoch"],
+    }
+    seconds_before, start = state["seconds"], time.perf_counter()
+    last_loss = float("nan")
+    bar = tqdm(
+        total=total,
+        initial=pos["step"],
+        disable=not (cfg.progress and accelerator.is_main_process),
+        desc=f"train {cfg.kind}",
+        unit="step",
+        dynamic_ncols=True,
+    )
+
+    def save() -> None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
+        seconds = seconds_before + time.perf_counter() - start
+        extra = {
+            "train": {
+                "steps": pos["step"],
+                "epochs_done": pos["epoch"],
+                "seconds": round(seconds, 1),
+                "loss": last_loss,
+                "windows_per_epoch": len(samples),
+                "dataset": info.name,
+                "data": str(cfg.data),
+            }
+        }
+        save_checkpoint(accelerator.unwrap_model(wrapped), ckpt_dir, extra=extra)
+        torch.save(
+            {
+                **pos,
+                "seconds": seconds,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+            },
+            ckpt_dir / STATE_FILE,
+        )
+
+    try:
+        wrapped.train()
+        while pos["step"] < total:
+            samples.set_epoch(pos["epoch"])
+            batches = epoch_batches(
+                len(samples),
+                batch=cfg.batch_size,
+                seed=cfg.seed,
+                epoch=pos["epoch"],
+                rank=rank,
+                world=world,
+            )
+            for indices in batches[pos["batch_in_epoch"] :]:
+                tick = time.perf_counter()
+                batch = {
+                    k: v.to(accelerator.device)
+                    for k, v in collate([samples[i] for i in indices]).items()
+                }
+                output = wrapped(
+                    batch["features"], batch["mask"], batch["labels"], batch["previous"]
+                )
+                accelerator.backward(output.loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                pos["step"] += 1
+                pos["batch_in_epoch"] += 1
+                last_loss = output.loss.item()
+                rate = len(indices) * world / (time.perf_counter() - tick)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{last_loss:.4f}",
+                    lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                    win_s=f"{rate:.0f}",
+                )
+                step = pos["step"]
+                if accelerator.is_main_process and (step % cfg.log_every == 0 or step == total):
+                    _log(
+                        out,
+                        writer,
+                        step=step,
+                        epoch=pos["epoch"],
+                        output=output,
+                        lr=scheduler.get_last_lr()[0],
+                        rate=rate,
+                        elapsed=seconds_before + time.perf_counter() - start,
+                    )
+                if cfg.save_every and step % cfg.save_every == 0:
+                    save()
+                if step >= total:
+                    break
+            else:  # the epoch ran out
+                pos["epoch"] += 1
+                pos["batch_in_epoch"] = 0
+                if not cfg.save_every and pos["step"] < total:
+                    save()
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted at step %d: saving %s", pos["step"], ckpt_dir)
+        save()
+        raise
+    bar.close()
+    save()
+    if writer is not None:
+        writer.close()
+    return TrainResult(
+        ckpt_dir, step, seconds_before + time.perf_counter() - start, last_loss, len(samples)
+    )
+
+
+def _tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: JSONL only
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _log(
+    out: Path,
+    writer: Any,
+    *,
+    step: int,
+    epoch: int,
+    output: Any,
+    lr: float,
+    rate: float,
+    elapsed: float,
+) -> None:
+    record = {
+        "step": step,
+        "epoch": epoch,
+        "loss": output.loss.item(),
+        "lr": lr,
+        "windows_per_s": round(rate, 1),
+        "elapsed_s": round(elapsed, 2),
+    }
+    for key in ("cls_loss", "lm_loss"):
+        value = getattr(output, key)
+        if value is not None:
+            record[key] = value.item()
+    with (out / LOG_FILE).open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for key, value in record.items():
+            if key not in ("step", "epoch"):
+                writer.add_scalar(f"train/{key}", value, step)
