@@ -1,7 +1,11 @@
 """`gad` — the single entry point; every capability is a subcommand with `--help`.
 
-    gad info CHECKPOINT                 what a checkpoint holds
-    gad bench forward --backbone tiny   parameter counts and one-forward latency
+    gad data synth --out data/synth             the synthetic benchmark
+    gad train data/synth --out runs/gad         train (generative | discriminative | gad)
+    gad eval runs/gad --data data/synth         per-frame mAP, accuracy, segment F1, plots
+    gad info runs/gad/checkpoint                what a checkpoint holds
+    gad bench forward --backbone tiny           parameter counts and one-forward latency
+    gad bench compare --data data/synth         the three classifiers side by side
 
 Each package contributes its subcommands through a torch-free `commands` module whose
 handlers import the heavy libraries only when they run, so `gad --help` (and later
@@ -20,9 +24,10 @@ from gad import __version__
 from model.errors import GADError
 
 # Modules exposing `register(commands, groups)`; order is the order in `--help`.
-COMMAND_MODULES = ("model.commands",)
+COMMAND_MODULES = ("training.commands", "model.commands")
 # Subcommand groups (`gad bench ...`) that several packages add to.
 GROUPS = {
+    "data": "make datasets in the standard OAD feature layout",
     "bench": "benchmarks that print a table (medians of several runs)",
 }
 

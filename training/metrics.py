@@ -241,18 +241,20 @@ def _iou(a: Segment, b: Segment) -> float:
 def _match_counts(
     truth: list[Segment], pred: list[Segment], threshold: float
 ) -> tuple[int, int, int]:
-    """(tp, fp, fn) of one video: greedy matching of predictions, in time order."""
+    """(tp, fp, fn) of one video, matched as MS-TCN's evaluation does: each prediction (in
+    time order) takes its best-IoU ground-truth segment of the same label; it is a true
+    positive when that IoU reaches the threshold and the segment is not already taken."""
     matched = [False] * len(truth)
     tp = fp = 0
     for p in pred:
         best, best_iou = -1, -1.0
         for j, t in enumerate(truth):
-            if matched[j] or t.label != p.label:
+            if t.label != p.label:
                 continue
             iou = _iou(p, t)
             if iou > best_iou:
                 best, best_iou = j, iou
-        if best >= 0 and best_iou >= threshold:
+        if best >= 0 and best_iou >= threshold and not matched[best]:
             matched[best] = True
             tp += 1
         else:
@@ -271,8 +273,9 @@ def segment_f1(
     """Segmental F1@k (Lea et al. 2017; MS-TCN) over videos, as {threshold: F1 in [0, 1]}.
 
     Per video, each predicted segment (in time order) is a true positive when its IoU with the
-    best-matching not-yet-matched ground-truth segment of the same label is >= threshold, and a
-    false positive otherwise; ground-truth segments left unmatched are false negatives.
+    best-matching ground-truth segment of the same label is >= threshold and that segment is
+    not matched yet, and a false positive otherwise (MS-TCN's rule); ground-truth segments left
+    unmatched are false negatives.
     TP/FP/FN are summed over videos; F1 = 2PR / (P + R), 0 when undefined (e.g. no TP).
     """
     if len(true_labels) != len(pred_labels):

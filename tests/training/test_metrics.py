@@ -307,16 +307,16 @@ def test_segment_f1_sums_counts_over_videos() -> None:
     assert segment_f1(truth, pred, thresholds=(0.5,)) == {0.5: pytest.approx(2 / 3)}
 
 
-def test_segment_f1_matches_the_best_unmatched_segment() -> None:
+def test_segment_f1_matches_like_ms_tcn() -> None:
     # Truth: label 1 at A = [0, 6) and B = [7, 10). Prediction: [0, 3) and [4, 8).
-    # [0, 3) takes A (IoU 3/6). [4, 8) overlaps A most (IoU 2/8) but A is taken, so it is
-    # matched against B, the best not-yet-matched segment: IoU 1/6 >= .1 -> TP 2, F1 = 1.
-    # (Matching against the best segment overall, taken or not, would count it FP: F1 = 1/2.)
+    # [0, 3) takes A (IoU 3/6). [4, 8) overlaps A most (IoU 2/8); A is taken, so — as in
+    # MS-TCN's evaluation — it is a false positive, not re-matched to B (IoU 1/6):
+    # TP 1, FP 1, FN 1 -> F1 = 1/2 at both thresholds.
     truth = [np.array([1, 1, 1, 1, 1, 1, 0, 1, 1, 1])]
     pred = [np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 0])]
     assert segment_f1(truth, pred, thresholds=(0.1, 0.2)) == {
-        0.1: 1.0,
-        0.2: pytest.approx(1 / 2),  # TP 1, FP 1, FN 1
+        0.1: pytest.approx(1 / 2),
+        0.2: pytest.approx(1 / 2),
     }
 
 

@@ -1,0 +1,183 @@
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import training.train as train_module
+from gad.cli import main
+from model.checkpoint import load_checkpoint
+from model.config import LoraSettings
+from training.data_info import load_data_info
+from training.dataset import load_split
+from training.evaluate import compute_metrics, load_scores, predict
+from training.synth import SynthConfig, write_synth_dataset
+from training.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    write_synth_dataset(root, SynthConfig(videos_train=12, videos_test=3, feature_dim=32))
+    return root
+
+
+def config(data: Path, out: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "data": data,
+        "out": out,
+        "kind": "gad",
+        "long_frames": 8,
+        "short_frames": 8,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "lora": LoraSettings(rank=8, alpha=16, dropout=0.0),
+        "progress": False,
+        "log_every": 5,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_short_training_beats_chance_by_far(synth: Path, tmp_path: Path) -> None:
+    result = train(config(synth, tmp_path / "run", epochs=8))
+    info = load_data_info(synth)
+    test = load_split(info, "test")
+    metrics = compute_metrics(
+        predict(load_checkpoint(result.checkpoint), test, info, progress=False), info
+    )
+    # Chance mAP is the share of positive frames per class: ~4 % here.
+    targets = np.concatenate([v.targets for v in test])
+    chance = targets[:, 1:-1].mean(axis=0)[targets[:, 1:-1].sum(axis=0) > 0].mean()
+    assert chance < 0.1
+    assert metrics["map"] > 0.35, metrics["map"]
+    assert metrics["frame_accuracy"] > 0.5
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == result.steps and log[-1]["loss"] < log[0]["loss"]
+    assert {"cls_loss", "lm_loss", "lr", "windows_per_s"} <= set(log[0])
+
+
+def test_interrupted_run_resumes_to_the_same_weights(
+    synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = train(config(synth, tmp_path / "straight", max_steps=12, epochs=3))
+
+    calls = {"n": 0}
+    real_collate = train_module.collate
+
+    def interrupt_at_step_7(items):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real_collate(items)
+
+    monkeypatch.setattr(train_module, "collate", interrupt_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(synth, tmp_path / "resumed", max_steps=12, epochs=3))
+    state = torch.load(tmp_path / "resumed" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 6  # Ctrl-C saved what was done
+    monkeypatch.setattr(train_module, "collate", real_collate)
+    resumed = train(config(synth, tmp_path / "resumed", max_steps=12, epochs=3, resume=True))
+    assert resumed.steps == 12
+    for name in ("trained.safetensors", "adapter/adapter_model.safetensors"):
+        a = load_file(str(straight.checkpoint / name))
+        b = load_file(str(resumed.checkpoint / name))
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_other_settings(synth: Path, tmp_path: Path) -> None:
+    cfg = config(synth, tmp_path / "run", max_steps=2)
+    train(cfg)
+    from model.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--resume"):
+        train(replace(cfg, kind="discriminative", resume=True))
+
+
+def test_cli_synth_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(data),
+                "--train-videos",
+                "4",
+                "--test-videos",
+                "2",
+                "--feature-dim",
+                "16",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--out",
+                str(run),
+                "--kind",
+                "discriminative",
+                "--long",
+                "4",
+                "--short",
+                "4",
+                "--max-steps",
+                "5",
+                "--lora-rank",
+                "4",
+                "--lora-alpha",
+                "8",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    scores = run / "scores.npz"
+    assert (
+        main(["eval", str(run), "--data", str(data), "--save-scores", str(scores), "--plots", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| mAP |" in out and "Segment F1@0.5" in out
+    report = run / "eval"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert (report / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list(report.glob("timeline_*.png"))) == 1
+    results, names = load_scores(scores)
+    assert names[0] == "background" and len(results) == 2
+    assert results[0].scores.shape == results[0].targets.shape
+    # The report can be rebuilt from the scores alone, with the same numbers.
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(data),
+                "--from-scores",
+                str(scores),
+                "--report",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["map"] == pytest.approx(metrics["map"])
+
+
+def test_generative_eval_scores_are_one_hot(synth: Path, tmp_path: Path) -> None:
+    result = train(config(synth, tmp_path / "gen", kind="generative", max_steps=3))
+    info = load_data_info(synth)
+    video = load_split(info, "test", limit=1)
+    scores = predict(load_checkpoint(result.checkpoint), video, info, progress=False)[0].scores
+    assert np.all(scores.sum(axis=1) == 1.0) and set(np.unique(scores)) <= {0.0, 1.0}
+    assert np.all(scores[:, info.ignore_index] == 0.0)
