@@ -162,19 +162,33 @@ def load_scores(path: Path) -> tuple[list[VideoScores], list[str]]:
 
 
 def window_latency_ms(
-    model: GADClassifier, video: FeatureVideo, *, repeats: int = 5, constrained: bool = True
-) -> float:
-    """Median ms to label one frame (batch 1, last frame's window): one pass or a full decode."""
-    spec = WindowSpec(model.config.long_frames, model.config.short_frames)
-    windows, mask = build_windows(video.features, [len(video) - 1], spec)
-    features, mask_t = torch.from_numpy(windows), torch.from_numpy(mask).long()
-    score_windows(model, features, mask_t, constrained=constrained)  # warm-up
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        score_windows(model, features, mask_t, constrained=constrained)
-        times.append((time.perf_counter() - tick) * 1e3)
-    return statistics.median(times)
+    models: dict[str, GADClassifier],
+    video: FeatureVideo,
+    *,
+    rounds: int = 3,
+    repeats: int = 10,
+    constrained: bool = True,
+) -> dict[str, float]:
+    """Median ms per frame label (batch 1, the last frame's window) for each model.
+
+    One forward pass for [CLS] models, a full greedy decode for `generative`. Models are
+    timed side by side, round-robin after a warm-up, so they share the machine's state.
+    """
+    inputs = {}
+    for name, model in models.items():
+        spec = WindowSpec(model.config.long_frames, model.config.short_frames)
+        windows, mask = build_windows(video.features, [len(video) - 1], spec)
+        inputs[name] = (torch.from_numpy(windows), torch.from_numpy(mask).long())
+        for _ in range(3):  # warm-up
+            score_windows(model, *inputs[name], constrained=constrained)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for _ in range(repeats):
+                tick = time.perf_counter()
+                score_windows(model, *inputs[name], constrained=constrained)
+                times[name].append((time.perf_counter() - tick) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:

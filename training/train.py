@@ -149,6 +149,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         log.info("resuming %s at step %d (epoch %d)", ckpt_dir, state["step"], state["epoch"])
     elif cfg.resume:
         raise ConfigError(f"--resume: no {ckpt_dir / STATE_FILE} to resume from")
+    elif ckpt_dir.exists():
+        raise ConfigError(
+            f"{out} already holds a checkpoint: --resume to continue it, or pick another --out"
+        )
     else:
         model = GADClassifier(model_cfg, resolve_backbone(cfg.backbone))
 

@@ -28,11 +28,21 @@ def test_help_does_not_import_torch() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
-    assert "info" in result.stdout and "bench" in result.stdout
+    for command in ("info", "bench", "train", "eval", "data"):
+        assert command in result.stdout
 
 
 @pytest.mark.parametrize(
-    "argv", [["info", "--help"], ["bench", "--help"], ["bench", "forward", "--help"]]
+    "argv",
+    [
+        ["info", "--help"],
+        ["bench", "--help"],
+        ["bench", "forward", "--help"],
+        ["bench", "compare", "--help"],
+        ["data", "synth", "--help"],
+        ["train", "--help"],
+        ["eval", "--help"],
+    ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

@@ -181,3 +181,12 @@ def test_generative_eval_scores_are_one_hot(synth: Path, tmp_path: Path) -> None
     scores = predict(load_checkpoint(result.checkpoint), video, info, progress=False)[0].scores
     assert np.all(scores.sum(axis=1) == 1.0) and set(np.unique(scores)) <= {0.0, 1.0}
     assert np.all(scores[:, info.ignore_index] == 0.0)
+
+
+def test_an_existing_run_is_not_overwritten(synth: Path, tmp_path: Path) -> None:
+    from model.errors import ConfigError
+
+    cfg = config(synth, tmp_path / "run", max_steps=1)
+    train(cfg)
+    with pytest.raises(ConfigError, match="already holds a checkpoint: --resume"):
+        train(cfg)
