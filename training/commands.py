@@ -184,7 +184,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from model.errors import ConfigError
     from training.data_info import load_data_info
-    from training.evaluate import compute_metrics, load_scores, predict, save_scores, write_metrics
+    from training.evaluate import (
+        compute_metrics,
+        load_scores,
+        pooled_labels,
+        predict,
+        save_scores,
+        write_metrics,
+    )
     from training.reports import metrics_markdown, plot_confusion, plot_timeline
 
     info = load_data_info(args.data, args.dataset)
@@ -236,10 +243,11 @@ def run_eval(args: argparse.Namespace) -> int:
     write_metrics(report, metrics)
     markdown = metrics_markdown(metrics, title=f"{info.name} {args.split}: {title}")
     (report / "metrics.md").write_text(markdown + "\n")
+    truth, predicted = pooled_labels(results, info)
     plot_confusion(
         report / "confusion.png",
-        true_labels=_labels(results, "targets", info),
-        pred_labels=_labels(results, "scores", info),
+        true_labels=truth,
+        pred_labels=predicted,
         class_names=list(info.class_names),
         title=title,
     )
@@ -256,17 +264,6 @@ def run_eval(args: argparse.Namespace) -> int:
     print(markdown)
     print(f"\nreport: {report}" + (f"; scores: {args.save_scores}" if args.save_scores else ""))
     return 0
-
-
-def _labels(results: list, key: str, info) -> object:
-    import numpy as np
-
-    labels = np.concatenate([getattr(r, key).argmax(1) for r in results])
-    truth = np.concatenate([r.targets.argmax(1) for r in results])
-    keep = (
-        truth != info.ignore_index if info.ignore_index is not None else np.ones_like(truth, bool)
-    )
-    return labels[keep]
 
 
 def run_compare_cmd(args: argparse.Namespace) -> int:

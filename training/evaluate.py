@@ -144,6 +144,14 @@ def compute_metrics(results: list[VideoScores], info: DataInfo) -> dict[str, Any
     }
 
 
+def pooled_labels(results: list[VideoScores], info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) class per frame over all videos, ignored frames left out."""
+    truth = np.concatenate([r.targets.argmax(1) for r in results])
+    predicted = np.concatenate([r.scores.argmax(1) for r in results])
+    keep = truth != info.ignore_index if info.ignore_index is not None else slice(None)
+    return truth[keep], predicted[keep]
+
+
 def save_scores(path: Path, results: list[VideoScores], info: DataInfo) -> None:
     """npz with `scores/<video>`, `targets/<video>` ([frames, classes]) and `class_names`."""
     arrays: dict[str, np.ndarray] = {"class_names": np.asarray(info.class_names)}
