@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from gad.cli import main
+from training.synth import SynthConfig, write_synth_dataset
+
+
+def test_compare_writes_one_row_per_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    write_synth_dataset(data, SynthConfig(videos_train=3, videos_test=1, feature_dim=16))
+    table = tmp_path / "compare.md"
+    argv = ["bench", "compare", "--data", str(data), "--runs", str(tmp_path / "runs"),
+            "--out", str(table), "--long", "4", "--short", "4", "--max-steps", "2",
+            "--lora-rank", "4", "--lora-alpha", "8", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    text = table.read_text()
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and "classifier" not in line
+    ]
+    assert [row.split("|")[1].strip() for row in rows] == ["generative", "discriminative", "gad"]
+    assert "1.0×" in rows[0]  # generative is the reference for the speed ratio
+    for kind in ("generative", "discriminative", "gad"):
+        assert (tmp_path / "runs" / kind / "eval" / "metrics.json").is_file()
+    assert text.strip() in capsys.readouterr().out
