@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 from torch import nn
+from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from model.backbone import Backbone
@@ -242,7 +243,7 @@ class GADClassifier(nn.Module):
             with_cls=self.config.uses_cls,
         )
         positions = self._positions(attention)
-        out = self._decoder(embeds, attention, positions, past=_new_cache())
+        out = self._decoder(embeds, attention, positions, past=DynamicCache())
         batch = features.shape[0]
         limit = max_new_tokens or self.prompt.max_answer_tokens
         nodes: list[object | None] = [self.trie.root] * batch
@@ -299,12 +300,6 @@ class GADClassifier(nn.Module):
                 indices.append(int(index))
                 exact.append(False)
         return Generation(indices=indices, texts=texts, exact=exact)
-
-
-def _new_cache() -> object:
-    from transformers import DynamicCache
-
-    return DynamicCache()
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
