@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from model.errors import ConfigError
+from model.windowing import WindowSpec
 
 ClassifierKind = Literal["generative", "discriminative", "gad"]
 CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
@@ -48,7 +49,8 @@ class ModelConfig:
     """Everything needed to rebuild a GAD classifier around a backbone.
 
     `class_names[background_index]` is the background class (None: the data has none).
-    `long_frames + short_frames` is the window the model is trained and served with.
+    `window` (long memory every `long_stride` rows + short window) is what the model is
+    trained and served with.
     """
 
     backbone: str
@@ -62,6 +64,7 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     long_frames: int = 128
     short_frames: int = 32
+    long_stride: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -89,10 +92,10 @@ class ModelConfig:
                 f"loss weights must be >= 0, got lm_weight={self.lm_weight}, "
                 f"background_weight={self.background_weight}"
             )
-        if self.long_frames < 0 or self.short_frames <= 0:
+        if self.long_frames < 0 or self.short_frames <= 0 or self.long_stride <= 0:
             raise ConfigError(
-                f"window needs short_frames > 0 and long_frames >= 0, "
-                f"got {self.short_frames}/{self.long_frames}"
+                f"window needs short_frames > 0, long_frames >= 0 and long_stride > 0, "
+                f"got {self.short_frames}/{self.long_frames}/{self.long_stride}"
             )
 
     @property
@@ -100,8 +103,9 @@ class ModelConfig:
         return len(self.class_names)
 
     @property
-    def window_frames(self) -> int:
-        return self.long_frames + self.short_frames
+    def window(self) -> WindowSpec:
+        """The window the model is trained and served with (model/windowing.py)."""
+        return WindowSpec(self.long_frames, self.short_frames, self.long_stride)
 
     @property
     def uses_cls(self) -> bool:

@@ -89,7 +89,7 @@ def predict(
     progress: bool = True,
 ) -> list[VideoScores]:
     model.eval().to(device)
-    spec = WindowSpec(model.config.long_frames, model.config.short_frames)
+    spec = model.config.window
     results = []
     for video in tqdm(videos, desc=f"eval {model.config.kind}", unit="video", disable=not progress):
         scores = score_video(
@@ -184,7 +184,7 @@ def window_latency_ms(
     """
     inputs = {}
     for name, model in models.items():
-        spec = WindowSpec(model.config.long_frames, model.config.short_frames)
+        spec = model.config.window
         windows, mask = build_windows(video.features, [len(video) - 1], spec)
         inputs[name] = (torch.from_numpy(windows), torch.from_numpy(mask).long())
         for _ in range(3):  # warm-up

@@ -32,7 +32,6 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import LoraSettings, ModelConfig
 from model.errors import ConfigError
 from model.gad import GADClassifier
-from model.windowing import WindowSpec
 from training.data_info import load_data_info
 from training.dataset import TrainWindows, load_split
 
@@ -117,8 +116,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     set_seed(cfg.seed)
     info = load_data_info(cfg.data, cfg.dataset, feature_dirs=list(cfg.feature_dirs or []) or None)
     videos = load_split(info, "train", limit=cfg.limit_videos)
-    spec = WindowSpec(cfg.long_frames, cfg.short_frames, cfg.long_stride)
-    samples = TrainWindows(videos, info, spec, seed=cfg.seed)
     model_cfg = ModelConfig(
         backbone=cfg.backbone,
         kind=cfg.kind,  # type: ignore[arg-type]
@@ -130,7 +127,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         lora=cfg.lora,
         long_frames=cfg.long_frames,
         short_frames=cfg.short_frames,
+        long_stride=cfg.long_stride,
     )
+    samples = TrainWindows(videos, info, model_cfg.window, seed=cfg.seed)
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}

@@ -190,3 +190,11 @@ def test_an_existing_run_is_not_overwritten(synth: Path, tmp_path: Path) -> None
     train(cfg)
     with pytest.raises(ConfigError, match="already holds a checkpoint: --resume"):
         train(cfg)
+
+
+def test_long_stride_travels_with_the_checkpoint(synth: Path, tmp_path: Path) -> None:
+    from model.windowing import WindowSpec
+
+    result = train(config(synth, tmp_path / "run", max_steps=1, long_frames=4, long_stride=3))
+    model = load_checkpoint(result.checkpoint)
+    assert model.config.window == WindowSpec(4, 8, long_stride=3)  # what eval builds windows with
