@@ -23,7 +23,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +43,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from model.cache_files import building
 from model.errors import BackboneError
 from model.llama3_tokenizer import llama3_tokenizer
 from model.lora import frozen_weights
@@ -317,18 +317,10 @@ def ensure_smollm2(cache_dir: Path) -> Path:
     config_dict.pop("_name_or_path", None)
     model = LlamaForCausalLM(LlamaConfig.from_dict(config_dict))
     model.load_state_dict(quantized.state_dict())
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / SOURCE_FILE).write_text(
-        json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}, indent=2) + "\n"
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # a conversion that died half-way (no SOURCE_FILE)
-        shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+    with building(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / SOURCE_FILE).write_text(
+            json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}, indent=2) + "\n"
+        )
     return target

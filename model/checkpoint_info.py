@@ -87,8 +87,8 @@ def describe_checkpoint(info: CheckpointInfo) -> list[tuple[str, str]]:
     lora = cfg.lora
     lora_text = "off (backbone frozen)"
     if lora.rank:
-        targets = list(lora.target_modules) + (["lm_head"] if lora.adapts_lm_head(cfg.kind) else [])
-        lora_text = f"r={lora.rank} α={lora.alpha} dropout={lora.dropout:g} on {','.join(targets)}"
+        targets = ",".join(lora.targets(cfg.kind))
+        lora_text = f"r={lora.rank} α={lora.alpha} dropout={lora.dropout:g} on {targets}"
     total, trainable = info.parameters.get("total", 0), info.parameters.get("trainable", 0)
     share = f" ({100 * trainable / total:.2f}%)" if total else ""
     rows = [

@@ -43,6 +43,10 @@ class LoraSettings:
     def adapts_lm_head(self, kind: str) -> bool:
         return self.lm_head if self.lm_head is not None else kind != "discriminative"
 
+    def targets(self, kind: str) -> tuple[str, ...]:
+        """The module names LoRA adapts for a classifier of this kind."""
+        return self.target_modules + (("lm_head",) if self.adapts_lm_head(kind) else ())
+
 
 @dataclass(frozen=True)
 class ModelConfig:

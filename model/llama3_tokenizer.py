@@ -9,13 +9,12 @@ ships inside quicktok. We convert it once into a Hugging Face `tokenizer.json` (
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
+from model.cache_files import building
 from model.errors import BackboneError
 
 log = logging.getLogger(__name__)
@@ -66,11 +65,5 @@ def _build(folder: Path) -> None:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=EOS
     )
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer.save_pretrained(str(tmp))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process built it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    with building(folder) as tmp:
+        tokenizer.save_pretrained(str(tmp))

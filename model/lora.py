@@ -20,9 +20,7 @@ def apply_lora(
         param.requires_grad_(False)
     if settings.rank == 0:
         return model
-    targets = list(settings.target_modules)
-    if settings.adapts_lm_head(kind):
-        targets.append("lm_head")
+    targets = list(settings.targets(kind))
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in targets if t not in present]
     if missing:

@@ -208,12 +208,10 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ConfigError("give a checkpoint (or run folder), or --from-scores FILE")
         from model.checkpoint import load_checkpoint
         from training.dataset import load_split
+        from training.train import CHECKPOINT_DIR
 
-        ckpt = (
-            args.checkpoint / "checkpoint"
-            if (args.checkpoint / "checkpoint").is_dir()
-            else args.checkpoint
-        )
+        run_ckpt = args.checkpoint / CHECKPOINT_DIR
+        ckpt = run_ckpt if run_ckpt.is_dir() else args.checkpoint
         device = (
             args.device
             if args.device != "auto"

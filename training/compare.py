@@ -4,13 +4,13 @@ inference latency; the generative latency is its full greedy decode)."""
 
 from __future__ import annotations
 
-import platform
 import shutil
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from model.bench_forward import cpu_name
 from model.checkpoint import load_checkpoint
 from training.data_info import load_data_info
 from training.dataset import load_split
@@ -76,7 +76,7 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
         f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
         f"LoRA r={base.lora.rank} α={base.lora.alpha}, seed {base.seed}; "
         + ", ".join(f"{k} {v}" for k, v in extra.items()),
-        f"CPU: {_cpu()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
+        f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
         "Latency: one frame's window at batch 1, median of 30 timed side by side after the "
         "training (generative: its full constrained greedy decode with a KV cache).",
         "",
@@ -93,9 +93,3 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
             f"{ratio} |"
         )
     return "\n".join(lines)
-
-
-def _cpu() -> str:
-    from model.bench_forward import cpu_name
-
-    return cpu_name() or platform.machine()

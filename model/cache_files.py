@@ -1,0 +1,29 @@
+"""Build a cache folder under a temporary name and publish it whole, so a crash or a
+concurrent builder never leaves a half-written folder where a finished one is expected."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def building(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces `target` atomically."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():  # a build that died half-way
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process published first; keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
