@@ -24,7 +24,13 @@ from gad import __version__
 from model.errors import GADError
 
 # Modules exposing `register(commands, groups)`; order is the order in `--help`.
-COMMAND_MODULES = ("training.commands", "model.commands")
+COMMAND_MODULES = (
+    "training.commands",
+    "training.video_commands",
+    "model.commands",
+    "model.encoder_commands",
+    "model.export_commands",
+)
 # Subcommand groups (`gad bench ...`) that several packages add to.
 GROUPS = {
     "data": "make datasets in the standard OAD feature layout",

@@ -8,7 +8,8 @@ lay them out — one entry per dataset name:
                 "test_session_set": ["video_test_0000004", ...]}}
 
 Optional keys and their defaults: `background_index` 0, `ignore_index` null, `fps` 4,
-`feature_dirs` ["rgb_kinetics_resnet50"], `target_dir` "target_perframe". Dataset facts
+`feature_dirs` ["rgb_kinetics_resnet50"], `target_dir` "target_perframe", `encoder` null
+(the frame encoder that made the features, when `gad data extract` did). Dataset facts
 live here, never in code that sniffs the dataset's name.
 """
 
@@ -36,6 +37,9 @@ class DataInfo:
     target_dir: str
     train_sessions: tuple[str, ...]
     test_sessions: tuple[str, ...]
+    # How the features were made when `gad data extract` wrote them: {"spec", "name",
+    # "feature_dim", "preprocess"}; None for feature sets made elsewhere (THUMOS).
+    encoder: dict[str, Any] | None = None
 
     def sessions(self, split: str) -> tuple[str, ...]:
         if split not in ("train", "test"):
@@ -104,4 +108,5 @@ def load_data_info(
         target_dir=entry.get("target_dir", "target_perframe"),
         train_sessions=tuple(entry["train_session_set"]),
         test_sessions=tuple(entry["test_session_set"]),
+        encoder=entry.get("encoder"),
     )

@@ -1,0 +1,11 @@
+"""`gad data render` and `gad data extract`: rendered action videos and feature extraction. Torch is imported only inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(
+    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
+) -> None:
+    """Filled in as the commands land."""
