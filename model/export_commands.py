@@ -1,11 +1,84 @@
-"""`gad export` and `gad bench engine`: the model package and the engine's benchmarks. Torch is imported only inside the handlers."""
+"""`gad export` and `gad bench engine`. Torch is imported only inside the handlers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 
 def register(
     commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
 ) -> None:
-    """Filled in as the commands land."""
+    export = commands.add_parser(
+        "export",
+        help="write a model package (head.onnx, encoder.onnx, manifest.json) for serving",
+        description="Export a discriminative or gad checkpoint's one-pass [CLS] path to ONNX "
+        "(features [batch, time, D] + mask [batch, time] → logits [batch, classes]; dynamic "
+        "batch and time; LoRA merged), the frame encoder the data was extracted with, and a "
+        "manifest with classes, fps, window lengths, preprocessing, training summary, "
+        "metrics and a sha256 per file. Writes OUT/NAME/VERSION/.",
+    )
+    export.add_argument("checkpoint", type=Path, help="checkpoint or run folder (gad train)")
+    export.add_argument("--out", type=Path, required=True, help="package root, e.g. models/")
+    export.add_argument("--name", default=None, help="model name (default: the run folder name)")
+    export.add_argument("--version", default="1", help="package version (default 1)")
+    export.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compare onnxruntime with PyTorch logits; fail above --tolerance (default on)",
+    )
+    export.add_argument("--tolerance", type=float, default=None, help="max abs logit difference")
+    export.add_argument(
+        "--data", type=Path, default=None, help="dataset to verify on (its real windows)"
+    )
+    export.add_argument(
+        "--metrics", type=Path, default=None, help="gad eval metrics.json to record"
+    )
+    export.add_argument("--backbone", default=None, help="local folder of the backbone, if moved")
+    export.add_argument("--no-encoder", action="store_true", help="leave encoder.onnx out")
+    export.add_argument("--force", action="store_true", help="replace an existing package version")
+    export.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from model.export import DEFAULT_TOLERANCE, export_package
+    from training.train import CHECKPOINT_DIR
+
+    ckpt = args.checkpoint / CHECKPOINT_DIR
+    ckpt = ckpt if ckpt.is_dir() else args.checkpoint
+    result = export_package(
+        ckpt,
+        args.out,
+        name=args.name,
+        version=args.version,
+        verify=args.verify,
+        tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE,
+        force=args.force,
+        backbone=args.backbone,
+        data=args.data,
+        metrics=args.metrics,
+        with_encoder=not args.no_encoder,
+    )
+    manifest = result.manifest
+    print(f"package   {result.folder}")
+    print(f"model     {manifest['name']} v{manifest['version']} ({manifest['kind']})")
+    window = manifest["window"]
+    print(
+        f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; window "
+        f"{window['long_frames']} long (stride {window['long_stride']}) + "
+        f"{window['short_frames']} short"
+    )
+    for name, digest in manifest["files"].items():
+        print(f"file      {name}  {digest['bytes'] / 1e6:.1f} MB  sha256 {digest['sha256'][:12]}")
+    if manifest["verify"]:
+        v = manifest["verify"]
+        print(
+            f"verified  max |ONNX - PyTorch| = {v['max_abs_diff']:.2e} (tolerance "
+            f"{v['tolerance']:g}) on {v['windows']} windows"
+        )
+    if manifest.get("encoder"):
+        ev = manifest["encoder"].get("verify") or {}
+        print(f"encoder   {manifest['encoder']['name']}: {json.dumps(ev)}")
+    return 0

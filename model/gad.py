@@ -67,6 +67,9 @@ class GADClassifier(nn.Module):
             self.head = ClsHead(hidden, config.num_classes)
         self.register_buffer("prefix_ids", torch.tensor(self.prompt.prefix), persistent=False)
         self.register_buffer("assistant_ids", torch.tensor(self.prompt.assistant), persistent=False)
+        # The question prefix's embeddings, frozen by `freeze_prefix()` for export: the
+        # exported graph then holds [P, H] constants instead of the whole embedding table.
+        self.frozen_prefix: torch.Tensor | None = None
 
     # --- pieces of the backbone --------------------------------------------------------
 
@@ -122,7 +125,7 @@ class GADClassifier(nn.Module):
         dtype = self._lm_dtype
         embed = self._embed_tokens
         parts = [
-            embed(self.prefix_ids).unsqueeze(0).expand(batch, -1, -1),
+            self._prefix_embeds().unsqueeze(0).expand(batch, -1, -1),
             self.connector(features.float()).to(dtype),
         ]
         masks = [self.prefix_ids.new_ones(batch, len(self.prefix_ids)), mask.long()]
@@ -134,6 +137,16 @@ class GADClassifier(nn.Module):
             parts.append(embed(tail_ids))
             masks.append(tail_mask.long() if tail_mask is not None else torch.ones_like(tail_ids))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    def _prefix_embeds(self) -> torch.Tensor:
+        if self.frozen_prefix is not None:
+            return self.frozen_prefix
+        return self._embed_tokens(self.prefix_ids)
+
+    def freeze_prefix(self) -> None:
+        """Embed the (constant) question prefix once; the embedding table is frozen anyway."""
+        with torch.no_grad():
+            self.frozen_prefix = self._embed_tokens(self.prefix_ids).detach().clone()
 
     @staticmethod
     def _positions(attention: torch.Tensor) -> torch.Tensor:

@@ -18,3 +18,19 @@ def gad_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def class_names() -> tuple[str, ...]:
     return CLASS_NAMES
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, exported package folder) of a briefly trained tiny GAD model."""
+    from model.checkpoint import save_checkpoint
+    from model.export import export_package
+    from tests.model.helpers import tiny_model, train_steps
+
+    root = tmp_path_factory.mktemp("package")
+    model = tiny_model("gad")
+    train_steps(model, steps=3)  # LoRA B starts at zero: train so merging matters
+    checkpoint = root / "run" / "checkpoint"
+    save_checkpoint(model, checkpoint, extra={"data": {"fps": 4.0, "encoder": None}})
+    result = export_package(checkpoint, root / "models")
+    return checkpoint, result.folder

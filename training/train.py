@@ -209,7 +209,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "windows_per_epoch": len(samples),
                 "dataset": info.name,
                 "data": str(cfg.data),
-            }
+            },
+            # What serving needs to turn frames into rows the way training saw them.
+            "data": {"fps": info.fps, "encoder": info.encoder},
         }
         save_checkpoint(accelerator.unwrap_model(wrapped), ckpt_dir, extra=extra)
         torch.save(

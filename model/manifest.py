@@ -1,0 +1,199 @@
+"""The model package's manifest: names, schema and checks shared by the exporter and the
+service. Torch-free (the service imports it).
+
+`read_package(folder)` is the one gate a package passes before anything runs it: the schema
+version, the required fields, every listed file present with its sha256, and the shapes
+that must agree (classes vs logits, feature size vs encoder output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model.errors import CheckpointError
+from model.windowing import WindowSpec
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+HEAD_FILE = "head.onnx"
+ENCODER_FILE = "encoder.onnx"
+REQUIRED = (
+    "schema_version",
+    "name",
+    "version",
+    "kind",
+    "classes",
+    "background_index",
+    "fps",
+    "feature_dim",
+    "window",
+    "head",
+    "files",
+)
+
+
+class PackageError(CheckpointError):
+    """A model package that is missing, tampered with, or of another schema."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["classes"])
+
+    @property
+    def background_index(self) -> int | None:
+        return self.manifest["background_index"]
+
+    @property
+    def fps(self) -> float:
+        return float(self.manifest["fps"])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.manifest["feature_dim"])
+
+    @property
+    def window(self) -> WindowSpec:
+        w = self.manifest["window"]
+        return WindowSpec(int(w["long_frames"]), int(w["short_frames"]), int(w["long_stride"]))
+
+    @property
+    def head_path(self) -> Path:
+        return self.folder / self.manifest["head"]["file"]
+
+    @property
+    def encoder(self) -> dict[str, Any] | None:
+        return self.manifest.get("encoder")
+
+    @property
+    def encoder_path(self) -> Path | None:
+        return None if self.encoder is None else self.folder / self.encoder["file"]
+
+
+def resolve_package_dir(path: Path) -> Path:
+    """A version folder (holding manifest.json), or a model folder whose newest version
+    (numeric order where versions are numbers) is taken."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    if not path.is_dir():
+        raise PackageError(f"model package {path} does not exist")
+    versions = [p for p in path.iterdir() if (p / MANIFEST_FILE).is_file()]
+    if not versions:
+        raise PackageError(
+            f"{path} holds no {MANIFEST_FILE} and no version folders with one: "
+            "expected a folder written by `gad export`"
+        )
+    return max(versions, key=_version_key)
+
+
+def _version_key(folder: Path) -> tuple[bool, int, str]:
+    numeric = folder.name.isdigit()
+    return numeric, int(folder.name) if numeric else 0, folder.name
+
+
+def read_package(path: Path, *, check_hashes: bool = True) -> ModelPackage:
+    folder = resolve_package_dir(path)
+    manifest_path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PackageError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise PackageError(f"{manifest_path} must hold a JSON object")
+    schema = manifest.get("schema_version")
+    if schema != SCHEMA_VERSION:
+        raise PackageError(
+            f"{manifest_path} has schema_version {schema!r}; this GAD Stream reads "
+            f"{SCHEMA_VERSION}: re-export the checkpoint with this version's `gad export`"
+        )
+    missing = [key for key in REQUIRED if key not in manifest]
+    if missing:
+        raise PackageError(f"{manifest_path} lacks {missing}")
+    package = ModelPackage(folder, manifest)
+    _check_consistency(package, manifest_path)
+    _check_files(package, check_hashes=check_hashes)
+    return package
+
+
+def _check_consistency(package: ModelPackage, manifest_path: Path) -> None:
+    manifest = package.manifest
+    classes = manifest["classes"]
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise PackageError(f"{manifest_path}: classes must be a list of at least 2 names")
+    background = manifest["background_index"]
+    if background is not None and not 0 <= background < len(classes):
+        raise PackageError(f"{manifest_path}: background_index {background} out of range")
+    logits = manifest["head"].get("outputs", {}).get("logits", {}).get("shape", [None, None])
+    if logits[-1] != len(classes):
+        raise PackageError(
+            f"{manifest_path}: head outputs {logits[-1]} logits for {len(classes)} classes"
+        )
+    if float(manifest["fps"]) <= 0:
+        raise PackageError(f"{manifest_path}: fps must be positive")
+    try:
+        package.window  # noqa: B018 - validates the lengths
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(f"{manifest_path}: bad window {manifest['window']}: {exc}") from exc
+    encoder = manifest.get("encoder")
+    if encoder is not None and int(encoder.get("feature_dim", -1)) != package.feature_dim:
+        raise PackageError(
+            f"{manifest_path}: the encoder gives {encoder.get('feature_dim')}-d features, "
+            f"the head reads {package.feature_dim}-d"
+        )
+
+
+def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
+    files: dict[str, Any] = package.manifest["files"]
+    needed = {package.manifest["head"]["file"], *package.manifest["head"].get("files", [])}
+    if package.encoder is not None:
+        needed.add(package.encoder["file"])
+    unlisted = needed - set(files)
+    if unlisted:
+        raise PackageError(f"{package.folder}: {sorted(unlisted)} not listed in the manifest")
+    for file_name, expected in files.items():
+        path = package.folder / file_name
+        if Path(file_name).name != file_name:
+            raise PackageError(f"{package.folder}: file name {file_name!r} must be a plain name")
+        if not path.is_file():
+            raise PackageError(f"{path} is missing (listed in {MANIFEST_FILE})")
+        size = path.stat().st_size
+        if size != expected.get("bytes"):
+            raise PackageError(
+                f"{path} has {size} bytes, the manifest says {expected.get('bytes')}: "
+                "the file was changed or truncated after export"
+            )
+        if check_hashes and sha256(path) != expected.get("sha256"):
+            raise PackageError(
+                f"{path} does not match its sha256 in {MANIFEST_FILE}: the file was "
+                "changed after export; re-export or restore it"
+            )

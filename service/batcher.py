@@ -1,0 +1,195 @@
+"""The micro-batcher: the pending windows of all streams run as one batch.
+
+Each stream awaits `submit(window, mask)` for its own frame. The batcher takes the first
+pending window, gathers more until `max_batch` are waiting or `max_wait_s` has passed
+since that first one arrived, runs them as one batch in a worker thread (the event loop
+keeps receiving frames meanwhile), and hands each caller its own row. So one stream pays
+at most `max_wait_s` of extra latency, and N concurrent streams cost about one forward
+pass of batch N instead of N passes of batch 1.
+
+Windows of different lengths are left-padded to the longest in the batch with mask 0,
+which the model ignores (DESIGN.md §1: padding takes no position and no attention).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.errors import GADError
+from service.engine import check_windows
+
+RunBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B,T,D], [B,T] → [B,C]
+
+
+class BatcherClosed(GADError):
+    """The batcher was shut down before this window ran."""
+
+
+@dataclass
+class BatchStats:
+    """What the last batches looked like (the service exports these as metrics)."""
+
+    batches: int = 0
+    windows: int = 0
+    sizes: list[int] = field(default_factory=list)  # the last 1000 batch sizes
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.windows += size
+        self.sizes.append(size)
+        del self.sizes[:-1000]
+
+
+@dataclass
+class _Pending:
+    features: np.ndarray
+    mask: np.ndarray
+    future: asyncio.Future
+    arrived: float
+
+
+OnBatch = Callable[[int, float, float], None]  # (size, oldest wait s, run s)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_batch: int = 16,
+        max_wait_s: float = 0.002,
+        feature_dim: int | None = None,
+        on_batch: OnBatch | None = None,
+    ) -> None:
+        if max_batch < 1 or max_wait_s < 0:
+            raise ValueError(
+                f"need max_batch >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}"
+            )
+        self._run = run
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.feature_dim = feature_dim
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task | None = None
+        # One inference at a time: onnxruntime already spreads one batch over its threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gad-infer")
+        self.stats = BatchStats()
+
+    async def __aenter__(self) -> MicroBatcher:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="gad-batcher")
+
+    @property
+    def pending(self) -> int:
+        return 0 if self._queue is None else self._queue.qsize()
+
+    async def submit(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One window [T, D] (+ mask [T]) → its row of the batch result [C]."""
+        if self._task is None or self._task.done():
+            raise BatcherClosed("the micro-batcher is not running")
+        if self.feature_dim is not None:  # a bad window fails its caller, not the batch
+            batch, batch_mask = check_windows(
+                np.asarray(features)[None], np.asarray(mask)[None], self.feature_dim
+            )
+            features, mask = batch[0], batch_mask[0]
+        loop = asyncio.get_running_loop()
+        item = _Pending(
+            np.asarray(features), np.asarray(mask), loop.create_future(), time.monotonic()
+        )
+        self._queue.put_nowait(item)
+        return await item.future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._queue is not None and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(BatcherClosed("the service is shutting down"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            live = [item for item in batch if not item.future.cancelled()]
+            if not live:
+                continue
+            started = time.monotonic()
+            try:
+                features, mask = stack_windows([i.features for i in live], [i.mask for i in live])
+                result = await loop.run_in_executor(self._executor, self._run, features, mask)
+            except asyncio.CancelledError:
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(BatcherClosed("the service is shutting down"))
+                raise
+            except Exception as exc:  # the batch fails; every caller in it hears why
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            finished = time.monotonic()
+            self.stats.record(len(live))
+            if self._on_batch is not None:
+                self._on_batch(len(live), started - live[0].arrived, finished - started)
+            for item, row in zip(live, result, strict=True):
+                if not item.future.done():
+                    item.future.set_result(row)
+
+    async def _gather(self) -> list[_Pending]:
+        first = await self._queue.get()
+        batch = [first]
+        deadline = first.arrived + self.max_wait_s
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+
+def stack_windows(
+    features: list[np.ndarray], masks: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """[T_i, D] windows → ([B, T_max, D], [B, T_max]) left-padded with mask 0."""
+    width = max(len(f) for f in features)
+    dim = features[0].shape[-1]
+    out = np.zeros((len(features), width, dim), np.float32)
+    out_mask = np.zeros((len(features), width), np.int64)
+    for i, (f, m) in enumerate(zip(features, masks, strict=True)):
+        if f.ndim != 2 or f.shape[-1] != dim or m.shape != f.shape[:1]:
+            raise ValueError(
+                f"window {i} is {list(f.shape)} with mask {list(m.shape)}; expected "
+                f"[time, {dim}] and [time]"
+            )
+        out[i, width - len(f) :] = f
+        out_mask[i, width - len(m) :] = m
+    return out, out_mask

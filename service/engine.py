@@ -1,0 +1,143 @@
+"""The inference engine: a model package's head.onnx in onnxruntime. No torch.
+
+    engine = OnnxEngine.load("models/demo", providers=("cuda", "cpu"), threads=2)
+    probs = engine.classify(features, mask)      # [B, T, D] float32, [B, T] → [B, C]
+
+Providers are tried in the order given (TensorRT → CUDA → CPU by default); one that this
+onnxruntime build lacks, or that fails to initialise (no driver, missing CUDA libraries),
+is skipped with a logged reason, so a GPU image on a CPU host still serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import GADError
+from model.manifest import ModelPackage, read_package
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
+
+
+class EngineInputError(GADError, ValueError):
+    """Windows of the wrong shape, dtype or values (NaN/inf): the caller's mistake."""
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def check_windows(
+    features: np.ndarray, mask: np.ndarray, feature_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (features float32 [B, T, D], mask int64 [B, T]) or EngineInputError."""
+    features = np.asarray(features)
+    mask = np.asarray(mask)
+    if features.ndim != 3 or features.shape[-1] != feature_dim:
+        raise EngineInputError(
+            f"windows must be [batch, time, {feature_dim}], got {list(features.shape)}"
+        )
+    if mask.shape != features.shape[:2]:
+        raise EngineInputError(
+            f"mask must be [batch, time] = {list(features.shape[:2])}, got {list(mask.shape)}"
+        )
+    if features.dtype.kind not in "fiu":
+        raise EngineInputError(f"features must be numbers, got dtype {features.dtype}")
+    features = features.astype(np.float32, copy=False)
+    if not np.isfinite(features).all():
+        raise EngineInputError("features contain NaN or infinity")
+    if mask.size and not np.isin(mask, (0, 1)).all():
+        raise EngineInputError("mask must hold only 0 (padding) and 1 (frame)")
+    if features.shape[0] and not mask.any(axis=1).all():
+        raise EngineInputError("every window needs at least one frame (mask all zero)")
+    return np.ascontiguousarray(features), mask.astype(np.int64, copy=False)
+
+
+@dataclass
+class OnnxEngine:
+    package: ModelPackage
+    providers: tuple[str, ...]  # what the session actually runs on, best first
+    threads: int | None
+    skipped: dict[str, str] = field(default_factory=dict)  # provider → why not used
+    _session: object = field(default=None, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        package: Path | ModelPackage,
+        *,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        check_hashes: bool = True,
+    ) -> OnnxEngine:
+        import onnxruntime as ort
+
+        if not isinstance(package, ModelPackage):
+            package = read_package(Path(package), check_hashes=check_hashes)
+        wanted, skipped = _provider_names(providers, ort.get_available_providers())
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # our log says what fell back and why
+        session = ort.InferenceSession(
+            str(package.head_path), sess_options=options, providers=list(wanted)
+        )
+        active = tuple(session.get_providers())
+        for name in wanted:
+            if name not in active:
+                skipped[name] = "failed to initialise (driver or CUDA/TensorRT libraries)"
+        for name, reason in skipped.items():
+            log.warning("onnxruntime provider %s not used: %s", name, reason)
+        log.info("engine %s v%s on %s", package.name, package.version, ", ".join(active))
+        return cls(package, active, threads, skipped, session)
+
+    @property
+    def device(self) -> str:
+        return "gpu" if self.providers[0] != "CPUExecutionProvider" else "cpu"
+
+    def logits(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        features, mask = check_windows(features, mask, self.package.feature_dim)
+        if not len(features):
+            return np.zeros((0, len(self.package.classes)), np.float32)
+        return self._session.run(["logits"], {"features": features, "mask": mask})[0]
+
+    def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Class probabilities [B, C] for a batch of windows (one forward pass each)."""
+        return softmax(self.logits(features, mask))
+
+
+def _provider_names(
+    requested: Sequence[str], available: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    wanted, skipped = [], {}
+    for item in requested:
+        name = PROVIDERS.get(item.lower(), item)
+        if name not in PROVIDERS.values():
+            raise GADError(
+                f"unknown onnxruntime provider {item!r}: use {', '.join(PROVIDERS)} "
+                "(or a full ...ExecutionProvider name)"
+            )
+        if name in available:
+            wanted.append(name)
+        else:
+            skipped[name] = "not in this onnxruntime build (onnxruntime-gpu has CUDA/TensorRT)"
+    if not wanted:
+        raise GADError(
+            f"none of the providers {list(requested)} is available; this onnxruntime has "
+            f"{list(available)}"
+        )
+    return wanted, skipped
