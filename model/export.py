@@ -214,10 +214,11 @@ def _quiet_exporter():
         warnings.filterwarnings("ignore", message=".*will not be used, since it shares")
         # torch's pytree deprecates LeafSpec checks that the exporter still makes.
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        # torch.onnx warns that torchvision ops cannot be registered: we export none.
         loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnx_ir", "onnxscript")]
         levels = [lg.level for lg in loggers]
         for lg in loggers:
-            lg.setLevel(logging.WARNING)
+            lg.setLevel(logging.ERROR)
         try:
             yield
         finally:

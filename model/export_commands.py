@@ -41,6 +41,37 @@ def register(
     export.add_argument("--force", action="store_true", help="replace an existing package version")
     export.set_defaults(handler=run_export)
 
+    bench = groups["bench"].add_parser(
+        "engine",
+        help="per-frame latency (generative vs one-pass head) and engine throughput",
+        description="Per frame, same backbone and window: greedy generative decoding with a "
+        "KV cache vs the one-pass [CLS] head in PyTorch vs head.onnx in onnxruntime; then "
+        "windows/s of the naive loop (PyTorch, batch 1) vs the engine at batch 1/4/16/64. "
+        "Random weights (latency does not depend on them). Prints Markdown tables.",
+    )
+    bench.add_argument(
+        "--backbone",
+        action="append",
+        help="tiny | smollm2-135m | llama3.2-1b-random | PATH "
+        "(repeatable; default: tiny and smollm2-135m)",
+    )
+    bench.add_argument("--long", type=int, default=128, help="long-memory frames (default 128)")
+    bench.add_argument("--short", type=int, default=32, help="short-window frames (default 32)")
+    bench.add_argument("--feature-dim", type=int, default=2048, help="feature size (default 2048)")
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
+    bench.add_argument("--threads", type=int, default=None, help="CPU threads (torch and ORT)")
+    bench.add_argument(
+        "--batch", type=int, action="append", help="engine batch sizes (default 1 4 16 64)"
+    )
+    bench.add_argument(
+        "--latency-batch", type=int, action="append", help="per-frame latency batches (default 1)"
+    )
+    bench.add_argument("--device", default="cpu", help="torch device: cpu | cuda (default cpu)")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    bench.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    bench.set_defaults(handler=run_bench_engine)
+
 
 def run_export(args: argparse.Namespace) -> int:
     from model.export import DEFAULT_TOLERANCE, export_package
@@ -81,4 +112,31 @@ def run_export(args: argparse.Namespace) -> int:
     if manifest.get("encoder"):
         ev = manifest["encoder"].get("verify") or {}
         print(f"encoder   {manifest['encoder']['name']}: {json.dumps(ev)}")
+    return 0
+
+
+def run_bench_engine(args: argparse.Namespace) -> int:
+    from model.bench_engine import EngineBench, render_engine_tables, run_engine_bench
+
+    bench = EngineBench(
+        long_frames=args.long,
+        short_frames=args.short,
+        feature_dim=args.feature_dim,
+        repeats=args.repeats,
+        threads=args.threads,
+        latency_batches=tuple(args.latency_batch or [1]),
+        engine_batches=tuple(args.batch or [1, 4, 16, 64]),
+        device=args.device,
+        dtype=args.dtype,
+        onnx=not args.no_onnx,
+    )
+    rows = []
+    for spec in args.backbone or ["tiny", "smollm2-135m"]:
+        rows += run_engine_bench(spec, bench)
+        print(f"done: {spec}", flush=True)
+    table = render_engine_tables(rows, bench)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
     return 0
