@@ -83,25 +83,9 @@ class OnnxEngine:
         threads: int | None = None,
         check_hashes: bool = True,
     ) -> OnnxEngine:
-        import onnxruntime as ort
-
         if not isinstance(package, ModelPackage):
             package = read_package(Path(package), check_hashes=check_hashes)
-        wanted, skipped = _provider_names(providers, ort.get_available_providers())
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # our log says what fell back and why
-        session = ort.InferenceSession(
-            str(package.head_path), sess_options=options, providers=list(wanted)
-        )
-        active = tuple(session.get_providers())
-        for name in wanted:
-            if name not in active:
-                skipped[name] = "failed to initialise (driver or CUDA/TensorRT libraries)"
-        for name, reason in skipped.items():
-            log.warning("onnxruntime provider %s not used: %s", name, reason)
+        session, active, skipped = open_session(package.head_path, providers, threads)
         log.info("engine %s v%s on %s", package.name, package.version, ", ".join(active))
         return cls(package, active, threads, skipped, session)
 
@@ -118,6 +102,28 @@ class OnnxEngine:
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Class probabilities [B, C] for a batch of windows (one forward pass each)."""
         return softmax(self.logits(features, mask))
+
+
+def open_session(
+    path: Path, providers: Sequence[str], threads: int | None
+) -> tuple[object, tuple[str, ...], dict[str, str]]:
+    """An onnxruntime session on the best available provider: (session, active, skipped)."""
+    import onnxruntime as ort
+
+    wanted, skipped = _provider_names(providers, ort.get_available_providers())
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # our log says what fell back and why
+    session = ort.InferenceSession(str(path), sess_options=options, providers=list(wanted))
+    active = tuple(session.get_providers())
+    for name in wanted:
+        if name not in active:
+            skipped[name] = "failed to initialise (driver or CUDA/TensorRT libraries)"
+    for name, reason in skipped.items():
+        log.warning("onnxruntime provider %s not used for %s: %s", name, Path(path).name, reason)
+    return session, active, skipped
 
 
 def _provider_names(
