@@ -1,0 +1,76 @@
+"""Encoded camera frames (JPEG/PNG bytes) → RGB arrays, refusing what would hurt the service.
+
+The image header is read first (Pillow, no pixel decoding) so a decompression bomb — a
+small file that claims a huge canvas — is refused before any memory is spent on it; only
+then does OpenCV decode. Every refusal is a `FrameError` with a message for the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from model.errors import GADError
+
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+# Corrupt frames are answered with a FrameError; OpenCV's own stderr warnings add nothing.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class FrameError(GADError, ValueError):
+    """A frame the service cannot use; the stream goes on without it."""
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """JPEG/PNG/WebP/BMP bytes → RGB uint8 [H, W, 3]."""
+    if not data:
+        raise FrameError("empty frame")
+    if len(data) > max_bytes:
+        raise FrameError(f"frame of {len(data)} bytes is over the {max_bytes}-byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                kind, (width, height) = header.format, header.size
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, OSError, ValueError) as exc:
+        raise FrameError(f"not a readable image ({type(exc).__name__})") from exc
+    except Image.DecompressionBombError as exc:
+        raise FrameError("image dimensions are absurd (decompression bomb)") from exc
+    if kind not in FORMATS:
+        raise FrameError(f"image format {kind} is not accepted; send one of {FORMATS}")
+    if width < 1 or height < 1 or width * height > max_pixels:
+        raise FrameError(f"image of {width}×{height} pixels is over the {max_pixels}-pixel limit")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.shape[:2] != (height, width):
+        raise FrameError(f"{kind} data is corrupt or truncated")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_base64(text: object, *, field: str, max_bytes: int) -> bytes:
+    if not isinstance(text, str):
+        raise FrameError(f"'{field}' must be a base64 string")
+    if len(text) > (max_bytes * 4) // 3 + 4:
+        raise FrameError(f"'{field}' is over the {max_bytes}-byte limit")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FrameError(f"'{field}' is not valid base64") from exc
+
+
+def decode_features(text: object, *, dim: int) -> np.ndarray:
+    """base64 of `dim` little-endian float32 values → a finite feature row [dim]."""
+    raw = decode_base64(text, field="data", max_bytes=dim * 4)
+    if len(raw) != dim * 4:
+        raise FrameError(
+            f"features must be {dim} float32 values ({dim * 4} bytes), got {len(raw)} bytes"
+        )
+    row = np.frombuffer(raw, "<f4").astype(np.float32)
+    if not np.isfinite(row).all():
+        raise FrameError("features contain NaN or infinity")
+    return row

@@ -1,0 +1,92 @@
+"""The service's one settings object: environment variables `GAD_*`, built once at start.
+
+    GAD_MODEL=models/demo            a package version folder, or a model folder (newest)
+    GAD_REDIS_URL=redis://redis:6379/0   shared stream cache (unset: in-process)
+    GAD_API_KEYS='["key-1","key-2"]'     or key-1,key-2; unset: no auth (logged loudly)
+
+`gad serve` flags override the environment; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1 << 20
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GAD_", extra="ignore", frozen=True)
+
+    # --- model and engine
+    model: Path | None = Field(None, description="model package; unset: the demo model")
+    providers: Annotated[tuple[str, ...], NoDecode] = ("tensorrt", "cuda", "cpu")
+    threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads")
+    max_batch: int = Field(32, ge=1, description="windows per engine batch")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
+    top_k: int = Field(3, ge=1, le=50)
+
+    # --- network
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # --- streams and cache
+    redis_url: str | None = None
+    cache_dtype: Literal["float32", "float16"] = "float32"
+    stream_ttl_s: float = Field(300.0, gt=0, description="idle time before a stream is freed")
+    cache_timeout_s: float = Field(1.0, gt=0)
+    max_streams: int = Field(64, ge=1, description="concurrent streams per process")
+    queue_depth: int = Field(8, ge=1, description="frames waiting per stream")
+    drop_policy: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
+    send_queue: int = Field(64, ge=1, description="messages waiting for a slow reader")
+
+    # --- limits
+    max_frame_bytes: int = Field(4 * MiB, ge=1024)
+    max_frame_pixels: int = Field(4096 * 4096, ge=64 * 64)
+    max_clip_bytes: int = Field(256 * MiB, ge=1024)
+    max_clip_seconds: float = Field(1800.0, gt=0)
+    max_message_bytes: int = Field(16 * MiB, ge=1024)
+
+    # --- auth
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    auth_metrics: bool = False
+    auth_health: bool = False
+
+    # --- logs
+    log_json: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("providers", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        keys = _split(value)
+        if isinstance(keys, tuple) and any(not str(k).strip() for k in keys):
+            raise ValueError("API keys must be non-empty")
+        return keys
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+
+def _split(value: object) -> object:
+    """'a,b' or '["a","b"]' (environment) or a list (code) → tuple."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return tuple(json.loads(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if isinstance(value, list):
+        return tuple(value)
+    return value
