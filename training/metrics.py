@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
+from model.segments import Segment, to_segments
+from model.segments import check_labels as _check_labels
+
 __all__ = [
     "MetricsResult",
     "Segment",
@@ -44,19 +47,6 @@ class MetricsResult:
             "skipped": list(self.skipped),
             "frames": int(self.frames),
         }
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of one label: frames [start, end)."""
-
-    label: int
-    start: int  # first frame, inclusive
-    end: int  # last frame, exclusive
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
 
 
 # --------------------------------------------------------------------------- validation
@@ -98,15 +88,6 @@ def _drop_ignored(
         return y_true, y_score
     keep = ~y_true[:, ignore_index]
     return y_true[keep], y_score[keep]
-
-
-def _check_labels(name: str, labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{name} has shape {_shape(labels)}: expected per-frame labels [frames]")
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} has dtype {labels.dtype}: expected integer class indices")
-    return labels
 
 
 # --------------------------------------------------------------------------- per-frame AP
@@ -211,26 +192,6 @@ def frame_accuracy(
 
 
 # --------------------------------------------------------------------------- segments
-
-
-def to_segments(
-    labels: np.ndarray,
-    *,
-    background_index: int | None = 0,
-    ignore_index: int | None = None,
-) -> list[Segment]:
-    """Runs of equal consecutive per-frame labels [T], without background and ignore runs."""
-    labels = _check_labels("labels", labels)
-    if not labels.size:
-        return []
-    starts = np.r_[0, np.flatnonzero(np.diff(labels)) + 1]
-    ends = np.r_[starts[1:], labels.size]
-    excluded = {background_index, ignore_index} - {None}
-    return [
-        Segment(label=int(labels[s]), start=int(s), end=int(e))
-        for s, e in zip(starts, ends, strict=True)
-        if int(labels[s]) not in excluded
-    ]
 
 
 def _iou(a: Segment, b: Segment) -> float:
