@@ -22,7 +22,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,7 +42,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from model.cache_files import building
+from model.cache_files import building, default_cache_dir
 from model.errors import BackboneError
 from model.llama3_tokenizer import llama3_tokenizer
 from model.lora import frozen_weights
@@ -87,14 +86,6 @@ class Backbone:
             "num_layers": getattr(cfg, "num_hidden_layers", None),
             "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
         }
-
-
-def default_cache_dir() -> Path:
-    """`$GAD_CACHE_DIR`, else `$XDG_CACHE_HOME/gad-stream`, else `~/.cache/gad-stream`."""
-    if env := os.environ.get("GAD_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gad-stream"
 
 
 def resolve_backbone(

@@ -10,6 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def default_cache_dir() -> Path:
+    """`$GAD_CACHE_DIR`, else `$XDG_CACHE_HOME/gad-stream`, else `~/.cache/gad-stream`:
+    converted backbones, the Llama-3 tokenizer and the demo model live here."""
+    if env := os.environ.get("GAD_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gad-stream"
+
+
 @contextmanager
 def building(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces `target` atomically."""

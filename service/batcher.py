@@ -25,7 +25,9 @@ import numpy as np
 from model.errors import GADError
 from service.engine import check_windows
 
-RunBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B,T,D], [B,T] → [B,C]
+RunBatch = Callable[..., np.ndarray]  # windows: [B,T,D], [B,T] → [B,C]
+Collate = Callable[[list[tuple[np.ndarray, ...]]], tuple[np.ndarray, ...]]
+Validate = Callable[..., tuple[np.ndarray, ...]]
 
 
 class BatcherClosed(GADError):
@@ -49,8 +51,7 @@ class BatchStats:
 
 @dataclass
 class _Pending:
-    features: np.ndarray
-    mask: np.ndarray
+    arrays: tuple[np.ndarray, ...]
     future: asyncio.Future
     arrived: float
 
@@ -67,7 +68,12 @@ class MicroBatcher:
         max_wait_s: float = 0.002,
         feature_dim: int | None = None,
         on_batch: OnBatch | None = None,
+        collate: Collate | None = None,
+        validate: Validate | None = None,
     ) -> None:
+        """Windows by default (`submit(features [T, D], mask [T])`, checked against
+        `feature_dim` when given); any other per-item arrays with `collate` (items → the
+        batch arguments of `run`) and `validate` (one item's arrays → checked arrays)."""
         if max_batch < 1 or max_wait_s < 0:
             raise ValueError(
                 f"need max_batch >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}"
@@ -77,6 +83,8 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self.feature_dim = feature_dim
         self._on_batch = on_batch
+        self._collate = collate or _collate_windows
+        self._validate = validate if validate is not None else self._check_window
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         # One inference at a time: onnxruntime already spreads one batch over its threads.
@@ -99,21 +107,23 @@ class MicroBatcher:
     def pending(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    async def submit(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """One window [T, D] (+ mask [T]) → its row of the batch result [C]."""
+    async def submit(self, *arrays: np.ndarray) -> np.ndarray:
+        """One item (a window [T, D] and its mask [T]) → its row of the batch result."""
         if self._task is None or self._task.done():
             raise BatcherClosed("the micro-batcher is not running")
-        if self.feature_dim is not None:  # a bad window fails its caller, not the batch
-            batch, batch_mask = check_windows(
-                np.asarray(features)[None], np.asarray(mask)[None], self.feature_dim
-            )
-            features, mask = batch[0], batch_mask[0]
+        checked = self._validate(*arrays)  # a bad item fails its caller, not the batch
         loop = asyncio.get_running_loop()
-        item = _Pending(
-            np.asarray(features), np.asarray(mask), loop.create_future(), time.monotonic()
-        )
+        item = _Pending(checked, loop.create_future(), time.monotonic())
         self._queue.put_nowait(item)
         return await item.future
+
+    def _check_window(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self.feature_dim is None:
+            return np.asarray(features), np.asarray(mask)
+        batch, batch_mask = check_windows(
+            np.asarray(features)[None], np.asarray(mask)[None], self.feature_dim
+        )
+        return batch[0], batch_mask[0]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -136,8 +146,8 @@ class MicroBatcher:
                 continue
             started = time.monotonic()
             try:
-                features, mask = stack_windows([i.features for i in live], [i.mask for i in live])
-                result = await loop.run_in_executor(self._executor, self._run, features, mask)
+                inputs = self._collate([item.arrays for item in live])
+                result = await loop.run_in_executor(self._executor, self._run, *inputs)
             except asyncio.CancelledError:
                 for item in live:
                     if not item.future.done():
@@ -174,6 +184,10 @@ class MicroBatcher:
             except TimeoutError:
                 break
         return batch
+
+
+def _collate_windows(items: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    return stack_windows([item[0] for item in items], [item[1] for item in items])
 
 
 def stack_windows(

@@ -57,8 +57,21 @@ class OnnxFrameEncoder:
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) → features [N, D] float32."""
-        pixels = self.preprocess.apply(frames)
+        return self.encode_pixels(self.preprocess.apply(frames))
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed frames [N, 3, S, S] float32 → features [N, D] float32."""
         if not len(pixels):
             return np.zeros((0, self.feature_dim), np.float32)
         (features,) = self._session.run(None, {self._session.get_inputs()[0].name: pixels})
         return np.asarray(features, dtype=np.float32)
+
+    def check_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray]:
+        """One preprocessed frame, as the micro-batcher's per-item check."""
+        size = self.preprocess.size
+        if pixels.shape != (3, size, size) or pixels.dtype != np.float32:
+            raise ValueError(
+                f"pixels must be float32 [3, {size}, {size}], got {pixels.dtype} "
+                f"{list(pixels.shape)}"
+            )
+        return (pixels,)

@@ -15,7 +15,15 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.cache_files import default_cache_dir
+
 MiB = 1 << 20
+DEMO_MODEL = ("demo", "models", "demo")  # under the cache dir: `gad demo build` writes it
+
+
+def default_model_dir() -> Path:
+    """The demo model package `gad serve` uses when no model is given."""
+    return default_cache_dir().joinpath(*DEMO_MODEL)
 
 
 class Settings(BaseSettings):

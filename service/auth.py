@@ -1,0 +1,71 @@
+"""API keys: `Authorization: Bearer KEY` for HTTP; for WebSockets the same header, a
+`?token=KEY` query parameter, or the subprotocol `gad.key.KEY` (browsers cannot set
+headers on a WebSocket). Keys are compared in constant time and never logged.
+
+Each key is a tenant: stream ids are scoped by a digest of the key, so one tenant can
+neither read nor write another's stream even with the same stream id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import HTTPException, Request
+from starlette.websockets import WebSocket
+
+from model.errors import GADError
+from service.settings import Settings
+
+SUBPROTOCOL = "gad.v1"
+KEY_PROTOCOL_PREFIX = "gad.key."
+
+
+class AuthError(GADError):
+    """Missing or wrong API key (the message never contains the key)."""
+
+
+def tenant_of(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def check_key(candidate: str | None, settings: Settings) -> str | None:
+    """The tenant id for a valid key; None when auth is off. Raises AuthError."""
+    if not settings.auth_enabled:
+        return None
+    if not candidate:
+        raise AuthError("API key required")
+    given = candidate.encode()
+    matched = None
+    for key in settings.api_keys:  # every key is compared: timing does not tell which
+        secret = key.get_secret_value()
+        if hmac.compare_digest(given, secret.encode()):
+            matched = secret
+    if matched is None:
+        raise AuthError("invalid API key")
+    return tenant_of(matched)
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
+
+
+def authorize_request(request: Request, settings: Settings) -> str | None:
+    try:
+        return check_key(_bearer(request.headers.get("authorization")), settings)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+def authorize_websocket(websocket: WebSocket, settings: Settings) -> str | None:
+    candidate = _bearer(websocket.headers.get("authorization")) or websocket.query_params.get(
+        "token"
+    )
+    if not candidate:
+        for protocol in websocket.headers.get("sec-websocket-protocol", "").split(","):
+            protocol = protocol.strip()
+            if protocol.startswith(KEY_PROTOCOL_PREFIX):
+                candidate = protocol[len(KEY_PROTOCOL_PREFIX) :]
+    return check_key(candidate, settings)

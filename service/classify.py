@@ -1,0 +1,173 @@
+"""`POST /classify`: a whole clip → per-frame labels, merged segments, a clip-level label.
+
+A video is sampled at the model's fps by model/video.py (the rule streams use), encoded,
+and every frame's window is built by model/windowing.py — so a clip classified here and the
+same clip streamed frame by frame get the same labels. Feature input at another fps is
+resampled by the same timestamp rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.segments import to_segments
+from model.video import FpsSampler, FrameReader, VideoError
+from model.windowing import build_windows
+from service.runtime import Runtime
+
+ENCODE_BATCH = 32
+WINDOW_BATCH = 32
+
+
+class ClipError(Exception):
+    """A clip the service refuses: `status` 413 (too large) or 422 (unusable)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ClipRows:
+    rows: np.ndarray  # [T, D] at the model's fps
+    source: dict[str, Any]
+
+
+def video_rows(runtime: Runtime, path: Path) -> ClipRows:
+    """Decode + sample + encode a video file (blocking: run it in a worker thread)."""
+    if runtime.encoder is None:
+        raise ClipError(422, "this model has no frame encoder: send JSON features instead")
+    fps = runtime.package.fps
+    try:
+        reader = FrameReader(path, fps)
+    except VideoError as exc:
+        raise ClipError(422, str(exc)) from exc
+    duration = reader.info.duration_s
+    limit = runtime.settings.max_clip_seconds
+    if duration is not None and duration > limit:
+        raise ClipError(413, f"clip of {duration:.1f} s is over the {limit:g} s limit")
+    rows, batch = [], []
+    try:
+        for frame in reader:
+            if frame.t > limit:
+                raise ClipError(413, f"clip runs past the {limit:g} s limit")
+            batch.append(frame.rgb)
+            if len(batch) == ENCODE_BATCH:
+                rows.append(runtime.encoder.encode(np.stack(batch)))
+                batch = []
+    except VideoError as exc:
+        raise ClipError(422, str(exc)) from exc
+    if batch:
+        rows.append(runtime.encoder.encode(np.stack(batch)))
+    if not rows:
+        raise ClipError(422, f"{path.name}: no frames could be sampled")
+    source = {
+        "kind": "video",
+        "native_fps": reader.info.fps,
+        "frames_decoded": reader.decoded,
+        "width": reader.info.width,
+        "height": reader.info.height,
+    }
+    return ClipRows(np.concatenate(rows), source)
+
+
+def feature_rows(runtime: Runtime, features: np.ndarray, fps: float) -> ClipRows:
+    """Rows given at `fps` → rows at the model's fps, by the sampler's timestamp rule."""
+    dim = runtime.package.feature_dim
+    if features.ndim != 2 or features.shape[1] != dim:
+        raise ClipError(422, f"features must be [frames, {dim}], got {list(features.shape)}")
+    if not len(features):
+        raise ClipError(422, "features are empty")
+    if not np.isfinite(features).all():
+        raise ClipError(422, "features contain NaN or infinity")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ClipError(422, f"fps must be a positive number, got {fps}")
+    duration = len(features) / fps
+    if duration > runtime.settings.max_clip_seconds:
+        raise ClipError(413, f"clip of {duration:.1f} s is over the limit")
+    target = runtime.package.fps
+    if abs(fps - target) < 1e-9:
+        return ClipRows(features.astype(np.float32), {"kind": "features", "fps": fps})
+    sampler = FpsSampler(target)
+    picked: list[int] = []
+    for i in range(len(features)):
+        if sampler.offer(i / fps):
+            picked += [picked[-1] if picked else i] * sampler.repeat + [i]
+    source = {"kind": "features", "fps": fps, "resampled_from": len(features)}
+    return ClipRows(features[picked].astype(np.float32), source)
+
+
+def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
+    """Per-frame scores for every row (blocking: run it in a worker thread)."""
+    spec = runtime.window
+    package = runtime.package
+    probs = []
+    for start in range(0, len(clip.rows), WINDOW_BATCH):
+        frames = np.arange(start, min(start + WINDOW_BATCH, len(clip.rows)))
+        windows, mask = build_windows(clip.rows, frames, spec)
+        probs.append(runtime.engine.classify(windows, mask))
+    scores = np.concatenate(probs)
+    return summarize(scores, package.classes, package.background_index, package.fps, clip)
+
+
+def summarize(
+    scores: np.ndarray,
+    classes: tuple[str, ...],
+    background: int | None,
+    fps: float,
+    clip: ClipRows,
+    top_k: int = 3,
+) -> dict[str, Any]:
+    labels = scores.argmax(1)
+    frames = []
+    for t, row in enumerate(scores):
+        order = np.argsort(-row)[:top_k]
+        frames.append(
+            {
+                "t": round(t / fps, 6),
+                "label": classes[int(labels[t])],
+                "index": int(labels[t]),
+                "score": round(float(row[labels[t]]), 6),
+                "top": [[classes[int(i)], round(float(row[i]), 6)] for i in order],
+            }
+        )
+    segments = [
+        {
+            "start": round(seg.start / fps, 6),
+            "end": round(seg.end / fps, 6),
+            "label": classes[seg.label],
+            "index": seg.label,
+            "score": round(float(scores[seg.start : seg.end, seg.label].mean()), 6),
+        }
+        for seg in to_segments(labels, background_index=background)
+    ]
+    return {
+        "fps": fps,
+        "frames": frames,
+        "segments": segments,
+        "clip": clip_label(scores, labels, classes, background),
+        "source": clip.source | {"rows": len(scores), "duration_s": round(len(scores) / fps, 3)},
+    }
+
+
+def clip_label(
+    scores: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], background: int | None
+) -> dict[str, Any]:
+    """The action the clip is about: the class with the most probability mass over the
+    frames labelled as some action (background when no frame is)."""
+    action = labels != background if background is not None else np.ones(len(labels), bool)
+    if not action.any():
+        index = int(background)
+        score = float(scores[:, index].mean())
+    else:
+        mass = scores[action].sum(0)
+        if background is not None:
+            mass[background] = -1
+        index = int(mass.argmax())
+        score = float(scores[action, index].mean())
+    return {"label": classes[index], "index": index, "score": round(score, 6)}

@@ -1,0 +1,141 @@
+"""What a running service holds: the model package, its engine and encoder behind
+micro-batchers, the feature cache and the metrics. Built once from the settings, at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.manifest import ModelPackage, read_package
+from model.windowing import WindowSpec, build_window
+from service.batcher import MicroBatcher
+from service.cache import FeatureCache, create_cache, redact_url
+from service.encoder import OnnxFrameEncoder
+from service.engine import OnnxEngine
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    package: ModelPackage
+    engine: OnnxEngine
+    encoder: OnnxFrameEncoder | None
+    cache: FeatureCache
+    metrics: Metrics
+    head: MicroBatcher
+    frames: MicroBatcher | None
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def build(cls, settings: Settings, *, model: Path) -> Runtime:
+        metrics = Metrics()
+        package = read_package(model)
+        engine = OnnxEngine.load(package, providers=settings.providers, threads=settings.threads)
+        encoder = None
+        if package.encoder is not None:
+            encoder = OnnxFrameEncoder.load(
+                package, providers=settings.providers, threads=settings.threads
+            )
+        cache = create_cache(
+            settings.redis_url,
+            dtype=settings.cache_dtype,
+            ttl_s=settings.stream_ttl_s,
+            timeout_s=settings.cache_timeout_s,
+        )
+        head = MicroBatcher(
+            engine.classify,
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1e3,
+            feature_dim=package.feature_dim,
+            on_batch=metrics.on_batch,
+        )
+        frames = None
+        if encoder is not None:
+            frames = MicroBatcher(
+                encoder.encode_pixels,
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                collate=lambda items: (np.stack([item[0] for item in items]),),
+                validate=encoder.check_pixels,
+                on_batch=metrics.on_encoder_batch,
+            )
+        metrics.model_info.info(
+            {
+                "name": package.name,
+                "version": package.version,
+                "kind": str(package.manifest.get("kind")),
+                "providers": ",".join(engine.providers),
+                "encoder": encoder.name if encoder else "",
+            }
+        )
+        where = redact_url(settings.redis_url) if settings.redis_url else "in-process"
+        log.info(
+            "model %s v%s, %d classes, %g fps, window %s; cache %s",
+            package.name,
+            package.version,
+            len(package.classes),
+            package.fps,
+            package.window,
+            where,
+        )
+        return cls(settings, package, engine, encoder, cache, metrics, head, frames)
+
+    @property
+    def window(self) -> WindowSpec:
+        return self.package.window
+
+    def start(self) -> None:
+        self.head.start()
+        if self.frames is not None:
+            self.frames.start()
+
+    async def close(self) -> None:
+        await self.head.close()
+        if self.frames is not None:
+            await self.frames.close()
+        await self.cache.close()
+
+    async def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """One preprocessed frame [3, S, S] → its feature row, batched across streams.
+        (Decoding and preprocessing run in the caller's worker thread, off the loop.)"""
+        if self.frames is None:
+            raise RuntimeError("this model has no encoder")
+        return await self.frames.submit(pixels)
+
+    async def scores(self, rows: np.ndarray, t: int) -> np.ndarray:
+        """Class probabilities for frame t of `rows` (its window built the one way)."""
+        window, mask = build_window(rows, t, self.window)
+        return await self.head.submit(window, mask)
+
+    def describe(self) -> dict:
+        m = self.package.manifest
+        return {
+            "name": self.package.name,
+            "version": self.package.version,
+            "kind": m.get("kind"),
+            "classes": list(self.package.classes),
+            "background_index": self.package.background_index,
+            "fps": self.package.fps,
+            "feature_dim": self.package.feature_dim,
+            "window": m["window"],
+            "encoder": None if self.encoder is None else self.encoder.name,
+            "accepts": ["features"] + (["image"] if self.encoder is not None else []),
+            "providers": list(self.engine.providers),
+            "metrics": _headline(m.get("metrics")),
+        }
+
+
+def _headline(metrics: dict | None) -> dict | None:
+    if not metrics:
+        return None
+    keys = ("map", "cmap", "frame_accuracy")
+    return {k: metrics[k] for k in keys if k in metrics}
