@@ -65,7 +65,7 @@ def decode_base64(text: object, *, field: str, max_bytes: int) -> bytes:
 
 def decode_features(text: object, *, dim: int) -> np.ndarray:
     """base64 of `dim` little-endian float32 values → a finite feature row [dim]."""
-    raw = decode_base64(text, field="data", max_bytes=dim * 4)
+    raw = decode_base64(text, field="data", max_bytes=dim * 4 + 1024)  # exact size below
     if len(raw) != dim * 4:
         raise FrameError(
             f"features must be {dim} float32 values ({dim * 4} bytes), got {len(raw)} bytes"

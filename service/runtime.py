@@ -50,6 +50,7 @@ class Runtime:
             dtype=settings.cache_dtype,
             ttl_s=settings.stream_ttl_s,
             timeout_s=settings.cache_timeout_s,
+            prefix=settings.redis_prefix,
         )
         head = MicroBatcher(
             engine.classify,

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     # --- streams and cache
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, repr=False)  # may hold a password
+    redis_prefix: str = Field("gad", min_length=1, description="key namespace in Redis")
     cache_dtype: Literal["float32", "float16"] = "float32"
     stream_ttl_s: float = Field(300.0, gt=0, description="idle time before a stream is freed")
     cache_timeout_s: float = Field(1.0, gt=0)

@@ -127,19 +127,18 @@ class StreamSession:
             self.state = await self.runtime.cache.append(self.state, row, meta)
             metrics.cache.labels("append").observe(time.monotonic() - started)
         except FrameError as exc:
-            self.sampler = before
+            self.sampler, self.next_seq = before, seq  # a bad frame changes nothing
             metrics.frame_errors.labels("frame").inc()
             return error("frame", str(exc), seq=seq)
         except CacheConflict as exc:
             metrics.cache_errors.labels("conflict").inc()
             raise StreamClosed(1008, "stream taken over by another connection") from exc
         except CacheUnavailable as exc:
-            self.sampler = before
-            self.next_seq = seq
+            self.sampler, self.next_seq = before, seq
             metrics.cache_errors.labels("unavailable").inc()
             return error("cache", f"feature cache unavailable: {exc}", seq=seq, retry=True)
         except CacheError as exc:  # a row the cache refuses (e.g. float16 overflow)
-            self.sampler = before
+            self.sampler, self.next_seq = before, seq
             metrics.frame_errors.labels("features").inc()
             return error("features", str(exc), seq=seq)
         probs = await self.runtime.scores(self.state.rows, len(self.state.rows) - 1)

@@ -1,0 +1,54 @@
+"""Helpers for the service tests: an app on a package, feature messages, offline labels."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from model.manifest import read_package
+from model.windowing import build_windows
+from service.app import create_app
+from service.engine import OnnxEngine
+from service.settings import Settings
+
+
+@contextlib.contextmanager
+def client(package: Path, **settings: Any) -> Iterator[TestClient]:
+    app = create_app(Settings(model=package, providers=("cpu",), log_json=False, **settings))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def features_message(row: np.ndarray, seq: int | None = None, ts: float | None = None) -> dict:
+    message: dict[str, Any] = {
+        "type": "features",
+        "data": base64.b64encode(np.asarray(row, "<f4").tobytes()).decode(),
+    }
+    if seq is not None:
+        message["seq"] = seq
+    if ts is not None:
+        message["ts"] = ts
+    return message
+
+
+def offline_scores(package: Path, rows: np.ndarray) -> np.ndarray:
+    """What `gad eval` / `/classify` compute: every frame's window, one engine."""
+    pkg = read_package(package)
+    engine = OnnxEngine.load(pkg, providers=["cpu"])
+    windows, mask = build_windows(rows, np.arange(len(rows)), pkg.window)
+    return engine.classify(windows, mask)
+
+
+def stream_rows(ws, rows: np.ndarray, fps: float, *, start: int = 0) -> list[dict]:
+    """Send rows as feature frames at exactly `fps`; return the label replies."""
+    replies = []
+    for i, row in enumerate(rows, start=start):
+        ws.send_json(features_message(row, seq=i, ts=i / fps))
+        replies.append(ws.receive_json())
+    return replies
