@@ -64,7 +64,14 @@ class CacheUnavailable(CacheError):
 
 
 class CacheConflict(CacheError):
-    """The stream changed under this connection (appended elsewhere, expired, dropped)."""
+    """The stream changed under this connection (appended elsewhere, expired, dropped).
+
+    `gone` is True when the stream is simply no longer in the cache (expired, dropped, or
+    Redis restarted without persistence): the live handler may `restore` its own copy."""
+
+    def __init__(self, message: str, *, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
 
 
 class CacheFull(CacheError):
@@ -205,6 +212,11 @@ class FeatureCache(ABC):
         """
 
     @abstractmethod
+    async def restore(self, state: StreamState) -> StreamState:
+        """Put a live handler's state back after the cache lost the stream (`gone`).
+        Raises CacheConflict when another connection has created the stream meanwhile."""
+
+    @abstractmethod
     async def drop(self, stream_key: str) -> bool:
         """Forget a stream; whether it was there."""
 
@@ -320,7 +332,8 @@ class MemoryFeatureCache(FeatureCache):
             self._stats.conflicts += 1
             raise CacheConflict(
                 f"stream {state.key!r} is no longer in the cache (expired after "
-                f"{self.ttl_s:g} s idle, or dropped); attach again"
+                f"{self.ttl_s:g} s idle, or dropped); attach again",
+                gone=entry is None,
             )
         if entry.state.total_rows != state.total_rows:
             self._stats.conflicts += 1
@@ -333,6 +346,13 @@ class MemoryFeatureCache(FeatureCache):
         entry.expires = now + self.ttl_s
         self._stats.appends += 1
         return entry.state
+
+    async def restore(self, state: StreamState) -> StreamState:
+        now = self.clock()
+        if self._live(state.key, now) is not None:
+            raise CacheConflict(f"stream {state.key!r} was created again by another connection")
+        self._entries[state.key] = _Entry(state, now + self.ttl_s)
+        return state
 
     async def drop(self, stream_key: str) -> bool:
         return self._entries.pop(stream_key, None) is not None

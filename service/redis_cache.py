@@ -96,6 +96,20 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return {1, total + 1}
 """
 
+# KEYS: rows, meta. ARGV: stream key, dim, dtype, total, epoch, meta JSON, ttl ms, rows...
+# → 1 restored, 0 the stream exists again (another connection created it)
+RESTORE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 7 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 8)) end
+redis.call('HSET', KEYS[2], 'key', ARGV[1], 'dim', ARGV[2], 'dtype', ARGV[3],
+           'total', ARGV[4], 'epoch', ARGV[5], 'nonce', '', 'meta', ARGV[6])
+local ttl = tonumber(ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+"""
+
 
 def stream_keys(prefix: str, stream_key: str) -> tuple[str, str]:
     """(rows key, meta key) of a stream: its id hashed, inside one cluster hash tag."""
@@ -144,6 +158,7 @@ class RedisFeatureCache(FeatureCache):
             raise ConfigError(f"bad Redis URL {self.url}: {error}") from None
         self._attach = self._client.register_script(ATTACH_LUA)
         self._append = self._client.register_script(APPEND_LUA)
+        self._restore = self._client.register_script(RESTORE_LUA)
         self._stats = CacheStats(backend="redis", dtype=dtype_name)
 
     def __repr__(self) -> str:
@@ -234,9 +249,26 @@ class RedisFeatureCache(FeatureCache):
                 f"was appended by another connection: the cache has {total} rows, "
                 f"this connection expected {state.total_rows}",
             )
-            raise CacheConflict(f"stream {state.key!r} {why}; attach again")
+            raise CacheConflict(f"stream {state.key!r} {why}; attach again", gone=status == -1)
         self._stats.appends += 1
         return state.pushed(stored, new_meta)
+
+    async def restore(self, state: StreamState) -> StreamState:
+        keys = list(stream_keys(self.prefix, state.key))
+        args = [
+            state.key.encode("utf-8", "surrogatepass"),
+            state.dim,
+            self.dtype_name,
+            state.total_rows,
+            state.epoch,
+            encode_meta(state.meta),
+            self._ttl_ms,
+            *(row.astype(self.dtype).tobytes() for row in state.rows),
+        ]
+        done = await self._call("restore", lambda: self._restore(keys=keys, args=args))
+        if not done:
+            raise CacheConflict(f"stream {state.key!r} was created again by another connection")
+        return state
 
     async def drop(self, stream_key: str) -> bool:
         keys = stream_keys(self.prefix, stream_key)

@@ -68,9 +68,9 @@ class StreamSession:
         fps = runtime.package.fps
         # A camera pause longer than ~2 s re-anchors the clock instead of repeating rows.
         self.sampler = FpsSampler(fps, start=meta.get("t0"), max_repeat=max(1, round(2 * fps)))
+        # Resuming needs only the clock's origin and the rows taken: a frame older than
+        # the last one lands in a filled slot and is carried over.
         self.sampler.rows = state.total_rows
-        if "last_ts" in meta:
-            self.sampler.restore_last_timestamp(float(meta["last_ts"]))
         self.next_seq = int(meta.get("next_seq", 0))
         self.latest: dict[str, Any] | None = None  # the last label message's fields
         self.processed = 0
@@ -122,9 +122,8 @@ class StreamSession:
             repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
             meta = {"next_seq": self.next_seq, "t0": self.sampler.t0, "last_ts": ts}
             started = time.monotonic()
-            for previous in repeats:
-                self.state = await self.runtime.cache.append(self.state, previous, meta)
-            self.state = await self.runtime.cache.append(self.state, row, meta)
+            for pushed in [*repeats, row]:
+                self.state = await self._append(pushed, meta)
             metrics.cache.labels("append").observe(time.monotonic() - started)
         except FrameError as exc:
             self.sampler, self.next_seq = before, seq  # a bad frame changes nothing
@@ -147,6 +146,19 @@ class StreamSession:
         message = self._label(seq, probs, frame, carried=False)
         self.latest = message
         return message
+
+    async def _append(self, row: np.ndarray, meta: dict[str, Any]) -> StreamState:
+        cache = self.runtime.cache
+        try:
+            return await cache.append(self.state, row, meta)
+        except CacheConflict as exc:
+            if not exc.gone:
+                raise
+        # The cache lost the stream (idle TTL passed, or Redis restarted empty) while this
+        # connection held it: put this connection's copy back, window and all.
+        self.runtime.metrics.cache_errors.labels("restored").inc()
+        self.state = await cache.restore(self.state)
+        return await cache.append(self.state, row, meta)
 
     async def _row(self, frame: Frame) -> np.ndarray:
         if frame.features is not None:

@@ -178,6 +178,28 @@ def test_drop_then_recreate_refuses_the_old_state(backend: Backend) -> None:
     run(main())
 
 
+def test_a_lost_stream_is_restored_from_the_live_copy(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.make() as cache:
+            live = await fill(cache, await cache.attach("cam", dim=DIM, span=3), [1, 2, 3, 4])
+            await cache.drop("cam")  # as if the TTL passed or Redis restarted empty
+            with pytest.raises(CacheConflict) as lost:
+                await fill(cache, live, [5])
+            assert lost.value.gone
+            restored = await cache.restore(live)
+            live = await fill(cache, restored, [5])
+            async with backend.replica(cache) as other:
+                again = await other.attach("cam", dim=DIM, span=3)
+            assert again.total_rows == 5 and again.epoch == live.epoch
+            np.testing.assert_array_equal(again.rows, rows_of([3, 4, 5]))
+            assert dict(again.meta) == {"seq": 5}
+            with pytest.raises(CacheConflict) as taken:  # it exists again: not restored twice
+                await cache.restore(restored)
+            assert not taken.value.gone
+
+    run(main())
+
+
 def test_idle_streams_expire_and_every_use_refreshes_the_ttl(backend: Backend) -> None:
     async def main() -> None:
         async with backend.make(ttl_s=1.0) as cache:

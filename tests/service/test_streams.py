@@ -73,7 +73,10 @@ def test_bad_messages_get_errors_and_the_stream_goes_on(package, rows) -> None:
 
 @pytest.mark.parametrize("stream_id", ["bad%20id", "x" * 129, ".hidden", "%C3%A9t%C3%A9"])
 def test_stream_ids_are_checked(package, stream_id: str) -> None:
-    with client(package) as http, http.websocket_connect(f"/v1/streams/{stream_id}") as ws:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_json()
+    with (
+        client(package) as http,
+        http.websocket_connect(f"/v1/streams/{stream_id}") as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_json()
     assert closed.value.code == 1008 and "stream id" in closed.value.reason
