@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "model.commands",
     "model.encoder_commands",
     "model.export_commands",
+    "service.commands",
 )
 # Subcommand groups (`gad bench ...`) that several packages add to.
 GROUPS = {

@@ -1,0 +1,72 @@
+"""`gad serve` and `gad stream`. No torch: the service and its client never import it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(
+    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
+) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the service: WebSocket streams, /classify, /metrics, the demo page",
+        description="Serve a model package over HTTP and WebSocket (uvicorn). Settings come "
+        "from GAD_* environment variables; these flags override them. With no --model, "
+        "the demo model built by `gad demo build` (make setup) is served.",
+    )
+    serve.add_argument("--model", type=Path, help="package folder (gad export) [GAD_MODEL]")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1) [GAD_HOST]")
+    serve.add_argument("--port", type=int, help="port (default 8000) [GAD_PORT]")
+    serve.add_argument("--redis-url", help="share streams through Redis [GAD_REDIS_URL]")
+    serve.add_argument(
+        "--providers", help="onnxruntime providers, best first (default tensorrt,cuda,cpu)"
+    )
+    serve.add_argument("--threads", type=int, help="onnxruntime threads [GAD_THREADS]")
+    serve.add_argument("--max-batch", type=int, help="windows per engine batch [GAD_MAX_BATCH]")
+    serve.add_argument("--max-streams", type=int, help="streams per process [GAD_MAX_STREAMS]")
+    serve.add_argument(
+        "--log-format", choices=["json", "text"], help="log lines (default json) [GAD_LOG_JSON]"
+    )
+    serve.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from model.errors import ConfigError
+    from model.manifest import MANIFEST_FILE, resolve_package_dir
+    from service.app import create_app
+    from service.logs import configure
+    from service.settings import Settings, default_model_dir
+
+    overrides = {
+        "model": args.model,
+        "host": args.host,
+        "port": args.port,
+        "redis_url": args.redis_url,
+        "providers": args.providers,
+        "threads": args.threads,
+        "max_batch": args.max_batch,
+        "max_streams": args.max_streams,
+        "log_json": None if args.log_format is None else args.log_format == "json",
+    }
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    model = settings.model or default_model_dir()
+    if settings.model is None and not (model / MANIFEST_FILE).exists() and not model.exists():
+        raise ConfigError(
+            f"no --model given and the demo model is not built ({model}): run "
+            "`gad demo build` (make setup does) or pass --model DIR from `gad export`"
+        )
+    resolve_package_dir(model)  # a clear error now rather than at the first request
+    configure(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.max_message_bytes,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
