@@ -31,6 +31,23 @@ def register(
     )
     serve.set_defaults(handler=run_serve)
 
+    stream = commands.add_parser(
+        "stream",
+        help="stream a video file to a running service and print its labels",
+        description="Connect to WS /v1/streams/ID, send a video's frames (sampled at the "
+        "server's fps, with their timestamps), print each label as it arrives and a summary "
+        "with latency percentiles at the end.",
+    )
+    stream.add_argument("--url", default="ws://127.0.0.1:8000/v1/streams/cli", help="stream URL")
+    stream.add_argument("--video", type=Path, required=True, help="video file to send")
+    stream.add_argument("--fps", type=float, help="frames per second to send (default: model fps)")
+    stream.add_argument("--token", help="API key (or GAD_TOKEN)")
+    stream.add_argument("--format", choices=["png", "jpeg"], default="png", help="frame encoding")
+    stream.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    stream.add_argument("--realtime", action="store_true", help="pace frames at video time")
+    stream.add_argument("--quiet", action="store_true", help="only the summary")
+    stream.set_defaults(handler=run_stream)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -70,3 +87,26 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import os
+
+    from service.client import print_message, stream_video
+
+    report = asyncio.run(
+        stream_video(
+            args.url,
+            args.video,
+            fps=args.fps,
+            token=args.token or os.environ.get("GAD_TOKEN"),
+            fmt=args.format,
+            quality=args.quality,
+            realtime=args.realtime,
+            on_message=None if args.quiet else print_message,
+        )
+    )
+    print(json.dumps(report.summary(), indent=2))
+    return 0 if not report.errors else 1
