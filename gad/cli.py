@@ -27,6 +27,7 @@ from model.errors import GADError
 COMMAND_MODULES = (
     "training.commands",
     "training.video_commands",
+    "training.demo_commands",
     "model.commands",
     "model.encoder_commands",
     "model.export_commands",

@@ -37,3 +37,6 @@ if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-
     || echo "note: redis-server not installed; the cache tests need it (or GAD_TEST_REDIS_URL)"
 fi
 "$VENV/bin/gad" --version
+# The demo model `gad serve` uses by default: rendered actions → EfficientNet-Lite0 features
+# → tiny GAD → package. About 2 minutes on 2 cores the first time, then cached.
+"$VENV/bin/gad" demo build

@@ -19,15 +19,9 @@ import numpy as np
 
 from model.errors import GADError
 from model.manifest import ModelPackage, read_package
+from model.onnx_runtime import DEFAULT_PROVIDERS, open_session
 
 log = logging.getLogger(__name__)
-
-PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
 
 
 class EngineInputError(GADError, ValueError):
@@ -102,48 +96,3 @@ class OnnxEngine:
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Class probabilities [B, C] for a batch of windows (one forward pass each)."""
         return softmax(self.logits(features, mask))
-
-
-def open_session(
-    path: Path, providers: Sequence[str], threads: int | None
-) -> tuple[object, tuple[str, ...], dict[str, str]]:
-    """An onnxruntime session on the best available provider: (session, active, skipped)."""
-    import onnxruntime as ort
-
-    wanted, skipped = _provider_names(providers, ort.get_available_providers())
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # our log says what fell back and why
-    session = ort.InferenceSession(str(path), sess_options=options, providers=list(wanted))
-    active = tuple(session.get_providers())
-    for name in wanted:
-        if name not in active:
-            skipped[name] = "failed to initialise (driver or CUDA/TensorRT libraries)"
-    for name, reason in skipped.items():
-        log.warning("onnxruntime provider %s not used for %s: %s", name, Path(path).name, reason)
-    return session, active, skipped
-
-
-def _provider_names(
-    requested: Sequence[str], available: Sequence[str]
-) -> tuple[list[str], dict[str, str]]:
-    wanted, skipped = [], {}
-    for item in requested:
-        name = PROVIDERS.get(item.lower(), item)
-        if name not in PROVIDERS.values():
-            raise GADError(
-                f"unknown onnxruntime provider {item!r}: use {', '.join(PROVIDERS)} "
-                "(or a full ...ExecutionProvider name)"
-            )
-        if name in available:
-            wanted.append(name)
-        else:
-            skipped[name] = "not in this onnxruntime build (onnxruntime-gpu has CUDA/TensorRT)"
-    if not wanted:
-        raise GADError(
-            f"none of the providers {list(requested)} is available; this onnxruntime has "
-            f"{list(available)}"
-        )
-    return wanted, skipped

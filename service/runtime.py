@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from model.manifest import ModelPackage, read_package
+from model.onnx_encoder import OnnxFrameEncoder
 from model.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
 from service.cache import FeatureCache, create_cache, redact_url
-from service.encoder import OnnxFrameEncoder
 from service.engine import OnnxEngine
 from service.metrics import Metrics
 from service.settings import Settings

@@ -106,6 +106,13 @@ def register(
     extract.add_argument("--seed", type=int, default=0)
     extract.add_argument("--batch-size", type=int, default=16, help="frames per encoder batch")
     extract.add_argument(
+        "--runtime",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="run the encoder in onnxruntime (its cached ONNX export, as the service does) or "
+        "PyTorch; auto: onnx on CPU, torch on CUDA",
+    )
+    extract.add_argument(
         "--dataset", default=None, help="name in data_info.json (default: the --out folder name)"
     )
     extract.add_argument(
@@ -167,6 +174,7 @@ def run_extract(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         min_seconds=args.min_seconds,
         device=device,
+        runtime=args.runtime if args.runtime != "auto" else "onnx" if device == "cpu" else "torch",
         progress=not args.no_progress,
     )
     result = extract_dataset(cfg)

@@ -54,7 +54,7 @@ def test_bad_windows_get_clear_errors(
 def test_unavailable_providers_fall_back_with_a_reason(
     tiny_package: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="service.engine"):
+    with caplog.at_level(logging.WARNING, logger="model.onnx_runtime"):
         engine = OnnxEngine.load(tiny_package[1], providers=["tensorrt", "cuda", "cpu"])
     assert engine.providers == ("CPUExecutionProvider",) and engine.device == "cpu"
     assert set(engine.skipped) == {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
