@@ -74,8 +74,11 @@ async def stream_video(
     fmt: str = "png",
     quality: int = 90,
     realtime: bool = False,
+    window: int = 4,
     on_message=None,
 ) -> StreamReport:
+    """Stream `video`; without `realtime`, at most `window` frames await their answer
+    (every frame gets exactly one: a label, an error or a drop notice)."""
     import websockets
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -89,12 +92,15 @@ async def stream_video(
             raise GADError(f"expected a ready message, got {ready}")
         report.ready = ready
         rate = fps or float(ready["fps"])
+        in_flight = asyncio.Semaphore(max(1, window))
 
         async def send() -> None:
             start = time.monotonic()
             for seq, frame in enumerate(read_frames(video, rate)):
                 if realtime:
                     await asyncio.sleep(max(0.0, frame.t - (time.monotonic() - start)))
+                else:
+                    await in_flight.acquire()
                 image = encode_frame(frame.rgb, fmt, quality)
                 message = {
                     "type": "frame",
@@ -111,6 +117,8 @@ async def stream_video(
             async for raw in ws:
                 message = json.loads(raw)
                 kind = message.get("type")
+                if kind in ("label", "error", "dropped") and not realtime:
+                    in_flight.release()
                 if kind == "label":
                     report.labels.append(message)
                     if message.get("seq") in sent_at:

