@@ -15,27 +15,24 @@ it would write into the embedding matrix tied to it), the question prefix embedd
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 import logging
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from peft import PeftModel
-from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from model.checkpoint import load_checkpoint
 from model.checkpoint_info import read_checkpoint_info
+from model.encoder_export import quiet_exporter
 from model.errors import CheckpointError
 from model.gad import GADClassifier
+from model.lora import merge_for_head
 from model.manifest import (
     ENCODER_FILE,
     HEAD_FILE,
@@ -72,12 +69,7 @@ def prepare_for_export(model: GADClassifier) -> GADClassifier:
     """Merge LoRA into the backbone for the [CLS] path (in place; generation is lost)."""
     if model.head is None:
         raise CheckpointError(GENERATIVE_REFUSED)
-    if isinstance(model.lm, PeftModel):
-        base = model.lm.get_base_model()
-        lm_head = base.get_output_embeddings()
-        if isinstance(lm_head, LoraLayer):
-            base.set_output_embeddings(lm_head.get_base_layer())
-        model.lm = model.lm.merge_and_unload()
+    model.lm = merge_for_head(model.lm)
     model.freeze_prefix()
     return model.eval()
 
@@ -191,7 +183,7 @@ def export_head(model: GADClassifier, path: Path) -> list[str]:
     )
     batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=2)
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    with _quiet_exporter():
+    with quiet_exporter():
         program = torch.onnx.export(
             HeadGraph(model).eval(),
             example,
@@ -204,26 +196,6 @@ def export_head(model: GADClassifier, path: Path) -> list[str]:
         )
         program.save(str(path), external_data=size > SINGLE_FILE_LIMIT)
     return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
-
-
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The dynamo exporter prints progress lines and a few known-harmless warnings."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        # Axis names collapse when two inputs share a dynamic dim (batch, time): expected.
-        warnings.filterwarnings("ignore", message=".*will not be used, since it shares")
-        # torch's pytree deprecates LeafSpec checks that the exporter still makes.
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        # torch.onnx warns that torchvision ops cannot be registered: we export none.
-        loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnx_ir", "onnxscript")]
-        levels = [lg.level for lg in loggers]
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.setLevel(level)
 
 
 def verify_head(

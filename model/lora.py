@@ -43,8 +43,25 @@ def apply_lora(
         # Tied embeddings (Llama-3.2-1B, SmolLM2): like the paper, lm_head gets its own
         # adapter and the input embeddings stay frozen. Only the LM loss reads lm_head;
         # the served [CLS] path never does, so nothing merges into the tied weight.
-        warnings.filterwarnings("ignore", message="Model has `tie_word_embeddings=True`")
+        warnings.filterwarnings("ignore", message="Model (has|with) `tie_word_embeddings=True`")
         return get_peft_model(model, config)
+
+
+def merge_for_head(lm: PreTrainedModel | PeftModel) -> PreTrainedModel:
+    """LoRA merged into the decoder for the [CLS] path; the lm_head adapter is dropped, not
+    merged: the head never reads lm_head, and with tied embeddings merging would write the
+    adapter into the input embedding matrix. Generation is lost; classification is exact."""
+    if not isinstance(lm, PeftModel):
+        return lm
+    from peft.tuners.lora import LoraLayer
+
+    base = lm.get_base_model()
+    lm_head = base.get_output_embeddings()
+    if isinstance(lm_head, LoraLayer):
+        base.set_output_embeddings(lm_head.get_base_layer())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Model (has|with) `tie_word_embeddings=True`")
+        return lm.merge_and_unload()
 
 
 def _linear_names(model: torch.nn.Module) -> set[str]:
