@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Self
 import redis
 
 from service.cache import redact_url
+from service.launch import free_port
 
 ENV_URL = "GAD_TEST_REDIS_URL"
 LOCAL_URL = "redis://127.0.0.1:6379/0"
@@ -27,13 +27,6 @@ SETUP_HINT = (
     "run `make setup` (it installs Debian's redis-server where apt-get runs as root), "
     "install redis-server yourself, or set GAD_TEST_REDIS_URL=redis://host:port/db"
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def reachable(url: str, timeout_s: float = 0.5) -> bool:

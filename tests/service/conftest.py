@@ -73,45 +73,9 @@ def demo_model() -> Path:
 @pytest.fixture(scope="session")
 def live_server(demo_model: Path) -> Iterator[str]:
     """`gad serve` on the demo model, a real uvicorn on a free port: its base URL."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from tests.redis_server import free_port
+    from service.launch import served
     from training.demo import package_dir
 
-    port = free_port()
-    env = os.environ | {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu"}
-    command = [sys.executable, "-m", "gad.cli", "serve", "--model", str(package_dir(demo_model))]
-    log = tempfile.NamedTemporaryFile(prefix="gad-serve-", suffix=".log", delete=False)  # noqa: SIM115
-    log_path = Path(log.name)
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--log-format", "text"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"gad serve did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log_path.unlink(missing_ok=True)
+    env = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu"}
+    with served(package_dir(demo_model), env=env) as url:
+        yield url
