@@ -48,6 +48,23 @@ def register(
     stream.add_argument("--quiet", action="store_true", help="only the summary")
     stream.set_defaults(handler=run_stream)
 
+    bench = groups["bench"].add_parser(
+        "service",
+        help="concurrent streams against a real gad serve: frames/s, latency, drops",
+        description="Start `gad serve` on the model (in-process cache, then Redis when "
+        "--redis-url is given), run N concurrent streams of a video's JPEG frames paced at "
+        "the model's fps for --seconds each, and print labelled frames/s, server and client "
+        "latency percentiles, drops, and the engine's windows/s at the same batch.",
+    )
+    bench.add_argument("--model", type=Path, help="package (default: the demo model)")
+    bench.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    bench.add_argument("--streams", type=int, action="append", help="N (default 1 4 16)")
+    bench.add_argument("--seconds", type=float, default=20.0, help="per run (default 20)")
+    bench.add_argument("--redis-url", help="also run with this Redis as the cache")
+    bench.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    bench.add_argument("--out", type=Path, help="also write the table here")
+    bench.set_defaults(handler=run_bench_service)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -110,3 +127,32 @@ def run_stream(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report.summary(), indent=2))
     return 0 if not report.errors else 1
+
+
+def run_bench_service(args: argparse.Namespace) -> int:
+    import json
+
+    from model.bench_forward import cpu_name
+    from service.bench_service import bench_service, render_table
+    from service.settings import default_model_dir
+
+    model = args.model or default_model_dir()
+    video = args.video
+    if video is None:
+        root = default_model_dir().parent.parent  # CACHE/demo
+        session = json.loads((root / "render" / "split.json").read_text())["test"][0]
+        video = root / "render" / "videos" / f"{session}.mp4"
+    rows = bench_service(
+        model,
+        video,
+        streams=args.streams or [1, 4, 16],
+        seconds=args.seconds,
+        redis_url=args.redis_url,
+        threads=args.threads,
+    )
+    table = render_table(rows, package=model, cpu=cpu_name())
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+    return 0
