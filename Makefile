@@ -1,13 +1,14 @@
-# GAD Stream — the two commands a user needs:
-#   make setup   create .venv and install everything the default needs (CPU torch 2.13.0)
-#   make run     synthetic data → train a GAD classifier → evaluate (about a minute on 2 cores)
+# GAD Stream — the commands a user needs:
+#   make setup   .venv with everything (CPU torch 2.13.0) + the demo model (~2 min, cached)
+#   make run     serve the demo model: http://127.0.0.1:8000 (live page), WS /v1/streams/ID
 #   make test    lint + the whole test suite (what CI runs)
+#   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export GAD_CACHE_DIR ?= $(CURDIR)/.cache/gad
 
-.PHONY: setup test lint run bench
+.PHONY: setup test lint run synth bench
 
 setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
@@ -19,12 +20,19 @@ lint:
 test: lint
 	$(BIN)/pytest -q
 
-# The main job, end to end on the synthetic benchmark: data → GAD training → evaluation.
+# The product: the demo model (built by setup) behind the streaming service.
 run:
+	$(BIN)/gad serve
+
+# Training end to end on the synthetic benchmark: data → GAD training → evaluation.
+synth:
 	$(BIN)/gad data synth --out data/synth
-	$(BIN)/gad train data/synth --out runs/demo --kind gad --backbone tiny --long 32 --short 16 \
+	$(BIN)/gad train data/synth --out runs/synth --kind gad --backbone tiny --long 32 --short 16 \
 		--epochs 10 --batch-size 16 --lr 1e-3 --lora-rank 16 --lora-alpha 32
-	$(BIN)/gad eval runs/demo --data data/synth --save-scores runs/demo/scores.npz
+	$(BIN)/gad eval runs/synth --data data/synth --save-scores runs/synth/scores.npz
 
 bench:
 	$(BIN)/gad bench forward --backbone tiny --backbone smollm2-135m
+	$(BIN)/gad bench engine --backbone tiny --backbone smollm2-135m --threads 2
+	$(BIN)/gad bench encoder --threads 2
+	$(BIN)/gad bench service --redis-url redis://127.0.0.1:6379/0
