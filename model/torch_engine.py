@@ -33,6 +33,10 @@ class TorchEngine:
         return cls(model, device)
 
     @property
+    def providers(self) -> tuple[str, ...]:
+        return (f"torch:{self.device}",)
+
+    @property
     def feature_dim(self) -> int:
         return self.model.config.feature_dim
 

@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.start()
         app.state.runtime = runtime
         app.state.streams = Streams()
+        app.state.classifying = 0
         if not settings.auth_enabled:
             log.warning("no API keys configured (GAD_API_KEYS): every route is open")
         try:
@@ -121,11 +122,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def classify(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         started = time.monotonic()
+        if request.app.state.classifying >= settings.max_classify:
+            runtime.metrics.classify_requests.labels("503").inc()
+            return JSONResponse(
+                {"detail": f"{settings.max_classify} clips are being classified: retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+        request.app.state.classifying += 1
         try:
             result = await _classify(request, runtime)
         except ClipError as exc:
             runtime.metrics.classify_requests.labels(str(exc.status)).inc()
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        finally:
+            request.app.state.classifying -= 1
         runtime.metrics.classify_requests.labels("200").inc()
         runtime.metrics.classify_latency.observe(time.monotonic() - started)
         result["model"] = {"name": runtime.package.name, "version": runtime.package.version}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import ConfigError
 from model.manifest import ModelPackage, read_package
 from model.onnx_encoder import OnnxFrameEncoder
 from model.windowing import WindowSpec, build_window
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     package: ModelPackage
-    engine: OnnxEngine
+    engine: OnnxEngine  # or model.torch_engine.TorchEngine (same interface)
     encoder: OnnxFrameEncoder | None
     cache: FeatureCache
     metrics: Metrics
@@ -39,7 +40,7 @@ class Runtime:
     def build(cls, settings: Settings, *, model: Path) -> Runtime:
         metrics = Metrics()
         package = read_package(model)
-        engine = OnnxEngine.load(package, providers=settings.providers, threads=settings.threads)
+        engine = load_engine(settings, package)
         encoder = None
         if package.encoder is not None:
             encoder = OnnxFrameEncoder.load(
@@ -133,6 +134,26 @@ class Runtime:
             "providers": list(self.engine.providers),
             "metrics": _headline(m.get("metrics")),
         }
+
+
+def load_engine(settings: Settings, package: ModelPackage):
+    """head.onnx in onnxruntime, or (backend=torch) the checkpoint the package came from,
+    in PyTorch — imported only then: the ONNX path never loads torch."""
+    if settings.backend == "onnx":
+        return OnnxEngine.load(package, providers=settings.providers, threads=settings.threads)
+    if settings.checkpoint is None:
+        raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
+    from model.torch_engine import TorchEngine
+
+    engine = TorchEngine.load(settings.checkpoint, dtype=settings.torch_dtype)
+    config = engine.model.config
+    if tuple(config.class_names) != package.classes or config.feature_dim != package.feature_dim:
+        raise ConfigError(
+            f"checkpoint {settings.checkpoint} ({config.num_classes} classes, "
+            f"{config.feature_dim}-d) does not match package {package.name} v{package.version} "
+            f"({len(package.classes)} classes, {package.feature_dim}-d)"
+        )
+    return engine
 
 
 def _headline(metrics: dict | None) -> dict | None:

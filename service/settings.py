@@ -31,6 +31,11 @@ class Settings(BaseSettings):
 
     # --- model and engine
     model: Path | None = Field(None, description="model package; unset: the demo model")
+    backend: Literal["onnx", "torch"] = Field(
+        "onnx", description="head.onnx in onnxruntime, or a checkpoint in PyTorch (GPU hosts)"
+    )
+    checkpoint: Path | None = Field(None, description="checkpoint for backend=torch")
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     providers: Annotated[tuple[str, ...], NoDecode] = ("tensorrt", "cuda", "cpu")
     threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads")
     max_batch: int = Field(32, ge=1, description="windows per engine batch")
@@ -59,6 +64,7 @@ class Settings(BaseSettings):
     max_clip_bytes: int = Field(256 * MiB, ge=1024)
     max_clip_seconds: float = Field(1800.0, gt=0)
     max_message_bytes: int = Field(16 * MiB, ge=1024)
+    max_classify: int = Field(2, ge=1, description="concurrent /classify requests")
 
     # --- auth
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

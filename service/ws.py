@@ -98,6 +98,9 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
             return
         session = StreamSession(runtime, stream_id, state, options)
         connection = _Connection(websocket, session, runtime)
+        log.info(
+            "stream open at row %d", state.total_rows, extra={"stream": stream_id, "tenant": tenant}
+        )
         task = asyncio.current_task()
         streams.open.add(task)
         try:
@@ -152,6 +155,13 @@ class _Connection:
                 with contextlib.suppress(BaseException):
                     await task
             await _close(self.ws, self.close_code, self.close_reason, self.runtime.metrics)
+            log.info(
+                "stream closed: %d rows, %d labels, %d carried over",
+                self.session.state.total_rows,
+                self.session.processed,
+                self.session.carried,
+                extra={"stream": self.session.stream_id, "code": self.close_code},
+            )
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -166,6 +176,10 @@ class _Connection:
             size = len(data) if data is not None else len((text or "").encode())
             if size > self.settings.max_message_bytes:
                 raise StreamClosed(1009, f"message of {size} bytes is over the limit")
+            if data is not None and len(data) > self.settings.max_frame_bytes:
+                raise StreamClosed(
+                    1009, f"frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}"
+                )
             if data is not None:
                 metrics.frames_received.labels("image").inc()
                 self._queue(Frame(None, None, image=data, arrived=arrived))

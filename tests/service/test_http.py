@@ -168,3 +168,39 @@ def test_oversized_message_closes_with_1009(package) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
     assert closed.value.code == 1009
+
+
+def test_a_frame_over_the_frame_limit_closes_with_1009(package) -> None:
+    with (
+        client(package, max_frame_bytes=2048) as http,
+        http.websocket_connect("/v1/streams/huge-frame") as ws,
+    ):
+        ws.receive_json()
+        ws.send_bytes(b"\xff\xd8" + b"\0" * 4096)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1009
+
+
+def test_classify_answers_503_with_retry_after_when_busy(package, rows) -> None:
+    with client(package, max_classify=1) as http:
+        http.app.state.classifying = 1  # one clip in progress
+        busy = http.post("/classify", json={"fps": FPS, "features": rows.tolist()})
+        http.app.state.classifying = 0
+        free = http.post("/classify", json={"fps": FPS, "features": rows.tolist()})
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+    assert free.status_code == 200
+
+
+def test_torch_backend_serves_the_checkpoint_with_the_same_labels(tiny_package, rows) -> None:
+    checkpoint, package = tiny_package
+    replies = {}
+    for backend in ("onnx", "torch"):
+        settings = {"backend": backend, "checkpoint": checkpoint, "torch_dtype": "float32"}
+        with client(package, **settings) as http:
+            (model,) = http.get("/v1/models").json()["models"]
+            body = http.post("/classify", json={"fps": FPS, "features": rows.tolist()}).json()
+            replies[backend] = (model["providers"], [f["index"] for f in body["frames"]])
+    assert replies["torch"][0] == ["torch:cpu"]
+    assert replies["onnx"][0] == ["CPUExecutionProvider"]
+    assert replies["torch"][1] == replies["onnx"][1]
