@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gad.output import emit_table
 from model.config import CLASSIFIER_KINDS
 
 
@@ -76,8 +77,4 @@ def run_bench_forward(args: argparse.Namespace) -> int:
     )
     rows = [run_forward_bench(spec, bench) for spec in args.backbone or ["tiny", "smollm2-135m"]]
     table = render_table(rows, bench)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    return emit_table(table, args.out)

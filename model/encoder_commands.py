@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gad.output import emit_table
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -96,11 +98,7 @@ def run_bench_encoder(args: argparse.Namespace) -> int:
                 time_encoder(encoder, session, frames[:b], args.repeats, diff) for b in batches
             ]
     table = render_encoder_table(rows, repeats=args.repeats, threads=threads)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    return emit_table(table, args.out)
 
 
 def time_encoder(

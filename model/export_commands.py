@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from gad.output import emit_table
+
 
 def register(
     commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
@@ -135,8 +137,4 @@ def run_bench_engine(args: argparse.Namespace) -> int:
         rows += run_engine_bench(spec, bench)
         print(f"done: {spec}", flush=True)
     table = render_engine_tables(rows, bench)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    return emit_table(table, args.out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gad.output import emit_table
+
 
 def register(
     commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
@@ -151,8 +153,4 @@ def run_bench_service(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     table = render_table(rows, package=model, cpu=cpu_name())
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    return emit_table(table, args.out)
