@@ -14,8 +14,8 @@ setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
 
 lint:
-	$(BIN)/ruff check gad model training service tests
-	$(BIN)/ruff format --check gad model training service tests
+	$(BIN)/ruff check gad model training service tests scripts
+	$(BIN)/ruff format --check gad model training service tests scripts
 
 test: lint
 	$(BIN)/pytest -q

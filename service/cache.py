@@ -17,10 +17,11 @@ evaluation; float16 halves Redis memory). Rows are float32 in process because `b
 copies them per frame and numpy's float16 → float32 conversion costs ~5x that copy; this
 way each row is converted once.
 
-Optimistic concurrency: `append` carries the state's `total_rows` (rows ever appended) and
-`epoch` (a random id given when the stream was created). If another connection appended
-to the stream meanwhile, or it expired or was dropped, `append` raises `CacheConflict` and
-writes nothing; the caller attaches again and carries on from what the cache holds.
+Optimistic concurrency: `append` carries the state's `total_rows` (rows ever appended),
+`epoch` (a random id given when the stream was created) and `owner` (a random id given by
+each `attach`: the newest connection owns the stream). If another connection attached or
+appended meanwhile, or the stream expired or was dropped, `append` raises `CacheConflict`
+and writes nothing.
 
 Memory per stream: span x D x itemsize of rows (`stream_bytes`) plus overhead. Measured for
 span 160, D 1280 (Redis 7.0, jemalloc, `MEMORY USAGE`): float32 819,200 B of rows → 989,848 B
@@ -106,6 +107,9 @@ class StreamState:
     meta: Meta  # the handler's small values that must survive a reconnect; opaque here
     epoch: str  # random id set when the stream was created; a recreated stream differs
     resumed: bool = False  # attach found this stream in the cache (rather than creating it)
+    # The connection that attached last owns the stream: an older connection's appends are
+    # refused, so a client that reconnects (to any replica) is never raced by its old one.
+    owner: str = ""
 
     @property
     def nbytes(self) -> int:
@@ -304,6 +308,7 @@ class MemoryFeatureCache(FeatureCache):
             entry = self._entries[stream_key] = _Entry(
                 empty_state(stream_key, dim=dim, span=span), now + self.ttl_s
             )
+            entry.state = replace(entry.state, owner=secrets.token_hex(8))
         else:
             if entry.state.dim != dim:
                 raise CacheMismatch(
@@ -314,7 +319,7 @@ class MemoryFeatureCache(FeatureCache):
             if len(state.rows) > span:
                 rows = state.rows[len(state.rows) - span :]
                 state = replace(state, rows=rows)
-            entry.state = replace(state, span=span, resumed=True)
+            entry.state = replace(state, span=span, resumed=True, owner=secrets.token_hex(8))
             entry.expires = now + self.ttl_s
         self._stats.attaches += 1
         return entry.state
@@ -335,6 +340,9 @@ class MemoryFeatureCache(FeatureCache):
                 f"{self.ttl_s:g} s idle, or dropped); attach again",
                 gone=entry is None,
             )
+        if entry.state.owner != state.owner:
+            self._stats.conflicts += 1
+            raise CacheConflict(f"stream {state.key!r} was taken over by a newer connection")
         if entry.state.total_rows != state.total_rows:
             self._stats.conflicts += 1
             raise CacheConflict(

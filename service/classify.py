@@ -159,7 +159,8 @@ def clip_label(
     scores: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], background: int | None
 ) -> dict[str, Any]:
     """The action the clip is about: the class with the most probability mass over the
-    frames labelled as some action (background when no frame is)."""
+    frames labelled as some action (background when no frame is); its score is its mean
+    probability over the frames labelled with it."""
     action = labels != background if background is not None else np.ones(len(labels), bool)
     if not action.any():
         index = int(background)
@@ -169,5 +170,6 @@ def clip_label(
         if background is not None:
             mass[background] = -1
         index = int(mass.argmax())
-        score = float(scores[action, index].mean())
+        own = labels == index
+        score = float(scores[own if own.any() else action, index].mean())
     return {"label": classes[index], "index": index, "score": round(score, 6)}

@@ -59,30 +59,34 @@ from service.cache import (
 
 T = TypeVar("T")
 
-# KEYS: rows, meta. ARGV: stream key, dim, dtype, span, ttl ms, epoch for a new stream.
+# KEYS: rows, meta. ARGV: stream key, dim, dtype, span, ttl ms, epoch for a new stream,
+# the attaching connection's owner id (the newest attach owns the stream).
 # → {1 if found else 0, HGETALL meta, the latest `span` rows}
 ATTACH_LUA = """
 local ttl = tonumber(ARGV[5])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'key', ARGV[1], 'dim', ARGV[2], 'dtype', ARGV[3],
-             'total', 0, 'epoch', ARGV[6], 'nonce', '', 'meta', '{}')
+             'total', 0, 'epoch', ARGV[6], 'nonce', '', 'meta', '{}', 'owner', ARGV[7])
   redis.call('PEXPIRE', KEYS[2], ttl)
   return {0, redis.call('HGETALL', KEYS[2]), {}}
 end
+redis.call('HSET', KEYS[2], 'owner', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return {1, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[1], -tonumber(ARGV[4]), -1)}
 """
 
-# KEYS: rows, meta. ARGV: expected total, epoch, nonce, span, ttl ms, row bytes, meta JSON.
-# → {status, total}: 1 appended, -1 gone (expired or dropped), -2 recreated, -3 moved on
+# KEYS: rows, meta. ARGV: expected total, epoch, nonce, span, ttl ms, row bytes, meta JSON,
+# owner. → {status, total}: 1 appended, -1 gone (expired or dropped), -2 recreated,
+# -3 moved on (appended elsewhere), -4 taken over (a newer connection attached)
 APPEND_LUA = """
-local h = redis.call('HMGET', KEYS[2], 'total', 'epoch', 'nonce')
+local h = redis.call('HMGET', KEYS[2], 'total', 'epoch', 'nonce', 'owner')
 if not h[1] then return {-1, 0} end
 local total = tonumber(h[1])
 local expected = tonumber(ARGV[1])
 if h[2] ~= ARGV[2] then return {-2, total} end
+if h[4] ~= ARGV[8] then return {-4, total} end
 if total ~= expected then
   if total == expected + 1 and h[3] == ARGV[3] then return {1, total} end
   return {-3, total}
@@ -96,14 +100,15 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return {1, total + 1}
 """
 
-# KEYS: rows, meta. ARGV: stream key, dim, dtype, total, epoch, meta JSON, ttl ms, rows...
+# KEYS: rows, meta. ARGV: stream key, dim, dtype, total, epoch, meta JSON, ttl ms, owner,
+# rows...
 # → 1 restored, 0 the stream exists again (another connection created it)
 RESTORE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
-if #ARGV > 7 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 8)) end
+if #ARGV > 8 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 9)) end
 redis.call('HSET', KEYS[2], 'key', ARGV[1], 'dim', ARGV[2], 'dtype', ARGV[3],
-           'total', ARGV[4], 'epoch', ARGV[5], 'nonce', '', 'meta', ARGV[6])
+           'total', ARGV[4], 'epoch', ARGV[5], 'nonce', '', 'meta', ARGV[6], 'owner', ARGV[8])
 local ttl = tonumber(ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
@@ -188,6 +193,7 @@ class RedisFeatureCache(FeatureCache):
             span,
             self._ttl_ms,
             secrets.token_hex(8),
+            secrets.token_hex(8),
         ]
         found, flat, raw = await self._call(
             "attach", lambda: self._attach(keys=list(keys), args=args)
@@ -200,6 +206,7 @@ class RedisFeatureCache(FeatureCache):
         try:
             stored_dim, stored_dtype = int(fields["dim"]), fields["dtype"]
             total, epoch, meta = int(fields["total"]), fields["epoch"], json.loads(fields["meta"])
+            owner = fields["owner"]
         except (KeyError, ValueError) as error:
             raise CacheError(
                 f"{keys[1]} in Redis at {self.url} is not a GAD stream: {error}"
@@ -220,7 +227,15 @@ class RedisFeatureCache(FeatureCache):
         self._stats.attaches += 1
         self._stats.resumes += bool(found)
         return StreamState(
-            stream_key, dim, span, rows, total, frozen_meta(meta), epoch, resumed=bool(found)
+            stream_key,
+            dim,
+            span,
+            rows,
+            total,
+            frozen_meta(meta),
+            epoch,
+            resumed=bool(found),
+            owner=owner,
         )
 
     async def append(
@@ -237,6 +252,7 @@ class RedisFeatureCache(FeatureCache):
             self._ttl_ms,
             stored.astype(self.dtype).tobytes(),
             encode_meta(new_meta),
+            state.owner,
         ]
         status, total = await self._call("append", lambda: self._append(keys=keys, args=args))
         if status != 1:
@@ -244,6 +260,7 @@ class RedisFeatureCache(FeatureCache):
             why = {
                 -1: f"is no longer in the cache (expired after {self.ttl_s:g} s idle, or dropped)",
                 -2: "was dropped and created again by another connection",
+                -4: "was taken over by a newer connection",
             }.get(
                 status,
                 f"was appended by another connection: the cache has {total} rows, "
@@ -263,6 +280,7 @@ class RedisFeatureCache(FeatureCache):
             state.epoch,
             encode_meta(state.meta),
             self._ttl_ms,
+            state.owner,
             *(row.astype(self.dtype).tobytes() for row in state.rows),
         ]
         done = await self._call("restore", lambda: self._restore(keys=keys, args=args))

@@ -94,6 +94,9 @@ class StreamSession:
             "resumed": self.resumed,
             "rows": self.state.total_rows,
             "next_seq": self.next_seq,
+            # A resumed stream keeps its clock: send timestamps after this one (a client
+            # whose clock restarted can offset its own by it).
+            "last_ts": self.state.meta.get("last_ts"),
         }
 
     async def process(self, frame: Frame) -> dict[str, Any]:

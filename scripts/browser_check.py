@@ -1,0 +1,389 @@
+"""Drive the live demo page (`GET /`) in a real headless Chromium: not part of the test suite.
+
+    GAD_CACHE_DIR=$PWD/.cache/gad .venv/bin/python scripts/browser_check.py [--video FILE]
+        [--chromium PATH] [--screenshot docs/img/demo-page.png] [--seconds 10]
+
+Starts `gad serve` on the demo model on a free port with an API key (the page is refused
+without it, then given it), opens the page in the system Chromium (`apt-get install
+chromium`) over the DevTools protocol (plain `websockets`, no Playwright), plays a rendered
+demo video through the page's file input and checks that labels arrive with no errors; then
+Classify a clip on the same file, Reconnect (the server resumes the window), Stop (the server
+ends the stream) and the camera on Chromium's fake device. Saves a screenshot. Exit status 0
+when every check passed.
+
+The demo videos are MPEG-4 Part 2, which browsers do not decode: the script transcodes the
+clip to WebM (VP8) with OpenCV first, as a user would have to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import websockets
+
+from service.launch import served
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "demo-key"  # the server runs with auth on: the page passes it as a subprotocol
+SERVE_ENV = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu", "GAD_API_KEYS": API_KEY}
+
+
+def say(*parts: object) -> None:
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
+def to_webm(source: Path, target: Path, seconds: float) -> Path:
+    """The first `seconds` of `source` as WebM/VP8 (what a browser can play)."""
+    reader = cv2.VideoCapture(str(source))
+    fps = reader.get(cv2.CAP_PROP_FPS) or 10.0
+    size = int(reader.get(cv2.CAP_PROP_FRAME_WIDTH)), int(reader.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"VP80"), fps, size)
+    if not writer.isOpened():
+        raise SystemExit("OpenCV cannot write WebM/VP8 here")
+    for _ in range(int(seconds * fps)):
+        ok, frame = reader.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    reader.release()
+    return target
+
+
+@contextlib.contextmanager
+def chromium(executable: str, profile: Path) -> Iterator[str]:
+    """Headless Chromium with a DevTools port: yields the page target's WebSocket URL."""
+    command = [
+        executable,
+        "--headless=new",
+        "--no-sandbox",  # root in a container
+        "--disable-gpu",
+        "--no-first-run",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",  # allow the camera without a prompt
+        "--use-fake-device-for-media-stream",  # a synthetic camera
+        "--window-size=1280,1400",
+        "about:blank",
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        assert process.stderr is not None
+        while port is None:
+            line = process.stderr.readline().decode(errors="replace")
+            if match := re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line):
+                port = int(match.group(1))
+            elif (not line and process.poll() is not None) or time.monotonic() > deadline:
+                raise SystemExit("chromium did not start its DevTools endpoint")
+        # keep reading stderr so chromium never blocks on a full pipe
+        drain = subprocess.Popen(["cat"], stdin=process.stderr, stdout=subprocess.DEVNULL)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
+            targets = json.loads(response.read())
+        page = next(t for t in targets if t["type"] == "page")
+        yield page["webSocketDebuggerUrl"]
+        drain.kill()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over one page target."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future] = {}
+        self.events: list[dict[str, Any]] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for text in self.ws:
+            message = json.loads(text)
+            if "id" in message:
+                future = self.pending.pop(message["id"], None)
+                if future and not future.done():
+                    future.set_result(message)
+            else:
+                self.events.append(message)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        number = next(self.ids)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[number] = future
+        await self.ws.send(json.dumps({"id": number, "method": method, "params": params}))
+        reply = await asyncio.wait_for(future, 60)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    async def js(self, expression: str) -> Any:
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.25)
+
+    async def set_file(self, selector: str, path: Path) -> None:
+        root = await self.call("DOM.getDocument")
+        top = root["root"]["nodeId"]
+        node = await self.call("DOM.querySelector", nodeId=top, selector=selector)
+        await self.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(path)])
+
+
+# Delays every WebSocket message the page receives by window.__gadDelayMs: a slow server.
+SLOW_REPLIES = """(() => {
+  const Native = window.WebSocket;
+  window.__gadDelayMs = 0;
+  class Slow extends Native {
+    set onmessage(handler) {
+      super.onmessage = (event) => {
+        const delay = window.__gadDelayMs;
+        if (delay) setTimeout(() => handler(event), delay);
+        else handler(event);
+      };
+    }
+    get onmessage() { return super.onmessage; }
+  }
+  window.WebSocket = Slow;
+})();"""
+READY = "document.getElementById('status').textContent.startsWith('ready')"
+STATS = """(() => {
+  const t = (id) => document.getElementById(id).textContent;
+  const n = (id) => Number(t(id));
+  return {status: t("status"), label: t("nowLabel"), score: t("nowScore"),
+    sent: n("cSent"), labels: n("cLabels"), carried: n("cCarried"), errors: n("cErrors"),
+    dropped: n("cDropped"), held: n("cHeld"), inflight: n("cInflight"),
+    rtt: t("cRtt"), server: t("cServer"),
+    stream: t("streamInfo"), note: t("closeNote"), model: t("modelName"),
+    toasts: [...document.querySelectorAll("#toasts .toast")].map((e) => e.textContent)};
+})()"""
+
+
+def unexpected(entry: dict[str, Any]) -> bool:
+    """A console error other than the 401 the keyless GET /v1/models at page load gets."""
+    expected = entry.get("url", "").endswith("/v1/models") and "401" in entry.get("text", "")
+    return entry["level"] == "error" and not expected
+
+
+async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float) -> list[str]:
+    failures: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        say(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            failures.append(what)
+
+    async with websockets.connect(page_ws, max_size=64 << 20) as ws:
+        cdp = DevTools(ws)
+        for domain in ("Page", "Runtime", "DOM", "Log"):
+            await cdp.call(f"{domain}.enable")
+        await cdp.call("Page.addScriptToEvaluateOnNewDocument", source=SLOW_REPLIES)
+        await cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=1400,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        await cdp.call("Page.navigate", url=url + "/")
+        await cdp.wait_for("document.readyState === 'complete'", 20, "the page to load")
+        # 0. no key: the server refuses the stream with 1008, the page says why
+        await cdp.js("document.getElementById('connectBtn').click()")
+        note = await cdp.wait_for(
+            "document.getElementById('closeNote').textContent", 10, "the close message"
+        )
+        say("     without a key:", note)
+        check("1008" in note and "API key required" in note, "a refused key reads as such")
+        await cdp.js(
+            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
+            " k.dispatchEvent(new Event('change')); })()"
+        )
+        model = await cdp.wait_for(
+            "document.getElementById('modelName').textContent.includes('version')",
+            10,
+            "the model panel (GET /v1/models with the key)",
+        )
+        check(bool(model), "the model panel fills from /v1/models")
+
+        # 1. a video file through the page's file input
+        await cdp.set_file("#videoFile", video)
+        await cdp.wait_for(READY, 20, "ready")
+        await asyncio.sleep(seconds)
+        stats = await cdp.js(STATS)
+        say("     after", seconds, "s of video:", json.dumps(stats))
+        check(stats["labels"] > 0 and stats["label"] not in ("", "—"), "labels arrive and show")
+        check(stats["errors"] == 0 and stats["dropped"] == 0, "no errors, nothing dropped")
+        expected = seconds * 4  # the model's fps: ~one row per 0.25 s of video
+        check(stats["labels"] >= 0.5 * expected, f"about {expected:.0f} rows in {seconds:g} s")
+        check(stats["sent"] <= seconds * 8 + 4, "at most 2× the model's fps sent")
+
+        # 2. classify the same clip
+        await cdp.set_file("#clipFile", video)
+        await cdp.js("document.getElementById('classifyForm').requestSubmit()")
+        await cdp.wait_for(
+            "!document.getElementById('clipResult').classList.contains('hidden')",
+            120,
+            "the classify result",
+        )
+        clip = await cdp.js(
+            "({label: document.getElementById('clipLabel').textContent,"
+            " meta: document.getElementById('clipMeta').textContent,"
+            " segments: document.querySelectorAll('#segments tr').length})"
+        )
+        say("     classify:", json.dumps(clip))
+        check(bool(clip["label"]) and clip["segments"] > 0, "Classify shows a label and segments")
+
+        # the screenshot: the stream running, the clip classified
+        await asyncio.sleep(1.0)
+        height = await cdp.js("document.documentElement.scrollHeight")
+        await cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=int(height),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        await asyncio.sleep(0.5)
+        image = await cdp.call("Page.captureScreenshot", format="png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot.write_bytes(base64.b64decode(image["data"]))
+        say(f"     screenshot: {shot}")
+
+        # 3. reconnect: the same stream id resumes its window
+        before = await cdp.js(STATS)
+        await cdp.js("document.getElementById('reconnectBtn').click()")
+        status = await cdp.wait_for(
+            "(() => { const s = document.getElementById('status').textContent;"
+            " return s.includes('resumed') ? s : ''; })()",
+            20,
+            "a resumed stream",
+        )
+        say("     reconnect:", status)
+        check("resumed" in status, "Reconnect resumes the window")
+        await asyncio.sleep(2)
+        after = await cdp.js(STATS)
+        check(after["labels"] > before["labels"], "labels go on after the reconnect")
+
+        # 4. stop: {"type":"end"}, the server ends the stream with 1000
+        await cdp.js("document.getElementById('stopBtn').click()")
+        stream = await cdp.wait_for(
+            "(() => { const s = document.getElementById('streamInfo').textContent;"
+            " return s.includes('ended') ? s : ''; })()",
+            20,
+            "the end message",
+        )
+        say("     stop:", stream)
+        await cdp.wait_for(
+            "document.getElementById('status').textContent === 'ended'", 10, "the close"
+        )
+        check(True, "Stop ends the stream (end message, close 1000)")
+
+        # 5. the camera (Chromium's fake device), on a new stream
+        await cdp.js("document.getElementById('newIdBtn').click()")
+        await cdp.js("document.getElementById('cameraBtn').click()")
+        await cdp.wait_for(READY, 20, "ready")
+        start = (await cdp.js(STATS))["labels"]
+        await asyncio.sleep(3)
+        camera = await cdp.js(STATS)
+        say("     camera:", json.dumps(camera))
+        check(camera["labels"] > start and camera["errors"] == 0, "the camera streams labels")
+
+        # 6. a slow server (replies held 400 ms): the page holds frames back, never queues
+        await cdp.js("window.__gadDelayMs = 400")
+        before = await cdp.js(STATS)
+        peak = 0
+        for _ in range(16):
+            await asyncio.sleep(0.25)
+            peak = max(peak, (await cdp.js(STATS))["inflight"])
+        slow = await cdp.js(STATS)
+        say("     slow server:", json.dumps(slow), "peak in flight", peak)
+        sent = slow["sent"] - before["sent"]
+        check(
+            slow["held"] > before["held"] and peak <= 2 and sent <= 4 * 2 / 0.4 + 2,
+            "a slow server: at most 2 frames in flight, the rest held back",
+        )
+        await cdp.js("document.getElementById('stopBtn').click()")
+        await asyncio.sleep(1)
+
+        problems = [
+            e
+            for e in cdp.events
+            if e["method"] == "Runtime.exceptionThrown"
+            or (e["method"] == "Log.entryAdded" and unexpected(e["params"]["entry"]))
+            or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+        ]
+        for problem in problems:
+            say("     console:", json.dumps(problem["params"])[:400])
+        check(not problems, "no JavaScript exceptions or console errors")
+        cdp.reader.cancel()
+    return failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, help="default: the demo's render_0006.mp4")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--screenshot", type=Path, default=ROOT / "docs" / "img" / "demo-page.png")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    from training.demo import build_demo, demo_root, is_built, package_dir
+
+    root = demo_root()
+    if not is_built(root):
+        build_demo(root)
+    video = args.video or root / "render" / "videos" / "render_0006.mp4"
+    if shutil.which(args.chromium) is None:
+        sys.stderr.write(f"no chromium at {args.chromium!r}: apt-get install -y chromium\n")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="gad-browser-") as folder:
+        tmp = Path(folder)
+        clip = to_webm(video, tmp / f"{video.stem}.webm", seconds=args.seconds + 20)
+        with (
+            served(package_dir(root), env=SERVE_ENV) as url,
+            chromium(args.chromium, tmp / "profile") as page,
+        ):
+            say(f"server {url}, video {video.name} as {clip.name}")
+            failures = asyncio.run(drive(page, url, clip, args.screenshot, args.seconds))
+    say(f"\n{len(failures)} check(s) failed" if failures else "\nall browser checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
