@@ -376,11 +376,11 @@ def main() -> int:
         tmp = Path(folder)
         clip = to_webm(video, tmp / f"{video.stem}.webm", seconds=args.seconds + 20)
         with (
-            served(package_dir(root), env=SERVE_ENV) as url,
+            served(package_dir(root), env=SERVE_ENV) as server,
             chromium(args.chromium, tmp / "profile") as page,
         ):
-            say(f"server {url}, video {video.name} as {clip.name}")
-            failures = asyncio.run(drive(page, url, clip, args.screenshot, args.seconds))
+            say(f"server {server.url}, video {video.name} as {clip.name}")
+            failures = asyncio.run(drive(page, server.url, clip, args.screenshot, args.seconds))
     say(f"\n{len(failures)} check(s) failed" if failures else "\nall browser checks passed")
     return 1 if failures else 0
 

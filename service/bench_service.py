@@ -161,8 +161,8 @@ def bench_service(
         if url:
             env["GAD_REDIS_URL"] = url
             env["GAD_REDIS_PREFIX"] = f"gad-bench-{int(time.time())}"
-        with served(package, env=env, args=["--max-streams", str(max(streams) + 4)]) as base:
-            ws_base = base.replace("http", "ws")
+        with served(package, env=env, args=["--max-streams", str(max(streams) + 4)]) as server:
+            ws_base = server.ws_url
             for n in streams:
                 result = run_streams(ws_base, frames, fps, streams=n, seconds=seconds, cache=cache)
                 rows.append((result, engine_windows_per_s(package, n)))

@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from model.errors import GADError
@@ -22,12 +23,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str  # http://127.0.0.1:PORT
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+
 @contextlib.contextmanager
 def served(
     model: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
-) -> Iterator[str]:
-    """Start `gad serve --model MODEL` on 127.0.0.1:<free port>; yield its base URL once
-    /readyz answers 200; stop it (SIGTERM, then SIGKILL) on exit."""
+) -> Iterator[Server]:
+    """Start `gad serve --model MODEL` on 127.0.0.1:<free port>; yield it once /readyz
+    answers 200; stop it (SIGTERM, then SIGKILL) on exit."""
     port = free_port()
     command = [sys.executable, "-m", "gad.cli", "serve", "--model", str(model)]
     command += ["--port", str(port), "--log-format", "text", *(args or [])]
@@ -43,7 +55,7 @@ def served(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise GADError(f"gad serve did not start:\n{log_path.read_text()[-2000:]}")
             time.sleep(0.2)
-        yield url
+        yield Server(url, process, log_path)
     finally:
         process.terminate()
         try:

@@ -77,5 +77,5 @@ def live_server(demo_model: Path) -> Iterator[str]:
     from training.demo import package_dir
 
     env = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu"}
-    with served(package_dir(demo_model), env=env) as url:
-        yield url
+    with served(package_dir(demo_model), env=env) as server:
+        yield server.url

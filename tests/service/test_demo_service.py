@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import websockets
 
 from model.video import FrameReader
@@ -91,3 +92,27 @@ def test_corrupt_frames_get_errors_and_the_stream_survives(live_server: str) -> 
     assert first["type"] == "label" and first["row"] == 0
     assert bad_b64["type"] == "error" and "base64" in bad_b64["error"]
     assert second["type"] == "label"
+
+
+def test_sigterm_closes_open_streams_with_1012(demo_model: Path) -> None:
+    """A replica going away tells its streams to reconnect (elsewhere), then exits."""
+    import signal
+
+    from service.launch import served
+    from training.demo import package_dir
+
+    async def main(server) -> tuple[int | None, str]:
+        async with websockets.connect(f"{server.ws_url}/v1/streams/leaving") as ws:
+            await ws.recv()  # ready
+            server.process.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=20)
+            return closed.value.rcvd.code if closed.value.rcvd else None, closed.value.rcvd.reason
+
+    with served(package_dir(demo_model), env={"GAD_PROVIDERS": "cpu"}) as server:
+        code, _ = asyncio.run(main(server))
+        # uvicorn re-raises the SIGTERM it handled once shutdown is done: -15 is a clean exit
+        assert server.process.wait(timeout=20) in (0, -signal.SIGTERM)
+        log = server.log.read_text()
+    assert code == 1012, log[-2000:]
+    assert "Finished server process" in log or "shutdown" in log.lower(), log[-2000:]
