@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -99,8 +100,18 @@ class StreamSession:
             "last_ts": self.state.meta.get("last_ts"),
         }
 
-    async def process(self, frame: Frame) -> dict[str, Any]:
+    async def process(self, frame: Frame) -> dict[str, Any] | None:
         """The message that answers `frame` (label, or error for a bad frame)."""
+        reply = await self._process(frame)
+        if reply is not None and reply["type"] == "error":
+            log.debug(
+                "frame refused: %s",
+                reply["error"],
+                extra={"stream": self.stream_id, "seq": reply.get("seq"), "code": reply["code"]},
+            )
+        return reply
+
+    async def _process(self, frame: Frame) -> dict[str, Any] | None:
         metrics = self.runtime.metrics
         seq = self.next_seq if frame.seq is None else frame.seq
         if seq < self.next_seq:
@@ -243,6 +254,9 @@ class StreamSession:
 
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "error": message} | extra
+
+
+log = logging.getLogger(__name__)
 
 
 def _ms_since(arrived: float) -> float:
