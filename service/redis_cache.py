@@ -64,6 +64,12 @@ T = TypeVar("T")
 # → {1 if found else 0, HGETALL meta, the latest `span` rows}
 ATTACH_LUA = """
 local ttl = tonumber(ARGV[5])
+local stored = redis.call('HGET', KEYS[2], 'total')
+-- Eviction may take a stream's two keys apart: rows short of what `total` promises would
+-- give a truncated window, so such a stream starts over instead.
+if stored and redis.call('LLEN', KEYS[1]) < math.min(tonumber(stored), tonumber(ARGV[4])) then
+  redis.call('DEL', KEYS[2])
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'key', ARGV[1], 'dim', ARGV[2], 'dtype', ARGV[3],

@@ -531,3 +531,17 @@ def test_redis_memory_per_stream(redis_url: str, redis_prefix: str) -> None:
                 assert payload < used < 1.3 * payload, (dtype, used, payload)
 
     run(main())
+
+
+def test_a_stream_whose_rows_were_evicted_starts_over(redis_url: str, redis_prefix: str) -> None:
+    """Eviction can take a stream's two keys apart; a truncated window is never served."""
+
+    async def main() -> None:
+        async with create_cache(redis_url, prefix=redis_prefix) as cache:
+            state = await fill(cache, await cache.attach("cam", dim=DIM, span=4), [1, 2, 3])
+            rows_key, _ = stream_keys(redis_prefix, "cam")
+            await cache._client.delete(rows_key)  # as volatile-ttl eviction might
+            again = await cache.attach("cam", dim=DIM, span=4)
+            assert not again.resumed and again.total_rows == 0 and again.epoch != state.epoch
+
+    run(main())
