@@ -8,9 +8,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 FIELDS = ("stream", "seq", "code", "tenant", "status", "path", "ms")
+# uvicorn logs request paths with their query string: `?token=KEY` (how browsers may pass
+# an API key) must never reach a log line, nor a Bearer header echoed in an error.
+SECRETS = re.compile(r"(token=|bearer\s+|gad\.key\.)[^&\s\"',;)]+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites every record's final message with API keys replaced by ***."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = SECRETS.sub(lambda m: m.group(1) + "***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,6 +52,7 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -116,3 +116,26 @@ def test_sigterm_closes_open_streams_with_1012(demo_model: Path) -> None:
         log = server.log.read_text()
     assert code == 1012, log[-2000:]
     assert "Finished server process" in log or "shutdown" in log.lower(), log[-2000:]
+
+
+def test_api_keys_never_reach_the_logs(demo_model: Path) -> None:
+    from service.launch import served
+    from training.demo import package_dir
+
+    key = "k3y-that-must-not-be-logged"
+    env = {"GAD_PROVIDERS": "cpu", "GAD_API_KEYS": key, "GAD_LOG_LEVEL": "DEBUG"}
+
+    async def main(server) -> None:
+        async with websockets.connect(f"{server.ws_url}/v1/streams/logged?token={key}") as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(b"not an image")
+            assert json.loads(await ws.recv())["type"] == "error"
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{server.url}/v1/models?token={key}", headers=headers).status_code == 200
+        assert httpx.get(f"{server.url}/v1/models?token=wrong-{key}").status_code == 401
+
+    with served(package_dir(demo_model), env=env) as server:
+        asyncio.run(main(server))
+        log = server.log.read_text()
+    assert "token=***" in log  # the lines are there, redacted
+    assert key not in log
