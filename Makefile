@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GAD_CACHE_DIR ?= $(CURDIR)/.cache/gad
 
-.PHONY: setup test lint run synth bench
+.PHONY: setup test lint run synth bench audit
 
 setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
@@ -36,3 +36,7 @@ bench:
 	$(BIN)/gad bench engine --backbone tiny --backbone smollm2-135m --threads 2
 	$(BIN)/gad bench encoder --threads 2
 	$(BIN)/gad bench service --redis-url redis://127.0.0.1:6379/0
+
+# Known vulnerabilities in the installed dependencies (needs PyPI's JSON API or osv.dev).
+audit:
+	$(BIN)/pip-audit --progress-spinner off --skip-editable
