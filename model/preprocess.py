@@ -11,6 +11,9 @@ Resize policies:
   stretch        scale the whole frame to `size`×`size` (aspect not kept, nothing cut);
                  `resize_to` must equal `size`.
 
+Frames more than MAX_ASPECT (16) times longer than wide, or the reverse, are refused by
+shorter-side-then-center-crop (its resize would blow them up before the crop).
+
 Interpolation is cv2's INTER_AREA when the output has fewer pixels than the frame (it
 averages the source pixels each output pixel covers: no aliasing) and INTER_LINEAR when
 it has more. The crop offset is `(resized - size) // 2` on each axis. Pixel values are
@@ -33,6 +36,10 @@ STRETCH = "stretch"
 RESIZE_POLICIES = (SHORTER_SIDE_CROP, STRETCH)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# shorter-side-then-center-crop resizes the whole frame before cropping it: a 1 × 2000 sliver
+# (a 79-byte PNG) would become 256 × 512,000 pixels (375 MiB) to yield one 224² crop.
+# Frames longer than this ratio are refused instead.
+MAX_ASPECT = 16
 
 
 class FrameError(GADError, ValueError):
@@ -113,6 +120,13 @@ class Preprocess:
             )
         if frames.shape[1] == 0 or frames.shape[2] == 0:
             raise FrameError(f"frames are empty: shape {tuple(frames.shape)}")
+        height, width = frames.shape[1:3]
+        too_long = max(height, width) > MAX_ASPECT * min(height, width)
+        if self.resize == SHORTER_SIDE_CROP and too_long:
+            raise FrameError(
+                f"frames of {width}×{height} pixels are over the {MAX_ASPECT}:1 aspect ratio "
+                f"limit of {self.resize}"
+            )
         out = np.empty((len(frames), self.size, self.size, 3), dtype=np.uint8)
         for i, frame in enumerate(frames):
             out[i] = self._resize(frame)

@@ -184,12 +184,19 @@ def _info(path: Path, cap: cv2.VideoCapture) -> VideoInfo:
     )
 
 
-def probe(path: Path | str) -> VideoInfo:
-    """Native rate, frame count, size; decodes the first frame to prove the file plays."""
+def probe(path: Path | str, *, max_pixels: int | None = None) -> VideoInfo:
+    """Native rate, frame count, size; decodes the first frame to prove the file plays.
+    Frames of more than `max_pixels` are refused before any is decoded (a small file can
+    claim a huge canvas)."""
     path = Path(path)
     cap = _open(path)
     try:
         info = _info(path, cap)
+        if max_pixels is not None and info.width * info.height > max_pixels:
+            raise VideoError(
+                f"{path}: frames of {info.width}×{info.height} pixels are over the "
+                f"{max_pixels}-pixel limit"
+            )
         if not cap.grab() or not cap.retrieve()[0]:
             raise VideoError(f"{path} opens as a video but yields no frames")
     finally:
@@ -202,16 +209,23 @@ class FrameReader:
 
     Iterate it for `SampledFrame`s; afterwards `decoded` (frames decoded), `sampler`
     (its counters) and `timestamp_fallbacks` say what happened. Opening probes the file,
-    so a missing or unreadable file raises `VideoError` here, before any iteration.
+    so a missing or unreadable file (or one over `max_pixels` per frame) raises
+    `VideoError` here, before any iteration.
     """
 
     def __init__(
-        self, path: Path | str, fps: float, *, start_s: float = 0.0, end_s: float | None = None
+        self,
+        path: Path | str,
+        fps: float,
+        *,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        max_pixels: int | None = None,
     ):
         if start_s < 0 or (end_s is not None and end_s <= start_s):
             raise ValueError(f"need 0 <= start_s < end_s, got {start_s} and {end_s}")
         self.path = Path(path)
-        self.info = probe(self.path)
+        self.info = probe(self.path, max_pixels=max_pixels)
         self.start_s, self.end_s = float(start_s), end_s
         self.sampler = FpsSampler(fps, start=self.start_s)
         self.decoded = 0

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Message
 
 from model.errors import GADError
 from service.auth import authorize_request
@@ -72,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
+    keyed = _errors(401) if settings.auth_enabled else {}
+
+    def ops_errors(flag: bool) -> dict[int | str, dict]:
+        return keyed if flag else {}
+
     def require_key(request: Request) -> str | None:
         return authorize_request(request, settings)
 
@@ -86,11 +92,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def gad_error(request: Request, exc: GADError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.get("/healthz", dependencies=[Depends(ops_key(settings.auth_health))])
+    @app.get(
+        "/healthz",
+        dependencies=[Depends(ops_key(settings.auth_health))],
+        responses=ops_errors(settings.auth_health),
+    )
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", dependencies=[Depends(ops_key(settings.auth_health))])
+    @app.get(
+        "/readyz",
+        dependencies=[Depends(ops_key(settings.auth_health))],
+        responses=ops_errors(settings.auth_health) | NOT_READY,
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         cache_ok = await runtime.cache.ping()
@@ -104,12 +118,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", dependencies=[Depends(ops_key(settings.auth_metrics))])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(ops_key(settings.auth_metrics))],
+        response_class=PlainTextResponse,  # the Prometheus text format
+        responses=ops_errors(settings.auth_metrics),
+    )
     async def metrics(request: Request) -> Response:
         registry = request.app.state.runtime.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", dependencies=[Depends(require_key)])
+    @app.get("/v1/models", dependencies=[Depends(require_key)], responses=keyed)
     async def models(request: Request) -> dict:
         return {"models": [request.app.state.runtime.describe()]}
 
@@ -117,8 +136,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def demo_page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.post("/classify", dependencies=[Depends(require_key)], openapi_extra=CLASSIFY_BODY)
-    @app.post("/v1/classify", dependencies=[Depends(require_key)], openapi_extra=CLASSIFY_BODY)
+    classify_route = {
+        "dependencies": [Depends(require_key)],
+        "openapi_extra": CLASSIFY_BODY,
+        "responses": keyed | _errors(400, 408, 411, 413, 422, 503),
+    }
+
+    @app.post("/classify", **classify_route)
+    @app.post("/v1/classify", **classify_route)
     async def classify(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         started = time.monotonic()
@@ -144,6 +169,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_api_websocket_route("/v1/streams/{stream_id}", stream_endpoint)
     return app
+
+
+# Every refusal is a JSON {"detail": "..."}; the schema says which routes give which.
+ERRORS = {
+    400: "a malformed request (e.g. a Content-Length that is not a byte count)",
+    401: "API key missing or wrong",
+    408: "the request body stalled (no byte for GAD_BODY_TIMEOUT_S)",
+    411: "a multipart upload without a Content-Length",
+    413: "the body or the clip is over its limit",
+    422: "input the service cannot use: the reason is in `detail`",
+    503: "busy: retry after Retry-After seconds",
+}
+DETAIL = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    }
+}
+NOT_READY = {503: {"description": "not ready: feature cache unreachable, or shutting down"}}
+
+
+def _errors(*codes: int) -> dict[int | str, dict]:
+    return {code: {"description": ERRORS[code], "content": DETAIL} for code in codes}
 
 
 CLASSIFY_BODY = {
@@ -183,8 +234,12 @@ async def _classify(request: Request, runtime: Runtime) -> dict:
     settings = runtime.settings
     limit = settings.max_clip_bytes
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    # isdigit() alone lets "²" and 5000-digit strings through to int(), which raises.
+    if length is not None and not (length.isascii() and length.isdigit() and len(length) < 19):
+        raise ClipError(400, "Content-Length must be a decimal byte count")
+    if length is not None and int(length) > limit:
         raise ClipError(413, f"body over the {limit}-byte limit")
+    request = _body_timeout(request, settings.body_timeout_s)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         body = await _read_body(request, limit)
@@ -196,6 +251,20 @@ async def _classify(request: Request, runtime: Runtime) -> dict:
     else:
         clip = await _raw_clip(request, runtime, limit)
     return await asyncio.to_thread(classify_rows, runtime, clip)
+
+
+def _body_timeout(request: Request, seconds: float) -> Request:
+    """`request` whose body reads fail with 408 after `seconds` without a byte: a client
+    that declares a body and stalls must not hold a /classify slot forever."""
+    receive = request.receive
+
+    async def timed() -> Message:
+        try:
+            return await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            raise ClipError(408, f"the request body stalled for {seconds:g} s") from None
+
+    return Request(request.scope, timed)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -211,13 +280,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _json_clip(runtime: Runtime, body: bytes) -> ClipRows:
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
         raise ClipError(422, f"body is not valid JSON: {str(exc)[:120]}") from exc
     if not isinstance(data, dict):
         raise ClipError(422, 'send {"fps": N, "features": [[...], ...]} or {"fps", "data"}')
     fps = data.get("fps")
     if not isinstance(fps, int | float) or isinstance(fps, bool):
         raise ClipError(422, "'fps' must be a number")
+    try:
+        fps = float(fps)
+    except OverflowError as exc:  # an integer of hundreds of digits
+        raise ClipError(422, f"fps must be a positive number, got {str(fps)[:20]}...") from exc
     dim = runtime.package.feature_dim
     if "data" in data:
         try:
@@ -230,13 +303,14 @@ def _json_clip(runtime: Runtime, body: bytes) -> ClipRows:
             raise ClipError(422, f"'data' must hold whole rows of {dim} float32 values")
         features = np.frombuffer(raw, "<f4").reshape(-1, dim).astype(np.float32)
     elif "features" in data:
-        try:
-            features = np.asarray(data["features"], dtype=np.float32)
-        except (TypeError, ValueError) as exc:
+        try:  # values past float32 become inf (refused below), without a warning each
+            with np.errstate(over="ignore"):
+                features = np.asarray(data["features"], dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 10**400
             raise ClipError(422, "'features' must be a list of equal-length number lists") from exc
     else:
         raise ClipError(422, "send 'features' (nested lists) or 'data' (base64 float32)")
-    return feature_rows(runtime, features, float(fps))
+    return feature_rows(runtime, features, fps)
 
 
 async def _raw_clip(request: Request, runtime: Runtime, limit: int) -> ClipRows:
@@ -256,17 +330,22 @@ async def _raw_clip(request: Request, runtime: Runtime, limit: int) -> ClipRows:
 async def _multipart_clip(request: Request, runtime: Runtime) -> ClipRows:
     try:
         form = await request.form(max_files=1, max_fields=4)
+    except ClipError:  # the body stalled
+        raise
     except Exception as exc:  # malformed multipart: the parser's own error types vary
         raise ClipError(422, f"malformed multipart body: {str(exc)[:120]}") from exc
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise ClipError(422, "multipart body needs a 'file' part holding the video")
-    with _temp_video() as path:
-        with open(path, "wb") as out:
-            while chunk := await upload.read(1 << 20):
-                out.write(chunk)
+    try:  # closed whatever happens: its parts are spooled temporary files
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ClipError(422, "multipart body needs a 'file' part holding the video")
+        with _temp_video() as path:
+            with open(path, "wb") as out:
+                while chunk := await upload.read(1 << 20):
+                    out.write(chunk)
+            await form.close()
+            return await asyncio.to_thread(video_rows, runtime, path)
+    finally:
         await form.close()
-        return await asyncio.to_thread(video_rows, runtime, path)
 
 
 @contextlib.contextmanager

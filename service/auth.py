@@ -63,9 +63,11 @@ def authorize_websocket(websocket: WebSocket, settings: Settings) -> str | None:
     candidate = _bearer(websocket.headers.get("authorization")) or websocket.query_params.get(
         "token"
     )
-    if not candidate:
+    if not candidate:  # the first non-empty key subprotocol (a later empty one must not win)
         for protocol in websocket.headers.get("sec-websocket-protocol", "").split(","):
             protocol = protocol.strip()
-            if protocol.startswith(KEY_PROTOCOL_PREFIX):
-                candidate = protocol[len(KEY_PROTOCOL_PREFIX) :]
+            key = protocol.removeprefix(KEY_PROTOCOL_PREFIX)
+            if key and key != protocol:
+                candidate = key
+                break
     return check_key(candidate, settings)

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from model.preprocess import FrameError as PreprocessError
 from model.segments import to_segments
 from model.video import FpsSampler, FrameReader, VideoError
 from model.windowing import build_windows
 from service.runtime import Runtime
 
-ENCODE_BATCH = 32
+ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size
 WINDOW_BATCH = 32
 
 
@@ -40,32 +41,41 @@ class ClipRows:
 
 def video_rows(runtime: Runtime, path: Path) -> ClipRows:
     """Decode + sample + encode a video file (blocking: run it in a worker thread)."""
+    try:
+        return _video_rows(runtime, path)
+    except ClipError as exc:  # the upload's temporary path is not the client's business
+        raise ClipError(exc.status, exc.message.replace(str(path), "the video")) from exc
+
+
+def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
     if runtime.encoder is None:
         raise ClipError(422, "this model has no frame encoder: send JSON features instead")
     fps = runtime.package.fps
     try:
-        reader = FrameReader(path, fps)
+        reader = FrameReader(path, fps, max_pixels=runtime.settings.max_frame_pixels)
     except VideoError as exc:
         raise ClipError(422, str(exc)) from exc
     duration = reader.info.duration_s
     limit = runtime.settings.max_clip_seconds
     if duration is not None and duration > limit:
         raise ClipError(413, f"clip of {duration:.1f} s is over the {limit:g} s limit")
+    encoder = runtime.encoder
     rows, batch = [], []
     try:
         for frame in reader:
             if frame.t > limit:
                 raise ClipError(413, f"clip runs past the {limit:g} s limit")
-            batch.append(frame.rgb)
+            # Preprocessed at once: a batch of full-size 4K frames would hold 800 MB.
+            batch.append(encoder.preprocess.apply(frame.rgb)[0])
             if len(batch) == ENCODE_BATCH:
-                rows.append(runtime.encoder.encode(np.stack(batch)))
+                rows.append(encoder.encode_pixels(np.stack(batch)))
                 batch = []
-    except VideoError as exc:
+        if batch:
+            rows.append(encoder.encode_pixels(np.stack(batch)))
+    except (VideoError, PreprocessError) as exc:  # PreprocessError: e.g. a 1 × 2000 video
         raise ClipError(422, str(exc)) from exc
-    if batch:
-        rows.append(runtime.encoder.encode(np.stack(batch)))
     if not rows:
-        raise ClipError(422, f"{path.name}: no frames could be sampled")
+        raise ClipError(422, "no frames could be sampled from the video")
     source = {
         "kind": "video",
         "native_fps": reader.info.fps,

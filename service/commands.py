@@ -67,6 +67,56 @@ def register(
     bench.add_argument("--out", type=Path, help="also write the table here")
     bench.set_defaults(handler=run_bench_service)
 
+    load = groups["bench"].add_parser(
+        "load",
+        help="ramp concurrent streams over two replicas sharing Redis: the knee, p99, "
+        "CPU, memory and Redis per stream",
+        description="Start --replicas `gad serve` replicas on one Redis (a private "
+        "redis-server unless --redis-url), then ramp N concurrent streams (4, 8, 16, 32, "
+        "48, 64, ... up to --max-streams; round-robin over the replicas) of a video's JPEG "
+        "frames paced at the model's fps, --seconds per step, until p99 server latency "
+        "passes --budget-ms or frames are dropped, refused or left unanswered; bisect "
+        "once or twice. Prints per step: latency percentiles, drops, machine and "
+        "per-stream CPU, RSS and Redis memory per stream; and the knee. Loopback only; "
+        "bounded (at most 256 streams, 600 s per step).",
+    )
+    load.add_argument("--model", type=Path, help="package (default: the demo model)")
+    load.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    load.add_argument(
+        "--streams", type=int, action="append", help="run exactly these N, all of them (repeatable)"
+    )
+    load.add_argument("--max-streams", type=int, default=96, help="ramp up to (default 96)")
+    load.add_argument("--seconds", type=float, default=20.0, help="per step (default 20)")
+    load.add_argument(
+        "--budget-ms", type=float, default=250.0, help="p99 server latency budget (default 250)"
+    )
+    load.add_argument("--replicas", type=int, default=2, help="gad serve processes (default 2)")
+    load.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
+    load.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    load.add_argument("--out", type=Path, help="also write the table here")
+    load.set_defaults(handler=run_bench_load)
+
+    soak = groups["bench"].add_parser(
+        "soak",
+        help="hold an overload for minutes and sample the server's RSS (memory growth)",
+        description="Start one `gad serve` on Redis (a private redis-server unless "
+        "--redis-url), stream --streams streams each sending --rate new "
+        "frames per second (several times what it can process: drops are counted) for "
+        "--minutes, sample the server's RSS every --every seconds, and print the series "
+        "and its growth. Bounded: at most 120 minutes.",
+    )
+    soak.add_argument("--model", type=Path, help="package (default: the demo model)")
+    soak.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    soak.add_argument("--streams", type=int, default=8, help="concurrent streams (default 8)")
+    soak.add_argument(
+        "--rate", type=float, default=40.0, help="frames/s sent per stream (default 40)"
+    )
+    soak.add_argument("--every", type=float, default=10.0, help="RSS sample period s (default 10)")
+    soak.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
+    soak.add_argument("--out", type=Path, help="also write the result here")
+    soak.set_defaults(handler=run_bench_soak)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -154,3 +204,57 @@ def run_bench_service(args: argparse.Namespace) -> int:
     )
     table = render_table(rows, package=model, cpu=cpu_name())
     return emit_table(table, args.out)
+
+
+def _default_video():
+    import json
+
+    from service.settings import default_model_dir
+
+    root = default_model_dir().parent.parent  # CACHE/demo
+    session = json.loads((root / "render" / "split.json").read_text())["test"][0]
+    return root / "render" / "videos" / f"{session}.mp4"
+
+
+def run_bench_load(args: argparse.Namespace) -> int:
+    from model.bench_forward import cpu_name
+    from service.bench_load import bench_load, render_load
+    from service.settings import default_model_dir
+
+    model = args.model or default_model_dir()
+    result = bench_load(
+        model,
+        args.video or _default_video(),
+        streams=args.streams,
+        max_streams=args.max_streams,
+        seconds=args.seconds,
+        budget_ms=args.budget_ms,
+        replicas=args.replicas,
+        redis_url=args.redis_url,
+        threads=args.threads,
+    )
+    return emit_table(render_load(result, package=model, cpu=cpu_name()), args.out)
+
+
+def run_bench_soak(args: argparse.Namespace) -> int:
+    from service.bench_load import MiB, render_soak, soak
+    from service.settings import default_model_dir
+
+    def progress(at: float, rss: int, result) -> None:
+        print(
+            f"{at:6.0f} s  RSS {rss / MiB:7.1f} MiB  sent {result.sent}  labels "
+            f"{result.labels}  dropped {result.dropped}",
+            flush=True,
+        )
+
+    result = soak(
+        args.model or default_model_dir(),
+        args.video or _default_video(),
+        minutes=args.minutes,
+        streams=args.streams,
+        rate=args.rate,
+        every_s=args.every,
+        redis_url=args.redis_url,
+        on_sample=progress,
+    )
+    return emit_table(render_soak(result), args.out)

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from model.errors import GADError
 
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")  # MPO: a phone camera's multi-picture JPEG
 # Corrupt frames are answered with a FrameError; OpenCV's own stderr warnings add nothing.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -28,7 +28,7 @@ class FrameError(GADError, ValueError):
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
-    """JPEG/PNG/WebP/BMP bytes → RGB uint8 [H, W, 3]."""
+    """JPEG/PNG/WebP/BMP bytes → RGB uint8 [H, W, 3] (a JPEG's EXIF orientation applied)."""
     if not data:
         raise FrameError("empty frame")
     if len(data) > max_bytes:
@@ -47,7 +47,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     if width < 1 or height < 1 or width * height > max_pixels:
         raise FrameError(f"image of {width}×{height} pixels is over the {max_pixels}-pixel limit")
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.shape[:2] != (height, width):
+    # OpenCV applies a JPEG's EXIF orientation: a portrait phone photo comes out turned.
+    if bgr is None or bgr.shape[:2] not in ((height, width), (width, height)):
         raise FrameError(f"{kind} data is corrupt or truncated")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

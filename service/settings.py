@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_clip_seconds: float = Field(1800.0, gt=0)
     max_message_bytes: int = Field(16 * MiB, ge=1024)
     max_classify: int = Field(2, ge=1, description="concurrent /classify requests")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="longest pause in a /classify upload before a 408"
+    )
 
     # --- auth
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from model.preprocess import FrameError as PreprocessError
 from model.video import FpsSampler
 from service.cache import CacheConflict, CacheError, CacheUnavailable, StreamState
 from service.frames import FrameError, decode_image
@@ -122,7 +123,7 @@ class StreamSession:
                 seq=seq,
             )
         ts = time.time() if frame.ts is None else frame.ts
-        before = copy.copy(self.sampler)
+        before = copy.copy(self.sampler), self.next_seq  # a bad frame changes nothing
         try:
             taken = self.sampler.offer(ts)
         except ValueError as exc:
@@ -140,18 +141,18 @@ class StreamSession:
                 self.state = await self._append(pushed, meta)
             metrics.cache.labels("append").observe(time.monotonic() - started)
         except FrameError as exc:
-            self.sampler, self.next_seq = before, seq  # a bad frame changes nothing
+            self.sampler, self.next_seq = before
             metrics.frame_errors.labels("frame").inc()
             return error("frame", str(exc), seq=seq)
         except CacheConflict as exc:
             metrics.cache_errors.labels("conflict").inc()
             raise StreamClosed(1008, "stream taken over by another connection") from exc
         except CacheUnavailable as exc:
-            self.sampler, self.next_seq = before, seq
+            self.sampler, self.next_seq = before
             metrics.cache_errors.labels("unavailable").inc()
             return error("cache", f"feature cache unavailable: {exc}", seq=seq, retry=True)
         except CacheError as exc:  # a row the cache refuses (e.g. float16 overflow)
-            self.sampler, self.next_seq = before, seq
+            self.sampler, self.next_seq = before
             metrics.frame_errors.labels("features").inc()
             return error("features", str(exc), seq=seq)
         probs = await self.runtime.scores(self.state.rows, len(self.state.rows) - 1)
@@ -196,7 +197,10 @@ class StreamSession:
                 max_bytes=settings.max_frame_bytes,
                 max_pixels=settings.max_frame_pixels,
             )
-            return encoder.preprocess.apply(rgb)[0]
+            try:
+                return encoder.preprocess.apply(rgb)[0]
+            except PreprocessError as exc:  # e.g. an absurd aspect ratio
+                raise FrameError(str(exc)) from exc
 
         pixels = await asyncio.to_thread(prepare)  # decode + resize off the event loop
         started = time.monotonic()

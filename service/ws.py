@@ -4,6 +4,7 @@ Client → server: binary messages are one encoded image (JPEG/PNG); text messag
     {"type": "frame", "seq": 7, "ts": 12.25, "image": "<base64 JPEG/PNG>"}
     {"type": "features", "seq": 7, "ts": 12.25, "data": "<base64 float32 × D>"}
     {"type": "end"}
+(seq: an integer 0 … 2**63-1; ts: seconds, |ts| <= 1e12; both optional.)
 Server → client: {"type": "ready", ...} first, then per frame one {"type": "label", ...}
 (`carried: true` for frames fps sampling skipped), {"type": "error", ...} for a bad
 frame (the stream goes on), {"type": "dropped", ...} for frames the bounded queue let go,
@@ -37,7 +38,12 @@ from service.streams import Frame, StreamClosed, StreamOptions, StreamSession, e
 
 log = logging.getLogger(__name__)
 
-STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# A seq must fit every client's int64 (and stay a JSON number the replies can echo); a
+# capture time beyond ±1e12 s (31,700 years; Date.now() in ms by mistake) would overflow
+# the sampler's slot arithmetic.
+MAX_SEQ = 2**63 - 1
+MAX_TS = 1e12
+STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: "$" lets "id\n" in
 
 
 class Streams:
@@ -65,7 +71,7 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
     except AuthError as exc:
         await _close(websocket, 1008, str(exc), metrics)
         return
-    if not STREAM_ID.match(stream_id):
+    if not STREAM_ID.fullmatch(stream_id):
         await _close(
             websocket,
             1008,
@@ -199,7 +205,7 @@ class _Connection:
     def _parse(self, text: str, arrived: float) -> Frame | None:
         try:
             message = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
             raise FrameError(f"not valid JSON: {str(exc)[:120]}") from exc
         if not isinstance(message, dict):
             raise FrameError("a text message must be a JSON object with a 'type'")
@@ -209,10 +215,15 @@ class _Connection:
         if kind not in ("frame", "features"):
             raise FrameError(f"unknown message type {str(kind)[:40]!r}: use frame, features or end")
         seq, ts = message.get("seq"), message.get("ts")
-        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
-            raise FrameError("'seq' must be a non-negative integer")
-        if ts is not None and (not isinstance(ts, int | float) or isinstance(ts, bool)):
-            raise FrameError("'ts' must be a number of seconds")
+        if seq is not None and (
+            not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ
+        ):
+            raise FrameError(f"'seq' must be an integer from 0 to {MAX_SEQ}")
+        # abs(ts) <= MAX_TS also refuses NaN, and compares a 4000-digit int without overflow.
+        if ts is not None and (
+            not isinstance(ts, int | float) or isinstance(ts, bool) or not abs(ts) <= MAX_TS
+        ):
+            raise FrameError(f"'ts' must be a finite number of seconds, |ts| <= {MAX_TS:g}")
         metrics = self.runtime.metrics
         if kind == "frame":
             metrics.frames_received.labels("image").inc()
