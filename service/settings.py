@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     queue_depth: int = Field(8, ge=1, description="frames waiting per stream")
     drop_policy: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
     send_queue: int = Field(64, ge=1, description="messages waiting for a slow reader")
+    send_timeout_s: float = Field(
+        10.0, gt=0, description="how long a full send queue may wait before the stream closes"
+    )
 
     # --- limits
     max_frame_bytes: int = Field(4 * MiB, ge=1024)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,14 @@ import numpy as np
 
 from model.preprocess import FrameError as PreprocessError
 from model.video import FpsSampler
-from service.cache import CacheConflict, CacheError, CacheUnavailable, StreamState
+from service.cache import (
+    CacheConflict,
+    CacheError,
+    CacheUnavailable,
+    StreamState,
+    round_row,
+    storage_dtype,
+)
 from service.frames import FrameError, decode_image
 from service.runtime import Runtime
 
@@ -74,6 +82,7 @@ class StreamSession:
         # the last one lands in a filled slot and is carried over.
         self.sampler.rows = state.total_rows
         self.next_seq = int(meta.get("next_seq", 0))
+        self.recent: list[dict[str, Any]] = json.loads(str(meta.get("recent", "[]")))
         self.latest: dict[str, Any] | None = None  # the last label message's fields
         self.processed = 0
         self.carried = 0
@@ -99,6 +108,9 @@ class StreamSession:
             # A resumed stream keeps its clock: send timestamps after this one (a client
             # whose clock restarted can offset its own by it).
             "last_ts": self.state.meta.get("last_ts"),
+            # The labels of the last frames stored: a client that lost its connection
+            # before they arrived fills its gaps below next_seq from here.
+            "recent": self.recent,
         }
 
     async def process(self, frame: Frame) -> dict[str, Any] | None:
@@ -135,9 +147,25 @@ class StreamSession:
         try:
             row = await self._row(frame)
             repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
-            meta = {"next_seq": self.next_seq, "t0": self.sampler.t0, "last_ts": ts}
+            # Score the new window before storing it, and store the row with its label:
+            # a replica that dies between the two never leaves a row whose label is lost
+            # (a resumed stream's `ready` carries the recent labels).
+            dtype = storage_dtype(self.runtime.settings.cache_dtype)
+            rounded = [round_row(r, dim=self.state.dim, dtype=dtype) for r in [*repeats, row]]
+            window = self.state
+            for pushed in rounded:
+                window = window.pushed(pushed, window.meta)
+            probs = await self.runtime.scores(window.rows, len(window.rows) - 1)
+            message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
+            self.recent = [*self.recent, _brief(message)][-RECENT:]
+            meta = {
+                "next_seq": self.next_seq,
+                "t0": self.sampler.t0,
+                "last_ts": ts,
+                "recent": json.dumps(self.recent, separators=(",", ":")),
+            }
             started = time.monotonic()
-            for pushed in [*repeats, row]:
+            for pushed in rounded:
                 self.state = await self._append(pushed, meta)
             metrics.cache.labels("append").observe(time.monotonic() - started)
         except FrameError as exc:
@@ -149,16 +177,17 @@ class StreamSession:
             raise StreamClosed(1008, "stream taken over by another connection") from exc
         except CacheUnavailable as exc:
             self.sampler, self.next_seq = before
+            self.recent = self.recent[:-1]
             metrics.cache_errors.labels("unavailable").inc()
             return error("cache", f"feature cache unavailable: {exc}", seq=seq, retry=True)
         except CacheError as exc:  # a row the cache refuses (e.g. float16 overflow)
             self.sampler, self.next_seq = before
+            if self.recent and self.recent[-1]["seq"] == seq:
+                self.recent = self.recent[:-1]
             metrics.frame_errors.labels("features").inc()
             return error("features", str(exc), seq=seq)
-        probs = await self.runtime.scores(self.state.rows, len(self.state.rows) - 1)
         self.processed += 1
         metrics.frames_processed.inc()
-        message = self._label(seq, probs, frame, carried=False)
         self.latest = message
         return message
 
@@ -225,11 +254,13 @@ class StreamSession:
             "latency_ms": _ms_since(frame.arrived),
         }
 
-    def _label(self, seq: int, probs: np.ndarray, frame: Frame, *, carried: bool) -> dict[str, Any]:
+    def _label(
+        self, seq: int, probs: np.ndarray, frame: Frame, *, carried: bool, row: int | None = None
+    ) -> dict[str, Any]:
         classes = self.runtime.package.classes
         order = np.argsort(-probs)[: self.options.top_k]
         index = int(order[0])
-        row = self.state.total_rows - 1
+        row = self.state.total_rows - 1 if row is None else row
         return {
             "type": "label",
             "seq": seq,
@@ -254,6 +285,14 @@ class StreamSession:
             "processed": self.processed,
             "carried": self.carried,
         }
+
+
+RECENT = 8  # labels kept with a stream's state (a resumed client's gap is at most its window)
+
+
+def _brief(message: dict[str, Any]) -> dict[str, Any]:
+    keys = ("seq", "row", "t", "label", "index", "score")
+    return {key: message[key] for key in keys}
 
 
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -132,7 +132,7 @@ class _Connection:
         self.close_reason = ""
 
     async def run(self) -> None:
-        self.send(self.session.ready())
+        await self.send(self.session.ready())
         tasks = [
             asyncio.create_task(self._receive(), name="ws-receive"),
             asyncio.create_task(self._work(), name="ws-work"),
@@ -188,19 +188,19 @@ class _Connection:
                 )
             if data is not None:
                 metrics.frames_received.labels("image").inc()
-                self._queue(Frame(None, None, image=data, arrived=arrived))
+                await self._queue(Frame(None, None, image=data, arrived=arrived))
                 continue
             try:
                 frame = self._parse(text or "", arrived)
             except FrameError as exc:
                 metrics.frame_errors.labels("message").inc()
-                self.send(error("message", str(exc)))
+                await self.send(error("message", str(exc)))
                 continue
             if frame is None:  # {"type": "end"}
                 self.ended = True
                 self.frame_ready.set()
                 return
-            self._queue(frame)
+            await self._queue(frame)
 
     def _parse(self, text: str, arrived: float) -> Frame | None:
         try:
@@ -235,16 +235,16 @@ class _Connection:
         row = decode_features(message.get("data"), dim=self.runtime.package.feature_dim)
         return Frame(seq, None if ts is None else float(ts), features=row, arrived=arrived)
 
-    def _queue(self, frame: Frame) -> None:
+    async def _queue(self, frame: Frame) -> None:
         if len(self.frames) >= self.settings.queue_depth:
             metrics = self.runtime.metrics
             if self.settings.drop_policy == "drop-newest":
                 metrics.frames_dropped.labels("queue_full").inc()
-                self.send(_dropped(frame))
+                await self.send(_dropped(frame))
                 return
             dropped = self.frames.popleft()
             metrics.frames_dropped.labels("queue_full").inc()
-            self.send(_dropped(dropped))
+            await self.send(_dropped(dropped))
         self.frames.append(frame)
         self.frame_ready.set()
 
@@ -255,8 +255,8 @@ class _Connection:
         while True:
             if not self.frames:
                 if self.ended:
-                    self.send(await self.session.end())
-                    self.send(None)
+                    await self.send(await self.session.end())
+                    await self.send(None)
                     return
                 self.frame_ready.clear()
                 await self.frame_ready.wait()
@@ -267,14 +267,22 @@ class _Connection:
             if reply is not None:
                 if reply.get("type") == "label" and frame.arrived:
                     metrics.latency.observe(time.monotonic() - frame.arrived)
-                self.send(reply)
+                await self.send(reply)
 
     # --- sending -----------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any] | None) -> None:
+    async def send(self, message: dict[str, Any] | None) -> None:
+        """Queue a reply for the sender task. A full outbox is waited on (the receiver then
+        stops reading: TCP backpressure on a client that sends faster than it reads) for
+        up to GAD_SEND_TIMEOUT_S; a client whose replies stay unread that long is closed."""
         try:
             self.outbox.put_nowait(message)
+            return
         except asyncio.QueueFull:
+            pass
+        try:
+            await asyncio.wait_for(self.outbox.put(message), self.settings.send_timeout_s)
+        except TimeoutError:
             self.runtime.metrics.frames_dropped.labels("client_not_reading").inc()
             raise StreamClosed(1008, "client is not reading its messages") from None
 
