@@ -128,6 +128,7 @@ class _Connection:
         self.frame_ready = asyncio.Event()
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.send_queue)
         self.ended = False
+        self.given_up = False  # the client stopped reading: counted once
         self.close_code = 1000
         self.close_reason = ""
 
@@ -283,7 +284,9 @@ class _Connection:
         try:
             await asyncio.wait_for(self.outbox.put(message), self.settings.send_timeout_s)
         except TimeoutError:
-            self.runtime.metrics.frames_dropped.labels("client_not_reading").inc()
+            if not self.given_up:  # the receiver and the worker may both be waiting
+                self.given_up = True
+                self.runtime.metrics.frames_dropped.labels("client_not_reading").inc()
             raise StreamClosed(1008, "client is not reading its messages") from None
 
     async def _send(self) -> None:
