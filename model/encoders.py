@@ -39,6 +39,7 @@ from model.preprocess import (
     SHORTER_SIDE_CROP,
     STRETCH,
     Preprocess,
+    encoder_description,
 )
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
@@ -80,12 +81,7 @@ class FrameEncoder:
         return self._run(nn.Sequential(self.module, self.classifier), frames, batch_size)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "feature_dim": self.feature_dim,
-            "preprocess": self.preprocess.to_dict(),
-        }
+        return encoder_description(self.spec, self.name, self.feature_dim, self.preprocess)
 
     def _run(self, module: nn.Module, frames: np.ndarray, batch_size: int) -> np.ndarray:
         if batch_size <= 0:

@@ -24,7 +24,7 @@ from model.cache_files import default_cache_dir
 from model.errors import GADError
 from model.manifest import ModelPackage
 from model.onnx_runtime import DEFAULT_PROVIDERS, open_session
-from model.preprocess import Preprocess
+from model.preprocess import Preprocess, encoder_description
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,7 @@ class OnnxFrameEncoder:
         return cls.open(package.encoder_path, package.encoder, providers=providers, threads=threads)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "feature_dim": self.feature_dim,
-            "preprocess": self.preprocess.to_dict(),
-        }
+        return encoder_description(self.spec, self.name, self.feature_dim, self.preprocess)
 
     def encode(self, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) → features [N, D] float32."""

@@ -157,3 +157,16 @@ def _cv2_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     shrinking = width * height < frame.shape[0] * frame.shape[1]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def encoder_description(
+    spec: str, name: str, feature_dim: int, preprocess: Preprocess
+) -> dict[str, Any]:
+    """What data_info.json and model manifests record of a frame encoder (PyTorch or ONNX):
+    enough to rebuild its preprocessing without torch."""
+    return {
+        "spec": spec,
+        "name": name,
+        "feature_dim": feature_dim,
+        "preprocess": preprocess.to_dict(),
+    }

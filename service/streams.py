@@ -82,6 +82,7 @@ class StreamSession:
         # the last one lands in a filled slot and is carried over.
         self.sampler.rows = state.total_rows
         self.next_seq = int(meta.get("next_seq", 0))
+        self.storage = storage_dtype(runtime.settings.cache_dtype)  # what the cache stores
         self.recent: list[dict[str, Any]] = json.loads(str(meta.get("recent", "[]")))
         self.latest: dict[str, Any] | None = None  # the last label message's fields
         self.processed = 0
@@ -150,8 +151,8 @@ class StreamSession:
             # Score the new window before storing it, and store the row with its label:
             # a replica that dies between the two never leaves a row whose label is lost
             # (a resumed stream's `ready` carries the recent labels).
-            dtype = storage_dtype(self.runtime.settings.cache_dtype)
-            rounded = [round_row(r, dim=self.state.dim, dtype=dtype) for r in [*repeats, row]]
+            dim = self.state.dim
+            rounded = [round_row(r, dim=dim, dtype=self.storage) for r in [*repeats, row]]
             window = self.state
             for pushed in rounded:
                 window = window.pushed(pushed, window.meta)
