@@ -20,6 +20,7 @@ from model.checkpoint_info import (
     CheckpointInfo,
     read_checkpoint_info,
 )
+from model.clip import new_classifier
 from model.errors import CheckpointError
 from model.gad import GADClassifier, count_parameters
 from model.lora import base_model, frozen_weights
@@ -123,7 +124,7 @@ def load_checkpoint(
             f"{resolved.hidden_size}: load it with the backbone it was trained on"
         )
     resolved.spec = str(info.backbone.get("spec", cfg.backbone))
-    model = GADClassifier(cfg, resolved)
+    model = new_classifier(cfg, resolved)
     _load_trained(model, Path(path) / TRAINED_FILE)
     _load_adapter(model, Path(path) / ADAPTER_DIR)
     return model.eval()

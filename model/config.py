@@ -17,6 +17,14 @@ CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
 # Llama-family projection names; the paper adapts all seven (DESIGN.md §1).
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_QUESTION = "What is the action in the last frame?"
+# The offline clip model asks one question per task (step, task, next step) of the same
+# clip; its [CLS] state feeds the step head for the first and last, the task head for the
+# second.
+CLIP_QUESTIONS = (
+    "What is the step in this clip?",
+    "What is the task in this video?",
+    "What is the next step after this clip?",
+)
 
 
 @dataclass(frozen=True)
@@ -69,25 +77,39 @@ class ModelConfig:
     long_frames: int = 128
     short_frames: int = 32
     long_stride: int = 1
+    # Offline clip model (COIN's step / task / next-step tasks): `class_names` are the
+    # steps, `task_names` the tasks; a clip is at most `clip_frames` rows, subsampled.
+    # Empty `task_names`: the per-frame (online) model.
+    task_names: tuple[str, ...] = ()
+    clip_frames: int = 0
+    clip_questions: tuple[str, ...] = CLIP_QUESTIONS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "task_names", tuple(self.task_names))
+        object.__setattr__(self, "clip_questions", tuple(self.clip_questions))
         if self.kind not in CLASSIFIER_KINDS:
             raise ConfigError(f"kind must be one of {CLASSIFIER_KINDS}, got {self.kind!r}")
         if self.feature_dim <= 0:
             raise ConfigError(f"feature_dim must be positive, got {self.feature_dim}")
         if len(self.class_names) < 2:
             raise ConfigError(f"need at least 2 classes, got {len(self.class_names)}")
-        if len(set(self.class_names)) != len(self.class_names):
-            raise ConfigError(f"class names must be unique, got {list(self.class_names)}")
-        for name in self.class_names:
-            # The generation target is "{label}, {previous label}": a comma or newline
-            # inside a label would make decoded text ambiguous.
-            if not name.strip() or name != name.strip() or "," in name or "\n" in name:
+        _check_names(self.class_names, "class")
+        if self.is_clip:
+            _check_names(self.task_names, "task")
+            if len(self.task_names) < 2:
+                raise ConfigError(f"need at least 2 tasks, got {len(self.task_names)}")
+            if self.clip_frames <= 0:
+                raise ConfigError(f"a clip model needs clip_frames > 0, got {self.clip_frames}")
+            if self.background_index is not None:
+                raise ConfigError("a clip model's classes are steps: it has no background")
+            if len(self.clip_questions) != 3 or not all(q.strip() for q in self.clip_questions):
                 raise ConfigError(
-                    f"class name {name!r} must be non-empty text without surrounding "
-                    "spaces, commas or newlines"
+                    f"clip_questions must be 3 questions (step, task, next step), got "
+                    f"{list(self.clip_questions)}"
                 )
+        elif self.clip_frames:
+            raise ConfigError("clip_frames is set but task_names is empty")
         n = len(self.class_names)
         if self.background_index is not None and not 0 <= self.background_index < n:
             raise ConfigError(f"background_index {self.background_index} outside 0..{n - 1}")
@@ -112,6 +134,11 @@ class ModelConfig:
         return WindowSpec(self.long_frames, self.short_frames, self.long_stride)
 
     @property
+    def is_clip(self) -> bool:
+        """The offline clip model (steps + tasks heads) rather than the per-frame one."""
+        return bool(self.task_names)
+
+    @property
     def uses_cls(self) -> bool:
         """`discriminative` and `gad` read a [CLS] token; `generative` decodes instead."""
         return self.kind != "generative"
@@ -122,7 +149,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["class_names"] = list(self.class_names)
+        for key in ("class_names", "task_names", "clip_questions"):
+            data[key] = list(data[key])
         data["lora"]["target_modules"] = list(self.lora.target_modules)
         return data
 
@@ -137,3 +165,16 @@ class ModelConfig:
         values = dict(data)
         values["lora"] = LoraSettings(**values.get("lora", {}))
         return cls(**values)
+
+
+def _check_names(names: tuple[str, ...], what: str) -> None:
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what} names must be unique, got {list(names)}")
+    for name in names:
+        # Generation targets are "{label}, {second label}": a comma or newline inside a
+        # label would make decoded text ambiguous.
+        if not name.strip() or name != name.strip() or "," in name or "\n" in name:
+            raise ConfigError(
+                f"{what} name {name!r} must be non-empty text without surrounding "
+                "spaces, commas or newlines"
+            )

@@ -40,6 +40,13 @@ def register(
     )
     export.add_argument("--backbone", default=None, help="local folder of the backbone, if moved")
     export.add_argument("--no-encoder", action="store_true", help="leave encoder.onnx out")
+    export.add_argument(
+        "--clip",
+        type=Path,
+        default=None,
+        help="a clip model (gad train --task clip) to add as clip.onnx: /classify then also "
+        "answers step, task and next step",
+    )
     export.add_argument("--force", action="store_true", help="replace an existing package version")
     export.set_defaults(handler=run_export)
 
@@ -79,8 +86,11 @@ def run_export(args: argparse.Namespace) -> int:
     from model.export import DEFAULT_TOLERANCE, export_package
     from training.train import CHECKPOINT_DIR
 
-    ckpt = args.checkpoint / CHECKPOINT_DIR
-    ckpt = ckpt if ckpt.is_dir() else args.checkpoint
+    def checkpoint(path: Path) -> Path:
+        inner = path / CHECKPOINT_DIR
+        return inner if inner.is_dir() else path
+
+    ckpt = checkpoint(args.checkpoint)
     result = export_package(
         ckpt,
         args.out,
@@ -93,6 +103,7 @@ def run_export(args: argparse.Namespace) -> int:
         data=args.data,
         metrics=args.metrics,
         with_encoder=not args.no_encoder,
+        clip=None if args.clip is None else checkpoint(args.clip),
     )
     manifest = result.manifest
     print(f"package   {result.folder}")
@@ -111,6 +122,15 @@ def run_export(args: argparse.Namespace) -> int:
             f"verified  max |ONNX - PyTorch| = {v['max_abs_diff']:.2e} (tolerance "
             f"{v['tolerance']:g}) on {v['windows']} windows"
         )
+    clip = manifest.get("clip")
+    if clip:
+        print(
+            f"clip      {len(clip['steps'])} steps, {len(clip['tasks'])} tasks, clips of at "
+            f"most {clip['max_frames']} rows ({clip['kind']})"
+        )
+        if clip["verify"]:
+            diff = clip["verify"]["max_abs_diff"]
+            print(f"verified  clip.onnx max |ONNX - PyTorch| = {diff:.2e}")
     if manifest.get("encoder"):
         ev = manifest["encoder"].get("verify") or {}
         print(f"encoder   {manifest['encoder']['name']}: {json.dumps(ev)}")

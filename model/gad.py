@@ -29,6 +29,7 @@ from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead, Connector
 from model.errors import ConfigError
+from model.label_trie import LabelTrie
 from model.lora import apply_lora, base_model
 from model.prompt import PromptTokens
 
@@ -110,8 +111,12 @@ class GADClassifier(nn.Module):
         tail_ids: torch.Tensor | None = None,
         tail_mask: torch.Tensor | None = None,
         with_cls: bool,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings [B, S, H] and attention mask [B, S] of prefix | frames | CLS | tail."""
+        """Embeddings [B, S, H] and attention mask [B, S] of prefix | frames | CLS | tail.
+
+        `prefix` (embeddings [B, P, H], mask [B, P]) replaces the question prefix: the
+        clip model asks a different question per sample."""
         if features.dim() != 3 or features.shape[-1] != self.config.feature_dim:
             raise ConfigError(
                 f"features must be [batch, time, {self.config.feature_dim}], "
@@ -124,15 +129,17 @@ class GADClassifier(nn.Module):
             raise ConfigError(f"mask must be [{batch}, {steps}], got {list(mask.shape)}")
         dtype = self._lm_dtype
         embed = self._embed_tokens
-        parts = [
-            self._prefix_embeds().unsqueeze(0).expand(batch, -1, -1),
-            self.connector(features.float()).to(dtype),
-        ]
-        masks = [self.prefix_ids.new_ones(batch, len(self.prefix_ids)), mask.long()]
+        if prefix is None:
+            prefix = (
+                self._prefix_embeds().unsqueeze(0).expand(batch, -1, -1),
+                self.prefix_ids.new_ones(batch, len(self.prefix_ids)),
+            )
+        parts = [prefix[0].to(dtype), self.connector(features.float()).to(dtype)]
+        masks = [prefix[1].long(), mask.long()]
         if with_cls:
             assert self.cls_embedding is not None
             parts.append(self.cls_embedding.to(dtype).expand(batch, 1, -1))
-            masks.append(masks[0].new_ones(batch, 1))
+            masks.append(masks[1].new_ones(batch, 1))
         if tail_ids is not None:
             parts.append(embed(tail_ids))
             masks.append(tail_mask.long() if tail_mask is not None else torch.ones_like(tail_ids))
@@ -160,13 +167,19 @@ class GADClassifier(nn.Module):
             self.prompt.answer(int(label), None if previous is None else int(previous[i]))
             for i, label in enumerate(labels)
         ]
+        return self._pad_answers(rows, labels.device)
+
+    def _pad_answers(
+        self, rows: list[list[int]], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Answer ids [B, A] right-padded with <eos>, and which of them are real [B, A]."""
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), self.prompt.eos, dtype=torch.long)
         valid = torch.zeros(len(rows), width, dtype=torch.bool)
         for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
             valid[i, : len(row)] = True
-        return ids.to(labels.device), valid.to(labels.device)
+        return ids.to(device), valid.to(device)
 
     # --- the three paths -----------------------------------------------------------------
 
@@ -176,9 +189,54 @@ class GADClassifier(nn.Module):
         """Class logits [B, C] for a batch of windows in one forward pass, no decoding."""
         if self.head is None:
             raise ConfigError("a generative classifier has no [CLS] head: use generate()")
-        embeds, attention = self._sequence(features, mask, with_cls=True)
+        return self.head(self._cls_hidden(features, mask))
+
+    def _cls_hidden(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The final hidden state at [CLS], [B, H] float32: what the heads read."""
+        embeds, attention = self._sequence(features, mask, with_cls=True, prefix=prefix)
         hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
-        return self.head(hidden[:, -1].float())
+        return hidden[:, -1].float()
+
+    def _generative_pass(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        answers: tuple[torch.Tensor, torch.Tensor],
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """One pass over prompt | frames | [CLS] | "\nAssistant:" answer: (the [CLS] hidden
+        state [B, H] or None without [CLS], the LM loss on the answer tokens)."""
+        ids, valid = answers
+        batch = ids.shape[0]
+        assistant = self.assistant_ids.expand(batch, -1)
+        tail = torch.cat([assistant, ids], dim=1)
+        tail_mask = torch.cat([torch.ones_like(assistant, dtype=torch.bool), valid], dim=1)
+        embeds, attention = self._sequence(
+            features,
+            mask,
+            tail_ids=tail,
+            tail_mask=tail_mask,
+            with_cls=self.config.uses_cls,
+            prefix=prefix,
+        )
+        hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
+        first_answer = embeds.shape[1] - ids.shape[1]
+        # The hidden state before each answer token predicts it.
+        predictors = hidden[:, first_answer - 1 : -1]
+        lm_logits = self._lm_head(predictors).float()
+        lm_loss = F.cross_entropy(
+            lm_logits.reshape(-1, lm_logits.shape[-1]),
+            ids.masked_fill(~valid, -100).reshape(-1),
+        )
+        if not self.config.uses_cls:
+            return None, lm_loss
+        cls_index = first_answer - assistant.shape[1] - 1
+        return hidden[:, cls_index].float(), lm_loss
 
     def forward(
         self,
@@ -198,29 +256,11 @@ class GADClassifier(nn.Module):
             logits = self.class_logits(features, mask)
             cls_loss = self._cls_loss(logits, labels)
             return GADOutput(loss=cls_loss, logits=logits, cls_loss=cls_loss, lm_loss=None)
-
-        answers, valid = self._answers(labels, previous)
-        batch = labels.shape[0]
-        assistant = self.assistant_ids.expand(batch, -1)
-        tail = torch.cat([assistant, answers], dim=1)
-        tail_mask = torch.cat([torch.ones_like(assistant, dtype=torch.bool), valid], dim=1)
-        embeds, attention = self._sequence(
-            features, mask, tail_ids=tail, tail_mask=tail_mask, with_cls=cfg.uses_cls
-        )
-        hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
-        first_answer = embeds.shape[1] - answers.shape[1]
-        # The hidden state before each answer token predicts it.
-        predictors = hidden[:, first_answer - 1 : -1]
-        lm_logits = self._lm_head(predictors).float()
-        lm_loss = F.cross_entropy(
-            lm_logits.reshape(-1, lm_logits.shape[-1]),
-            answers.masked_fill(~valid, -100).reshape(-1),
-        )
-        if not cfg.uses_cls:
+        cls_hidden, lm_loss = self._generative_pass(features, mask, self._answers(labels, previous))
+        if cls_hidden is None:
             return GADOutput(loss=lm_loss, logits=None, cls_loss=None, lm_loss=lm_loss)
         assert self.head is not None
-        cls_index = first_answer - assistant.shape[1] - 1
-        logits = self.head(hidden[:, cls_index].float())
+        logits = self.head(cls_hidden)
         cls_loss = self._cls_loss(logits, labels)
         loss = cls_loss + cfg.lm_weight * lm_loss
         return GADOutput(loss=loss, logits=logits, cls_loss=cls_loss, lm_loss=lm_loss)
@@ -249,17 +289,37 @@ class GADClassifier(nn.Module):
         Unconstrained text is cut at the first comma and mapped to the nearest class
         name by edit distance, as the paper's generative classifier does.
         """
+        tokens = self._decode(
+            features,
+            mask,
+            trie=self.trie,
+            limit=max_new_tokens or self.prompt.max_answer_tokens,
+            constrained=constrained,
+        )
+        return self._to_classes(tokens, self.config.class_names)
+
+    def _decode(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        trie: LabelTrie,
+        limit: int,
+        constrained: bool,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> list[list[int]]:
+        """Greedy decoding after "\nAssistant:", constrained to `trie`'s labels or free."""
         embeds, attention = self._sequence(
             features,
             mask,
             tail_ids=self.assistant_ids.expand(features.shape[0], -1),
             with_cls=self.config.uses_cls,
+            prefix=prefix,
         )
         positions = self._positions(attention)
         out = self._decoder(embeds, attention, positions, past=DynamicCache())
         batch = features.shape[0]
-        limit = max_new_tokens or self.prompt.max_answer_tokens
-        nodes: list[object | None] = [self.trie.root] * batch
+        nodes: list[object | None] = [trie.root] * batch
         tokens: list[list[int]] = [[] for _ in range(batch)]
         done = [False] * batch
         hidden, past = out.last_hidden_state[:, -1:], out.cache
@@ -267,19 +327,19 @@ class GADClassifier(nn.Module):
         for _ in range(limit):
             logits = self._lm_head(hidden[:, -1]).float()
             if constrained:
-                logits = logits + self._trie_mask(nodes, done, logits)
+                logits = logits + self._trie_mask(trie, nodes, done, logits)
             chosen = logits.argmax(-1)
             for i, token in enumerate(chosen.tolist()):
                 if done[i]:
                     continue
                 if constrained:
-                    nodes[i] = self.trie.step(nodes[i], token)
+                    nodes[i] = trie.step(nodes[i], token)
                     if nodes[i] is None:
                         done[i] = True
                         continue
                     tokens[i].append(token)
-                    done[i] = self.trie.is_final(nodes[i])
-                elif token in self.trie.terminators:
+                    done[i] = trie.is_final(nodes[i])
+                elif token in trie.terminators:
                     done[i] = True
                 else:
                     tokens[i].append(token)
@@ -289,17 +349,19 @@ class GADClassifier(nn.Module):
             next_pos = next_pos + 1
             out = self._decoder(self._embed_tokens(chosen[:, None]), attention, next_pos, past)
             hidden, past = out.last_hidden_state, out.cache
-        return self._to_classes(tokens)
+        return tokens
 
-    def _trie_mask(self, nodes: list, done: list[bool], logits: torch.Tensor) -> torch.Tensor:
+    def _trie_mask(
+        self, trie: LabelTrie, nodes: list, done: list[bool], logits: torch.Tensor
+    ) -> torch.Tensor:
         mask = torch.full_like(logits, float("-inf"))
         for i, node in enumerate(nodes):
-            allowed = [self.prompt.eos] if done[i] or node is None else self.trie.allowed(node)
+            allowed = [self.prompt.eos] if done[i] or node is None else trie.allowed(node)
             mask[i, allowed] = 0.0
         return mask
 
-    def _to_classes(self, tokens: list[list[int]]) -> Generation:
-        names = list(self.config.class_names)
+    def _to_classes(self, tokens: list[list[int]], names: tuple[str, ...]) -> Generation:
+        names = list(names)
         texts = [
             self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens
         ]

@@ -55,3 +55,51 @@ class PromptTokens:
 
     def trie(self) -> LabelTrie:
         return LabelTrie(self.labels, terminators={self.eos, *(p[0] for p in self.previous)})
+
+
+@dataclass(frozen=True)
+class ClipPrompt:
+    """The clip model's tokens: one question prefix per task, step and task labels.
+
+        step / next:  [<bos> question] [frames] [CLS] "\\nAssistant:" " step" ", task" <eos>
+        task:         [<bos> question] [frames] [CLS] "\\nAssistant:" " task" <eos>
+
+    (The authors' GAD targets: the step label plus the task name for step recognition and
+    forecasting, the task name for task recognition.)
+    """
+
+    questions: tuple[tuple[int, ...], ...]  # per question: <bos> + question
+    steps: tuple[tuple[int, ...], ...]  # " {step}"
+    tasks: tuple[tuple[int, ...], ...]  # " {task}"
+    task_suffix: tuple[tuple[int, ...], ...]  # ", {task}"
+    eos: int
+
+    @classmethod
+    def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> ClipPrompt:
+        def ids(text: str) -> tuple[int, ...]:
+            return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        bos = () if tokenizer.bos_token_id is None else (tokenizer.bos_token_id,)
+        return cls(
+            questions=tuple(bos + ids(q) for q in config.clip_questions),
+            steps=tuple(ids(" " + name) for name in config.class_names),
+            tasks=tuple(ids(" " + name) for name in config.task_names),
+            task_suffix=tuple(ids(", " + name) for name in config.task_names),
+            eos=int(tokenizer.eos_token_id),
+        )
+
+    def answer(self, question: int, label: int, task: int) -> list[int]:
+        """Target ids after the assistant prompt for `question` (0 step, 1 task, 2 next)."""
+        if question == 1:
+            return [*self.tasks[label], self.eos]
+        return [*self.steps[label], *self.task_suffix[task], self.eos]
+
+    def max_answer_tokens(self, question: int) -> int:
+        if question == 1:
+            return max(map(len, self.tasks)) + 1
+        return max(map(len, self.steps)) + max(map(len, self.task_suffix)) + 1
+
+    def trie(self, question: int) -> LabelTrie:
+        if question == 1:
+            return LabelTrie(self.tasks, terminators={self.eos})
+        return LabelTrie(self.steps, terminators={self.eos, *(s[0] for s in self.task_suffix)})

@@ -83,3 +83,51 @@ def build_windows(
             np.zeros((0, spec.size), np.uint8),
         )
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+# --- whole clips (the offline step / task / next-step models) ----------------------------
+
+
+def clip_indices(
+    start: int, end: int, max_frames: int, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Rows of the span [start, end) a clip model reads: all of them when there are at
+    most `max_frames`, else `max_frames` rows spread uniformly — the middle row of each of
+    `max_frames` equal bins, or (training, `rng` given) a random row of each bin."""
+    if max_frames <= 0:
+        raise ValueError(f"max_frames must be positive, got {max_frames}")
+    if not 0 <= start < end:
+        raise ValueError(f"a clip needs 0 <= start < end, got [{start}, {end})")
+    length = end - start
+    if length <= max_frames:
+        return np.arange(start, end)
+    edges = np.arange(max_frames + 1) * length / max_frames
+    if rng is None:
+        offsets = (edges[:-1] + edges[1:]) / 2
+    else:
+        offsets = edges[:-1] + rng.random(max_frames) * (edges[1:] - edges[:-1])
+    picked = np.minimum(np.floor(offsets).astype(np.int64), length - 1)
+    return start + picked
+
+
+def build_clip(
+    rows: np.ndarray,
+    max_frames: int,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features [max_frames, D] float32, mask [max_frames] uint8) for rows[start:end],
+    uniformly subsampled by `clip_indices` and left-padded like a window."""
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be [frames, features], got shape {list(rows.shape)}")
+    end = len(rows) if end is None else end
+    if end > len(rows):
+        raise ValueError(f"clip end {end} is beyond the {len(rows)} rows")
+    picked = clip_indices(start, end, max_frames, rng=rng)
+    clip = np.zeros((max_frames, rows.shape[1]), dtype=np.float32)
+    mask = np.zeros(max_frames, dtype=np.uint8)
+    clip[max_frames - len(picked) :] = rows[picked]
+    mask[max_frames - len(picked) :] = 1
+    return clip, mask

@@ -93,3 +93,88 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
             f"{ratio} |"
         )
     return "\n".join(lines)
+
+
+# --- the clip tasks (COIN-style step / task / next-step) ---------------------------------
+
+
+@dataclass(frozen=True)
+class ClipCompareRow:
+    kind: str
+    metrics: dict[str, Any]  # clip_metrics(): {question: {top1, top5, clips}}
+    train_seconds: float
+    steps: int
+    latency_ms: dict[str, float]  # {"question": ..., "clip": ...}
+
+
+def run_clip_compare(
+    base: TrainConfig,
+    kinds: list[str],
+    *,
+    eval_batch: int = 64,
+    limit_test: int | None = None,
+    progress: bool = True,
+) -> list[ClipCompareRow]:
+    from training.clip_eval import clip_latency_ms, clip_metrics, predict_clips
+    from training.clips import load_clip_videos, open_clip_source
+
+    source = open_clip_source(
+        base.data,
+        annotations=base.annotations,
+        feature_dirs=list(base.feature_dirs or []) or None,
+        fps=base.fps,
+        dataset=base.dataset,
+    )
+    test = load_clip_videos(source, "test", limit=limit_test)
+    trained = {}
+    for kind in kinds:
+        cfg = replace(base, kind=kind, out=base.out / kind, resume=False)
+        shutil.rmtree(cfg.out, ignore_errors=True)
+        result = train(cfg)
+        model = load_checkpoint(result.checkpoint)
+        metrics = clip_metrics(
+            predict_clips(model, test, batch_size=eval_batch, progress=progress),
+            generative=kind == "generative",
+        )
+        write_metrics(cfg.out / "eval", metrics)
+        trained[kind] = (model, result, metrics)
+    longest = max(test, key=lambda v: len(v.features))
+    latency = clip_latency_ms({kind: m for kind, (m, _, _) in trained.items()}, longest)
+    return [
+        ClipCompareRow(kind, metrics, result.seconds, result.steps, latency[kind])
+        for kind, (_, result, metrics) in trained.items()
+    ]
+
+
+def render_clip_compare(
+    rows: list[ClipCompareRow], base: TrainConfig, extra: dict[str, Any]
+) -> str:
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        f"Backbone `{base.backbone}`, data `{base.data}`, clips of at most {base.clip_frames} "
+        f"rows, batch {base.batch_size}, lr {base.lr:g}, {base.epochs} epoch(s), "
+        f"LoRA r={base.lora.rank} α={base.lora.alpha}, seed {base.seed}; "
+        + ", ".join(f"{k} {v}" for k, v in extra.items()),
+        f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
+        "Latency at batch 1, median of 30 timed side by side: *one answer* = the step "
+        "question (a [CLS] pass, or a constrained greedy decode with a KV cache); *clip* = "
+        "all three answers (one batched pass of the three questions, or three decodes). "
+        "Top-5: — where undefined (a decoded answer has no ranking) or trivial (≤ 5 classes).",
+        "",
+        "| classifier | step top-1 % | step top-5 % | task top-1 % | next top-1 % | "
+        "next top-5 % | train s | ms / answer | ms / clip | speed vs generative |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    gen = next((r.latency_ms["clip"] for r in rows if r.kind == "generative"), None)
+    for r in rows:
+        m = r.metrics
+        ratio = f"{gen / r.latency_ms['clip']:.1f}×" if gen else "—"
+        lines.append(
+            f"| {r.kind} | {pct(m['step']['top1'])} | {pct(m['step']['top5'])} | "
+            f"{pct(m['task']['top1'])} | {pct(m['next']['top1'])} | {pct(m['next']['top5'])} | "
+            f"{r.train_seconds:.0f} | {r.latency_ms['question']:.1f} | "
+            f"{r.latency_ms['clip']:.1f} | {ratio} |"
+        )
+    return "\n".join(lines)

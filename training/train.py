@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ from transformers import get_cosine_schedule_with_warmup
 
 from model.backbone import resolve_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.clip import new_classifier
 from model.config import LoraSettings, ModelConfig
 from model.errors import ConfigError
-from model.gad import GADClassifier
+from training.clips import ClipSamples, collate_clips, load_clip_videos, open_clip_source
 from training.data_info import load_data_info
 from training.dataset import TrainWindows, load_split
 
@@ -70,10 +72,17 @@ class TrainConfig:
     resume: bool = False
     limit_videos: int | None = None
     progress: bool = True
+    # "frame": the online model (windows → the last frame's action); "clip": the offline
+    # step / task / next-step model over COIN-style annotations (training/clips.py).
+    task: str = "frame"
+    clip_frames: int = 32
+    annotations: Path | None = None
+    fps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["data"], data["out"] = str(self.data), str(self.out)
+        data["annotations"] = None if self.annotations is None else str(self.annotations)
         return data
 
 
@@ -92,6 +101,68 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, t
         "mask": torch.from_numpy(np.stack([i[1] for i in items])).long(),
         "labels": torch.tensor([i[2] for i in items]),
         "previous": torch.tensor([i[3] for i in items]),
+    }
+
+
+@dataclass
+class TrainTask:
+    """What a task hands the loop: the model config, the samples, how to batch them."""
+
+    config: ModelConfig
+    samples: Any  # len, getitem, set_epoch
+    collate: Callable[[list], dict[str, torch.Tensor]]
+    dataset: str
+    fps: float
+    encoder: dict[str, Any] | None
+
+
+def frame_task(cfg: TrainConfig) -> TrainTask:
+    """Windows of a per-frame dataset (data_info.json); label = the last frame's class."""
+    info = load_data_info(cfg.data, cfg.dataset, feature_dirs=list(cfg.feature_dirs or []) or None)
+    videos = load_split(info, "train", limit=cfg.limit_videos)
+    model_cfg = ModelConfig(
+        **_model_fields(cfg, int(videos[0].features.shape[1])),
+        class_names=info.model_class_names,
+        background_index=info.model_background_index,
+        long_frames=cfg.long_frames,
+        short_frames=cfg.short_frames,
+        long_stride=cfg.long_stride,
+    )
+    samples = TrainWindows(videos, info, model_cfg.window, seed=cfg.seed)
+    return TrainTask(model_cfg, samples, collate, info.name, info.fps, info.encoder)
+
+
+def clip_task(cfg: TrainConfig) -> TrainTask:
+    """Step, task and next-step clips of a COIN-style dataset, trained jointly."""
+    if cfg.task != "clip":
+        raise ConfigError(f"task must be 'frame' or 'clip', got {cfg.task!r}")
+    source = open_clip_source(
+        cfg.data,
+        annotations=cfg.annotations,
+        feature_dirs=list(cfg.feature_dirs or []) or None,
+        fps=cfg.fps,
+        dataset=cfg.dataset,
+    )
+    videos = load_clip_videos(source, "train", limit=cfg.limit_videos)
+    model_cfg = ModelConfig(
+        **_model_fields(cfg, int(videos[0].features.shape[1])),
+        class_names=source.annotations.step_names,
+        background_index=None,
+        task_names=source.annotations.task_names,
+        clip_frames=cfg.clip_frames,
+    )
+    samples = ClipSamples(videos, cfg.clip_frames, seed=cfg.seed, jitter=True)
+    return TrainTask(model_cfg, samples, collate_clips, source.name, source.fps, source.encoder)
+
+
+def _model_fields(cfg: TrainConfig, feature_dim: int) -> dict[str, Any]:
+    return {
+        "backbone": cfg.backbone,
+        "kind": cfg.kind,
+        "feature_dim": feature_dim,
+        "lm_weight": cfg.lm_weight,
+        "background_weight": cfg.background_weight,
+        "lora": cfg.lora,
     }
 
 
@@ -114,22 +185,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
     set_seed(cfg.seed)
-    info = load_data_info(cfg.data, cfg.dataset, feature_dirs=list(cfg.feature_dirs or []) or None)
-    videos = load_split(info, "train", limit=cfg.limit_videos)
-    model_cfg = ModelConfig(
-        backbone=cfg.backbone,
-        kind=cfg.kind,  # type: ignore[arg-type]
-        feature_dim=int(videos[0].features.shape[1]),
-        class_names=info.model_class_names,
-        background_index=info.model_background_index,
-        lm_weight=cfg.lm_weight,
-        background_weight=cfg.background_weight,
-        lora=cfg.lora,
-        long_frames=cfg.long_frames,
-        short_frames=cfg.short_frames,
-        long_stride=cfg.long_stride,
-    )
-    samples = TrainWindows(videos, info, model_cfg.window, seed=cfg.seed)
+    task = frame_task(cfg) if cfg.task == "frame" else clip_task(cfg)
+    model_cfg, samples, collate_fn = task.config, task.samples, task.collate
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
@@ -153,7 +210,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             f"{out} already holds a checkpoint: --resume to continue it, or pick another --out"
         )
     else:
-        model = GADClassifier(model_cfg, resolve_backbone(cfg.backbone))
+        model = new_classifier(model_cfg, resolve_backbone(cfg.backbone))
 
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = len(
@@ -207,11 +264,12 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "seconds": round(seconds, 1),
                 "loss": last_loss,
                 "windows_per_epoch": len(samples),
-                "dataset": info.name,
+                "dataset": task.dataset,
                 "data": str(cfg.data),
+                "task": cfg.task,
             },
             # What serving needs to turn frames into rows the way training saw them.
-            "data": {"fps": info.fps, "encoder": info.encoder},
+            "data": {"fps": task.fps, "encoder": task.encoder},
         }
         save_checkpoint(accelerator.unwrap_model(wrapped), ckpt_dir, extra=extra)
         torch.save(
@@ -240,11 +298,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 tick = time.perf_counter()
                 batch = {
                     k: v.to(accelerator.device)
-                    for k, v in collate([samples[i] for i in indices]).items()
+                    for k, v in collate_fn([samples[i] for i in indices]).items()
                 }
-                output = wrapped(
-                    batch["features"], batch["mask"], batch["labels"], batch["previous"]
-                )
+                output = wrapped(**batch)
                 accelerator.backward(output.loss)
                 optimizer.step()
                 scheduler.step()

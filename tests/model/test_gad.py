@@ -108,7 +108,7 @@ def test_free_decoding_maps_text_to_the_nearest_class() -> None:
     assert all(0 <= i < len(NAMES) for i in out.indices)
     # The mapping itself: edit distance to the names.
     assert model._to_classes(
-        [model.tokenizer.encode(" opn drawr", add_special_tokens=False)]
+        [model.tokenizer.encode(" opn drawr", add_special_tokens=False)], tuple(NAMES)
     ).indices == [1]
 
 
