@@ -4,6 +4,9 @@
     gad train data/synth --out runs/gad --kind gad --backbone tiny --epochs 8
     gad eval runs/gad --data data/synth --save-scores runs/gad/scores.npz
     gad bench compare --data data/synth --backbone tiny --out docs/benchmarks/compare-tiny.md
+    gad data synth --procedures --out data/procedures
+    gad train data/procedures --task clip --out runs/clip
+    gad eval runs/clip --data data/procedures
 
 Torch is imported only inside the handlers.
 """
@@ -28,8 +31,15 @@ def register(
         "data_info.json as THUMOS-style loaders expect. Seeded: same seed, same files.",
     )
     synth.add_argument("--out", type=Path, required=True, help="dataset folder to write")
-    synth.add_argument("--train-videos", type=int, default=24)
-    synth.add_argument("--test-videos", type=int, default=8)
+    synth.add_argument(
+        "--procedures",
+        action="store_true",
+        help="procedures instead: tasks made of ordered steps (make tea: boil water, add tea, "
+        "...), with a COIN-style coin.json for `gad train --task clip` besides the per-frame "
+        "targets (120 train / 36 test videos at 2 fps by default)",
+    )
+    synth.add_argument("--train-videos", type=int, default=None, help="default 24 (120)")
+    synth.add_argument("--test-videos", type=int, default=None, help="default 8 (36)")
     synth.add_argument("--feature-dim", type=int, default=64)
     synth.add_argument("--noise", type=float, default=0.35, help="feature noise std (default 0.35)")
     synth.add_argument("--seed", type=int, default=0)
@@ -70,6 +80,10 @@ def register(
     evaluate.add_argument("--report", type=Path, default=None, help="report folder")
     evaluate.add_argument("--plots", type=int, default=4, help="timelines for the first N videos")
     evaluate.add_argument(
+        "--annotations", type=Path, default=None, help="clip models: default DATA/coin.json"
+    )
+    evaluate.add_argument("--fps", type=float, default=None, help="clip models: feature fps")
+    evaluate.add_argument(
         "--free-decoding",
         action="store_true",
         help="generative: decode freely and map to the nearest label",
@@ -92,6 +106,29 @@ def register(
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--task",
+        choices=["frame", "clip"],
+        default="frame",
+        help="frame: the online model (each frame's action from its window; default); "
+        "clip: the offline model over COIN-style annotations — step, task and next-step "
+        "recognition trained jointly, two heads on one [CLS]",
+    )
+    parser.add_argument(
+        "--clip-frames",
+        type=int,
+        default=32,
+        help="clip task: longer clips are uniformly subsampled to this many rows (default 32)",
+    )
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        default=None,
+        help="clip task: COIN-style JSON (default DATA/coin.json)",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=None, help="clip task: feature fps (default: data_info.json)"
+    )
     parser.add_argument("--dataset", default=None, help="name in data_info.json (if several)")
     parser.add_argument(
         "--feature-dirs",
@@ -149,21 +186,27 @@ def train_config(args: argparse.Namespace, out: Path):
         epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_ratio=args.warmup, seed=args.seed,
         device=args.device, bf16=args.bf16, save_every=args.save_every, resume=args.resume,
-        limit_videos=args.limit_videos, progress=not args.no_progress,
+        limit_videos=args.limit_videos, progress=not args.no_progress, task=args.task,
+        clip_frames=args.clip_frames, annotations=args.annotations, fps=args.fps,
     )  # fmt: skip
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from training.synth import SynthConfig, write_synth_dataset
+    if args.procedures:
+        from training.procedures import ProcedureConfig as Config
+        from training.procedures import write_procedure_dataset as write
+    else:
+        from training.synth import SynthConfig as Config
+        from training.synth import write_synth_dataset as write
 
-    cfg = SynthConfig(
-        videos_train=args.train_videos,
-        videos_test=args.test_videos,
+    counts = {"videos_train": args.train_videos, "videos_test": args.test_videos}
+    cfg = Config(
+        **{k: v for k, v in counts.items() if v is not None},
         feature_dim=args.feature_dim,
         noise=args.noise,
         seed=args.seed,
     )
-    summary = write_synth_dataset(args.out, cfg)
+    summary = write(args.out, cfg)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return 0
 
@@ -194,6 +237,13 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     from training.reports import metrics_markdown, plot_confusion, plot_timeline
 
+    if args.checkpoint is not None and not args.from_scores:
+        from model.checkpoint_info import read_checkpoint_info
+        from training.train import CHECKPOINT_DIR
+
+        inner = args.checkpoint / CHECKPOINT_DIR
+        if read_checkpoint_info(inner if inner.is_dir() else args.checkpoint).config.is_clip:
+            return run_clip_eval(args, inner if inner.is_dir() else args.checkpoint)
     info = load_data_info(args.data, args.dataset)
     if args.from_scores:
         results, names = load_scores(args.from_scores)
@@ -264,13 +314,63 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_clip_eval(args: argparse.Namespace, ckpt: Path) -> int:
+    """`gad eval` of a clip model: top-1 / top-5 per task on the split's clips."""
+    import torch
+
+    from model.checkpoint import load_checkpoint
+    from training.clip_eval import clip_metrics, clip_metrics_markdown, predict_clips
+    from training.clips import load_clip_videos, open_clip_source
+    from training.evaluate import write_metrics
+
+    source = open_clip_source(
+        args.data, annotations=args.annotations, fps=args.fps, dataset=args.dataset
+    )
+    videos = load_clip_videos(source, args.split, limit=args.limit_videos)
+    model = load_checkpoint(ckpt, expect_feature_dim=int(videos[0].features.shape[1]))
+    if model.config.task_names != source.annotations.task_names:
+        from model.errors import ConfigError
+
+        raise ConfigError(
+            f"{ckpt} was trained on tasks {list(model.config.task_names)}, "
+            f"{source.annotations.path} has {list(source.annotations.task_names)}"
+        )
+    device = (
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    results = predict_clips(
+        model, videos, batch_size=args.batch_size, device=device, constrained=not args.free_decoding
+    )
+    metrics = clip_metrics(results, generative=model.config.kind == "generative")
+    report = args.report or (ckpt.parent if ckpt.name == "checkpoint" else ckpt) / "eval"
+    write_metrics(report, metrics)
+    title = f"{source.name} {args.split}: {model.config.kind} on {model.config.backbone}"
+    markdown = clip_metrics_markdown(metrics, title=title)
+    (report / "metrics.md").write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nreport: {report}")
+    return 0
+
+
 def run_compare_cmd(args: argparse.Namespace) -> int:
-    from training.compare import render_compare, run_compare
+    from training.compare import (
+        render_clip_compare,
+        render_compare,
+        run_clip_compare,
+        run_compare,
+    )
 
     base = train_config(args, args.runs)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    rows = run_compare(base, kinds, limit_test=args.limit_test_videos, progress=base.progress)
-    table = render_compare(rows, base, {"test videos": args.limit_test_videos or "all"})
+    extra = {"test videos": args.limit_test_videos or "all"}
+    if base.task == "clip":
+        rows = run_clip_compare(
+            base, kinds, limit_test=args.limit_test_videos, progress=base.progress
+        )
+        table = render_clip_compare(rows, base, extra)
+    else:
+        rows = run_compare(base, kinds, limit_test=args.limit_test_videos, progress=base.progress)
+        table = render_compare(rows, base, extra)
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

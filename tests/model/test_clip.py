@@ -1,0 +1,200 @@
+"""The clip model: two heads on one [CLS], per-question prompts, GAD targets, decoding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.backbone import build_tiny_backbone
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.clip import NEXT, STEP, TASK, ClipClassifier
+from model.config import LoraSettings, ModelConfig
+from model.errors import ConfigError
+from tests.model.helpers import FEATURE_DIM
+
+STEPS = ("boil water", "add tea", "pour water", "stir drink", "grind beans")
+TASKS = ("make tea", "make coffee", "make salad")
+
+
+def clip_config(kind: str = "gad", **overrides: object) -> ModelConfig:
+    values: dict[str, object] = {
+        "backbone": "tiny",
+        "kind": kind,
+        "feature_dim": FEATURE_DIM,
+        "class_names": STEPS,
+        "background_index": None,
+        "task_names": TASKS,
+        "clip_frames": 6,
+        "lora": LoraSettings(rank=8, alpha=16, dropout=0.0),
+    }
+    values.update(overrides)
+    return ModelConfig(**values)  # type: ignore[arg-type]
+
+
+def clip_model(kind: str = "gad", seed: int = 0, **overrides: object) -> ClipClassifier:
+    torch.manual_seed(seed)
+    return ClipClassifier(clip_config(kind, **overrides), build_tiny_backbone())
+
+
+def clip_batch(seed: int = 0):
+    """Six clips, two per question; the answer is readable from the features."""
+    gen = torch.Generator().manual_seed(seed)
+    features = torch.randn(6, 5, FEATURE_DIM, generator=gen) * 0.1
+    questions = torch.tensor([STEP, TASK, NEXT, STEP, TASK, NEXT])
+    labels = torch.tensor([0, 1, 2, 3, 2, 4])
+    goals = torch.tensor([0, 1, 0, 1, 2, 1])
+    features[torch.arange(6), :, labels] += 2.0
+    return features, None, labels, questions, goals
+
+
+def train(model: ClipClassifier, steps: int) -> list[float]:
+    batch = clip_batch()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model(*batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_config_checks_the_clip_fields() -> None:
+    assert clip_config().is_clip and not clip_config(task_names=(), clip_frames=0).is_clip
+    with pytest.raises(ConfigError, match="clip_frames > 0"):
+        clip_config(clip_frames=0)
+    with pytest.raises(ConfigError, match="no background"):
+        clip_config(background_index=0)
+    with pytest.raises(ConfigError, match="task name"):
+        clip_config(task_names=("make tea", "make, coffee"))
+    with pytest.raises(ConfigError, match="at least 2 tasks"):
+        clip_config(task_names=("make tea",))
+    with pytest.raises(ConfigError, match="task_names is empty"):
+        clip_config(task_names=())
+    restored = ModelConfig.from_dict(clip_config().to_dict())
+    assert restored == clip_config()
+
+
+def test_two_heads_on_one_cls() -> None:
+    model = clip_model()
+    features, mask, *_ = clip_batch()
+    steps, tasks = model.question_logits(features, mask, torch.full((6,), STEP))
+    assert steps.shape == (6, len(STEPS)) and tasks.shape == (6, len(TASKS))
+    # The heads read the same [CLS] state.
+    hidden = model._cls_hidden(features, mask, model._question_prefix(torch.full((6,), STEP)))
+    torch.testing.assert_close(steps, model.head(hidden))
+    torch.testing.assert_close(tasks, model.task_head(hidden))
+
+
+def test_questions_change_the_cls_state() -> None:
+    model = clip_model()
+    features, mask, *_ = clip_batch()
+    step_q, _ = model.question_logits(features, mask, torch.full((6,), STEP))
+    next_q, _ = model.question_logits(features, mask, torch.full((6,), NEXT))
+    assert not torch.allclose(step_q, next_q)
+
+
+def test_clip_logits_is_the_three_questions_batched() -> None:
+    model = clip_model()
+    train(model, 3)
+    model.eval()
+    features, mask, *_ = clip_batch()
+    with torch.no_grad():
+        steps, tasks, nexts = model.clip_logits(features)
+        for question, expected, pick in ((STEP, steps, 0), (TASK, tasks, 1), (NEXT, nexts, 0)):
+            got = model.question_logits(features, mask, torch.full((6,), question))[pick]
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_padding_does_not_change_the_answers() -> None:
+    model = clip_model()
+    train(model, 3)
+    model.eval()
+    features, *_ = clip_batch()
+    padded = torch.full((1, 9, FEATURE_DIM), 77.0)
+    padded[0, 4:] = features[0]
+    mask = torch.zeros(1, 9, dtype=torch.long)
+    mask[0, 4:] = 1
+    with torch.no_grad():
+        for a, b in zip(model.clip_logits(features[:1]), model.clip_logits(padded, mask)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_gad_targets_follow_the_question() -> None:
+    model = clip_model()
+    prompt = model.clip_prompt
+    tokenizer = model.tokenizer
+    step = tokenizer.decode(prompt.answer(STEP, 2, 1))
+    task = tokenizer.decode(prompt.answer(TASK, 1, 1))
+    nxt = tokenizer.decode(prompt.answer(NEXT, 3, 0))
+    assert step.startswith(" pour water, make coffee")
+    assert task.startswith(" make coffee") and "," not in task
+    assert nxt.startswith(" stir drink, make tea")
+
+
+@pytest.mark.parametrize("kind", ["generative", "discriminative", "gad"])
+def test_each_kind_learns_the_three_questions(kind: str) -> None:
+    model = clip_model(kind)
+    losses = train(model, 80)
+    assert losses[-1] < 0.2 * losses[0], losses
+    model.eval()
+    features, mask, labels, questions, _ = clip_batch()
+    for question in (STEP, TASK, NEXT):
+        rows = questions == question
+        if kind == "generative":
+            got = model.generate_clip(features[rows], None, question).indices
+        else:
+            steps, tasks = model.question_logits(features[rows], None, questions[rows])
+            got = (tasks if question == TASK else steps).argmax(-1).tolist()
+        assert got == labels[rows].tolist(), (kind, question)
+
+
+def test_gad_loss_is_heads_plus_weighted_lm() -> None:
+    model = clip_model("gad", lm_weight=0.5)
+    with torch.no_grad():
+        out = model(*clip_batch())
+    torch.testing.assert_close(out.loss, out.cls_loss + 0.5 * out.lm_loss)
+    discriminative = clip_model("discriminative")
+    with torch.no_grad():
+        out = discriminative(*clip_batch())
+    assert out.lm_loss is None and out.loss == out.cls_loss
+
+
+def test_labels_are_checked_against_their_head() -> None:
+    model = clip_model()
+    features, mask, labels, questions, goals = clip_batch()
+    bad = labels.clone()
+    bad[1] = len(TASKS)  # a task question with a step-sized label
+    with pytest.raises(ConfigError, match="out of range"):
+        model(features, mask, bad, questions, goals)
+    with pytest.raises(ConfigError, match="questions must lie"):
+        model.question_logits(features, mask, torch.full((6,), 3))
+
+
+def test_constrained_decoding_yields_names_of_the_asked_kind() -> None:
+    model = clip_model("generative", seed=4)
+    features, *_ = clip_batch(seed=9)
+    steps = model.generate_clip(features, None, STEP)
+    tasks = model.generate_clip(features, None, TASK)
+    assert all(text in STEPS for text in steps.texts) and all(steps.exact)
+    assert all(text in TASKS for text in tasks.texts) and all(tasks.exact)
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model = clip_model()
+    train(model, 3)
+    model.eval()
+    save_checkpoint(model, tmp_path / "ckpt", extra={"data": {"fps": 2.0}})
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert isinstance(loaded, ClipClassifier) and loaded.config == model.config
+    features, *_ = clip_batch()
+    with torch.no_grad():
+        for a, b in zip(model.clip_logits(features), loaded.clip_logits(features)):
+            torch.testing.assert_close(a, b)
+
+
+def test_the_per_frame_head_call_is_refused() -> None:
+    with pytest.raises(ConfigError, match="clip_logits"):
+        clip_model().class_logits(torch.zeros(1, 3, FEATURE_DIM))
