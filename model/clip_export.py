@@ -22,9 +22,9 @@ from model.checkpoint_info import CheckpointInfo, read_checkpoint_info
 from model.clip import ClipClassifier
 from model.errors import CheckpointError, ConfigError
 from model.export import export_graph, prepare_for_export, verify_graph
+from model.manifest import CLIP_FILE
 from model.windowing import build_clip
 
-CLIP_FILE = "clip.onnx"
 OUTPUTS = ["step_logits", "task_logits", "next_logits"]
 
 

@@ -3,7 +3,8 @@ service. Torch-free (the service imports it).
 
 `read_package(folder)` is the one gate a package passes before anything runs it: the schema
 version, the required fields, every listed file present with its sha256, and the shapes
-that must agree (classes vs logits, feature size vs encoder output).
+that must agree (classes vs logits, feature size vs encoder output, and for an optional
+clip model: steps and tasks vs its outputs, its feature size vs the head's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.onnx"
 ENCODER_FILE = "encoder.onnx"
+CLIP_FILE = "clip.onnx"
+# clip.onnx's outputs, in the order ClipEngine returns them, and the names each one scores.
+CLIP_OUTPUTS = {"step_logits": "steps", "task_logits": "tasks", "next_logits": "steps"}
 REQUIRED = (
     "schema_version",
     "name",
@@ -98,6 +102,15 @@ class ModelPackage:
     def encoder_path(self) -> Path | None:
         return None if self.encoder is None else self.folder / self.encoder["file"]
 
+    @property
+    def clip(self) -> dict[str, Any] | None:
+        """The optional whole-clip model (step, task and next step): manifest["clip"]."""
+        return self.manifest.get("clip")
+
+    @property
+    def clip_path(self) -> Path | None:
+        return None if self.clip is None else self.folder / self.clip["file"]
+
 
 def resolve_package_dir(path: Path) -> Path:
     """A version folder (holding manifest.json), or a model folder whose newest version
@@ -170,6 +183,53 @@ def _check_consistency(package: ModelPackage, manifest_path: Path) -> None:
             f"{manifest_path}: the encoder gives {encoder.get('feature_dim')}-d features, "
             f"the head reads {package.feature_dim}-d"
         )
+    _check_clip(package, manifest_path)
+
+
+def _check_clip(package: ModelPackage, manifest_path: Path) -> None:
+    """The clip model, when there is one: it reads the head's feature rows (same D) and
+    scores `steps` (step_logits, next_logits) and `tasks` (task_logits)."""
+    clip = package.clip
+    if clip is None:
+        return
+    where = f"{manifest_path}: clip"
+    if not isinstance(clip, dict):
+        raise PackageError(f"{where} must be an object or null, got {type(clip).__name__}")
+    if not isinstance(clip.get("file"), str) or not clip["file"]:
+        raise PackageError(f"{where} needs a 'file' (e.g. {CLIP_FILE!r})")
+    for key in ("steps", "tasks"):
+        names = clip.get(key)
+        if (
+            not isinstance(names, list)
+            or len(names) < 2
+            or not all(isinstance(name, str) for name in names)
+            or len(set(names)) != len(names)
+        ):
+            raise PackageError(f"{where} {key} must be a list of at least 2 unique names")
+    max_frames = clip.get("max_frames")
+    if not isinstance(max_frames, int) or isinstance(max_frames, bool) or max_frames <= 0:
+        raise PackageError(f"{where} max_frames must be a positive integer, got {max_frames!r}")
+    outputs = clip.get("outputs")
+    for output, key in CLIP_OUTPUTS.items():
+        shape = _shape(outputs, output)
+        if shape is None or shape[-1] != len(clip[key]):
+            raise PackageError(
+                f"{where} outputs {output} of shape {shape} for {len(clip[key])} {key}: "
+                f"expected [batch, {len(clip[key])}]"
+            )
+    features = _shape(clip.get("inputs"), "features")
+    if features is None or len(features) != 3 or features[-1] != package.feature_dim:
+        raise PackageError(
+            f"{where} reads features of shape {features}, the head reads "
+            f"{package.feature_dim}-d rows: expected [batch, time, {package.feature_dim}]"
+        )
+
+
+def _shape(section: Any, name: str) -> list[Any] | None:
+    """section[name]["shape"] when it is a non-empty list, else None."""
+    entry = section.get(name) if isinstance(section, dict) else None
+    shape = entry.get("shape") if isinstance(entry, dict) else None
+    return shape if isinstance(shape, list) and shape else None
 
 
 def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
@@ -177,6 +237,8 @@ def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
     needed = {package.manifest["head"]["file"], *package.manifest["head"].get("files", [])}
     if package.encoder is not None:
         needed.add(package.encoder["file"])
+    if package.clip is not None:
+        needed.update([package.clip["file"], *package.clip.get("files", [])])
     unlisted = needed - set(files)
     if unlisted:
         raise PackageError(f"{package.folder}: {sorted(unlisted)} not listed in the manifest")

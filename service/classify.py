@@ -1,9 +1,12 @@
-"""`POST /classify`: a whole clip → per-frame labels, merged segments, a clip-level label.
+"""`POST /classify`: a whole clip → per-frame labels, merged segments, a clip-level label,
+and — when the package has a clip model — the clip's procedure: its step, its task and the
+step that comes next.
 
 A video is sampled at the model's fps by model/video.py (the rule streams use), encoded,
 and every frame's window is built by model/windowing.py — so a clip classified here and the
 same clip streamed frame by frame get the same labels. Feature input at another fps is
-resampled by the same timestamp rule.
+resampled by the same timestamp rule. The clip model reads the same rows, subsampled to its
+`max_frames` by model.windowing.build_clip (the rule it was trained with).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import numpy as np
 from model.preprocess import FrameError as PreprocessError
 from model.segments import to_segments
 from model.video import FpsSampler, FrameReader, VideoError
-from model.windowing import build_windows
+from model.windowing import build_clip, build_windows
+from service.engine import ClipEngine
 from service.runtime import Runtime
 
 ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size
 WINDOW_BATCH = 32
+PROCEDURE_TOP = 5  # alternatives listed for each procedure answer
 
 
 class ClipError(Exception):
@@ -122,7 +127,36 @@ def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
         windows, mask = build_windows(clip.rows, frames, spec)
         probs.append(runtime.engine.classify(windows, mask))
     scores = np.concatenate(probs)
-    return summarize(scores, package.classes, package.background_index, package.fps, clip)
+    result = summarize(scores, package.classes, package.background_index, package.fps, clip)
+    if runtime.clip is not None:
+        result["procedure"] = procedure(runtime.clip, clip.rows)
+    return result
+
+
+def procedure(engine: ClipEngine, rows: np.ndarray) -> dict[str, Any]:
+    """The whole clip's step, task and next step: `rows` [T, D] at the model's fps,
+    subsampled to the clip model's max_frames by build_clip, in one forward pass."""
+    features, mask = build_clip(rows, engine.max_frames)
+    scores = engine.classify(features[None], mask[None])
+    return {
+        "step": ranked(scores.step[0], engine.steps, PROCEDURE_TOP),
+        "task": ranked(scores.task[0], engine.tasks, PROCEDURE_TOP),
+        "next_step": ranked(scores.next_step[0], engine.steps, PROCEDURE_TOP),
+        "frames": int(mask.sum()),
+        "rows": len(rows),
+    }
+
+
+def ranked(probs: np.ndarray, names: tuple[str, ...], top_k: int) -> dict[str, Any]:
+    """The best of `names` by `probs` [N], with the top_k best as [name, score] pairs."""
+    best = int(probs.argmax())
+    order = np.argsort(-probs)[:top_k]
+    return {
+        "label": names[best],
+        "index": best,
+        "score": round(float(probs[best]), 6),
+        "top": [[names[int(i)], round(float(probs[i]), 6)] for i in order],
+    }
 
 
 def summarize(
@@ -134,18 +168,9 @@ def summarize(
     top_k: int = 3,
 ) -> dict[str, Any]:
     labels = scores.argmax(1)
-    frames = []
-    for t, row in enumerate(scores):
-        order = np.argsort(-row)[:top_k]
-        frames.append(
-            {
-                "t": round(t / fps, 6),
-                "label": classes[int(labels[t])],
-                "index": int(labels[t]),
-                "score": round(float(row[labels[t]]), 6),
-                "top": [[classes[int(i)], round(float(row[i]), 6)] for i in order],
-            }
-        )
+    frames = [
+        {"t": round(t / fps, 6)} | ranked(row, classes, top_k) for t, row in enumerate(scores)
+    ]
     segments = [
         {
             "start": round(seg.start / fps, 6),

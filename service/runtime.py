@@ -1,5 +1,6 @@
 """What a running service holds: the model package, its engine and encoder behind
-micro-batchers, the feature cache and the metrics. Built once from the settings, at start.
+micro-batchers, its clip model (when the package has one), the feature cache and the
+metrics. Built once from the settings, at start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from model.onnx_encoder import OnnxFrameEncoder
 from model.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
 from service.cache import FeatureCache, create_cache, redact_url
-from service.engine import OnnxEngine
+from service.engine import ClipEngine, OnnxEngine
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -34,6 +35,7 @@ class Runtime:
     metrics: Metrics
     head: MicroBatcher
     frames: MicroBatcher | None
+    clip: ClipEngine | None = None  # step / task / next step of whole clips (/classify)
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -46,6 +48,9 @@ class Runtime:
             encoder = OnnxFrameEncoder.load(
                 package, providers=settings.providers, threads=settings.threads
             )
+        clip = None
+        if package.clip is not None:  # clip.onnx in onnxruntime, whatever the head's backend
+            clip = ClipEngine.load(package, providers=settings.providers, threads=settings.threads)
         cache = create_cache(
             settings.redis_url,
             dtype=settings.cache_dtype,
@@ -89,7 +94,7 @@ class Runtime:
             package.window,
             where,
         )
-        return cls(settings, package, engine, encoder, cache, metrics, head, frames)
+        return cls(settings, package, engine, encoder, cache, metrics, head, frames, clip=clip)
 
     @property
     def window(self) -> WindowSpec:
@@ -133,6 +138,14 @@ class Runtime:
             "accepts": ["features"] + (["image"] if self.encoder is not None else []),
             "providers": list(self.engine.providers),
             "metrics": _headline(m.get("metrics")),
+            "clip": None
+            if self.clip is None
+            else {
+                "steps": list(self.clip.steps),
+                "tasks": list(self.clip.tasks),
+                "max_frames": self.clip.max_frames,
+                "providers": list(self.clip.providers),
+            },
         }
 
 

@@ -118,7 +118,9 @@ def test_padding_does_not_change_the_answers() -> None:
     mask = torch.zeros(1, 9, dtype=torch.long)
     mask[0, 4:] = 1
     with torch.no_grad():
-        for a, b in zip(model.clip_logits(features[:1]), model.clip_logits(padded, mask)):
+        for a, b in zip(
+            model.clip_logits(features[:1]), model.clip_logits(padded, mask), strict=True
+        ):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
@@ -140,7 +142,7 @@ def test_each_kind_learns_the_three_questions(kind: str) -> None:
     losses = train(model, 80)
     assert losses[-1] < 0.2 * losses[0], losses
     model.eval()
-    features, mask, labels, questions, _ = clip_batch()
+    features, _mask, labels, questions, _ = clip_batch()
     for question in (STEP, TASK, NEXT):
         rows = questions == question
         if kind == "generative":
@@ -191,7 +193,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert isinstance(loaded, ClipClassifier) and loaded.config == model.config
     features, *_ = clip_batch()
     with torch.no_grad():
-        for a, b in zip(model.clip_logits(features), loaded.clip_logits(features)):
+        for a, b in zip(model.clip_logits(features), loaded.clip_logits(features), strict=True):
             torch.testing.assert_close(a, b)
 
 

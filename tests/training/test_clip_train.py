@@ -1,0 +1,115 @@
+"""The three clip tasks trained jointly on synthetic procedures, end to end through the
+CLI: synth → train --task clip → eval → export beside a per-frame model → /classify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gad.cli import main
+from model.config import LoraSettings
+from training.clip_eval import clip_metrics, predict_clips
+from training.clips import load_clip_videos, open_clip_source
+from training.procedures import ProcedureConfig, write_procedure_dataset
+from training.train import TrainConfig, train
+
+CHANCE = {"step": 1 / 17, "task": 1 / 6, "next": 1 / 17}
+
+
+@pytest.fixture(scope="module")
+def procedures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("procedures") / "data"
+    write_procedure_dataset(root, ProcedureConfig(videos_train=60, videos_test=18))
+    return root
+
+
+def quick_config(data: Path, out: Path, kind: str) -> TrainConfig:
+    return TrainConfig(
+        data=data,
+        out=out,
+        task="clip",
+        kind=kind,
+        backbone="tiny",
+        clip_frames=24,
+        epochs=8,
+        batch_size=16,
+        lr=2e-3,
+        lora=LoraSettings(rank=8, alpha=16, dropout=0.0),
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["discriminative", "gad"])
+def test_the_three_tasks_learn_well_above_chance(
+    procedures: Path, tmp_path: Path, kind: str
+) -> None:
+    from model.checkpoint import load_checkpoint
+
+    result = train(quick_config(procedures, tmp_path / kind, kind))
+    model = load_checkpoint(result.checkpoint)
+    test = load_clip_videos(open_clip_source(procedures), "test")
+    metrics = clip_metrics(predict_clips(model, test, progress=False), generative=False)
+    for task, chance in CHANCE.items():
+        assert metrics[task]["top1"] > 3 * chance, (task, metrics)
+    assert metrics["step"]["top5"] >= metrics["step"]["top1"]
+
+
+def test_cli_train_eval_export_and_classify(procedures: Path, tmp_path: Path, capsys) -> None:
+    """The user's path: a clip model and a per-frame model on the same features, one
+    package, and /classify answering step, task and next step for a posted clip."""
+    tiny = ["--backbone", "tiny", "--lora-rank", "8", "--lora-alpha", "16", "--no-progress"]
+    clip_run, frame_run = tmp_path / "clip", tmp_path / "frame"
+    assert main(["train", str(procedures), "--task", "clip", "--out", str(clip_run),
+                 "--epochs", "4", "--batch-size", "16", "--lr", "2e-3", "--clip-frames", "24",
+                 *tiny]) == 0  # fmt: skip
+    assert main(["eval", str(clip_run), "--data", str(procedures)]) == 0
+    out = capsys.readouterr().out
+    assert "| step |" in out and "| task |" in out and "| next |" in out
+    metrics = json.loads((clip_run / "eval" / "metrics.json").read_text())
+    assert metrics["task"]["clips"] == 18
+    assert main(["train", str(procedures), "--out", str(frame_run), "--long", "8", "--short",
+                 "8", "--max-steps", "20", *tiny]) == 0  # fmt: skip
+    assert main(["export", str(frame_run), "--clip", str(clip_run), "--out",
+                 str(tmp_path / "models"), "--data", str(procedures)]) == 0  # fmt: skip
+    package = tmp_path / "models" / "frame" / "1"
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert (
+        manifest["clip"]["max_frames"] == 24 and manifest["clip"]["verify"]["max_abs_diff"] < 1e-3
+    )
+    assert manifest["clip"]["metrics"] == metrics  # the clip run's eval travels along
+
+    # /classify on a test video's features: the procedure fields equal the clip model's
+    # answers in PyTorch on the same rows.
+    from fastapi.testclient import TestClient
+
+    from model.checkpoint import load_checkpoint
+    from model.windowing import build_clip
+    from service.app import create_app
+    from service.settings import Settings
+
+    source = open_clip_source(procedures)
+    video = load_clip_videos(source, "test", limit=1)[0]
+    rows = np.asarray(video.features, dtype=np.float32)
+    with TestClient(create_app(Settings(model=package))) as client:
+        response = client.post("/classify", json={"features": rows.tolist(), "fps": source.fps})
+    assert response.status_code == 200, response.text
+    procedure = response.json()["procedure"]
+    model = load_checkpoint(clip_run / "checkpoint")
+    import torch
+
+    clip, mask = build_clip(rows, 24)
+    with torch.no_grad():
+        logits = model.clip_logits(
+            torch.from_numpy(clip[None]), torch.from_numpy(mask[None]).long()
+        )
+    names = {"step": model.config.class_names, "task": model.config.task_names}
+    for field, out, kind in zip(
+        ("step", "task", "next_step"), logits, ("step", "task", "step"), strict=True
+    ):
+        probs = torch.softmax(out[0], -1)
+        assert procedure[field]["label"] == names[kind][int(probs.argmax())]
+        assert procedure[field]["score"] == pytest.approx(float(probs.max()), abs=1e-4)
+    assert procedure["task"]["label"] == source.annotations.task_names[video.task]
