@@ -80,6 +80,44 @@ def register(
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
     bench.add_argument("--out", type=Path, default=None, help="also write the tables here")
     bench.set_defaults(handler=run_bench_engine)
+    register_clip_bench(groups)
+
+
+def register_clip_bench(groups: dict[str, argparse._SubParsersAction]) -> None:
+    bench = groups["bench"].add_parser(
+        "clip",
+        help="per-clip latency: the clip model's one-pass heads vs generative decoding",
+        description="Same backbone, clip length and device: one answer (the step question) "
+        "and a whole clip (step, task, next step) by the [CLS] heads in one pass vs by "
+        "constrained greedy decoding. Random weights. Prints a Markdown table.",
+    )
+    bench.add_argument(
+        "--backbone", action="append", help="tiny | smollm2-135m | llama3.2-1b-random | PATH"
+    )
+    bench.add_argument("--clip-frames", type=int, default=32, help="rows per clip (default 32)")
+    bench.add_argument("--feature-dim", type=int, default=2048)
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
+    bench.set_defaults(handler=run_bench_clip)
+
+
+def run_bench_clip(args: argparse.Namespace) -> int:
+    from model.bench_clip import ClipBench, render_clip_bench, run_clip_bench
+
+    bench = ClipBench(
+        clip_frames=args.clip_frames,
+        feature_dim=args.feature_dim,
+        repeats=args.repeats,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    rows = []
+    for spec in args.backbone or ["tiny", "smollm2-135m"]:
+        rows += run_clip_bench(spec, bench)
+        print(f"done: {spec}", flush=True)
+    return emit_table(render_clip_bench(rows, bench), args.out)
 
 
 def run_export(args: argparse.Namespace) -> int:
