@@ -96,7 +96,9 @@ def resolve_backbone(
 ) -> Backbone:
     """Turn `tiny`, `smollm2-135m` or a folder path into a loaded model + tokenizer."""
     if spec in RANDOM_PRESETS:
-        return build_random_backbone(spec, cache_dir=cache_dir)
+        backbone = build_random_backbone(spec, cache_dir=cache_dir)
+        backbone.model.to(dtype)  # benchmarks ask for bf16; training keeps float32
+        return backbone
     if spec == SMOLLM2:
         folder = ensure_smollm2(cache_dir or default_cache_dir())
         backbone = load_backbone_folder(folder, dtype=dtype)
