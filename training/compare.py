@@ -116,16 +116,10 @@ def run_clip_compare(
     progress: bool = True,
 ) -> list[ClipCompareRow]:
     from training.clip_eval import clip_latency_ms, clip_metrics, predict_clips
-    from training.clips import load_clip_videos, open_clip_source
+    from training.clips import load_clip_videos
+    from training.train import clip_source
 
-    source = open_clip_source(
-        base.data,
-        annotations=base.annotations,
-        feature_dirs=list(base.feature_dirs or []) or None,
-        fps=base.fps,
-        dataset=base.dataset,
-    )
-    test = load_clip_videos(source, "test", limit=limit_test)
+    test = load_clip_videos(clip_source(base), "test", limit=limit_test)
     trained = {}
     for kind in kinds:
         cfg = replace(base, kind=kind, out=base.out / kind, resume=False)

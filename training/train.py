@@ -33,7 +33,13 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.clip import new_classifier
 from model.config import LoraSettings, ModelConfig
 from model.errors import ConfigError
-from training.clips import ClipSamples, collate_clips, load_clip_videos, open_clip_source
+from training.clips import (
+    ClipSamples,
+    ClipSource,
+    collate_clips,
+    load_clip_videos,
+    open_clip_source,
+)
 from training.data_info import load_data_info
 from training.dataset import TrainWindows, load_split
 
@@ -136,13 +142,7 @@ def clip_task(cfg: TrainConfig) -> TrainTask:
     """Step, task and next-step clips of a COIN-style dataset, trained jointly."""
     if cfg.task != "clip":
         raise ConfigError(f"task must be 'frame' or 'clip', got {cfg.task!r}")
-    source = open_clip_source(
-        cfg.data,
-        annotations=cfg.annotations,
-        feature_dirs=list(cfg.feature_dirs or []) or None,
-        fps=cfg.fps,
-        dataset=cfg.dataset,
-    )
+    source = clip_source(cfg)
     videos = load_clip_videos(source, "train", limit=cfg.limit_videos)
     model_cfg = ModelConfig(
         **_model_fields(cfg, int(videos[0].features.shape[1])),
@@ -153,6 +153,17 @@ def clip_task(cfg: TrainConfig) -> TrainTask:
     )
     samples = ClipSamples(videos, cfg.clip_frames, seed=cfg.seed, jitter=True)
     return TrainTask(model_cfg, samples, collate_clips, source.name, source.fps, source.encoder)
+
+
+def clip_source(cfg: TrainConfig) -> ClipSource:
+    """The clip dataset a training config names (annotations, feature folders, fps)."""
+    return open_clip_source(
+        cfg.data,
+        annotations=cfg.annotations,
+        feature_dirs=list(cfg.feature_dirs or []) or None,
+        fps=cfg.fps,
+        dataset=cfg.dataset,
+    )
 
 
 def _model_fields(cfg: TrainConfig, feature_dim: int) -> dict[str, Any]:

@@ -61,6 +61,8 @@ def test_page_speaks_the_stream_protocol(page: str) -> None:
     assert '"frame"' in page and "toBlob(" in page and '"image/jpeg"' in page
     assert "getUserMedia" in page and "currentTime" in page
     assert '"/classify"' in page and "Bearer " in page
+    # a clip model's answers (the /classify "procedure" fields) are shown when present
+    assert "body.procedure" in page and all(k in page for k in ("proc.step", "proc.next_step"))
     for code in (1008, 1009, 1012, 1013):
         assert f"{code}:" in page, f"close code {code} has no message"
 
