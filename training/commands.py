@@ -48,7 +48,8 @@ def register(
     train = commands.add_parser(
         "train",
         help="train a generative, discriminative or GAD classifier on a feature dataset",
-        description="Train on DATA (a folder with data_info.json). Writes OUT/checkpoint "
+        description="Train on DATA (a folder with data_info.json; with --task clip, "
+        "COIN-style annotations in DATA/coin.json or --annotations). Writes OUT/checkpoint "
         "(see `gad info`), OUT/log.jsonl (and OUT/tensorboard when tensorboard is installed). "
         "Ctrl-C saves a checkpoint; --resume continues it. Multi-GPU: "
         "`accelerate launch -m gad train ...` or `torchrun --nproc-per-node N -m gad train ...`.",
@@ -60,7 +61,8 @@ def register(
 
     evaluate = commands.add_parser(
         "eval",
-        help="score every frame of the test videos; mAP, mcAP, accuracy, segment F1, plots",
+        help="score every frame of the test videos (mAP, mcAP, accuracy, segment F1, plots); "
+        "clip models: top-1 / top-5 for step, task and next step",
         description="Evaluate a checkpoint (or a run folder holding checkpoint/) on DATA's "
         "test split at stride 1. Writes metrics.json, metrics.md, a confusion matrix and "
         "per-video timelines to --report (default: RUN/eval). --from-scores recomputes the "
