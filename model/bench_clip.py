@@ -21,6 +21,7 @@ from model.bench_engine import DTYPES, _median_time
 from model.bench_forward import cpu_name
 from model.clip import QUESTIONS, STEP, ClipClassifier
 from model.config import ModelConfig
+from model.export import prepare_for_export
 
 # COIN-like names (the synthetic procedures'): real label lengths for the decode.
 STEPS = (
@@ -79,6 +80,12 @@ def run_clip_bench(spec: str, bench: ClipBench) -> list[ClipTiming]:
             lambda: head.question_logits(features, mask, step), bench.repeats, sync
         )
         all_head = _median_time(lambda: head.clip_logits(features, mask), bench.repeats, sync)
+        # What clip.onnx and the torch backend run: LoRA merged into the projections.
+        prepare_for_export(head)
+        one_merged = _median_time(
+            lambda: head.question_logits(features, mask, step), bench.repeats, sync
+        )
+        all_merged = _median_time(lambda: head.clip_logits(features, mask), bench.repeats, sync)
     generative = _build(spec, "generative", bench)
     one_gen = _median_time(
         lambda: generative.generate_clip(features, mask, STEP), bench.repeats, sync
@@ -95,6 +102,8 @@ def run_clip_bench(spec: str, bench: ClipBench) -> list[ClipTiming]:
     return [
         ClipTiming(spec, "one answer", ms(one_head), ms(one_gen)),
         ClipTiming(spec, "whole clip", ms(all_head), ms(all_gen)),
+        ClipTiming(spec, "one answer, LoRA merged", ms(one_merged), ms(one_gen)),
+        ClipTiming(spec, "whole clip, LoRA merged", ms(all_merged), ms(all_gen)),
     ]
 
 

@@ -52,6 +52,7 @@ class EngineBench:
     device: str = "cpu"
     dtype: str = "float32"
     onnx: bool = True
+    merged: bool = False  # also time the head with LoRA merged (what the torch backend serves)
 
 
 @dataclass
@@ -144,6 +145,16 @@ def run_engine_bench(spec: str, bench: EngineBench) -> list[Timing]:
             runs = _median_time(lambda f=features: gad.class_logits(f), bench.repeats, sync)
             path = "head" if batch in bench.latency_batches else "naive loop"
             rows.append(Timing(spec, path, batch, statistics.median(runs), runs))
+    if bench.merged:
+        from model.export import prepare_for_export
+
+        merged = prepare_for_export(_build(spec, "gad", bench))
+        with torch.inference_mode():
+            for batch in bench.latency_batches:
+                features = windows(batch)
+                runs = _median_time(lambda f=features: merged.class_logits(f), bench.repeats, sync)
+                rows.append(Timing(spec, "head, LoRA merged", batch, statistics.median(runs), runs))
+        del merged
     if bench.onnx:
         rows += _onnx_rows(spec, gad, bench)
     return rows

@@ -78,6 +78,11 @@ def register(
     bench.add_argument("--device", default="cpu", help="torch device: cpu | cuda (default cpu)")
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    bench.add_argument(
+        "--merged",
+        action="store_true",
+        help="also time the head with LoRA merged in PyTorch (the torch backend's path)",
+    )
     bench.add_argument("--out", type=Path, default=None, help="also write the tables here")
     bench.set_defaults(handler=run_bench_engine)
     register_clip_bench(groups)
@@ -189,6 +194,7 @@ def run_bench_engine(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         onnx=not args.no_onnx,
+        merged=args.merged,
     )
     rows = []
     for spec in args.backbone or ["tiny", "smollm2-135m"]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_checkpoint
+from model.export import prepare_for_export
 from model.gad import GADClassifier
 from service.engine import check_windows
 
@@ -29,7 +30,10 @@ class TorchEngine:
     def load(cls, checkpoint: Path, *, device: str = "auto", dtype: str = "float32") -> TorchEngine:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = load_checkpoint(Path(checkpoint), dtype=DTYPES[dtype]).to(device).eval()
+        model = load_checkpoint(Path(checkpoint), dtype=DTYPES[dtype])
+        # The served path never decodes: merge LoRA into the projections (as head.onnx
+        # does), which on a GPU removes ~7 adapter kernels per layer from every pass.
+        model = prepare_for_export(model).to(device).eval()
         return cls(model, device)
 
     @property
