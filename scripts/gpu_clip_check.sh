@@ -21,7 +21,7 @@ timeout 150 "${gad[@]}" bench clip --backbone llama3.2-1b-random --device cuda \
 step engine benchmark
 timeout 200 "${gad[@]}" bench engine --backbone llama3.2-1b-random --device cuda \
   --dtype bfloat16 --latency-batch 1 --latency-batch 32 --batch 1 --batch 16 --batch 64 \
-  --no-onnx --repeats 10 --out "$OUT/engine-gpu.md" 2>&1 | grep -v "^Loading"
+  --merged --no-onnx --repeats 10 --out "$OUT/engine-gpu.md" 2>&1 | grep -v "^Loading"
 
 step bf16 training at 1B scale
 data=$(mktemp -d)
