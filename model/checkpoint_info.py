@@ -101,11 +101,23 @@ def describe_checkpoint(info: CheckpointInfo) -> list[tuple[str, str]]:
             + (", embedded" if info.embedded_backbone else ""),
         ),
         ("fingerprint", str(bb.get("fingerprint"))),
-        (
-            "features",
-            f"{cfg.feature_dim}-d; window {cfg.long_frames} long + {cfg.short_frames} short",
-        ),
-        ("classes", f"{cfg.num_classes}: {', '.join(names)}  (* background)"),
+    ]
+    if cfg.is_clip:
+        rows += [
+            ("features", f"{cfg.feature_dim}-d; clips of at most {cfg.clip_frames} rows"),
+            ("steps", f"{cfg.num_classes}: {', '.join(cfg.class_names)}"),
+            ("tasks", f"{len(cfg.task_names)}: {', '.join(cfg.task_names)}"),
+            ("questions", " | ".join(cfg.clip_questions)),
+        ]
+    else:
+        rows += [
+            (
+                "features",
+                f"{cfg.feature_dim}-d; window {cfg.long_frames} long + {cfg.short_frames} short",
+            ),
+            ("classes", f"{cfg.num_classes}: {', '.join(names)}  (* background)"),
+        ]
+    rows += [
         ("loss", f"background weight {cfg.background_weight:g}, λ {cfg.lm_weight:g}"),
         ("LoRA", lora_text),
         ("parameters", f"total {total:,}  trainable {trainable:,}{share}"),

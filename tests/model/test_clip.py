@@ -7,6 +7,7 @@ import torch
 
 from model.backbone import build_tiny_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint_info import describe_checkpoint, read_checkpoint_info
 from model.clip import NEXT, STEP, TASK, ClipClassifier
 from model.config import LoraSettings, ModelConfig
 from model.errors import ConfigError
@@ -191,6 +192,10 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     save_checkpoint(model, tmp_path / "ckpt", extra={"data": {"fps": 2.0}})
     loaded = load_checkpoint(tmp_path / "ckpt")
     assert isinstance(loaded, ClipClassifier) and loaded.config == model.config
+    rows = dict(describe_checkpoint(read_checkpoint_info(tmp_path / "ckpt")))
+    assert (
+        rows["tasks"] == "3: make tea, make coffee, make salad" and "window" not in rows["features"]
+    )
     features, *_ = clip_batch()
     with torch.no_grad():
         for a, b in zip(model.clip_logits(features), loaded.clip_logits(features), strict=True):
