@@ -96,12 +96,15 @@ def export_package(
     clip: Path | None = None,
 ) -> ExportResult:
     """Write `out/NAME/VERSION/` for `checkpoint`; see the module docstring. `clip`: a
-    clip model's checkpoint to add as clip.onnx (model/clip_export.py)."""
+    clip model's checkpoint to add as clip.onnx (model/clip_export.py). A clip checkpoint
+    given as `checkpoint` makes a clip-only package: clip.onnx and no head (whole clips
+    are answered; streams are refused)."""
     info = read_checkpoint_info(Path(checkpoint))
-    if info.config.is_clip:
+    clip_only = info.config.is_clip
+    if clip_only and clip is not None:
         raise CheckpointError(
-            f"{checkpoint} is a clip model: a package serves a per-frame model and may carry "
-            f"a clip model beside it — gad export FRAME_CHECKPOINT --clip {checkpoint}"
+            f"{checkpoint} is itself a clip model: --clip adds a clip model beside a "
+            "per-frame checkpoint"
         )
     if not info.config.uses_cls:
         raise CheckpointError(GENERATIVE_REFUSED)
@@ -113,15 +116,16 @@ def export_package(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        model = load_checkpoint(Path(checkpoint), backbone=backbone)
-        probe = probe_windows(model, data=data)
-        with torch.no_grad():
-            reference = model.class_logits(*probe).float().numpy()
-        prepare_for_export(model)
-        head_files = export_head(model, tmp / HEAD_FILE)
-        verified = None
-        if verify:
-            verified = verify_head(tmp / HEAD_FILE, probe, reference, tolerance=tolerance)
+        head_files, verified = [], None
+        if not clip_only:
+            model = load_checkpoint(Path(checkpoint), backbone=backbone)
+            probe = probe_windows(model, data=data)
+            with torch.no_grad():
+                reference = model.class_logits(*probe).float().numpy()
+            prepare_for_export(model)
+            head_files = export_head(model, tmp / HEAD_FILE)
+            if verify:
+                verified = verify_head(tmp / HEAD_FILE, probe, reference, tolerance=tolerance)
         encoder = None
         encoder_spec = (info.extra.get("data") or {}).get("encoder")
         if with_encoder and encoder_spec:
@@ -135,6 +139,9 @@ def export_package(
             metrics=_read_metrics(metrics, Path(checkpoint)),
         )
         manifest["verify"] = verified
+        if clip_only:
+            manifest |= {"head": None, "window": None, "background_index": None}
+            clip = Path(checkpoint)
         if clip is not None:
             from model.clip_export import export_clip
 

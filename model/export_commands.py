@@ -152,11 +152,14 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"package   {result.folder}")
     print(f"model     {manifest['name']} v{manifest['version']} ({manifest['kind']})")
     window = manifest["window"]
-    print(
-        f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; window "
-        f"{window['long_frames']} long (stride {window['long_stride']}) + "
-        f"{window['short_frames']} short"
-    )
+    if window is None:
+        print(f"head      none: a clip-only package (fps {manifest['fps']:g}; no streams)")
+    else:
+        print(
+            f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; window "
+            f"{window['long_frames']} long (stride {window['long_stride']}) + "
+            f"{window['short_frames']} short"
+        )
     for name, digest in manifest["files"].items():
         print(f"file      {name}  {digest['bytes'] / 1e6:.1f} MB  sha256 {digest['sha256'][:12]}")
     if manifest["verify"]:

@@ -86,12 +86,21 @@ class ModelPackage:
         return int(self.manifest["feature_dim"])
 
     @property
+    def has_head(self) -> bool:
+        """False for a clip-only package (whole clips, no per-frame labels or streams)."""
+        return self.manifest["head"] is not None
+
+    @property
     def window(self) -> WindowSpec:
         w = self.manifest["window"]
+        if w is None:
+            raise PackageError(f"{self.folder} is a clip-only package: it has no window")
         return WindowSpec(int(w["long_frames"]), int(w["short_frames"]), int(w["long_stride"]))
 
     @property
     def head_path(self) -> Path:
+        if not self.has_head:
+            raise PackageError(f"{self.folder} is a clip-only package: it has no head.onnx")
         return self.folder / self.manifest["head"]["file"]
 
     @property
@@ -166,17 +175,12 @@ def _check_consistency(package: ModelPackage, manifest_path: Path) -> None:
     background = manifest["background_index"]
     if background is not None and not 0 <= background < len(classes):
         raise PackageError(f"{manifest_path}: background_index {background} out of range")
-    logits = manifest["head"].get("outputs", {}).get("logits", {}).get("shape", [None, None])
-    if logits[-1] != len(classes):
-        raise PackageError(
-            f"{manifest_path}: head outputs {logits[-1]} logits for {len(classes)} classes"
-        )
     if float(manifest["fps"]) <= 0:
         raise PackageError(f"{manifest_path}: fps must be positive")
-    try:
-        package.window  # noqa: B018 - validates the lengths
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PackageError(f"{manifest_path}: bad window {manifest['window']}: {exc}") from exc
+    if package.has_head:
+        _check_head(package, manifest_path)
+    elif package.clip is None:
+        raise PackageError(f"{manifest_path}: head is null and there is no clip model")
     encoder = manifest.get("encoder")
     if encoder is not None and int(encoder.get("feature_dim", -1)) != package.feature_dim:
         raise PackageError(
@@ -184,6 +188,22 @@ def _check_consistency(package: ModelPackage, manifest_path: Path) -> None:
             f"the head reads {package.feature_dim}-d"
         )
     _check_clip(package, manifest_path)
+
+
+def _check_head(package: ModelPackage, manifest_path: Path) -> None:
+    manifest, classes = package.manifest, package.manifest["classes"]
+    head = manifest["head"]
+    if not isinstance(head, dict) or not isinstance(head.get("file"), str):
+        raise PackageError(f"{manifest_path}: head must be an object naming its file, or null")
+    logits = head.get("outputs", {}).get("logits", {}).get("shape", [None, None])
+    if logits[-1] != len(classes):
+        raise PackageError(
+            f"{manifest_path}: head outputs {logits[-1]} logits for {len(classes)} classes"
+        )
+    try:
+        package.window  # noqa: B018 - validates the lengths
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(f"{manifest_path}: bad window {manifest['window']}: {exc}") from exc
 
 
 def _check_clip(package: ModelPackage, manifest_path: Path) -> None:
@@ -234,7 +254,8 @@ def _shape(section: Any, name: str) -> list[Any] | None:
 
 def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
     files: dict[str, Any] = package.manifest["files"]
-    needed = {package.manifest["head"]["file"], *package.manifest["head"].get("files", [])}
+    head = package.manifest["head"] or {}
+    needed = {head["file"], *head.get("files", [])} if head else set()
     if package.encoder is not None:
         needed.add(package.encoder["file"])
     if package.clip is not None:

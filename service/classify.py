@@ -118,9 +118,18 @@ def feature_rows(runtime: Runtime, features: np.ndarray, fps: float) -> ClipRows
 
 
 def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
-    """Per-frame scores for every row (blocking: run it in a worker thread)."""
-    spec = runtime.window
+    """Per-frame scores for every row, and the procedure when there is a clip model
+    (blocking: run it in a worker thread). A clip-only package gives only the procedure."""
     package = runtime.package
+    if runtime.engine is None:
+        assert runtime.clip is not None  # read_package refuses a package with neither
+        return {
+            "fps": package.fps,
+            "procedure": procedure(runtime.clip, clip.rows),
+            "source": clip.source
+            | {"rows": len(clip.rows), "duration_s": round(len(clip.rows) / package.fps, 3)},
+        }
+    spec = runtime.window
     probs = []
     for start in range(0, len(clip.rows), WINDOW_BATCH):
         frames = np.arange(start, min(start + WINDOW_BATCH, len(clip.rows)))

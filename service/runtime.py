@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     package: ModelPackage
-    engine: OnnxEngine  # or model.torch_engine.TorchEngine (same interface)
+    engine: OnnxEngine | None  # or TorchEngine (same interface); None: clip-only package
     encoder: OnnxFrameEncoder | None
     cache: FeatureCache
     metrics: Metrics
-    head: MicroBatcher
+    head: MicroBatcher | None
     frames: MicroBatcher | None
     clip: ClipEngine | None = None  # step / task / next step of whole clips (/classify)
     started: float = field(default_factory=time.time)
@@ -42,7 +42,7 @@ class Runtime:
     def build(cls, settings: Settings, *, model: Path) -> Runtime:
         metrics = Metrics()
         package = read_package(model)
-        engine = load_engine(settings, package)
+        engine = load_engine(settings, package) if package.has_head else None
         encoder = None
         if package.encoder is not None:
             encoder = OnnxFrameEncoder.load(
@@ -58,12 +58,16 @@ class Runtime:
             timeout_s=settings.cache_timeout_s,
             prefix=settings.redis_prefix,
         )
-        head = MicroBatcher(
-            engine.classify,
-            max_batch=settings.max_batch,
-            max_wait_s=settings.max_wait_ms / 1e3,
-            feature_dim=package.feature_dim,
-            on_batch=metrics.on_batch,
+        head = (
+            None
+            if engine is None
+            else MicroBatcher(
+                engine.classify,
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                feature_dim=package.feature_dim,
+                on_batch=metrics.on_batch,
+            )
         )
         frames = None
         if encoder is not None:
@@ -80,7 +84,7 @@ class Runtime:
                 "name": package.name,
                 "version": package.version,
                 "kind": str(package.manifest.get("kind")),
-                "providers": ",".join(engine.providers),
+                "providers": ",".join((engine or clip).providers),
                 "encoder": encoder.name if encoder else "",
             }
         )
@@ -91,7 +95,7 @@ class Runtime:
             package.version,
             len(package.classes),
             package.fps,
-            package.window,
+            package.window if package.has_head else "none (clip-only package)",
             where,
         )
         return cls(settings, package, engine, encoder, cache, metrics, head, frames, clip=clip)
@@ -101,12 +105,14 @@ class Runtime:
         return self.package.window
 
     def start(self) -> None:
-        self.head.start()
+        if self.head is not None:
+            self.head.start()
         if self.frames is not None:
             self.frames.start()
 
     async def close(self) -> None:
-        await self.head.close()
+        if self.head is not None:
+            await self.head.close()
         if self.frames is not None:
             await self.frames.close()
         await self.cache.close()
@@ -136,7 +142,8 @@ class Runtime:
             "window": m["window"],
             "encoder": None if self.encoder is None else self.encoder.name,
             "accepts": ["features"] + (["image"] if self.encoder is not None else []),
-            "providers": list(self.engine.providers),
+            "providers": list((self.engine or self.clip).providers),
+            "streams": self.engine is not None,
             "metrics": _headline(m.get("metrics")),
             "clip": None
             if self.clip is None

@@ -79,6 +79,14 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
             metrics,
         )
         return
+    if runtime.engine is None:
+        await _close(
+            websocket,
+            1008,
+            "this model package answers whole clips only (no per-frame head): POST /classify",
+            metrics,
+        )
+        return
     if streams.closing:
         await _close(websocket, 1012, "server restarting: reconnect", metrics)
         return

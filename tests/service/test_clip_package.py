@@ -159,6 +159,20 @@ def test_a_null_clip_section_means_no_clip_model(package: Path) -> None:
     assert read_package(package).clip is None
 
 
+def test_a_package_needs_a_head_or_a_clip_model(package: Path) -> None:
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    manifest["head"] = None  # clip-only: accepted, and says so
+    (package / MANIFEST_FILE).write_text(json.dumps(manifest))
+    clip_only = read_package(package, check_hashes=False)
+    assert not clip_only.has_head
+    with pytest.raises(PackageError, match="clip-only"):
+        clip_only.head_path  # noqa: B018
+    manifest["clip"] = None
+    (package / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="head is null and there is no clip model"):
+        read_package(package)
+
+
 def test_refuses_a_tampered_clip_model(package: Path) -> None:
     clip = package / CLIP_FILE
     data = bytearray(clip.read_bytes())

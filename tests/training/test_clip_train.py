@@ -57,14 +57,27 @@ def test_the_three_tasks_learn_well_above_chance(
     assert metrics["step"]["top5"] >= metrics["step"]["top1"]
 
 
-def test_cli_train_eval_export_and_classify(procedures: Path, tmp_path: Path, capsys) -> None:
+TINY = ["--backbone", "tiny", "--lora-rank", "8", "--lora-alpha", "16", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def clip_run(procedures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`gad train --task clip` then `gad eval` on the procedures: the run folder."""
+    run = tmp_path_factory.mktemp("runs") / "clip"
+    assert main(["train", str(procedures), "--task", "clip", "--out", str(run),
+                 "--epochs", "4", "--batch-size", "16", "--lr", "2e-3", "--clip-frames", "24",
+                 *TINY]) == 0  # fmt: skip
+    assert main(["eval", str(run), "--data", str(procedures)]) == 0
+    return run
+
+
+def test_cli_train_eval_export_and_classify(
+    procedures: Path, clip_run: Path, tmp_path: Path, capsys
+) -> None:
     """The user's path: a clip model and a per-frame model on the same features, one
     package, and /classify answering step, task and next step for a posted clip."""
-    tiny = ["--backbone", "tiny", "--lora-rank", "8", "--lora-alpha", "16", "--no-progress"]
-    clip_run, frame_run = tmp_path / "clip", tmp_path / "frame"
-    assert main(["train", str(procedures), "--task", "clip", "--out", str(clip_run),
-                 "--epochs", "4", "--batch-size", "16", "--lr", "2e-3", "--clip-frames", "24",
-                 *tiny]) == 0  # fmt: skip
+    tiny = TINY
+    frame_run = tmp_path / "frame"
     assert main(["eval", str(clip_run), "--data", str(procedures)]) == 0
     out = capsys.readouterr().out
     assert "| step |" in out and "| task |" in out and "| next |" in out
@@ -113,3 +126,34 @@ def test_cli_train_eval_export_and_classify(procedures: Path, tmp_path: Path, ca
         assert procedure[field]["label"] == names[kind][int(probs.argmax())]
         assert procedure[field]["score"] == pytest.approx(float(probs.max()), abs=1e-4)
     assert procedure["task"]["label"] == source.annotations.task_names[video.task]
+
+
+def test_a_clip_only_package_answers_clips_and_refuses_streams(
+    procedures: Path, clip_run: Path, tmp_path: Path
+) -> None:
+    """`gad export CLIP_RUN`: clip.onnx without a per-frame head. /classify gives the
+    procedure only; a stream is refused with a clear reason instead of failing later."""
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from model.manifest import read_package
+    from service.app import create_app
+    from service.settings import Settings
+
+    assert main(["export", str(clip_run), "--out", str(tmp_path / "models")]) == 0
+    package = read_package(tmp_path / "models" / "clip")
+    assert not package.has_head and package.clip["max_frames"] == 24
+    assert sorted(package.manifest["files"]) == ["clip.onnx"]
+    rows = np.asarray(load_clip_videos(open_clip_source(procedures), "test", limit=1)[0].features)
+    with TestClient(create_app(Settings(model=package.folder))) as client:
+        models = client.get("/v1/models").json()["models"][0]
+        assert models["streams"] is False and models["clip"]["max_frames"] == 24
+        body = client.post("/classify", json={"features": rows.tolist(), "fps": 2.0}).json()
+        assert set(body) >= {"procedure", "source"} and "frames" not in body
+        assert body["procedure"]["frames"] == 24 and body["procedure"]["rows"] == len(rows)
+        with (
+            client.websocket_connect("/v1/streams/cam") as ws,
+            pytest.raises(WebSocketDisconnect) as closed,
+        ):
+            ws.receive_json()
+        assert closed.value.code == 1008 and "whole clips only" in closed.value.reason
