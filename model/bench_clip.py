@@ -23,17 +23,6 @@ from model.clip import QUESTIONS, STEP, ClipClassifier
 from model.config import ModelConfig
 from model.export import prepare_for_export
 
-# COIN-like names (the synthetic procedures'): real label lengths for the decode.
-STEPS = (
-    *("boil water", "grind beans", "add coffee", "add tea", "pour water", "stir drink"),
-    *("wash vegetables", "cut vegetables", "add dressing", "mix salad", "crack eggs"),
-    *("whisk eggs", "heat pan", "fry eggs", "add cheese", "toast bread", "spread butter"),
-)
-TASKS = (
-    *("make coffee", "make tea", "make salad", "make omelette", "scramble eggs"),
-    "make sandwich",
-)
-
 
 @dataclass(frozen=True)
 class ClipBench:
@@ -53,13 +42,16 @@ class ClipTiming:
 
 
 def _build(spec: str, kind: str, bench: ClipBench) -> ClipClassifier:
+    # The synthetic procedures' names: real label lengths for the decode.
+    from training.procedures import STEPS, TASKS
+
     config = ModelConfig(
         backbone=spec,
         kind=kind,
         feature_dim=bench.feature_dim,
         class_names=STEPS,
         background_index=None,
-        task_names=TASKS,
+        task_names=tuple(TASKS),
         clip_frames=bench.clip_frames,
     )
     backbone = resolve_backbone(spec, dtype=DTYPES[bench.dtype])

@@ -27,12 +27,10 @@ import numpy as np
 from model.clip import NEXT, STEP, TASK
 from model.errors import ConfigError
 from model.windowing import build_clip
-from training.coin import CoinAnnotations, CoinVideo, load_coin
+from training.coin import COIN_FILE, CoinAnnotations, CoinVideo, load_coin
 from training.data_info import DATA_INFO, load_data_info
 
 log = logging.getLogger(__name__)
-
-COIN_FILE = "coin.json"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from model.errors import ConfigError
 
+COIN_FILE = "coin.json"  # a dataset folder's default annotation file
 SUBSETS = {"training": "train", "train": "train", "testing": "test", "test": "test"}
 
 

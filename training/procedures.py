@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import ConfigError
+from training.coin import COIN_FILE
 from training.data_info import DATA_INFO
 
-COIN_FILE = "coin.json"
 BACKGROUND = "background"
 TRAINING, TESTING = "training", "testing"  # COIN's subset names
 
