@@ -12,6 +12,7 @@ Weights are random (LoRA r=128 as the paper): latency does not depend on their v
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -89,7 +90,7 @@ def run_clip_bench(spec: str, bench: ClipBench) -> list[ClipTiming]:
     )
 
     def ms(runs: list[float]) -> float:
-        return 1e3 * sorted(runs)[len(runs) // 2]
+        return 1e3 * statistics.median(runs)
 
     return [
         ClipTiming(spec, "one answer", ms(one_head), ms(one_gen)),

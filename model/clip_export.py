@@ -103,8 +103,9 @@ def export_clip(
     data: Path | None = None,
     backbone: str | None = None,
     metrics: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], list[str]]:
-    """Write clip.onnx into `folder`; returns the manifest's "clip" entry and the files."""
+) -> dict[str, Any]:
+    """Write clip.onnx into `folder`; returns the manifest's "clip" entry (its files under
+    "files")."""
     info = read_checkpoint_info(Path(checkpoint))
     check_clip_fits(frame, info, Path(checkpoint))
     model = load_checkpoint(Path(checkpoint), backbone=backbone)
@@ -128,7 +129,7 @@ def export_clip(
     if verify:
         verified = verify_graph(folder / CLIP_FILE, probe, reference, tolerance=tolerance)
     steps, tasks = len(cfg.class_names), len(cfg.task_names)
-    entry = {
+    return {
         "file": CLIP_FILE,
         "files": files,
         "kind": cfg.kind,
@@ -150,4 +151,3 @@ def export_clip(
         "metrics": metrics,
         "verify": verified,
     }
-    return entry, files

@@ -145,7 +145,7 @@ def export_package(
         if clip is not None:
             from model.clip_export import export_clip
 
-            manifest["clip"], _ = export_clip(
+            manifest["clip"] = export_clip(
                 Path(clip),
                 tmp,
                 info,

@@ -127,13 +127,9 @@ def run_bench_clip(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from model.export import DEFAULT_TOLERANCE, export_package
-    from training.train import CHECKPOINT_DIR
+    from training.train import resolve_checkpoint
 
-    def checkpoint(path: Path) -> Path:
-        inner = path / CHECKPOINT_DIR
-        return inner if inner.is_dir() else path
-
-    ckpt = checkpoint(args.checkpoint)
+    ckpt = resolve_checkpoint(args.checkpoint)
     result = export_package(
         ckpt,
         args.out,
@@ -146,7 +142,7 @@ def run_export(args: argparse.Namespace) -> int:
         data=args.data,
         metrics=args.metrics,
         with_encoder=not args.no_encoder,
-        clip=None if args.clip is None else checkpoint(args.clip),
+        clip=None if args.clip is None else resolve_checkpoint(args.clip),
     )
     manifest = result.manifest
     print(f"package   {result.folder}")

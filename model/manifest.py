@@ -254,12 +254,10 @@ def _shape(section: Any, name: str) -> list[Any] | None:
 
 def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
     files: dict[str, Any] = package.manifest["files"]
-    head = package.manifest["head"] or {}
-    needed = {head["file"], *head.get("files", [])} if head else set()
-    if package.encoder is not None:
-        needed.add(package.encoder["file"])
-    if package.clip is not None:
-        needed.update([package.clip["file"], *package.clip.get("files", [])])
+    needed = set()
+    for section in (package.manifest["head"], package.encoder, package.clip):
+        if section is not None:  # each graph: its file, plus external data files if any
+            needed.update([section["file"], *section.get("files", [])])
     unlisted = needed - set(files)
     if unlisted:
         raise PackageError(f"{package.folder}: {sorted(unlisted)} not listed in the manifest")

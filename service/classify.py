@@ -126,8 +126,7 @@ def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
         return {
             "fps": package.fps,
             "procedure": procedure(runtime.clip, clip.rows),
-            "source": clip.source
-            | {"rows": len(clip.rows), "duration_s": round(len(clip.rows) / package.fps, 3)},
+            "source": source(clip, package.fps),
         }
     spec = runtime.window
     probs = []
@@ -140,6 +139,12 @@ def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
     if runtime.clip is not None:
         result["procedure"] = procedure(runtime.clip, clip.rows)
     return result
+
+
+def source(clip: ClipRows, fps: float) -> dict[str, Any]:
+    """Where the clip came from, with its row count and duration at the model's fps."""
+    rows = len(clip.rows)
+    return clip.source | {"rows": rows, "duration_s": round(rows / fps, 3)}
 
 
 def procedure(engine: ClipEngine, rows: np.ndarray) -> dict[str, Any]:
@@ -195,7 +200,7 @@ def summarize(
         "frames": frames,
         "segments": segments,
         "clip": clip_label(scores, labels, classes, background),
-        "source": clip.source | {"rows": len(scores), "duration_s": round(len(scores) / fps, 3)},
+        "source": source(clip, fps),
     }
 
 

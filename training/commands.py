@@ -225,8 +225,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import torch
 
+    from model.checkpoint_info import read_checkpoint_info
     from model.errors import ConfigError
     from training.data_info import load_data_info
     from training.evaluate import (
@@ -238,14 +238,11 @@ def run_eval(args: argparse.Namespace) -> int:
         write_metrics,
     )
     from training.reports import metrics_markdown, plot_confusion, plot_timeline
+    from training.train import resolve_checkpoint
 
-    if args.checkpoint is not None and not args.from_scores:
-        from model.checkpoint_info import read_checkpoint_info
-        from training.train import CHECKPOINT_DIR
-
-        inner = args.checkpoint / CHECKPOINT_DIR
-        if read_checkpoint_info(inner if inner.is_dir() else args.checkpoint).config.is_clip:
-            return run_clip_eval(args, inner if inner.is_dir() else args.checkpoint)
+    ckpt = None if args.checkpoint is None else resolve_checkpoint(args.checkpoint)
+    if ckpt is not None and not args.from_scores and read_checkpoint_info(ckpt).config.is_clip:
+        return run_clip_eval(args, ckpt)
     info = load_data_info(args.data, args.dataset)
     if args.from_scores:
         results, names = load_scores(args.from_scores)
@@ -256,19 +253,11 @@ def run_eval(args: argparse.Namespace) -> int:
         title = args.from_scores.stem
         report = args.report or args.from_scores.parent / "eval"
     else:
-        if args.checkpoint is None:
+        if ckpt is None:
             raise ConfigError("give a checkpoint (or run folder), or --from-scores FILE")
         from model.checkpoint import load_checkpoint
         from training.dataset import load_split
-        from training.train import CHECKPOINT_DIR
 
-        run_ckpt = args.checkpoint / CHECKPOINT_DIR
-        ckpt = run_ckpt if run_ckpt.is_dir() else args.checkpoint
-        device = (
-            args.device
-            if args.device != "auto"
-            else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
         videos = load_split(info, args.split, limit=args.limit_videos)
         model = load_checkpoint(
             ckpt,
@@ -280,13 +269,11 @@ def run_eval(args: argparse.Namespace) -> int:
             videos,
             info,
             batch_size=args.batch_size,
-            device=device,
+            device=_device(args.device),
             constrained=not args.free_decoding,
         )
         title = f"{model.config.kind} on {model.config.backbone}"
-        report = (
-            args.report or (args.checkpoint if ckpt != args.checkpoint else ckpt.parent) / "eval"
-        )
+        report = args.report or ckpt.parent / "eval"
         if args.save_scores:
             save_scores(args.save_scores, results, info)
     metrics = compute_metrics(results, info)
@@ -316,10 +303,15 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_clip_eval(args: argparse.Namespace, ckpt: Path) -> int:
-    """`gad eval` of a clip model: top-1 / top-5 per task on the split's clips."""
+def _device(arg: str) -> str:
+    """--device: auto → cuda when torch sees a GPU, else cpu."""
     import torch
 
+    return arg if arg != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_clip_eval(args: argparse.Namespace, ckpt: Path) -> int:
+    """`gad eval` of a clip model: top-1 / top-5 per task on the split's clips."""
     from model.checkpoint import load_checkpoint
     from training.clip_eval import clip_metrics, clip_metrics_markdown, predict_clips
     from training.clips import load_clip_videos, open_clip_source
@@ -337,14 +329,15 @@ def run_clip_eval(args: argparse.Namespace, ckpt: Path) -> int:
             f"{ckpt} was trained on tasks {list(model.config.task_names)}, "
             f"{source.annotations.path} has {list(source.annotations.task_names)}"
         )
-    device = (
-        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
     results = predict_clips(
-        model, videos, batch_size=args.batch_size, device=device, constrained=not args.free_decoding
+        model,
+        videos,
+        batch_size=args.batch_size,
+        device=_device(args.device),
+        constrained=not args.free_decoding,
     )
     metrics = clip_metrics(results, generative=model.config.kind == "generative")
-    report = args.report or (ckpt.parent if ckpt.name == "checkpoint" else ckpt) / "eval"
+    report = args.report or ckpt.parent / "eval"
     write_metrics(report, metrics)
     title = f"{source.name} {args.split}: {model.config.kind} on {model.config.backbone}"
     markdown = clip_metrics_markdown(metrics, title=title)

@@ -50,6 +50,13 @@ STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """A run folder (holding checkpoint/) or a checkpoint folder → the checkpoint folder.
+    Its run's reports live beside it, in `.parent / "eval"`."""
+    inner = Path(path) / CHECKPOINT_DIR
+    return inner if inner.is_dir() else Path(path)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: Path
