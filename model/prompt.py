@@ -9,6 +9,7 @@ parsing all agree on the same token ids whatever the tokenizer merges across bou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
@@ -17,6 +18,17 @@ from model.config import ModelConfig
 from model.label_trie import LabelTrie
 
 ASSISTANT = "\nAssistant:"
+
+
+def _tokens(
+    tokenizer: PreTrainedTokenizerBase,
+) -> tuple[Callable[[str], tuple[int, ...]], tuple[int, ...]]:
+    """(ids of a piece of text tokenized on its own, the <bos> id or nothing)."""
+
+    def ids(text: str) -> tuple[int, ...]:
+        return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return ids, () if tokenizer.bos_token_id is None else (tokenizer.bos_token_id,)
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,7 @@ class PromptTokens:
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> PromptTokens:
-        def ids(text: str) -> tuple[int, ...]:
-            return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        bos = () if tokenizer.bos_token_id is None else (tokenizer.bos_token_id,)
+        ids, bos = _tokens(tokenizer)
         return cls(
             prefix=bos + ids(config.question),
             assistant=ids(ASSISTANT),
@@ -76,10 +85,7 @@ class ClipPrompt:
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> ClipPrompt:
-        def ids(text: str) -> tuple[int, ...]:
-            return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        bos = () if tokenizer.bos_token_id is None else (tokenizer.bos_token_id,)
+        ids, bos = _tokens(tokenizer)
         return cls(
             questions=tuple(bos + ids(q) for q in config.clip_questions),
             steps=tuple(ids(" " + name) for name in config.class_names),
