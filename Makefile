@@ -14,8 +14,9 @@ setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
 
 lint:
-	$(BIN)/ruff check gad model training service tests scripts
-	$(BIN)/ruff format --check gad model training service tests scripts
+	$(BIN)/ruff check gad runtime model training service bench tests scripts
+	$(BIN)/ruff format --check gad runtime model training service bench tests scripts
+	$(BIN)/lint-imports --no-cache  # the import rules: [tool.importlinter] in pyproject.toml
 
 test: lint
 	$(BIN)/pytest -q

@@ -21,17 +21,17 @@ import sys
 from collections.abc import Sequence
 
 from gad import __version__
-from model.errors import GADError
+from runtime.errors import GADError
 
 # Modules exposing `register(commands, groups)`; order is the order in `--help`.
 COMMAND_MODULES = (
-    "training.commands",
-    "training.video_commands",
-    "training.demo_commands",
-    "model.commands",
-    "model.encoder_commands",
-    "model.export_commands",
-    "service.commands",
+    "gad.commands.training",
+    "gad.commands.video",
+    "gad.commands.demo",
+    "gad.commands.model",
+    "gad.commands.encoder",
+    "gad.commands.export",
+    "gad.commands.serve",
 )
 # Subcommand groups (`gad bench ...`) that several packages add to.
 GROUPS = {

@@ -42,10 +42,10 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from model.cache_files import building, default_cache_dir
-from model.errors import BackboneError
 from model.llama3_tokenizer import llama3_tokenizer
 from model.lora import frozen_weights
+from runtime.cache_files import building, default_cache_dir
+from runtime.errors import BackboneError
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from model.checkpoint_info import (
     read_checkpoint_info,
 )
 from model.clip import new_classifier
-from model.errors import CheckpointError
 from model.gad import GADClassifier, count_parameters
 from model.lora import base_model, frozen_weights
+from runtime.errors import CheckpointError
 
 
 def trained_state(model: GADClassifier) -> dict[str, torch.Tensor]:

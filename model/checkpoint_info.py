@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from model.config import ModelConfig
-from model.errors import CheckpointError
+from runtime.errors import CheckpointError
 
 FORMAT_VERSION = 1
 META_FILE = "checkpoint.json"
 TRAINED_FILE = "trained.safetensors"
 ADAPTER_DIR = "adapter"
 BACKBONE_DIR = "backbone"
+CHECKPOINT_DIR = "checkpoint"  # a run folder's checkpoint
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,10 @@ def _file_sizes(path: Path) -> list[str]:
         size = sum(p.stat().st_size for p in files)
         out.append(f"{child.name}{'/' if child.is_dir() else ''} {size / 1e6:.2f} MB")
     return out
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A run folder (holding checkpoint/) or a checkpoint folder → the checkpoint folder.
+    Its run's reports live beside it, in `.parent / "eval"`."""
+    inner = Path(path) / CHECKPOINT_DIR
+    return inner if inner.is_dir() else Path(path)

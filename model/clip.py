@@ -23,9 +23,9 @@ from torch import nn
 from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead
-from model.errors import ConfigError
 from model.gad import GADClassifier, GADOutput, Generation
 from model.prompt import ClipPrompt
+from runtime.errors import ConfigError
 
 STEP, TASK, NEXT = 0, 1, 2
 QUESTIONS = ("step", "task", "next")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from model.errors import ConfigError
-from model.windowing import WindowSpec
+from runtime.errors import ConfigError
+from runtime.windowing import WindowSpec
 
 ClassifierKind = Literal["generative", "discriminative", "gad"]
 CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
@@ -130,7 +130,7 @@ class ModelConfig:
 
     @property
     def window(self) -> WindowSpec:
-        """The window the model is trained and served with (model/windowing.py)."""
+        """The window the model is trained and served with (runtime/windowing.py)."""
         return WindowSpec(self.long_frames, self.short_frames, self.long_stride)
 
     @property

@@ -15,7 +15,7 @@ Specs:
                  Ego4D size). Preprocessing from the folder's preprocessor_config.json, else
                  DINOv2's defaults (224 from 256, ImageNet mean/std).
 
-Every encoder preprocesses with `model.preprocess.Preprocess.apply` (numpy + cv2), the very
+Every encoder preprocesses with `runtime.preprocess.Preprocess.apply` (numpy + cv2), the very
 function the service runs before `encoder.onnx`.
 """
 
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.errors import ConfigError
-from model.preprocess import (
+from runtime.errors import ConfigError
+from runtime.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SHORTER_SIDE_CROP,
@@ -288,7 +288,7 @@ def _dinov2(spec: str, folder: Path) -> FrameEncoder:
 def dinov2_preprocess(folder: Path) -> Preprocess:
     """Our Preprocess for a DINOv2 folder's preprocessor_config.json (BitImageProcessor).
 
-    Resampling is cv2's (see model/preprocess.py), not PIL's bicubic as in transformers.
+    Resampling is cv2's (see runtime/preprocess.py), not PIL's bicubic as in transformers.
     """
     path = folder / "preprocessor_config.json"
     if not path.is_file():

@@ -28,10 +28,10 @@ from transformers.modeling_outputs import BaseModelOutputWithPast
 from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead, Connector
-from model.errors import ConfigError
 from model.label_trie import LabelTrie
 from model.lora import apply_lora, base_model
 from model.prompt import PromptTokens
+from runtime.errors import ConfigError
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
-from model.cache_files import building
-from model.errors import BackboneError
+from runtime.cache_files import building
+from runtime.errors import BackboneError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
 from model.config import LoraSettings
-from model.errors import ConfigError
+from runtime.errors import ConfigError
 
 
 def apply_lora(

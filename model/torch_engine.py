@@ -1,5 +1,5 @@
 """The engine's optional PyTorch backend: a checkpoint served directly (e.g. bf16 on a GPU
-host), with the same `classify(features, mask) -> probabilities` as service.engine.
+host), with the same `classify(features, mask) -> probabilities` as runtime.engine.
 
 The service imports this module only when asked for the torch backend; nothing else in
 the serving path imports torch.
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.export import prepare_for_export
+from model.export.graph import prepare_for_export
 from model.gad import GADClassifier
-from service.engine import check_windows
+from runtime.engine import check_windows
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

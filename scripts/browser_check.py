@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import websockets
 
-from service.launch import served
+from bench.launch import served
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "demo-key"  # the server runs with auth on: the page passes it as a subprotocol
@@ -363,7 +363,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    from training.demo import build_demo, demo_root, is_built, package_dir
+    from gad.demo import build_demo, demo_root, is_built, package_dir
 
     root = demo_root()
     if not is_built(root):

@@ -1,6 +1,6 @@
 """The FastAPI app: `create_app(settings)` builds it; `gad serve` runs it under uvicorn.
 
-WS   /v1/streams/{stream_id}   frames in, one label per frame out (service/ws.py)
+WS   /v1/streams/{stream_id}   frames in, one label per frame out (service/api/ws.py)
 POST /classify, /v1/classify   a clip (video or features) → labels, segments, clip label
 GET  /v1/models                the loaded model package
 GET  /healthz  /readyz         alive; model loaded and feature cache reachable
@@ -27,13 +27,13 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Message
 
-from model.errors import GADError
+from runtime.errors import GADError
+from service.api.ws import Streams, stream_endpoint
 from service.auth import authorize_request
 from service.classify import ClipError, ClipRows, classify_rows, feature_rows, video_rows
 from service.frames import FrameError, decode_base64
 from service.runtime import Runtime
 from service.settings import Settings, default_model_dir
-from service.ws import Streams, stream_endpoint
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

@@ -14,7 +14,7 @@ import hmac
 from fastapi import HTTPException, Request
 from starlette.websockets import WebSocket
 
-from model.errors import GADError
+from runtime.errors import GADError
 from service.settings import Settings
 
 SUBPROTOCOL = "gad.v1"

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.errors import GADError
-from service.engine import check_windows
+from runtime.engine import check_windows
+from runtime.errors import GADError
 
 RunBatch = Callable[..., np.ndarray]  # windows: [B,T,D], [B,T] → [B,C]
 Collate = Callable[[list[tuple[np.ndarray, ...]]], tuple[np.ndarray, ...]]

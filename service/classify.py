@@ -2,11 +2,11 @@
 and — when the package has a clip model — the clip's procedure: its step, its task and the
 step that comes next.
 
-A video is sampled at the model's fps by model/video.py (the rule streams use), encoded,
-and every frame's window is built by model/windowing.py — so a clip classified here and the
+A video is sampled at the model's fps by runtime/video.py (the rule streams use), encoded,
+and every frame's window is built by runtime/windowing.py — so a clip classified here and the
 same clip streamed frame by frame get the same labels. Feature input at another fps is
 resampled by the same timestamp rule. The clip model reads the same rows, subsampled to its
-`max_frames` by model.windowing.build_clip (the rule it was trained with).
+`max_frames` by runtime.windowing.build_clip (the rule it was trained with).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from model.preprocess import FrameError as PreprocessError
-from model.segments import to_segments
-from model.video import FpsSampler, FrameReader, VideoError
-from model.windowing import build_clip, build_windows
-from service.engine import ClipEngine
+from runtime.engine import ClipEngine
+from runtime.preprocess import FrameError as PreprocessError
+from runtime.segments import to_segments
+from runtime.video import FpsSampler, FrameReader, VideoError
+from runtime.windowing import build_clip, build_windows
 from service.runtime import Runtime
 
 ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size

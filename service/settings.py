@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from model.cache_files import default_cache_dir
+from runtime.cache_files import default_cache_dir
 
 MiB = 1 << 20
 DEMO_MODEL = ("demo", "models", "demo")  # under the cache dir: `gad demo build` writes it

@@ -24,7 +24,7 @@ def class_names() -> tuple[str, ...]:
 def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint, exported package folder) of a briefly trained tiny GAD model."""
     from model.checkpoint import save_checkpoint
-    from model.export import export_package
+    from model.export.package import export_package
     from tests.model.helpers import tiny_model, train_steps
 
     root = tmp_path_factory.mktemp("package")

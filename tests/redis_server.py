@@ -18,8 +18,8 @@ from typing import Self
 
 import redis
 
+from bench.launch import free_port
 from service.cache import redact_url
-from service.launch import free_port
 
 ENV_URL = "GAD_TEST_REDIS_URL"
 LOCAL_URL = "redis://127.0.0.1:6379/0"

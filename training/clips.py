@@ -1,6 +1,6 @@
 """Clip samples for the offline tasks, from COIN-style annotations over feature files.
 
-    ROOT/coin.json                     (or --annotations FILE; training/coin.py)
+    ROOT/coin.json                     (or --annotations FILE; training/data/coin.py)
     ROOT/<feature_dir>/<video id>.npy  [frames, D] at `fps`, concatenated over feature dirs
 
 Per video with steps s_1 … s_n (task k):
@@ -9,7 +9,7 @@ Per video with steps s_1 … s_n (task k):
     task   the rows of s_1 … s_n's span  → k          (1 sample)
     next   the rows of step i            → s_{i+1}    (n - 1 samples)
 
-A clip longer than `max_frames` rows is uniformly subsampled by model/windowing.py's
+A clip longer than `max_frames` rows is uniformly subsampled by runtime/windowing.py's
 `build_clip` (the function /classify uses): bin middles for evaluation, a random row per
 bin for training.
 """
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from model.clip import NEXT, STEP, TASK
-from model.errors import ConfigError
-from model.windowing import build_clip
-from training.coin import COIN_FILE, CoinAnnotations, CoinVideo, load_coin
+from runtime.errors import ConfigError
+from runtime.windowing import build_clip
+from training.data.coin import COIN_FILE, CoinAnnotations, CoinVideo, load_coin
 from training.data_info import DATA_INFO, load_data_info
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from model.bench_forward import cpu_name
 from model.checkpoint import load_checkpoint
+from runtime.system import cpu_name
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict, window_latency_ms, write_metrics

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.errors import ConfigError
+from runtime.errors import ConfigError
 
 DATA_INFO = "data_info.json"
 

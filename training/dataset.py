@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import ConfigError
-from model.windowing import WindowSpec, build_window
+from runtime.errors import ConfigError
+from runtime.windowing import WindowSpec, build_window
 from training.data_info import DataInfo
 
 

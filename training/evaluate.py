@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from model.gad import GADClassifier
-from model.windowing import WindowSpec, build_windows
+from runtime.windowing import WindowSpec, build_windows
 from training.data_info import DataInfo
 from training.dataset import FeatureVideo
 from training.metrics import frame_accuracy, per_frame_ap, segment_f1

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from model.segments import Segment, to_segments
-from model.segments import check_labels as _check_labels
+from runtime.segments import Segment, to_segments
+from runtime.segments import check_labels as _check_labels
 
 __all__ = [
     "MetricsResult",

@@ -30,9 +30,10 @@ from transformers import get_cosine_schedule_with_warmup
 
 from model.backbone import resolve_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint_info import CHECKPOINT_DIR
 from model.clip import new_classifier
 from model.config import LoraSettings, ModelConfig
-from model.errors import ConfigError
+from runtime.errors import ConfigError
 from training.clips import (
     ClipSamples,
     ClipSource,
@@ -45,16 +46,8 @@ from training.dataset import TrainWindows, load_split
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A run folder (holding checkpoint/) or a checkpoint folder → the checkpoint folder.
-    Its run's reports live beside it, in `.parent / "eval"`."""
-    inner = Path(path) / CHECKPOINT_DIR
-    return inner if inner.is_dir() else Path(path)
 
 
 @dataclass(frozen=True)

@@ -439,10 +439,10 @@ def seconds(duration: str) -> float:
 
 
 def test_shutdown_leaves_time_to_close_streams(stack: dict) -> None:
-    """uvicorn waits up to 10 s (timeout_graceful_shutdown in service/commands.py) for
+    """uvicorn waits up to 10 s (timeout_graceful_shutdown in gad/commands/serve.py) for
     connections while streams are closed with 1012; SIGKILL must not come first."""
     graceful = re.search(
-        r"timeout_graceful_shutdown=(\d+)", (ROOT / "service" / "commands.py").read_text()
+        r"timeout_graceful_shutdown=(\d+)", (ROOT / "gad" / "commands" / "serve.py").read_text()
     )
     grace = seconds(stack["services"]["gad"]["stop_grace_period"])
     assert grace >= int(graceful.group(1)) + 10
@@ -727,8 +727,8 @@ sys.exit(subprocess.call(args, env=env))
 def smoke_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`gad serve` on the demo model with an API key, and the environment under which
     docker/gpu-smoke.sh sees it as the compose service `gad`."""
-    from service.launch import served
-    from training.demo import build_demo, demo_root, is_built, package_dir
+    from bench.launch import served
+    from gad.demo import build_demo, demo_root, is_built, package_dir
 
     root = demo_root()
     if not is_built(root):

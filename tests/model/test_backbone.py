@@ -11,7 +11,7 @@ from model.backbone import (
     ensure_smollm2,
     resolve_backbone,
 )
-from model.errors import BackboneError
+from runtime.errors import BackboneError
 
 
 def test_tiny_is_a_small_llama_with_its_own_tokenizer() -> None:

@@ -9,7 +9,7 @@ from model.backbone import build_tiny_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.checkpoint_info import META_FILE, TRAINED_FILE, read_checkpoint_info
 from model.config import LoraSettings
-from model.errors import CheckpointError
+from runtime.errors import CheckpointError
 from tests.model.helpers import NAMES, random_batch, tiny_model, train_steps
 
 

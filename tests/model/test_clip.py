@@ -10,7 +10,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.checkpoint_info import describe_checkpoint, read_checkpoint_info
 from model.clip import NEXT, STEP, TASK, ClipClassifier
 from model.config import LoraSettings, ModelConfig
-from model.errors import ConfigError
+from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM
 
 STEPS = ("boil water", "add tea", "pour water", "stir drink", "grind beans")

@@ -1,7 +1,7 @@
 import pytest
 
 from model.config import LoraSettings, ModelConfig
-from model.errors import ConfigError
+from runtime.errors import ConfigError
 from tests.model.helpers import tiny_config
 
 

@@ -17,13 +17,6 @@ import torch
 from safetensors.torch import save_file
 from transformers import Dinov2Config, Dinov2Model
 
-from model.encoder_export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    export_encoder,
-    onnx_session,
-    sample_frames,
-)
 from model.encoders import (
     EFFICIENTNET_LITE0,
     IMAGENET_MEAN,
@@ -31,8 +24,15 @@ from model.encoders import (
     ResNet50,
     load_encoder,
 )
-from model.errors import CheckpointError, ConfigError
-from model.preprocess import SHORTER_SIDE_CROP, Preprocess
+from model.export.encoder import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_encoder,
+    onnx_session,
+    sample_frames,
+)
+from runtime.errors import CheckpointError, ConfigError
+from runtime.preprocess import SHORTER_SIDE_CROP, Preprocess
 
 CATS = (281, 282, 285)  # ImageNet: tabby, tiger cat, Egyptian cat
 ESPRESSO = 967

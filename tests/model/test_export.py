@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.errors import CheckpointError
-from model.export import export_package, prepare_for_export
-from model.manifest import HEAD_FILE, MANIFEST_FILE, read_package
-from service.engine import OnnxEngine
+from model.export.graph import prepare_for_export
+from model.export.package import export_package
+from runtime.engine import OnnxEngine
+from runtime.errors import CheckpointError
+from runtime.manifest import HEAD_FILE, MANIFEST_FILE, read_package
 from tests.model.helpers import FEATURE_DIM, NAMES, tiny_model, train_steps
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from model.errors import ConfigError
 from model.gad import count_parameters
+from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, NAMES, random_batch, tiny_model, train_steps
 
 # Padding changes only which (masked) keys exist, so the maths is the same up to the

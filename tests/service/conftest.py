@@ -62,7 +62,7 @@ def private_redis() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
     """The default demo model (make setup builds it; built here if it is missing)."""
-    from training.demo import build_demo, demo_root, is_built
+    from gad.demo import build_demo, demo_root, is_built
 
     root = demo_root()
     if not is_built(root):
@@ -73,8 +73,8 @@ def demo_model() -> Path:
 @pytest.fixture(scope="session")
 def live_server(demo_model: Path) -> Iterator[str]:
     """`gad serve` on the demo model, a real uvicorn on a free port: its base URL."""
-    from service.launch import served
-    from training.demo import package_dir
+    from bench.launch import served
+    from gad.demo import package_dir
 
     env = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu"}
     with served(package_dir(demo_model), env=env) as server:

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
-from model.manifest import read_package
-from model.windowing import build_windows
+from runtime.engine import OnnxEngine
+from runtime.manifest import read_package
+from runtime.windowing import build_windows
 from service.app import create_app
-from service.engine import OnnxEngine
 from service.settings import Settings
 
 

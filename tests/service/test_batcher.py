@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.engine import EngineInputError, OnnxEngine
 from service.batcher import BatcherClosed, MicroBatcher, stack_windows
-from service.engine import EngineInputError, OnnxEngine
 from tests.model.helpers import FEATURE_DIM
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model.errors import ConfigError
-from model.windowing import WindowSpec, build_window
+from runtime.errors import ConfigError
+from runtime.windowing import WindowSpec, build_window
 from service.cache import (
     CacheConflict,
     CacheFull,
@@ -27,7 +27,7 @@ from service.cache import (
     redact_url,
     stream_bytes,
 )
-from service.redis_cache import RedisFeatureCache, stream_keys
+from service.cache.redis import RedisFeatureCache, stream_keys
 from tests.redis_server import RedisServer, free_port
 
 DIM = 8

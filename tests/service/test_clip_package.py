@@ -13,8 +13,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from model.errors import GADError
-from model.manifest import (
+from runtime.engine import ClipEngine, EngineInputError
+from runtime.errors import GADError
+from runtime.manifest import (
     CLIP_FILE,
     CLIP_OUTPUTS,
     MANIFEST_FILE,
@@ -22,8 +23,7 @@ from model.manifest import (
     file_digest,
     read_package,
 )
-from model.windowing import build_clip
-from service.engine import ClipEngine, EngineInputError
+from runtime.windowing import build_clip
 from tests.model.helpers import FEATURE_DIM
 from tests.service.streaming import client
 
@@ -347,7 +347,7 @@ def test_serving_a_clip_model_never_imports_torch(clip_package: Path) -> None:
         "import sys, numpy as np\n"
         "import service.app\n"
         "from service.classify import procedure\n"
-        "from service.engine import ClipEngine\n"
+        "from runtime.engine import ClipEngine\n"
         f"e = ClipEngine.load({str(clip_package)!r}, providers=['cpu'])\n"
         f"p = procedure(e, np.ones((20, {FEATURE_DIM}), np.float32))\n"
         f"assert p['frames'] == {MAX_FRAMES} and p['rows'] == 20, p\n"

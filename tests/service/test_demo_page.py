@@ -21,7 +21,7 @@ from service.app import create_app
 from service.settings import Settings
 
 END = '{"type":"end"}'  # the page sends exactly this text
-# The fields the page reads from each server message (service/streams.py, service/ws.py).
+# The fields the page reads from each server message (service/session.py, service/api/ws.py).
 READY_FIELDS = {"stream", "model", "classes", "background_index", "fps", "window", "accepts"}
 READY_FIELDS |= {"resumed", "rows", "next_seq"}
 LABEL_FIELDS = {"seq", "row", "t", "label", "index", "score", "top", "carried", "latency_ms"}
@@ -30,7 +30,7 @@ END_FIELDS = {"stream", "rows", "processed", "carried"}
 
 @pytest.fixture(scope="module")
 def package(demo_model: Path) -> Path:
-    from training.demo import package_dir
+    from gad.demo import package_dir
 
     return package_dir(demo_model)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import websockets
 
-from model.video import FrameReader
+from runtime.video import FrameReader
 from service.client import encode_frame, stream_video
 
 
@@ -98,8 +98,8 @@ def test_sigterm_closes_open_streams_with_1012(demo_model: Path) -> None:
     """A replica going away tells its streams to reconnect (elsewhere), then exits."""
     import signal
 
-    from service.launch import served
-    from training.demo import package_dir
+    from bench.launch import served
+    from gad.demo import package_dir
 
     async def main(server) -> tuple[int | None, str]:
         async with websockets.connect(f"{server.ws_url}/v1/streams/leaving") as ws:
@@ -119,8 +119,8 @@ def test_sigterm_closes_open_streams_with_1012(demo_model: Path) -> None:
 
 
 def test_api_keys_never_reach_the_logs(demo_model: Path) -> None:
-    from service.launch import served
-    from training.demo import package_dir
+    from bench.launch import served
+    from gad.demo import package_dir
 
     key = "k3y-that-must-not-be-logged"
     env = {"GAD_PROVIDERS": "cpu", "GAD_API_KEYS": key, "GAD_LOG_LEVEL": "DEBUG"}

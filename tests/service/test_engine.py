@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import GADError
-from service.engine import EngineInputError, OnnxEngine
+from runtime.engine import EngineInputError, OnnxEngine
+from runtime.errors import GADError
 from tests.model.helpers import FEATURE_DIM
 
 
@@ -54,7 +54,7 @@ def test_bad_windows_get_clear_errors(
 def test_unavailable_providers_fall_back_with_a_reason(
     tiny_package: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="model.onnx_runtime"):
+    with caplog.at_level(logging.WARNING, logger="runtime.sessions"):
         engine = OnnxEngine.load(tiny_package[1], providers=["tensorrt", "cuda", "cpu"])
     assert engine.providers == ("CPUExecutionProvider",) and engine.device == "cpu"
     assert set(engine.skipped) == {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
@@ -68,7 +68,7 @@ def test_unavailable_providers_fall_back_with_a_reason(
 def test_serving_path_never_imports_torch(tiny_package: tuple[Path, Path]) -> None:
     code = (
         "import sys, numpy as np\n"
-        "from service.engine import OnnxEngine\n"
+        "from runtime.engine import OnnxEngine\n"
         "import service.batcher\n"
         f"e = OnnxEngine.load({str(tiny_package[1])!r}, providers=['cpu'])\n"
         f"e.classify(np.zeros((1, 8, {FEATURE_DIM}), np.float32), np.ones((1, 8)))\n"

@@ -39,9 +39,9 @@ import redis
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.bench_load import process_usage
-from service.launch import Server, served
-from service.redis_cache import stream_keys
+from bench.launch import Server, served
+from bench.load import process_usage
+from service.cache.redis import stream_keys
 from tests.service.streaming import features_message
 from tests.service.test_demo_service import rendered_test_video
 
@@ -51,7 +51,7 @@ BASE_ENV = {"GAD_PROVIDERS": "cpu", "GAD_THREADS": "1", "GAD_LOG_LEVEL": "WARNIN
 
 @pytest.fixture(scope="module")
 def package(demo_model: Path) -> Path:
-    from training.demo import package_dir
+    from gad.demo import package_dir
 
     return package_dir(demo_model)
 

@@ -96,7 +96,7 @@ def features_http(tiny_package) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def demo_package(demo_model: Path) -> Path:
-    from training.demo import package_dir
+    from gad.demo import package_dir
 
     return package_dir(demo_model)
 

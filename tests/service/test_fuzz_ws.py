@@ -58,7 +58,7 @@ from tests.service.fuzzing import (
 from tests.service.streaming import client, features_message, offline_scores
 
 FPS = 4.0
-DOCUMENTED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # README, service/ws.py
+DOCUMENTED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # README, service/api/ws.py
 KEYS = ("key-a", "key-b")
 MEMORY_BUDGET_MIB = 256  # peak RSS growth allowed for one case (a few frames of 4096²)
 
@@ -140,7 +140,7 @@ def features_app(tiny_package) -> Iterator[App]:
 
 @pytest.fixture(scope="module")
 def image_app(demo_model: Path) -> Iterator[App]:
-    from training.demo import package_dir
+    from gad.demo import package_dir
 
     package = package_dir(demo_model)
     limits = {"max_message_bytes": 8 << 20, "max_frame_bytes": 4 << 20}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from model.manifest import HEAD_FILE, MANIFEST_FILE, PackageError, read_package
+from runtime.manifest import HEAD_FILE, MANIFEST_FILE, PackageError, read_package
 
 
 @pytest.fixture

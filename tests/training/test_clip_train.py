@@ -13,7 +13,7 @@ from gad.cli import main
 from model.config import LoraSettings
 from training.clip_eval import clip_metrics, predict_clips
 from training.clips import load_clip_videos, open_clip_source
-from training.procedures import ProcedureConfig, write_procedure_dataset
+from training.data.procedures import ProcedureConfig, write_procedure_dataset
 from training.train import TrainConfig, train
 
 CHANCE = {"step": 1 / 17, "task": 1 / 6, "next": 1 / 17}
@@ -99,7 +99,7 @@ def test_cli_train_eval_export_and_classify(
     from fastapi.testclient import TestClient
 
     from model.checkpoint import load_checkpoint
-    from model.windowing import build_clip
+    from runtime.windowing import build_clip
     from service.app import create_app
     from service.settings import Settings
 
@@ -136,7 +136,7 @@ def test_a_clip_only_package_answers_clips_and_refuses_streams(
     from fastapi.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
-    from model.manifest import read_package
+    from runtime.manifest import read_package
     from service.app import create_app
     from service.settings import Settings
 

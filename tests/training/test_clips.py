@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from model.clip import NEXT, STEP, TASK
-from model.errors import ConfigError
-from model.windowing import build_clip, clip_indices
+from runtime.errors import ConfigError
+from runtime.windowing import build_clip, clip_indices
 from training.clips import (
     ClipSamples,
     clip_samples,
@@ -18,7 +18,7 @@ from training.clips import (
     load_clip_videos,
     open_clip_source,
 )
-from training.coin import load_coin
+from training.data.coin import load_coin
 
 FPS = 2.0
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from gad.cli import main
-from training.synth import SynthConfig, write_synth_dataset
+from training.data.synth import SynthConfig, write_synth_dataset
 
 
 def test_compare_writes_one_row_per_kind(

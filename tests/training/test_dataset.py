@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import ConfigError
-from model.windowing import WindowSpec, build_window
+from runtime.errors import ConfigError
+from runtime.windowing import WindowSpec, build_window
 from tests.training.layout import CLASSES, write_thumos_like
 from training.data_info import load_data_info
 from training.dataset import TrainWindows, load_split, previous_actions

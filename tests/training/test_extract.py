@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 from gad.cli import main
-from model.errors import ConfigError
-from training.annotations import Segment, frame_targets, load_annotations, session_name
-from training.data_info import load_data_info
-from training.dataset import load_split
-from training.extract import (
+from runtime.errors import ConfigError
+from training.data.annotations import Segment, frame_targets, load_annotations, session_name
+from training.data.extract import (
     MISSING,
     NO_ANNOTATION,
     NOT_IN_SPLIT,
@@ -26,7 +24,9 @@ from training.extract import (
     ExtractConfig,
     extract_dataset,
 )
-from training.render import ANNOTATIONS, VIDEO_DIR, RenderConfig, write_benchmark
+from training.data.render import ANNOTATIONS, VIDEO_DIR, RenderConfig, write_benchmark
+from training.data_info import load_data_info
+from training.dataset import load_split
 
 
 class FakeEncoder:

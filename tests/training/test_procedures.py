@@ -6,10 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import ConfigError
-from training.data_info import load_data_info
-from training.dataset import load_split
-from training.procedures import (
+from runtime.errors import ConfigError
+from training.data.procedures import (
     COIN_FILE,
     STEPS,
     TASKS,
@@ -17,6 +15,8 @@ from training.procedures import (
     class_names,
     write_procedure_dataset,
 )
+from training.data_info import load_data_info
+from training.dataset import load_split
 
 SMALL = ProcedureConfig(videos_train=12, videos_test=6)
 # Many videos, few dimensions: enough segments per class for the statistical checks.

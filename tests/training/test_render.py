@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gad.cli import main
-from model.errors import ConfigError
-from model.video import probe, read_frames
-from training.render import (
+from runtime.errors import ConfigError
+from runtime.video import probe, read_frames
+from training.data.render import (
     ACTIONS,
     ANNOTATIONS,
     L_ARM,

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from training.data.synth import SynthConfig, class_names, write_synth_dataset
 from training.data_info import load_data_info
 from training.dataset import load_split
-from training.synth import SynthConfig, class_names, write_synth_dataset
 
 SMALL = SynthConfig(videos_train=6, videos_test=2, feature_dim=32)
 

@@ -11,10 +11,10 @@ import training.train as train_module
 from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
+from training.data.synth import SynthConfig, write_synth_dataset
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, load_scores, predict
-from training.synth import SynthConfig, write_synth_dataset
 from training.train import TrainConfig, train
 
 
@@ -92,7 +92,7 @@ def test_interrupted_run_resumes_to_the_same_weights(
 def test_resume_refuses_other_settings(synth: Path, tmp_path: Path) -> None:
     cfg = config(synth, tmp_path / "run", max_steps=2)
     train(cfg)
-    from model.errors import ConfigError
+    from runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--resume"):
         train(replace(cfg, kind="discriminative", resume=True))
@@ -184,7 +184,7 @@ def test_generative_eval_scores_are_one_hot(synth: Path, tmp_path: Path) -> None
 
 
 def test_an_existing_run_is_not_overwritten(synth: Path, tmp_path: Path) -> None:
-    from model.errors import ConfigError
+    from runtime.errors import ConfigError
 
     cfg = config(synth, tmp_path / "run", max_steps=1)
     train(cfg)
@@ -193,7 +193,7 @@ def test_an_existing_run_is_not_overwritten(synth: Path, tmp_path: Path) -> None
 
 
 def test_long_stride_travels_with_the_checkpoint(synth: Path, tmp_path: Path) -> None:
-    from model.windowing import WindowSpec
+    from runtime.windowing import WindowSpec
 
     result = train(config(synth, tmp_path / "run", max_steps=1, long_frames=4, long_stride=3))
     model = load_checkpoint(result.checkpoint)

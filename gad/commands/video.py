@@ -1,0 +1,185 @@
+"""`gad data render` and `gad data extract`: rendered action videos and feature extraction.
+
+    gad data render --out data/render
+    gad data extract data/render/videos --annotations data/render/annotations.csv \\
+        --split data/render/split.json --out data/render-features
+    gad train data/render-features --out runs/render ...
+
+Torch is imported only inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtime.errors import ConfigError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be WIDTHxHEIGHT, e.g. 320x240; got {text!r}"
+        ) from None
+    return width, height
+
+
+def register(
+    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
+) -> None:
+    render = groups["data"].add_parser(
+        "render",
+        help="render a benchmark of stick-figure action videos (mp4 + annotations.csv)",
+        description="Real video files of a stick figure performing 9 actions (raise / wave "
+        "left or right arm, kick left or right leg, squat, jump, clap hands) between idle "
+        "or walking background, on varied scenes with lighting changes, camera shake and "
+        "noise. The figure's left limbs are red, its right limbs blue, so ImageNet features "
+        "can tell left from right. Writes OUT/videos/*.mp4, OUT/annotations.csv "
+        "(video,start_s,end_s,label), OUT/split.json and OUT/render.json. Seeded: same "
+        "arguments, same videos. Next: `gad data extract OUT/videos --annotations "
+        "OUT/annotations.csv --split OUT/split.json --out DATA`.",
+    )
+    render.add_argument("--out", type=Path, required=True, help="folder to write")
+    render.add_argument("--videos", type=int, default=48, help="number of videos (default 48)")
+    render.add_argument(
+        "--seconds", type=float, default=40.0, help="length of each video (default 40)"
+    )
+    render.add_argument(
+        "--size", type=_size, default=(320, 240), help="frame WIDTHxHEIGHT (default 320x240)"
+    )
+    render.add_argument(
+        "--fps", type=float, default=10.0, help="frame rate of the files (default 10)"
+    )
+    render.add_argument(
+        "--test-fraction", type=float, default=0.25, help="share of test videos (default 0.25)"
+    )
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.set_defaults(handler=run_render)
+
+    extract = groups["data"].add_parser(
+        "extract",
+        help="encode videos into per-frame features + targets (the standard OAD layout)",
+        description="Decode each annotated video in VIDEOS, sample it at --fps (row t = "
+        "time t/fps; a frame per slot, gaps repeat the previous row), encode the frames "
+        "in batches, and write DATA/rgb_<encoder>/<video>.npy [frames, D], "
+        "DATA/target_perframe/<video>.npy [frames, classes] (Background at 0, then the "
+        "actions sorted; overlapping actions give multi-hot rows) and DATA/data_info.json "
+        "(with the encoder's description). Annotations: a CSV with video,start_s,end_s,label "
+        "(video = file name or stem) or a THUMOS-style folder of <Class>_val.txt / "
+        "<Class>_test.txt files ('video start end' lines; _val → train, _test → test). "
+        "Resumable: videos already extracted with the same encoder and fps are skipped; "
+        "targets are rebuilt from the current annotations. Missing or corrupt videos are "
+        "reported in the summary and skipped; the exit code is 0 when any video made it.",
+    )
+    extract.add_argument("videos", type=Path, help="folder holding the video files")
+    extract.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="CSV file (video,start_s,end_s,label) or THUMOS-style folder of per-class txt",
+    )
+    extract.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    extract.add_argument(
+        "--encoder",
+        default="efficientnet-lite0",
+        help="frame encoder: efficientnet-lite0 (default) | resnet50:PATH | dinov2:PATH",
+    )
+    extract.add_argument("--fps", type=float, default=4.0, help="feature rows per second (4)")
+    split = extract.add_mutually_exclusive_group()
+    split.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help='JSON {"train": [...], "test": [...]} of video names; only these are extracted',
+    )
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.25,
+        help="without --split (and without _val/_test annotation files): share of test "
+        "videos, drawn with --seed (default 0.25)",
+    )
+    extract.add_argument("--seed", type=int, default=0)
+    extract.add_argument("--batch-size", type=int, default=16, help="frames per encoder batch")
+    extract.add_argument(
+        "--runtime",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="run the encoder in onnxruntime (its cached ONNX export, as the service does) or "
+        "PyTorch; auto: onnx on CPU, torch on CUDA",
+    )
+    extract.add_argument(
+        "--dataset", default=None, help="name in data_info.json (default: the --out folder name)"
+    )
+    extract.add_argument(
+        "--min-seconds", type=float, default=1.0, help="skip shorter videos (default 1)"
+    )
+    extract.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    extract.add_argument("--no-progress", action="store_true", help="no progress bar")
+    extract.set_defaults(handler=run_extract)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    import time
+
+    from training.data.render import RenderConfig, write_benchmark
+
+    width, height = args.size
+    cfg = RenderConfig(
+        videos=args.videos,
+        seconds=args.seconds,
+        fps=args.fps,
+        width=width,
+        height=height,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    summary = write_benchmark(args.out, cfg, progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    _say(
+        f"wrote {args.out}: {summary['videos']} videos ({summary['train']} train, "
+        f"{summary['test']} test), {summary['seconds']:.0f} s of video, "
+        f"{summary['actions']} actions ({summary['per_class']} per class) in {elapsed:.1f} s"
+    )
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from training.data.extract import ExtractConfig, extract_dataset
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = ExtractConfig(
+        videos=args.videos,
+        annotations=args.annotations,
+        out=args.out,
+        encoder=args.encoder,
+        fps=args.fps,
+        split=args.split,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        dataset=args.dataset,
+        min_seconds=args.min_seconds,
+        device=device,
+        runtime=args.runtime if args.runtime != "auto" else "onnx" if device == "cpu" else "torch",
+        progress=not args.no_progress,
+    )
+    result = extract_dataset(cfg)
+    for line in result.summary():
+        _say(line)
+    if not result.extracted and not result.reused:
+        raise ConfigError(f"no video of {args.videos} could be extracted (see the summary above)")
+    return 0

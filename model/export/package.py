@@ -1,0 +1,213 @@
+"""The model package: a checkpoint's one-pass [CLS] path as `head.onnx`, plus a manifest.
+
+    OUT/NAME/VERSION/
+        manifest.json     what the service needs to know and check (service/package.py)
+        head.onnx         features [batch, time, D] float32 + mask [batch, time] int64
+                          → logits [batch, classes]; LoRA merged, no decoding
+        head.onnx.data    the weights, when the graph is over 2 GB (Llama-3.2-1B)
+        encoder.onnx      RGB pixels → feature vector, when the data came from
+                          `gad data extract` (the checkpoint names its encoder)
+
+The exported graph is `GADClassifier.class_logits` itself: LoRA merged into the decoder's
+projections, the lm_head adapter dropped (the [CLS] path never reads lm_head, and merging
+it would write into the embedding matrix tied to it), the question prefix embedded once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.checkpoint_info import read_checkpoint_info
+from model.export.clip import export_clip
+from model.export.graph import DEFAULT_TOLERANCE, GENERATIVE_REFUSED, OPSET, prepare_for_export
+from model.export.head import export_head, probe_windows, verify_head
+from runtime.errors import CheckpointError
+from runtime.manifest import (
+    ENCODER_FILE,
+    HEAD_FILE,
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    file_digest,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    manifest: dict[str, Any]
+
+
+def export_package(
+    checkpoint: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    version: str = "1",
+    verify: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+    force: bool = False,
+    backbone: str | None = None,
+    probe_rows: np.ndarray | None = None,
+    clip_probe_rows: np.ndarray | None = None,
+    metrics: Path | None = None,
+    with_encoder: bool = True,
+    clip: Path | None = None,
+) -> ExportResult:
+    """Write `out/NAME/VERSION/` for `checkpoint`; see the module docstring. `clip`: a
+    clip model's checkpoint to add as clip.onnx (model/export/clip.py). A clip checkpoint
+    given as `checkpoint` makes a clip-only package: clip.onnx and no head (whole clips
+    are answered; streams are refused)."""
+    info = read_checkpoint_info(Path(checkpoint))
+    clip_only = info.config.is_clip
+    if clip_only and clip is not None:
+        raise CheckpointError(
+            f"{checkpoint} is itself a clip model: --clip adds a clip model beside a "
+            "per-frame checkpoint"
+        )
+    if not info.config.uses_cls:
+        raise CheckpointError(GENERATIVE_REFUSED)
+    name = name or _default_name(Path(checkpoint))
+    folder = Path(out) / name / str(version)
+    if folder.exists() and not force:
+        raise CheckpointError(f"{folder} already exists: pass --force to replace it")
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        head_files, verified = [], None
+        if not clip_only:
+            model = load_checkpoint(Path(checkpoint), backbone=backbone)
+            probe = probe_windows(model, rows=probe_rows)
+            with torch.no_grad():
+                reference = model.class_logits(*probe).float().numpy()
+            prepare_for_export(model)
+            head_files = export_head(model, tmp / HEAD_FILE)
+            if verify:
+                verified = verify_head(tmp / HEAD_FILE, probe, reference, tolerance=tolerance)
+        encoder = None
+        encoder_spec = (info.extra.get("data") or {}).get("encoder")
+        if with_encoder and encoder_spec:
+            encoder = _export_encoder(encoder_spec, tmp / ENCODER_FILE, verify=verify)
+        manifest = build_manifest(
+            info,
+            name=name,
+            version=str(version),
+            head_files=head_files,
+            encoder=encoder,
+            metrics=_read_metrics(metrics, Path(checkpoint)),
+        )
+        manifest["verify"] = verified
+        if clip_only:
+            manifest |= {"head": None, "window": None, "background_index": None}
+            clip = Path(checkpoint)
+        if clip is not None:
+            manifest["clip"] = export_clip(
+                Path(clip),
+                tmp,
+                info,
+                verify=verify,
+                tolerance=tolerance,
+                rows=clip_probe_rows,
+                backbone=backbone,
+                metrics=_read_metrics(None, Path(clip)),
+            )
+        manifest["files"] = {
+            path.name: file_digest(path) for path in sorted(tmp.iterdir()) if path.is_file()
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return ExportResult(folder, manifest)
+
+
+def _default_name(checkpoint: Path) -> str:
+    # runs/demo/checkpoint → "demo"
+    folder = checkpoint.resolve()
+    return folder.parent.name if folder.name == "checkpoint" else folder.name
+
+
+def _read_metrics(path: Path | None, checkpoint: Path) -> dict[str, Any] | None:
+    """`gad eval`'s metrics.json: the given file, else the run's eval/ report if any."""
+    if path is None:
+        run = checkpoint.resolve().parent
+        path = run / "eval" / "metrics.json"
+        if not path.is_file():
+            return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read metrics {path}: {exc}") from exc
+
+
+def _export_encoder(spec: dict[str, Any], path: Path, *, verify: bool) -> dict[str, Any]:
+    from model.encoders import load_encoder
+    from model.export.encoder import export_encoder
+
+    encoder = load_encoder(spec["spec"])
+    if encoder.feature_dim != spec.get("feature_dim", encoder.feature_dim):
+        raise CheckpointError(
+            f"the data was extracted with {spec['spec']} at {spec['feature_dim']}-d but it "
+            f"now gives {encoder.feature_dim}-d"
+        )
+    report = export_encoder(encoder, path, verify=verify)
+    return encoder.describe() | {"file": path.name, "verify": report}
+
+
+def build_manifest(
+    info,
+    *,
+    name: str,
+    version: str,
+    head_files: list[str],
+    encoder: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    cfg = info.config
+    data = info.extra.get("data") or {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "kind": cfg.kind,
+        "classes": list(cfg.class_names),
+        "background_index": cfg.background_index,
+        "fps": float(data.get("fps", 4.0)),
+        "feature_dim": cfg.feature_dim,
+        "window": {
+            "long_frames": cfg.long_frames,
+            "short_frames": cfg.short_frames,
+            "long_stride": cfg.long_stride,
+        },
+        "head": {
+            "file": HEAD_FILE,
+            "files": head_files,
+            "opset": OPSET,
+            "inputs": {
+                "features": {"shape": ["batch", "time", cfg.feature_dim], "dtype": "float32"},
+                "mask": {"shape": ["batch", "time"], "dtype": "int64"},
+            },
+            "outputs": {"logits": {"shape": ["batch", cfg.num_classes], "dtype": "float32"}},
+        },
+        "encoder": encoder,
+        "backbone": info.backbone,
+        "parameters": info.parameters,
+        "training": info.extra.get("train"),
+        "metrics": metrics,
+    }

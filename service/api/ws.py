@@ -1,0 +1,326 @@
+"""`WS /v1/streams/{stream_id}`: the wire protocol around a StreamSession.
+
+Client → server: binary messages are one encoded image (JPEG/PNG); text messages are JSON
+    {"type": "frame", "seq": 7, "ts": 12.25, "image": "<base64 JPEG/PNG>"}
+    {"type": "features", "seq": 7, "ts": 12.25, "data": "<base64 float32 × D>"}
+    {"type": "end"}
+(seq: an integer 0 … 2**63-1; ts: seconds, |ts| <= 1e12; both optional.)
+Server → client: {"type": "ready", ...} first, then per frame one {"type": "label", ...}
+(`carried: true` for frames fps sampling skipped), {"type": "error", ...} for a bad
+frame (the stream goes on), {"type": "dropped", ...} for frames the bounded queue let go,
+and {"type": "end", ...} before a normal close. Close codes: 1000 done, 1008 auth or
+policy (bad id, taken over, not reading), 1009 message too big, 1011 internal,
+1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere).
+
+Three tasks per connection: the receiver parses and queues frames (bounded; drop-oldest
+by default), the worker processes them in order, the sender writes replies (bounded; a
+client that stops reading is closed, it cannot stall anyone else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, AuthError, authorize_websocket
+from service.cache import CacheError
+from service.frames import FrameError, decode_base64, decode_features
+from service.runtime import Runtime
+from service.session import Frame, StreamClosed, StreamOptions, StreamSession, error
+
+log = logging.getLogger(__name__)
+
+# A seq must fit every client's int64 (and stay a JSON number the replies can echo); a
+# capture time beyond ±1e12 s (31,700 years; Date.now() in ms by mistake) would overflow
+# the sampler's slot arithmetic.
+MAX_SEQ = 2**63 - 1
+MAX_TS = 1e12
+STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: "$" lets "id\n" in
+
+
+class Streams:
+    """The streams open in this process, and the shutdown that closes them with 1012."""
+
+    def __init__(self) -> None:
+        self.open: set[asyncio.Task] = set()
+        self.closing = False
+        self.count = 0
+
+
+async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
+    app = websocket.app
+    runtime: Runtime = app.state.runtime
+    streams: Streams = app.state.streams
+    settings = runtime.settings
+    metrics = runtime.metrics
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    if any(p.startswith(KEY_PROTOCOL_PREFIX) for p in offered) and subprotocol is None:
+        subprotocol = next(p for p in offered if p.startswith(KEY_PROTOCOL_PREFIX))
+    await websocket.accept(subprotocol=subprotocol)
+    try:
+        tenant = authorize_websocket(websocket, settings)
+    except AuthError as exc:
+        await _close(websocket, 1008, str(exc), metrics)
+        return
+    if not STREAM_ID.fullmatch(stream_id):
+        await _close(
+            websocket,
+            1008,
+            "stream id must be 1-128 characters of letters, digits, '.', '_' and '-'",
+            metrics,
+        )
+        return
+    if runtime.engine is None:
+        await _close(
+            websocket,
+            1008,
+            "this model package answers whole clips only (no per-frame head): POST /classify",
+            metrics,
+        )
+        return
+    if streams.closing:
+        await _close(websocket, 1012, "server restarting: reconnect", metrics)
+        return
+    if streams.count >= settings.max_streams:
+        metrics.frames_dropped.labels("stream_limit").inc()
+        await _close(websocket, 1013, f"server at its {settings.max_streams}-stream limit", metrics)
+        return
+    params = websocket.query_params
+    options = StreamOptions(
+        carry_over=params.get("carry", "1") not in ("0", "false", "no"),
+        top_k=_int(params.get("top_k"), settings.top_k, 1, len(runtime.package.classes)),
+    )
+    key = f"{tenant}/{stream_id}" if tenant else stream_id
+    streams.count += 1
+    metrics.active_streams.inc()
+    try:
+        try:
+            state = await runtime.cache.attach(
+                key, dim=runtime.package.feature_dim, span=runtime.window.span
+            )
+        except CacheError as exc:
+            await _close(websocket, 1011, f"feature cache unavailable: {exc}", metrics)
+            return
+        session = StreamSession(runtime, stream_id, state, options)
+        connection = _Connection(websocket, session, runtime)
+        log.info(
+            "stream open at row %d", state.total_rows, extra={"stream": stream_id, "tenant": tenant}
+        )
+        task = asyncio.current_task()
+        streams.open.add(task)
+        try:
+            await connection.run()
+        finally:
+            streams.open.discard(task)
+    finally:
+        streams.count -= 1
+        metrics.active_streams.dec()
+
+
+class _Connection:
+    def __init__(self, websocket: WebSocket, session: StreamSession, runtime: Runtime) -> None:
+        self.ws = websocket
+        self.session = session
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.frames: deque[Frame] = deque()
+        self.frame_ready = asyncio.Event()
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.send_queue)
+        self.ended = False
+        self.given_up = False  # the client stopped reading: counted once
+        self.close_code = 1000
+        self.close_reason = ""
+
+    async def run(self) -> None:
+        await self.send(self.session.ready())
+        tasks = [
+            asyncio.create_task(self._receive(), name="ws-receive"),
+            asyncio.create_task(self._work(), name="ws-work"),
+            asyncio.create_task(self._send(), name="ws-send"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+            await asyncio.gather(*tasks)
+        except StreamClosed as exc:
+            self.close_code, self.close_reason = exc.code, exc.reason
+        except WebSocketDisconnect:
+            self.close_code = 1006  # gone without a close: the cache keeps the window
+        except asyncio.CancelledError:
+            self.close_code, self.close_reason = 1012, "server restarting: reconnect"
+            raise
+        except Exception:
+            log.exception("stream %s failed", self.session.stream_id)
+            self.close_code, self.close_reason = 1011, "internal error"
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            await _close(self.ws, self.close_code, self.close_reason, self.runtime.metrics)
+            log.info(
+                "stream closed: %d rows, %d labels, %d carried over",
+                self.session.state.total_rows,
+                self.session.processed,
+                self.session.carried,
+                extra={"stream": self.session.stream_id, "code": self.close_code},
+            )
+
+    # --- receiving ---------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        metrics = self.runtime.metrics
+        while not self.ended:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1006))
+            arrived = time.monotonic()
+            data, text = message.get("bytes"), message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > self.settings.max_message_bytes:
+                raise StreamClosed(1009, f"message of {size} bytes is over the limit")
+            if data is not None and len(data) > self.settings.max_frame_bytes:
+                raise StreamClosed(
+                    1009, f"frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}"
+                )
+            if data is not None:
+                metrics.frames_received.labels("image").inc()
+                await self._queue(Frame(None, None, image=data, arrived=arrived))
+                continue
+            try:
+                frame = self._parse(text or "", arrived)
+            except FrameError as exc:
+                metrics.frame_errors.labels("message").inc()
+                await self.send(error("message", str(exc)))
+                continue
+            if frame is None:  # {"type": "end"}
+                self.ended = True
+                self.frame_ready.set()
+                return
+            await self._queue(frame)
+
+    def _parse(self, text: str, arrived: float) -> Frame | None:
+        try:
+            message = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
+            raise FrameError(f"not valid JSON: {str(exc)[:120]}") from exc
+        if not isinstance(message, dict):
+            raise FrameError("a text message must be a JSON object with a 'type'")
+        kind = message.get("type")
+        if kind == "end":
+            return None
+        if kind not in ("frame", "features"):
+            raise FrameError(f"unknown message type {str(kind)[:40]!r}: use frame, features or end")
+        seq, ts = message.get("seq"), message.get("ts")
+        if seq is not None and (
+            not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ
+        ):
+            raise FrameError(f"'seq' must be an integer from 0 to {MAX_SEQ}")
+        # abs(ts) <= MAX_TS also refuses NaN, and compares a 4000-digit int without overflow.
+        if ts is not None and (
+            not isinstance(ts, int | float) or isinstance(ts, bool) or not abs(ts) <= MAX_TS
+        ):
+            raise FrameError(f"'ts' must be a finite number of seconds, |ts| <= {MAX_TS:g}")
+        metrics = self.runtime.metrics
+        if kind == "frame":
+            metrics.frames_received.labels("image").inc()
+            image = decode_base64(
+                message.get("image"), field="image", max_bytes=self.settings.max_frame_bytes
+            )
+            return Frame(seq, None if ts is None else float(ts), image=image, arrived=arrived)
+        metrics.frames_received.labels("features").inc()
+        row = decode_features(message.get("data"), dim=self.runtime.package.feature_dim)
+        return Frame(seq, None if ts is None else float(ts), features=row, arrived=arrived)
+
+    async def _queue(self, frame: Frame) -> None:
+        if len(self.frames) >= self.settings.queue_depth:
+            metrics = self.runtime.metrics
+            if self.settings.drop_policy == "drop-newest":
+                metrics.frames_dropped.labels("queue_full").inc()
+                await self.send(_dropped(frame))
+                return
+            dropped = self.frames.popleft()
+            metrics.frames_dropped.labels("queue_full").inc()
+            await self.send(_dropped(dropped))
+        self.frames.append(frame)
+        self.frame_ready.set()
+
+    # --- working -----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        metrics = self.runtime.metrics
+        while True:
+            if not self.frames:
+                if self.ended:
+                    await self.send(await self.session.end())
+                    await self.send(None)
+                    return
+                self.frame_ready.clear()
+                await self.frame_ready.wait()
+                continue
+            frame = self.frames.popleft()
+            metrics.queue_wait.observe(time.monotonic() - frame.arrived)
+            reply = await self.session.process(frame)
+            if reply is not None:
+                if reply.get("type") == "label" and frame.arrived:
+                    metrics.latency.observe(time.monotonic() - frame.arrived)
+                await self.send(reply)
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any] | None) -> None:
+        """Queue a reply for the sender task. A full outbox is waited on (the receiver then
+        stops reading: TCP backpressure on a client that sends faster than it reads) for
+        up to GAD_SEND_TIMEOUT_S; a client whose replies stay unread that long is closed."""
+        try:
+            self.outbox.put_nowait(message)
+            return
+        except asyncio.QueueFull:
+            pass
+        try:
+            await asyncio.wait_for(self.outbox.put(message), self.settings.send_timeout_s)
+        except TimeoutError:
+            if not self.given_up:  # the receiver and the worker may both be waiting
+                self.given_up = True
+                self.runtime.metrics.frames_dropped.labels("client_not_reading").inc()
+            raise StreamClosed(1008, "client is not reading its messages") from None
+
+    async def _send(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            if message is None:
+                raise StreamClosed(1000, "stream ended")
+            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+
+
+def _dropped(frame: Frame) -> dict[str, Any]:
+    return {"type": "dropped", "seq": frame.seq, "reason": "queue full"}
+
+
+def _int(value: str | None, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(value), low), high) if value is not None else default
+    except ValueError:
+        return default
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, metrics) -> None:
+    metrics.streams_closed.labels(str(code)).inc()
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    if code == 1006:  # the client vanished: nothing to send
+        return
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=reason[:120])

@@ -1,0 +1,2 @@
+"""Datasets in the standard layout: synthetic features, procedures, renders, extraction
+and annotations."""
