@@ -1,7 +1,7 @@
 # GAD Stream — the commands a user needs:
 #   make setup   .venv with everything (CPU torch 2.13.0) + the demo model (~2 min, cached)
 #   make run     serve the demo model: http://127.0.0.1:8000 (live page), WS /v1/streams/ID
-#   make test    lint + the whole test suite (what CI runs)
+#   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
 #   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
 VENV ?= .venv
@@ -17,6 +17,7 @@ lint:
 	$(BIN)/ruff check gad runtime model training service bench tests scripts
 	$(BIN)/ruff format --check gad runtime model training service bench tests scripts
 	$(BIN)/lint-imports --no-cache  # the import rules: [tool.importlinter] in pyproject.toml
+	$(BIN)/mypy runtime service  # the serving core's types: [tool.mypy] in pyproject.toml
 
 test: lint
 	$(BIN)/pytest -q

@@ -1,9 +1,11 @@
-"""Run `gad serve` as a child process on a free port (tests, benchmarks, smoke checks)."""
+"""Child processes on free ports for tests, benchmarks and smoke checks: `gad serve`
+(`served`) and a private `redis-server` (`private_redis`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,12 +59,7 @@ def served(
             time.sleep(0.2)
         yield Server(url, process, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
         log_path.unlink(missing_ok=True)
 
 
@@ -72,3 +69,43 @@ def _ready(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A `redis-server` of our own on a free port (no persistence); its URL."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise GADError("no redis-server on PATH: install it (make setup) or pass --redis-url")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gad-bench-redis-") as folder:
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", folder]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with redis.Redis.from_url(url, socket_timeout=0.5) as client:
+                        client.ping()
+                    break
+                except redis.RedisError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise GADError(f"redis-server on port {port} did not start") from None
+                    time.sleep(0.05)
+            yield url
+        finally:
+            stop(process, timeout=10)
+
+
+def stop(process: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -14,116 +14,49 @@ costs little while measuring.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.launch import served
+from bench.streams import StreamGroup, Tally, load_frames
 from runtime.engine import OnnxEngine
+from runtime.errors import GADError
 from runtime.manifest import read_package
-from runtime.video import read_frames
-from service.client import encode_frame
 
 
 @dataclass
-class StreamsResult:
+class StreamsResult(Tally):
     streams: int
     cache: str
     seconds: float
-    sent: int = 0
-    labels: int = 0
-    carried: int = 0
-    dropped: int = 0
-    errors: int = 0
-    server_ms: list[float] = field(default_factory=list)
-    client_ms: list[float] = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
         return (self.labels - self.carried) / self.seconds
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-def load_frames(video: Path, fps: float, seconds: float) -> list[str]:
-    frames = []
-    for frame in read_frames(video, fps):
-        if frame.t >= seconds:
-            break
-        frames.append(base64.b64encode(encode_frame(frame.rgb, "jpeg", 85)).decode())
-    return frames
-
-
-async def _one_stream(
-    url: str, name: str, frames: list[str], fps: float, seconds: float, result: StreamsResult
-) -> None:
-    import websockets
-
-    sent_at: dict[int, float] = {}
-    async with websockets.connect(f"{url}/v1/streams/{name}", max_size=1 << 24) as ws:
-        await ws.recv()  # ready
-
-        async def send() -> None:
-            start = time.monotonic()
-            seq = 0
-            while (now := time.monotonic() - start) < seconds:
-                await asyncio.sleep(max(0.0, seq / fps - now))
-                message = {
-                    "type": "frame",
-                    "seq": seq,
-                    "ts": seq / fps,
-                    "image": frames[seq % len(frames)],
-                }
-                sent_at[seq] = time.monotonic()
-                await ws.send(json.dumps(message))
-                result.sent += 1
-                seq += 1
-            await ws.send(json.dumps({"type": "end"}))
-
-        async def receive() -> None:
-            async for raw in ws:
-                message = json.loads(raw)
-                kind = message.get("type")
-                if kind == "label":
-                    result.labels += 1
-                    result.carried += bool(message.get("carried"))
-                    if not message.get("carried"):
-                        result.server_ms.append(message["latency_ms"])
-                    if message["seq"] in sent_at:
-                        result.client_ms.append(
-                            (time.monotonic() - sent_at.pop(message["seq"])) * 1e3
-                        )
-                elif kind == "dropped":
-                    result.dropped += 1
-                elif kind == "error":
-                    result.errors += 1
-                elif kind == "end":
-                    return
-
-        await asyncio.gather(send(), receive())
-
-
 def run_streams(
     url: str, frames: list[str], fps: float, *, streams: int, seconds: float, cache: str
 ) -> StreamsResult:
+    """`streams` paced streams in step against the server at `url` (ws://HOST:PORT)."""
     result = StreamsResult(streams, cache, seconds)
+    urls = [f"{url}/v1/streams/bench-{cache}-{streams}-{i}" for i in range(streams)]
 
     async def main() -> None:
-        await asyncio.gather(
-            *(
-                _one_stream(url, f"bench-{cache}-{streams}-{i}", frames, fps, seconds, result)
-                for i in range(streams)
-            )
-        )
+        group = StreamGroup(urls, frames, result, fps=fps, seconds=seconds, spread=False)
+        await group.connect()
+        group.start()
+        await group.finish()
 
     asyncio.run(main())
+    if result.refused:
+        raise GADError(
+            f"{result.refused} of {streams} streams could not connect or were closed by the server"
+        )
     return result
 
 
@@ -184,8 +117,8 @@ def render_table(rows: list[tuple[StreamsResult, float]], *, package: Path, cpu:
         "|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for r, engine in rows:
-        s = "/".join(f"{percentile(r.server_ms, q):.1f}" for q in (50, 95, 99))
-        c = "/".join(f"{percentile(r.client_ms, q):.1f}" for q in (50, 95, 99))
+        s = "/".join(f"{r.p(q):.1f}" for q in (50, 95, 99))
+        c = "/".join(f"{r.p(q, client=True):.1f}" for q in (50, 95, 99))
         offered = r.streams * manifest.fps
         lines.append(
             f"| {r.cache} | {r.streams} | {offered:.0f} | {r.frames_per_s:.1f} | {s} | {c} | "

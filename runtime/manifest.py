@@ -75,7 +75,8 @@ class ModelPackage:
 
     @property
     def background_index(self) -> int | None:
-        return self.manifest["background_index"]
+        index = self.manifest["background_index"]
+        return None if index is None else int(index)
 
     @property
     def fps(self) -> float:
@@ -101,7 +102,7 @@ class ModelPackage:
     def head_path(self) -> Path:
         if not self.has_head:
             raise PackageError(f"{self.folder} is a clip-only package: it has no head.onnx")
-        return self.folder / self.manifest["head"]["file"]
+        return self.folder / str(self.manifest["head"]["file"])
 
     @property
     def encoder(self) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import websockets
 
-from bench.launch import served
+from bench.launch import served, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "demo-key"  # the server runs with auth on: the page passes it as a subprotocol
@@ -103,12 +103,7 @@ def chromium(executable: str, profile: Path) -> Iterator[str]:
         yield page["webSocketDebuggerUrl"]
         drain.kill()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 class DevTools:

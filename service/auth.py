@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import HTTPException, Request
-from starlette.websockets import WebSocket
+from starlette.requests import HTTPConnection
 
 from runtime.errors import GADError
 from service.settings import Settings
@@ -52,14 +51,13 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-def authorize_request(request: Request, settings: Settings) -> str | None:
-    try:
-        return check_key(_bearer(request.headers.get("authorization")), settings)
-    except AuthError as exc:
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+def authorize_request(request: HTTPConnection, settings: Settings) -> str | None:
+    """The tenant of an HTTP request's Bearer key (None: auth off), or AuthError (→ 401)."""
+    return check_key(_bearer(request.headers.get("authorization")), settings)
 
 
-def authorize_websocket(websocket: WebSocket, settings: Settings) -> str | None:
+def authorize_websocket(websocket: HTTPConnection, settings: Settings) -> str | None:
+    """The tenant of a WebSocket's key (header, ?token= or subprotocol), or AuthError."""
     candidate = _bearer(websocket.headers.get("authorization")) or websocket.query_params.get(
         "token"
     )

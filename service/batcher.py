@@ -52,7 +52,7 @@ class BatchStats:
 @dataclass
 class _Pending:
     arrays: tuple[np.ndarray, ...]
-    future: asyncio.Future
+    future: asyncio.Future[np.ndarray]
     arrived: float
 
 
@@ -86,7 +86,7 @@ class MicroBatcher:
         self._collate = collate or _collate_windows
         self._validate = validate if validate is not None else self._check_window
         self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         # One inference at a time: onnxruntime already spreads one batch over its threads.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gad-infer")
         self.stats = BatchStats()
@@ -100,8 +100,11 @@ class MicroBatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="gad-batcher")
+            queue: asyncio.Queue[_Pending] = asyncio.Queue()
+            self._queue = queue
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(queue), name="gad-batcher"
+            )
 
     @property
     def pending(self) -> int:
@@ -109,7 +112,7 @@ class MicroBatcher:
 
     async def submit(self, *arrays: np.ndarray) -> np.ndarray:
         """One item (a window [T, D] and its mask [T]) → its row of the batch result."""
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._queue is None:
             raise BatcherClosed("the micro-batcher is not running")
         checked = self._validate(*arrays)  # a bad item fails its caller, not the batch
         loop = asyncio.get_running_loop()
@@ -137,10 +140,10 @@ class MicroBatcher:
                 item.future.set_exception(BatcherClosed("the service is shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _loop(self) -> None:
+    async def _loop(self, queue: asyncio.Queue[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
+            batch = await self._gather(queue)
             live = [item for item in batch if not item.future.cancelled()]
             if not live:
                 continue
@@ -166,13 +169,13 @@ class MicroBatcher:
                 if not item.future.done():
                     item.future.set_result(row)
 
-    async def _gather(self) -> list[_Pending]:
-        first = await self._queue.get()
+    async def _gather(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
+        first = await queue.get()
         batch = [first]
         deadline = first.arrived + self.max_wait_s
         while len(batch) < self.max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(queue.get_nowait())
                 continue
             except asyncio.QueueEmpty:
                 pass
@@ -180,7 +183,7 @@ class MicroBatcher:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
             except TimeoutError:
                 break
         return batch

@@ -7,6 +7,9 @@ and every frame's window is built by runtime/windowing.py — so a clip classifi
 same clip streamed frame by frame get the same labels. Feature input at another fps is
 resampled by the same timestamp rule. The clip model reads the same rows, subsampled to its
 `max_frames` by runtime.windowing.build_clip (the rule it was trained with).
+
+Refusals are service/errors.py's domain errors (TooLarge, UnusableInput); the HTTP layer
+gives them their statuses.
 """
 
 from __future__ import annotations
@@ -17,25 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import ClipEngine
+from runtime.engine import ClipModel
 from runtime.preprocess import FrameError as PreprocessError
 from runtime.segments import to_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
 from runtime.windowing import build_clip, build_windows
+from service.errors import ServiceError, TooLarge, UnusableInput
 from service.runtime import Runtime
 
 ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size
 WINDOW_BATCH = 32
 PROCEDURE_TOP = 5  # alternatives listed for each procedure answer
-
-
-class ClipError(Exception):
-    """A clip the service refuses: `status` 413 (too large) or 422 (unusable)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -48,28 +43,28 @@ def video_rows(runtime: Runtime, path: Path) -> ClipRows:
     """Decode + sample + encode a video file (blocking: run it in a worker thread)."""
     try:
         return _video_rows(runtime, path)
-    except ClipError as exc:  # the upload's temporary path is not the client's business
-        raise ClipError(exc.status, exc.message.replace(str(path), "the video")) from exc
+    except ServiceError as exc:  # the upload's temporary path is not the client's business
+        raise type(exc)(str(exc).replace(str(path), "the video")) from exc
 
 
 def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
     if runtime.encoder is None:
-        raise ClipError(422, "this model has no frame encoder: send JSON features instead")
+        raise UnusableInput("this model has no frame encoder: send JSON features instead")
     fps = runtime.package.fps
     try:
         reader = FrameReader(path, fps, max_pixels=runtime.settings.max_frame_pixels)
     except VideoError as exc:
-        raise ClipError(422, str(exc)) from exc
+        raise UnusableInput(str(exc)) from exc
     duration = reader.info.duration_s
     limit = runtime.settings.max_clip_seconds
     if duration is not None and duration > limit:
-        raise ClipError(413, f"clip of {duration:.1f} s is over the {limit:g} s limit")
+        raise TooLarge(f"clip of {duration:.1f} s is over the {limit:g} s limit")
     encoder = runtime.encoder
     rows, batch = [], []
     try:
         for frame in reader:
             if frame.t > limit:
-                raise ClipError(413, f"clip runs past the {limit:g} s limit")
+                raise TooLarge(f"clip runs past the {limit:g} s limit")
             # Preprocessed at once: a batch of full-size 4K frames would hold 800 MB.
             batch.append(encoder.preprocess.apply(frame.rgb)[0])
             if len(batch) == ENCODE_BATCH:
@@ -78,9 +73,9 @@ def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
         if batch:
             rows.append(encoder.encode_pixels(np.stack(batch)))
     except (VideoError, PreprocessError) as exc:  # PreprocessError: e.g. a 1 × 2000 video
-        raise ClipError(422, str(exc)) from exc
+        raise UnusableInput(str(exc)) from exc
     if not rows:
-        raise ClipError(422, "no frames could be sampled from the video")
+        raise UnusableInput("no frames could be sampled from the video")
     source = {
         "kind": "video",
         "native_fps": reader.info.fps,
@@ -95,16 +90,16 @@ def feature_rows(runtime: Runtime, features: np.ndarray, fps: float) -> ClipRows
     """Rows given at `fps` → rows at the model's fps, by the sampler's timestamp rule."""
     dim = runtime.package.feature_dim
     if features.ndim != 2 or features.shape[1] != dim:
-        raise ClipError(422, f"features must be [frames, {dim}], got {list(features.shape)}")
+        raise UnusableInput(f"features must be [frames, {dim}], got {list(features.shape)}")
     if not len(features):
-        raise ClipError(422, "features are empty")
+        raise UnusableInput("features are empty")
     if not np.isfinite(features).all():
-        raise ClipError(422, "features contain NaN or infinity")
+        raise UnusableInput("features contain NaN or infinity")
     if not (np.isfinite(fps) and fps > 0):
-        raise ClipError(422, f"fps must be a positive number, got {fps}")
+        raise UnusableInput(f"fps must be a positive number, got {fps}")
     duration = len(features) / fps
     if duration > runtime.settings.max_clip_seconds:
-        raise ClipError(413, f"clip of {duration:.1f} s is over the limit")
+        raise TooLarge(f"clip of {duration:.1f} s is over the limit")
     target = runtime.package.fps
     if abs(fps - target) < 1e-9:
         return ClipRows(features.astype(np.float32), {"kind": "features", "fps": fps})
@@ -147,7 +142,7 @@ def source(clip: ClipRows, fps: float) -> dict[str, Any]:
     return clip.source | {"rows": rows, "duration_s": round(rows / fps, 3)}
 
 
-def procedure(engine: ClipEngine, rows: np.ndarray) -> dict[str, Any]:
+def procedure(engine: ClipModel, rows: np.ndarray) -> dict[str, Any]:
     """The whole clip's step, task and next step: `rows` [T, D] at the model's fps,
     subsampled to the clip model's max_frames by build_clip, in one forward pass."""
     features, mask = build_clip(rows, engine.max_frames)
@@ -212,6 +207,7 @@ def clip_label(
     probability over the frames labelled with it."""
     action = labels != background if background is not None else np.ones(len(labels), bool)
     if not action.any():
+        assert background is not None  # else every frame is an action: a clip has rows
         index = int(background)
         score = float(scores[:, index].mean())
     else:

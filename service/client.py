@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from runtime.errors import GADError
 from runtime.video import read_frames
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 
 @dataclass
@@ -65,6 +70,60 @@ def encode_frame(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
     return data.tobytes()
 
 
+class FrameStream:
+    """One open stream: frame messages out, every answer matched to its frame's send time.
+
+    The one WebSocket client of the service: `gad stream` and the service benchmarks
+    (bench/streams.py) send and read through it.
+    """
+
+    def __init__(self, ws: ClientConnection, ready: dict[str, Any]) -> None:
+        self.ws = ws
+        self.ready = ready  # the server's `ready` message
+        self.pending: dict[int, float] = {}  # seq → monotonic time sent, until answered
+        self.sent = 0
+
+    async def send(self, seq: int, ts: float, image: str) -> None:
+        """Frame `seq` captured at `ts` seconds; `image` is base64 (no JSON escaping needed)."""
+        self.pending[seq] = time.monotonic()
+        await self.ws.send(f'{{"type":"frame","seq":{seq},"ts":{ts},"image":"{image}"}}')
+        self.sent += 1
+
+    async def end(self) -> None:
+        await self.ws.send('{"type":"end"}')
+
+    async def answers(self) -> AsyncIterator[tuple[dict[str, Any], float | None]]:
+        """Each message from the server, through its `end`, with the round trip in ms of the
+        frame it answers (None when it answers no frame sent here)."""
+        async for raw in self.ws:
+            message = json.loads(raw)
+            sent = self.pending.pop(message.get("seq"), None)
+            yield message, None if sent is None else (time.monotonic() - sent) * 1e3
+            if message.get("type") == "end":
+                return
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    url: str,
+    *,
+    token: str | None = None,
+    max_size: int = 1 << 24,
+    open_timeout: float = 10.0,
+) -> AsyncIterator[FrameStream]:
+    """Connect to `url` (ws://HOST/v1/streams/ID) and read the `ready` message."""
+    import websockets
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with websockets.connect(
+        url, additional_headers=headers, max_size=max_size, open_timeout=open_timeout
+    ) as ws:
+        ready = json.loads(await ws.recv())
+        if ready.get("type") != "ready":
+            raise GADError(f"expected a ready message, got {ready}")
+        yield FrameStream(ws, ready)
+
+
 async def stream_video(
     url: str,
     video: Path,
@@ -75,23 +134,14 @@ async def stream_video(
     quality: int = 90,
     realtime: bool = False,
     window: int = 4,
-    on_message=None,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamReport:
     """Stream `video`; without `realtime`, at most `window` frames await their answer
     (every frame gets exactly one: a label, an error or a drop notice)."""
-    import websockets
-
-    headers = {"Authorization": f"Bearer {token}"} if token else None
     report = StreamReport()
-    sent_at: dict[int, float] = {}
-    async with websockets.connect(
-        url, additional_headers=headers, max_size=1 << 24, open_timeout=10
-    ) as ws:
-        ready = json.loads(await ws.recv())
-        if ready.get("type") != "ready":
-            raise GADError(f"expected a ready message, got {ready}")
-        report.ready = ready
-        rate = fps or float(ready["fps"])
+    async with open_stream(url, token=token) as stream:
+        report.ready = stream.ready
+        rate = fps or float(stream.ready["fps"])
         in_flight = asyncio.Semaphore(max(1, window))
 
         async def send() -> None:
@@ -102,28 +152,19 @@ async def stream_video(
                 else:
                     await in_flight.acquire()
                 image = encode_frame(frame.rgb, fmt, quality)
-                message = {
-                    "type": "frame",
-                    "seq": seq,
-                    "ts": frame.t,
-                    "image": base64.b64encode(image).decode(),
-                }
-                sent_at[seq] = time.monotonic()
-                await ws.send(json.dumps(message))
+                await stream.send(seq, frame.t, base64.b64encode(image).decode())
                 report.sent += 1
-            await ws.send(json.dumps({"type": "end"}))
+            await stream.end()
 
         async def receive() -> None:
-            async for raw in ws:
-                message = json.loads(raw)
+            async for message, round_trip_ms in stream.answers():
                 kind = message.get("type")
                 if kind in ("label", "error", "dropped") and not realtime:
                     in_flight.release()
                 if kind == "label":
                     report.labels.append(message)
-                    if message.get("seq") in sent_at:
-                        rtt = (time.monotonic() - sent_at.pop(message["seq"])) * 1e3
-                        report.round_trips_ms.append(rtt)
+                    if round_trip_ms is not None:
+                        report.round_trips_ms.append(round_trip_ms)
                 elif kind == "error":
                     report.errors.append(message)
                 elif kind == "dropped":
@@ -132,8 +173,6 @@ async def stream_video(
                     report.end = message
                 if on_message is not None:
                     on_message(message)
-                if kind == "end":
-                    return
 
         await asyncio.gather(send(), receive())
     return report

@@ -1,6 +1,10 @@
 """What a running service holds: the model package, its engine and encoder behind
 micro-batchers, its clip model (when the package has one), the feature cache and the
 metrics. Built once from the settings, at start.
+
+The per-frame engine is a runtime.engine.Engine: OnnxEngine (head.onnx), or with
+GAD_BACKEND=torch model.torch_engine.TorchEngine, imported by name only then (the import
+rules keep the service off torch and model/).
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from runtime.encoders import OnnxFrameEncoder
-from runtime.engine import ClipEngine, OnnxEngine
+from runtime.engine import ClipEngine, ClipModel, Engine, OnnxEngine
 from runtime.errors import ConfigError
 from runtime.manifest import ModelPackage, read_package
+from runtime.preprocess import Preprocess
 from runtime.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
 from service.cache import FeatureCache, create_cache, redact_url
@@ -30,13 +36,13 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     package: ModelPackage
-    engine: OnnxEngine | None  # or TorchEngine (same interface); None: clip-only package
+    engine: Engine | None  # None: a clip-only package
     encoder: OnnxFrameEncoder | None
     cache: FeatureCache
     metrics: Metrics
     head: MicroBatcher | None
     frames: MicroBatcher | None
-    clip: ClipEngine | None = None  # step / task / next step of whole clips (/classify)
+    clip: ClipModel | None = None  # step / task / next step of whole clips (/classify)
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -49,7 +55,7 @@ class Runtime:
             encoder = OnnxFrameEncoder.load(
                 package, providers=settings.providers, threads=settings.threads
             )
-        clip = None
+        clip: ClipModel | None = None
         if package.clip is not None:  # clip.onnx in onnxruntime, whatever the head's backend
             clip = ClipEngine.load(package, providers=settings.providers, threads=settings.threads)
         cache = create_cache(
@@ -85,7 +91,7 @@ class Runtime:
                 "name": package.name,
                 "version": package.version,
                 "kind": str(package.manifest.get("kind")),
-                "providers": ",".join((engine or clip).providers),
+                "providers": ",".join(_providers(engine, clip)),
                 "encoder": encoder.name if encoder else "",
             }
         )
@@ -104,6 +110,11 @@ class Runtime:
     @property
     def window(self) -> WindowSpec:
         return self.package.window
+
+    @property
+    def preprocess(self) -> Preprocess | None:
+        """The frame encoder's preprocessing; None: the model takes feature rows only."""
+        return None if self.encoder is None else self.encoder.preprocess
 
     def start(self) -> None:
         if self.head is not None:
@@ -127,10 +138,12 @@ class Runtime:
 
     async def scores(self, rows: np.ndarray, t: int) -> np.ndarray:
         """Class probabilities for frame t of `rows` (its window built the one way)."""
+        if self.head is None:
+            raise RuntimeError("this model has no per-frame head")
         window, mask = build_window(rows, t, self.window)
         return await self.head.submit(window, mask)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         m = self.package.manifest
         return {
             "name": self.package.name,
@@ -143,7 +156,7 @@ class Runtime:
             "window": m["window"],
             "encoder": None if self.encoder is None else self.encoder.name,
             "accepts": ["features"] + (["image"] if self.encoder is not None else []),
-            "providers": list((self.engine or self.clip).providers),
+            "providers": list(_providers(self.engine, self.clip)),
             "streams": self.engine is not None,
             "metrics": _headline(m.get("metrics")),
             "clip": None
@@ -157,7 +170,7 @@ class Runtime:
         }
 
 
-def load_engine(settings: Settings, package: ModelPackage):
+def load_engine(settings: Settings, package: ModelPackage) -> Engine:
     """head.onnx in onnxruntime, or (backend=torch) the checkpoint the package came from,
     in PyTorch — imported only then: the ONNX path never loads torch."""
     if settings.backend == "onnx":
@@ -167,17 +180,25 @@ def load_engine(settings: Settings, package: ModelPackage):
     # By name, so the import rules (and the serving image) never see torch here.
     torch_engine = importlib.import_module("model.torch_engine")
     engine = torch_engine.TorchEngine.load(settings.checkpoint, dtype=settings.torch_dtype)
-    config = engine.model.config
-    if tuple(config.class_names) != package.classes or config.feature_dim != package.feature_dim:
+    if not isinstance(engine, Engine):  # what mypy cannot see through import_module
+        raise TypeError(f"{type(engine).__name__} does not implement runtime.engine.Engine")
+    if engine.classes != package.classes or engine.feature_dim != package.feature_dim:
         raise ConfigError(
-            f"checkpoint {settings.checkpoint} ({config.num_classes} classes, "
-            f"{config.feature_dim}-d) does not match package {package.name} v{package.version} "
+            f"checkpoint {settings.checkpoint} ({len(engine.classes)} classes, "
+            f"{engine.feature_dim}-d) does not match package {package.name} v{package.version} "
             f"({len(package.classes)} classes, {package.feature_dim}-d)"
         )
     return engine
 
 
-def _headline(metrics: dict | None) -> dict | None:
+def _providers(engine: Engine | None, clip: ClipModel | None) -> tuple[str, ...]:
+    """Where the package runs: its head's providers, or a clip-only package's clip model's."""
+    model = engine or clip
+    assert model is not None  # read_package refuses a package with neither
+    return model.providers
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     if not metrics:
         return None
     keys = ("map", "cmap", "frame_accuracy")

@@ -13,6 +13,10 @@ Per frame, in order:
   5. the window for the newest row is built by runtime/windowing.py (the one window
      function) and scored through the micro-batcher with every other stream's windows.
 A bad frame gets an error message and changes nothing: the sampler is rolled back.
+
+The session holds only what it is given: the model side as a `StreamModel` (the service's
+Runtime is one), the feature cache, the metrics, and its `StreamOptions`. Refusals are
+the domain errors of service/errors.py; the route maps them to messages and close codes.
 """
 
 from __future__ import annotations
@@ -24,25 +28,47 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from runtime.manifest import ModelPackage
 from runtime.preprocess import FrameError as PreprocessError
+from runtime.preprocess import Preprocess
 from runtime.video import FpsSampler
-from service.cache import CacheConflict, CacheError, CacheUnavailable, StreamState
+from service.cache import (
+    CacheConflict,
+    CacheError,
+    CacheUnavailable,
+    FeatureCache,
+    Meta,
+    StreamState,
+)
 from service.cache.state import round_row, storage_dtype
+from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.frames import FrameError, decode_image
-from service.runtime import Runtime
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
-class StreamClosed(Exception):
-    """The stream must close with `code` (1008 policy, 1011 internal, 1013 overloaded)."""
+class StreamModel(Protocol):
+    """What a stream asks of the loaded model (service.runtime.Runtime is one): the
+    package's facts, the frame encoder's preprocessing (None: feature rows only), and the
+    two calls batched across streams."""
 
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    @property
+    def package(self) -> ModelPackage: ...
+
+    @property
+    def preprocess(self) -> Preprocess | None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    async def encode(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    async def scores(self, rows: np.ndarray, t: int) -> np.ndarray: ...
 
 
 @dataclass
@@ -56,27 +82,56 @@ class Frame:
 
 @dataclass(frozen=True)
 class StreamOptions:
+    """How one stream runs: the service's frame limits and cache dtype (settings) and the
+    client's choices (query parameters)."""
+
+    max_frame_bytes: int
+    max_frame_pixels: int
+    cache_dtype: str = "float32"  # what the cache stores rows as
     carry_over: bool = True  # answer frames sampling skipped with the latest label
     top_k: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, carry_over: bool, top_k: int) -> StreamOptions:
+        return cls(
+            max_frame_bytes=settings.max_frame_bytes,
+            max_frame_pixels=settings.max_frame_pixels,
+            cache_dtype=settings.cache_dtype,
+            carry_over=carry_over,
+            top_k=top_k,
+        )
 
 
 class StreamSession:
     def __init__(
-        self, runtime: Runtime, stream_id: str, state: StreamState, options: StreamOptions
+        self,
+        stream_id: str,
+        state: StreamState,
+        options: StreamOptions,
+        *,
+        model: StreamModel,
+        cache: FeatureCache,
+        metrics: Metrics,
     ) -> None:
-        self.runtime = runtime
+        self.model = model
+        self.package = model.package
+        self.cache = cache
+        self.metrics = metrics
         self.stream_id = stream_id
         self.state = state
         self.options = options
         meta = state.meta
-        fps = runtime.package.fps
+        fps = self.package.fps
+        t0 = meta.get("t0")
         # A camera pause longer than ~2 s re-anchors the clock instead of repeating rows.
-        self.sampler = FpsSampler(fps, start=meta.get("t0"), max_repeat=max(1, round(2 * fps)))
+        self.sampler = FpsSampler(
+            fps, start=None if t0 is None else float(t0), max_repeat=max(1, round(2 * fps))
+        )
         # Resuming needs only the clock's origin and the rows taken: a frame older than
         # the last one lands in a filled slot and is carried over.
         self.sampler.rows = state.total_rows
         self.next_seq = int(meta.get("next_seq", 0))
-        self.storage = storage_dtype(runtime.settings.cache_dtype)  # what the cache stores
+        self.storage = storage_dtype(options.cache_dtype)  # what the cache stores
         self.recent: list[dict[str, Any]] = json.loads(str(meta.get("recent", "[]")))
         self.latest: dict[str, Any] | None = None  # the last label message's fields
         self.processed = 0
@@ -86,8 +141,12 @@ class StreamSession:
     def resumed(self) -> bool:
         return self.state.total_rows > 0
 
+    @property
+    def feature_dim(self) -> int:
+        return self.package.feature_dim
+
     def ready(self) -> dict[str, Any]:
-        info = self.runtime.describe()
+        info = self.model.describe()
         return {
             "type": "ready",
             "stream": self.stream_id,
@@ -120,13 +179,13 @@ class StreamSession:
         return reply
 
     async def _process(self, frame: Frame) -> dict[str, Any] | None:
-        metrics = self.runtime.metrics
+        metrics = self.metrics
         seq = self.next_seq if frame.seq is None else frame.seq
         if seq < self.next_seq:
-            metrics.frame_errors.labels("seq").inc()
-            return error(
-                "seq",
-                f"seq {seq} is at or below one already processed (next is {self.next_seq})",
+            return self._refuse(
+                SeqReplay(
+                    f"seq {seq} is at or below one already processed (next is {self.next_seq})"
+                ),
                 seq=seq,
             )
         ts = time.time() if frame.ts is None else frame.ts
@@ -134,8 +193,7 @@ class StreamSession:
         try:
             taken = self.sampler.offer(ts)
         except ValueError as exc:
-            metrics.frame_errors.labels("timestamp").inc()
-            return error("timestamp", str(exc), seq=seq)
+            return self._refuse(BadTimestamp(str(exc)), seq=seq)
         self.next_seq = seq + 1
         if not taken:
             return await self._carried(seq, frame)
@@ -150,10 +208,10 @@ class StreamSession:
             window = self.state
             for pushed in rounded:
                 window = window.pushed(pushed, window.meta)
-            probs = await self.runtime.scores(window.rows, len(window.rows) - 1)
+            probs = await self.model.scores(window.rows, len(window.rows) - 1)
             message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
             self.recent = [*self.recent, _brief(message)][-RECENT:]
-            meta = {
+            meta: dict[str, Any] = {
                 "next_seq": self.next_seq,
                 "t0": self.sampler.t0,
                 "last_ts": ts,
@@ -165,29 +223,33 @@ class StreamSession:
             metrics.cache.labels("append").observe(time.monotonic() - started)
         except FrameError as exc:
             self.sampler, self.next_seq = before
-            metrics.frame_errors.labels("frame").inc()
-            return error("frame", str(exc), seq=seq)
+            return self._refuse(exc, seq=seq)
         except CacheConflict as exc:
             metrics.cache_errors.labels("conflict").inc()
-            raise StreamClosed(1008, "stream taken over by another connection") from exc
+            raise StreamRefused("stream taken over by another connection") from exc
         except CacheUnavailable as exc:
             self.sampler, self.next_seq = before
             self.recent = self.recent[:-1]
             metrics.cache_errors.labels("unavailable").inc()
-            return error("cache", f"feature cache unavailable: {exc}", seq=seq, retry=True)
+            unavailable = CacheUnavailable(f"feature cache unavailable: {exc}")
+            return error_message(unavailable, seq=seq, retry=True)
         except CacheError as exc:  # a row the cache refuses (e.g. float16 overflow)
             self.sampler, self.next_seq = before
             if self.recent and self.recent[-1]["seq"] == seq:
                 self.recent = self.recent[:-1]
-            metrics.frame_errors.labels("features").inc()
-            return error("features", str(exc), seq=seq)
+            return self._refuse(exc, seq=seq)
         self.processed += 1
         metrics.frames_processed.inc()
         self.latest = message
         return message
 
-    async def _append(self, row: np.ndarray, meta: dict[str, Any]) -> StreamState:
-        cache = self.runtime.cache
+    def _refuse(self, exc: Exception, *, seq: int) -> dict[str, Any]:
+        """The error message refusing frame `seq` (counted by its code); nothing changes."""
+        self.metrics.frame_errors.labels(error_code(exc)).inc()
+        return error_message(exc, seq=seq)
+
+    async def _append(self, row: np.ndarray, meta: Meta) -> StreamState:
+        cache = self.cache
         try:
             return await cache.append(self.state, row, meta)
         except CacheConflict as exc:
@@ -195,53 +257,53 @@ class StreamSession:
                 raise
         # The cache lost the stream (idle TTL passed, or Redis restarted empty) while this
         # connection held it: put this connection's copy back, window and all.
-        self.runtime.metrics.cache_errors.labels("restored").inc()
+        self.metrics.cache_errors.labels("restored").inc()
         self.state = await cache.restore(self.state)
         return await cache.append(self.state, row, meta)
 
     async def _row(self, frame: Frame) -> np.ndarray:
         if frame.features is not None:
-            if frame.features.shape != (self.runtime.package.feature_dim,):
+            if frame.features.shape != (self.feature_dim,):
                 raise FrameError(
-                    f"features must have {self.runtime.package.feature_dim} values, got "
-                    f"{frame.features.size}"
+                    f"features must have {self.feature_dim} values, got {frame.features.size}"
                 )
             return frame.features
-        if self.runtime.encoder is None:
+        preprocess = self.model.preprocess
+        if preprocess is None:
             raise FrameError(
                 "this model has no frame encoder: send feature messages "
                 '({"type": "features", "data": base64 float32})'
             )
-        settings = self.runtime.settings
-        encoder = self.runtime.encoder
+        options = self.options
 
         def prepare() -> np.ndarray:
             rgb = decode_image(
                 frame.image or b"",
-                max_bytes=settings.max_frame_bytes,
-                max_pixels=settings.max_frame_pixels,
+                max_bytes=options.max_frame_bytes,
+                max_pixels=options.max_frame_pixels,
             )
             try:
-                return encoder.preprocess.apply(rgb)[0]
+                pixels: np.ndarray = preprocess.apply(rgb)[0]
             except PreprocessError as exc:  # e.g. an absurd aspect ratio
                 raise FrameError(str(exc)) from exc
+            return pixels
 
         pixels = await asyncio.to_thread(prepare)  # decode + resize off the event loop
         started = time.monotonic()
-        row = await self.runtime.encode(pixels)
-        self.runtime.metrics.encoder.observe(time.monotonic() - started)
+        row = await self.model.encode(pixels)
+        self.metrics.encoder.observe(time.monotonic() - started)
         return row
 
     async def _carried(self, seq: int, frame: Frame) -> dict[str, Any] | None:
         self.carried += 1
-        self.runtime.metrics.frames_carried.inc()
+        self.metrics.frames_carried.inc()
         if not self.options.carry_over:
             return None
         if self.latest is None:
             if not self.state.rows.size:
                 return {"type": "label", "seq": seq, "carried": True, "label": None}
             # Resumed on this connection: the latest label is the newest row's.
-            probs = await self.runtime.scores(self.state.rows, len(self.state.rows) - 1)
+            probs = await self.model.scores(self.state.rows, len(self.state.rows) - 1)
             self.latest = self._label(seq, probs, frame, carried=False)
         return self.latest | {
             "seq": seq,
@@ -252,7 +314,7 @@ class StreamSession:
     def _label(
         self, seq: int, probs: np.ndarray, frame: Frame, *, carried: bool, row: int | None = None
     ) -> dict[str, Any]:
-        classes = self.runtime.package.classes
+        classes = self.package.classes
         order = np.argsort(-probs)[: self.options.top_k]
         index = int(order[0])
         row = self.state.total_rows - 1 if row is None else row
@@ -260,7 +322,7 @@ class StreamSession:
             "type": "label",
             "seq": seq,
             "row": row,
-            "t": round(row / self.runtime.package.fps, 6),
+            "t": round(row / self.package.fps, 6),
             "label": classes[index],
             "index": index,
             "score": round(float(probs[index]), 6),
@@ -272,7 +334,7 @@ class StreamSession:
     async def end(self) -> dict[str, Any]:
         """The client ended the stream: its cached window is freed."""
         with contextlib.suppress(CacheError):  # the TTL frees it anyway
-            await self.runtime.cache.drop(self.state.key)
+            await self.cache.drop(self.state.key)
         return {
             "type": "end",
             "stream": self.stream_id,
@@ -288,13 +350,6 @@ RECENT = 8  # labels kept with a stream's state (a resumed client's gap is at mo
 def _brief(message: dict[str, Any]) -> dict[str, Any]:
     keys = ("seq", "row", "t", "label", "index", "score")
     return {key: message[key] for key in keys}
-
-
-def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "error", "code": code, "error": message} | extra
-
-
-log = logging.getLogger(__name__)
 
 
 def _ms_since(arrived: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,16 @@ import torch
 from sklearn.metrics import top_k_accuracy_score
 from tqdm.auto import tqdm
 
+from model.checkpoint import load_checkpoint
 from model.clip import QUESTIONS, TASK, ClipClassifier
-from training.clips import ClipSamples, ClipVideo, collate_clips
+from runtime.errors import ConfigError
+from training.clips import (
+    ClipSamples,
+    ClipVideo,
+    collate_clips,
+    load_clip_videos,
+    open_clip_source,
+)
 
 
 @dataclass
@@ -84,6 +93,37 @@ def predict_clips(
             labels.append(batch["labels"].numpy())
         results[name] = QuestionScores(np.concatenate(scores), np.concatenate(labels))
     return results
+
+
+def evaluate_clips(
+    checkpoint: Path,
+    data: Path,
+    *,
+    split: str = "test",
+    annotations: Path | None = None,
+    fps: float | None = None,
+    dataset: str | None = None,
+    limit_videos: int | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    constrained: bool = True,
+) -> tuple[dict[str, Any], str]:
+    """A clip checkpoint on `split` of the clip dataset at `data`: (clip_metrics(), their
+    Markdown table). `gad eval` of a clip model (training/evaluate.py writes the report)."""
+    source = open_clip_source(data, annotations=annotations, fps=fps, dataset=dataset)
+    videos = load_clip_videos(source, split, limit=limit_videos)
+    model = load_checkpoint(checkpoint, expect_feature_dim=int(videos[0].features.shape[1]))
+    if model.config.task_names != source.annotations.task_names:
+        raise ConfigError(
+            f"{checkpoint} was trained on tasks {list(model.config.task_names)}, "
+            f"{source.annotations.path} has {list(source.annotations.task_names)}"
+        )
+    results = predict_clips(
+        model, videos, batch_size=batch_size, device=device, constrained=constrained
+    )
+    metrics = clip_metrics(results, generative=model.config.kind == "generative")
+    title = f"{source.name} {split}: {model.config.kind} on {model.config.backbone}"
+    return metrics, clip_metrics_markdown(metrics, title=title)
 
 
 def clip_metrics(results: dict[str, QuestionScores], *, generative: bool) -> dict[str, Any]:

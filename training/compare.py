@@ -1,6 +1,7 @@
 """`gad bench compare`: the paper's comparison on one dataset, backbone and seed —
 generative vs discriminative vs GAD — in one table (mAP, accuracy, training time, per-frame
-inference latency; the generative latency is its full greedy decode)."""
+inference latency; the generative latency is its full greedy decode). `compare_kinds` is
+the whole run; clip datasets (`task="clip"`) get the step / task / next-step table."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict, window_latency_ms, write_metrics
 from training.train import TrainConfig, train
+
+
+def compare_kinds(base: TrainConfig, kinds: list[str], *, limit_test: int | None = None) -> str:
+    """Train and evaluate each kind under `base.out/KIND`; the Markdown table, also
+    written to `base.out/compare.md`."""
+    extra = {"test videos": limit_test or "all"}
+    if base.task == "clip":
+        clip_rows = run_clip_compare(base, kinds, limit_test=limit_test, progress=base.progress)
+        table = render_clip_compare(clip_rows, base, extra)
+    else:
+        rows = run_compare(base, kinds, limit_test=limit_test, progress=base.progress)
+        table = render_compare(rows, base, extra)
+    base.out.mkdir(parents=True, exist_ok=True)
+    (base.out / "compare.md").write_text(table + "\n")
+    return table
 
 
 @dataclass(frozen=True)

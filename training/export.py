@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from model.checkpoint_info import read_checkpoint_info
+from model.checkpoint_info import read_checkpoint_info, resolve_checkpoint
+from model.export.graph import DEFAULT_TOLERANCE
 from model.export.package import ExportResult, export_package
 from runtime.errors import ConfigError
 from training.clips import load_clip_videos, open_clip_source
@@ -39,10 +40,16 @@ def export_run(
     *,
     data: Path | None = None,
     clip: Path | None = None,
+    tolerance: float | None = None,
     **options: Any,
 ) -> ExportResult:
-    """`export_package` with probes from `data`: the per-frame model is checked on frame
-    windows, a clip model (`clip`, or a clip checkpoint itself) on clip spans."""
+    """`gad export`: `export_package` with probes from `data` — the per-frame model is
+    checked on frame windows, a clip model (`clip`, or a clip checkpoint itself) on clip
+    spans. `checkpoint` and `clip` may be run folders; `tolerance` None is the default."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    clip = None if clip is None else resolve_checkpoint(clip)
+    if tolerance is None:
+        tolerance = DEFAULT_TOLERANCE
     clip_only = read_checkpoint_info(Path(checkpoint)).config.is_clip
     frame_rows = clip_rows = None
     if data is not None:
@@ -50,5 +57,11 @@ def export_run(
         if clip_only or clip is not None:
             clip_rows = clip_probe_rows(data)
     return export_package(
-        checkpoint, out, clip=clip, probe_rows=frame_rows, clip_probe_rows=clip_rows, **options
+        checkpoint,
+        out,
+        clip=clip,
+        tolerance=tolerance,
+        probe_rows=frame_rows,
+        clip_probe_rows=clip_rows,
+        **options,
     )

@@ -10,7 +10,8 @@ Server → client: {"type": "ready", ...} first, then per frame one {"type": "la
 frame (the stream goes on), {"type": "dropped", ...} for frames the bounded queue let go,
 and {"type": "end", ...} before a normal close. Close codes: 1000 done, 1008 auth or
 policy (bad id, taken over, not reading), 1009 message too big, 1011 internal,
-1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere).
+1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere) —
+each looked up for its domain error in service/errors.py, as are the error messages' codes.
 
 Three tasks per connection: the receiver parses and queues frames (bounded; drop-oldest
 by default), the worker processes them in order, the sender writes replies (bounded; a
@@ -28,15 +29,33 @@ import time
 from collections import deque
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, AuthError, authorize_websocket
+from runtime.errors import GADError
+from service.api.deps import RuntimeDep, SettingsDep, Streams, StreamsDep
+from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
+from service.errors import (
+    BadMessage,
+    Busy,
+    ServiceError,
+    ShuttingDown,
+    StreamEnded,
+    StreamRefused,
+    TooLarge,
+    close_code,
+    error_code,
+    error_message,
+)
 from service.frames import FrameError, decode_base64, decode_features
+from service.metrics import Metrics
 from service.runtime import Runtime
-from service.session import Frame, StreamClosed, StreamOptions, StreamSession, error
+from service.session import Frame, StreamOptions, StreamSession
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
+router = APIRouter()
 
 # A seq must fit every client's int64 (and stay a JSON number the replies can echo); a
 # capture time beyond ±1e12 s (31,700 years; Date.now() in ms by mistake) would overflow
@@ -44,22 +63,18 @@ log = logging.getLogger(__name__)
 MAX_SEQ = 2**63 - 1
 MAX_TS = 1e12
 STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: "$" lets "id\n" in
+RESTARTING = "server restarting: reconnect"
+GONE = 1006  # the client vanished without a close: nothing to send
 
 
-class Streams:
-    """The streams open in this process, and the shutdown that closes them with 1012."""
-
-    def __init__(self) -> None:
-        self.open: set[asyncio.Task] = set()
-        self.closing = False
-        self.count = 0
-
-
-async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
-    app = websocket.app
-    runtime: Runtime = app.state.runtime
-    streams: Streams = app.state.streams
-    settings = runtime.settings
+@router.websocket("/v1/streams/{stream_id}")
+async def stream_endpoint(
+    websocket: WebSocket,
+    stream_id: str,
+    runtime: RuntimeDep,
+    streams: StreamsDep,
+    settings: SettingsDep,
+) -> None:
     metrics = runtime.metrics
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
@@ -67,35 +82,13 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
         subprotocol = next(p for p in offered if p.startswith(KEY_PROTOCOL_PREFIX))
     await websocket.accept(subprotocol=subprotocol)
     try:
-        tenant = authorize_websocket(websocket, settings)
-    except AuthError as exc:
-        await _close(websocket, 1008, str(exc), metrics)
-        return
-    if not STREAM_ID.fullmatch(stream_id):
-        await _close(
-            websocket,
-            1008,
-            "stream id must be 1-128 characters of letters, digits, '.', '_' and '-'",
-            metrics,
-        )
-        return
-    if runtime.engine is None:
-        await _close(
-            websocket,
-            1008,
-            "this model package answers whole clips only (no per-frame head): POST /classify",
-            metrics,
-        )
-        return
-    if streams.closing:
-        await _close(websocket, 1012, "server restarting: reconnect", metrics)
-        return
-    if streams.count >= settings.max_streams:
-        metrics.frames_dropped.labels("stream_limit").inc()
-        await _close(websocket, 1013, f"server at its {settings.max_streams}-stream limit", metrics)
+        tenant = _admit(websocket, stream_id, runtime, streams, settings)
+    except GADError as exc:  # AuthError or a refusal of service/errors.py
+        await _close(websocket, close_code(exc), str(exc), metrics)
         return
     params = websocket.query_params
-    options = StreamOptions(
+    options = StreamOptions.from_settings(
+        settings,
         carry_over=params.get("carry", "1") not in ("0", "false", "no"),
         top_k=_int(params.get("top_k"), settings.top_k, 1, len(runtime.package.classes)),
     )
@@ -108,14 +101,18 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
                 key, dim=runtime.package.feature_dim, span=runtime.window.span
             )
         except CacheError as exc:
-            await _close(websocket, 1011, f"feature cache unavailable: {exc}", metrics)
+            reason = f"feature cache unavailable: {exc}"
+            await _close(websocket, close_code(exc), reason, metrics)
             return
-        session = StreamSession(runtime, stream_id, state, options)
-        connection = _Connection(websocket, session, runtime)
+        session = StreamSession(
+            stream_id, state, options, model=runtime, cache=runtime.cache, metrics=metrics
+        )
+        connection = _Connection(websocket, session, settings, metrics)
         log.info(
             "stream open at row %d", state.total_rows, extra={"stream": stream_id, "tenant": tenant}
         )
         task = asyncio.current_task()
+        assert task is not None  # a route runs in a task
         streams.open.add(task)
         try:
             await connection.run()
@@ -126,12 +123,35 @@ async def stream_endpoint(websocket: WebSocket, stream_id: str) -> None:
         metrics.active_streams.dec()
 
 
+def _admit(
+    websocket: WebSocket, stream_id: str, runtime: Runtime, streams: Streams, settings: Settings
+) -> str | None:
+    """The stream's tenant (None: auth off), or the error that refuses the stream."""
+    tenant = authorize_websocket(websocket, settings)
+    if not STREAM_ID.fullmatch(stream_id):
+        raise StreamRefused(
+            "stream id must be 1-128 characters of letters, digits, '.', '_' and '-'"
+        )
+    if runtime.engine is None:
+        raise StreamRefused(
+            "this model package answers whole clips only (no per-frame head): POST /classify"
+        )
+    if streams.closing:
+        raise ShuttingDown(RESTARTING)
+    if streams.count >= settings.max_streams:
+        runtime.metrics.frames_dropped.labels("stream_limit").inc()
+        raise Busy(f"server at its {settings.max_streams}-stream limit")
+    return tenant
+
+
 class _Connection:
-    def __init__(self, websocket: WebSocket, session: StreamSession, runtime: Runtime) -> None:
+    def __init__(
+        self, websocket: WebSocket, session: StreamSession, settings: Settings, metrics: Metrics
+    ) -> None:
         self.ws = websocket
         self.session = session
-        self.runtime = runtime
-        self.settings = runtime.settings
+        self.settings = settings
+        self.metrics = metrics
         self.frames: deque[Frame] = deque()
         self.frame_ready = asyncio.Event()
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.send_queue)
@@ -150,26 +170,26 @@ class _Connection:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
-                if task.exception() is not None:
-                    raise task.exception()
+                if (failure := task.exception()) is not None:
+                    raise failure
             await asyncio.gather(*tasks)
-        except StreamClosed as exc:
-            self.close_code, self.close_reason = exc.code, exc.reason
+        except ServiceError as exc:  # closed on purpose: too big, refused, ended
+            self.close_code, self.close_reason = close_code(exc), str(exc)
         except WebSocketDisconnect:
-            self.close_code = 1006  # gone without a close: the cache keeps the window
+            self.close_code = GONE  # the cache keeps the window
         except asyncio.CancelledError:
-            self.close_code, self.close_reason = 1012, "server restarting: reconnect"
+            self.close_code, self.close_reason = close_code(ShuttingDown()), RESTARTING
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("stream %s failed", self.session.stream_id)
-            self.close_code, self.close_reason = 1011, "internal error"
+            self.close_code, self.close_reason = close_code(exc), "internal error"
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
-            await _close(self.ws, self.close_code, self.close_reason, self.runtime.metrics)
+            await _close(self.ws, self.close_code, self.close_reason, self.metrics)
             log.info(
                 "stream closed: %d rows, %d labels, %d carried over",
                 self.session.state.total_rows,
@@ -181,7 +201,7 @@ class _Connection:
     # --- receiving ---------------------------------------------------------------------
 
     async def _receive(self) -> None:
-        metrics = self.runtime.metrics
+        metrics = self.metrics
         while not self.ended:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -190,10 +210,10 @@ class _Connection:
             data, text = message.get("bytes"), message.get("text")
             size = len(data) if data is not None else len((text or "").encode())
             if size > self.settings.max_message_bytes:
-                raise StreamClosed(1009, f"message of {size} bytes is over the limit")
+                raise TooLarge(f"message of {size} bytes is over the limit")
             if data is not None and len(data) > self.settings.max_frame_bytes:
-                raise StreamClosed(
-                    1009, f"frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}"
+                raise TooLarge(
+                    f"frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}"
                 )
             if data is not None:
                 metrics.frames_received.labels("image").inc()
@@ -201,9 +221,10 @@ class _Connection:
                 continue
             try:
                 frame = self._parse(text or "", arrived)
-            except FrameError as exc:
-                metrics.frame_errors.labels("message").inc()
-                await self.send(error("message", str(exc)))
+            except FrameError as exc:  # a refusal while reading a message: the message's fault
+                refusal = BadMessage(str(exc))
+                metrics.frame_errors.labels(error_code(refusal)).inc()
+                await self.send(error_message(refusal))
                 continue
             if frame is None:  # {"type": "end"}
                 self.ended = True
@@ -215,25 +236,25 @@ class _Connection:
         try:
             message = json.loads(text)
         except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
-            raise FrameError(f"not valid JSON: {str(exc)[:120]}") from exc
+            raise BadMessage(f"not valid JSON: {str(exc)[:120]}") from exc
         if not isinstance(message, dict):
-            raise FrameError("a text message must be a JSON object with a 'type'")
+            raise BadMessage("a text message must be a JSON object with a 'type'")
         kind = message.get("type")
         if kind == "end":
             return None
         if kind not in ("frame", "features"):
-            raise FrameError(f"unknown message type {str(kind)[:40]!r}: use frame, features or end")
+            raise BadMessage(f"unknown message type {str(kind)[:40]!r}: use frame, features or end")
         seq, ts = message.get("seq"), message.get("ts")
         if seq is not None and (
             not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ
         ):
-            raise FrameError(f"'seq' must be an integer from 0 to {MAX_SEQ}")
+            raise BadMessage(f"'seq' must be an integer from 0 to {MAX_SEQ}")
         # abs(ts) <= MAX_TS also refuses NaN, and compares a 4000-digit int without overflow.
         if ts is not None and (
             not isinstance(ts, int | float) or isinstance(ts, bool) or not abs(ts) <= MAX_TS
         ):
-            raise FrameError(f"'ts' must be a finite number of seconds, |ts| <= {MAX_TS:g}")
-        metrics = self.runtime.metrics
+            raise BadMessage(f"'ts' must be a finite number of seconds, |ts| <= {MAX_TS:g}")
+        metrics = self.metrics
         if kind == "frame":
             metrics.frames_received.labels("image").inc()
             image = decode_base64(
@@ -241,12 +262,12 @@ class _Connection:
             )
             return Frame(seq, None if ts is None else float(ts), image=image, arrived=arrived)
         metrics.frames_received.labels("features").inc()
-        row = decode_features(message.get("data"), dim=self.runtime.package.feature_dim)
+        row = decode_features(message.get("data"), dim=self.session.feature_dim)
         return Frame(seq, None if ts is None else float(ts), features=row, arrived=arrived)
 
     async def _queue(self, frame: Frame) -> None:
         if len(self.frames) >= self.settings.queue_depth:
-            metrics = self.runtime.metrics
+            metrics = self.metrics
             if self.settings.drop_policy == "drop-newest":
                 metrics.frames_dropped.labels("queue_full").inc()
                 await self.send(_dropped(frame))
@@ -260,7 +281,7 @@ class _Connection:
     # --- working -----------------------------------------------------------------------
 
     async def _work(self) -> None:
-        metrics = self.runtime.metrics
+        metrics = self.metrics
         while True:
             if not self.frames:
                 if self.ended:
@@ -294,14 +315,14 @@ class _Connection:
         except TimeoutError:
             if not self.given_up:  # the receiver and the worker may both be waiting
                 self.given_up = True
-                self.runtime.metrics.frames_dropped.labels("client_not_reading").inc()
-            raise StreamClosed(1008, "client is not reading its messages") from None
+                self.metrics.frames_dropped.labels("client_not_reading").inc()
+            raise StreamRefused("client is not reading its messages") from None
 
     async def _send(self) -> None:
         while True:
             message = await self.outbox.get()
             if message is None:
-                raise StreamClosed(1000, "stream ended")
+                raise StreamEnded("stream ended")
             await self.ws.send_text(json.dumps(message, separators=(",", ":")))
 
 
@@ -316,11 +337,11 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
         return default
 
 
-async def _close(websocket: WebSocket, code: int, reason: str, metrics) -> None:
+async def _close(websocket: WebSocket, code: int, reason: str, metrics: Metrics) -> None:
     metrics.streams_closed.labels(str(code)).inc()
     if websocket.application_state == WebSocketState.DISCONNECTED:
         return
-    if code == 1006:  # the client vanished: nothing to send
+    if code == GONE:  # nothing to send
         return
     with contextlib.suppress(Exception):
         await websocket.close(code=code, reason=reason[:120])

@@ -21,6 +21,7 @@ the pool reconnects on the next call, so a restarted Redis is picked up without 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -35,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from runtime.errors import ConfigError
 from service.cache.state import (
@@ -192,7 +194,7 @@ class RedisFeatureCache(FeatureCache):
     async def attach(self, stream_key: str, *, dim: int, span: int) -> StreamState:
         check_key(stream_key, dim=dim, span=span)
         keys = stream_keys(self.prefix, stream_key)
-        args = [
+        args: list[EncodableT] = [
             stream_key.encode("utf-8", "surrogatepass"),
             dim,
             self.dtype_name,
@@ -250,7 +252,7 @@ class RedisFeatureCache(FeatureCache):
         stored = round_row(row, dim=state.dim, dtype=self.dtype)
         new_meta = state.meta if meta is None else check_meta(meta)
         keys = list(stream_keys(self.prefix, state.key))
-        args = [
+        args: list[EncodableT] = [
             state.total_rows,
             state.epoch,
             secrets.token_hex(8),
@@ -308,7 +310,8 @@ class RedisFeatureCache(FeatureCache):
         """Bytes Redis uses for the stream's keys (MEMORY USAGE, exact: SAMPLES 0)."""
         total = 0
         for key in stream_keys(self.prefix, stream_key):
-            used = await self._call("memory usage", lambda k=key: self._client.memory_usage(k, 0))
+            usage = functools.partial(self._client.memory_usage, key, 0)
+            used = await self._call("memory usage", usage)
             total += used or 0
         return total
 

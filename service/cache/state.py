@@ -48,7 +48,10 @@ from runtime.errors import ConfigError, GADError
 MetaValue = float | int | str
 Meta = Mapping[str, MetaValue]
 
-DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}  # explicit byte order
+DTYPES: dict[str, np.dtype[np.floating]] = {  # explicit byte order
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+}
 DEFAULT_TTL_S = 300.0
 DEFAULT_MAX_STREAMS = 10_000
 MAX_META_BYTES = 16_384  # "small per-stream values": a seq, timestamps, a sampler slot
@@ -81,7 +84,7 @@ class CacheMismatch(CacheError, ValueError):
     """A row, meta or stream that doesn't fit: wrong feature size, dtype, non-finite values."""
 
 
-def storage_dtype(name: str) -> np.dtype:
+def storage_dtype(name: str) -> np.dtype[np.floating]:
     try:
         return DTYPES[name]
     except KeyError:

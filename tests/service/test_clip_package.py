@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.engine import ClipEngine, EngineInputError
+from runtime.engine import ClipEngine, ClipModel, EngineInputError
 from runtime.errors import GADError
 from runtime.manifest import (
     CLIP_FILE,
@@ -249,6 +249,7 @@ def test_refuses_a_clip_section_that_is_not_an_object(package: Path) -> None:
 
 def test_clip_engine_scores_a_batch_like_onnxruntime(clip_package: Path, tiny_package) -> None:
     engine = ClipEngine.load(clip_package, providers=["cpu"], threads=1)
+    assert isinstance(engine, ClipModel)
     assert engine.providers == ("CPUExecutionProvider",) and engine.device == "cpu"
     assert engine.steps == tuple(STEPS) and engine.tasks == tuple(TASKS)
     assert engine.max_frames == MAX_FRAMES

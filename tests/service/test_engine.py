@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.engine import EngineInputError, OnnxEngine
+from runtime.engine import Engine, EngineInputError, OnnxEngine
 from runtime.errors import GADError
 from tests.model.helpers import FEATURE_DIM
 
@@ -29,6 +29,18 @@ def test_scores_match_pytorch(tiny_package: tuple[Path, Path], engine: OnnxEngin
     np.testing.assert_allclose(probs, torch_engine.classify(features, mask), atol=1e-5)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert len(set(probs.argmax(1).tolist())) > 1 or np.ptp(probs, axis=0).max() > 1e-3
+
+
+def test_both_backends_implement_the_engine_protocol(
+    tiny_package: tuple[Path, Path], engine: OnnxEngine
+) -> None:
+    from model.torch_engine import TorchEngine
+
+    torch_engine = TorchEngine.load(tiny_package[0], device="cpu")
+    for backend in (engine, torch_engine):
+        assert isinstance(backend, Engine)
+        assert backend.classes == engine.package.classes
+        assert backend.feature_dim == FEATURE_DIM
 
 
 @pytest.mark.parametrize(

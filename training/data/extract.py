@@ -41,12 +41,11 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.video import FrameReader, VideoError, probe
 from training.data.annotations import (
-    VIDEO_EXTENSIONS,
     Annotations,
     frame_targets,
     load_annotations,
-    session_name,
 )
+from training.data.sessions import assign_split, index_videos
 from training.data_info import DATA_INFO
 
 logger = logging.getLogger(__name__)
@@ -168,52 +167,6 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def index_videos(folder: Path) -> dict[str, list[Path]]:
-    """Session name → the video files in `folder` with that stem."""
-    files: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
-            files.setdefault(path.stem, []).append(path)
-    return files
-
-
-def read_split_file(path: Path) -> dict[str, str]:
-    """Session → "train" | "test" from a JSON `{"train": [...], "test": [...]}`."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"split file {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"split file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or set(data) - {"train", "test"} or not data:
-        raise ConfigError(f'split file {path} must be {{"train": [...], "test": [...]}}')
-    split: dict[str, str] = {}
-    for part in ("train", "test"):
-        for name in data.get(part, []):
-            session = session_name(str(name))
-            if split.get(session, part) != part:
-                raise ConfigError(f"split file {path} puts {session} in both train and test")
-            split[session] = part
-    return split
-
-
-def assign_split(
-    sessions: list[str], annotations: Annotations, cfg: ExtractConfig
-) -> dict[str, str]:
-    """Session → split: the split file, else the annotations' own, else a seeded fraction."""
-    if cfg.split is not None:
-        return read_split_file(cfg.split)
-    if sessions and all(s in annotations.split_hints for s in sessions):
-        return {s: annotations.split_hints[s] for s in sessions}
-    ordered = sorted(sessions)
-    n_test = round(len(ordered) * cfg.test_fraction)
-    if cfg.test_fraction > 0 and len(ordered) > 1:
-        n_test = min(max(n_test, 1), len(ordered) - 1)
-    order = np.random.default_rng(cfg.seed).permutation(len(ordered))
-    test = {ordered[i] for i in order[:n_test]}
-    return {s: "test" if s in test else "train" for s in ordered}
-
-
 def _load_manifest(path: Path, encoder: dict[str, Any], fps: float) -> dict[str, Any]:
     """Per-video entries of an earlier run with the same encoder and fps (else none)."""
     if not path.is_file():
@@ -322,7 +275,13 @@ def plan(
 def extract_dataset(cfg: ExtractConfig, encoder: Encoder | None = None) -> ExtractResult:
     """Extract features and targets under `cfg.out` (see the module docstring)."""
     annotations = load_annotations(cfg.annotations)
-    split = assign_split(annotations.videos, annotations, cfg)
+    split = assign_split(
+        annotations.videos,
+        annotations,
+        split_file=cfg.split,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.seed,
+    )
     wanted = sorted(split) if cfg.split is not None else annotations.videos
     name = cfg.dataset or Path(cfg.out).resolve().name
     result = ExtractResult(name, Path(cfg.out), "", annotations.class_names)

@@ -37,7 +37,7 @@ import numpy as np
 
 from runtime.errors import ConfigError
 from training.data.coin import COIN_FILE
-from training.data_info import DATA_INFO
+from training.data.synthetic import FeatureLayout, SyntheticConfig, World, one_hot
 
 BACKGROUND = "background"
 TRAINING, TESTING = "training", "testing"  # COIN's subset names
@@ -74,39 +74,23 @@ def split_step(step: str) -> tuple[str, str]:
 OBJECTS: tuple[str, ...] = tuple(dict.fromkeys(split_step(s)[1] for s in STEPS))
 
 
-@dataclass(frozen=True)
-class ProcedureConfig:
+@dataclass(frozen=True, kw_only=True)
+class ProcedureConfig(SyntheticConfig):
     videos_train: int = 120
     videos_test: int = 36
-    feature_dim: int = 64
     fps: float = 2.0
     min_step: int = 6  # rows
     max_step: int = 16
     min_gap: int = 1  # background rows before, between and after steps
     max_gap: int = 6
-    noise: float = 0.35
-    seed: int = 0
     name: str = "PROCEDURES"
 
     def __post_init__(self) -> None:
-        if self.videos_train < 0 or self.videos_test < 0:
-            raise ConfigError(
-                f"video counts must be >= 0, got {self.videos_train} / {self.videos_test}"
-            )
-        if self.feature_dim < 1:
-            raise ConfigError(f"feature_dim must be >= 1, got {self.feature_dim}")
-        if self.fps <= 0:
-            raise ConfigError(f"fps must be positive, got {self.fps}")
+        super().__post_init__()
         if not 2 <= self.min_step <= self.max_step:
             raise ConfigError(
                 f"step rows need 2 <= min_step <= max_step, got {self.min_step}..{self.max_step}"
             )
-        if not 0 <= self.min_gap <= self.max_gap:
-            raise ConfigError(
-                f"gap rows need 0 <= min_gap <= max_gap, got {self.min_gap}..{self.max_gap}"
-            )
-        if self.noise < 0:
-            raise ConfigError(f"noise must be >= 0, got {self.noise}")
 
 
 def class_names() -> list[str]:
@@ -121,18 +105,12 @@ class StepSegment:
     end: int  # one past the last row
 
 
-class _World:
+class _World(World):
     """The fixed random directions that features are built from."""
 
     def __init__(self, dim: int, rng: np.random.Generator) -> None:
-        def unit() -> np.ndarray:
-            v = rng.normal(size=dim)
-            return v / np.linalg.norm(v)
-
-        self.objects = {obj: unit() * 1.5 for obj in OBJECTS}
-        self.directions = {d: unit() for d in dict.fromkeys(d for d, _ in VERBS.values())}
-        self.background = unit()
-        self.drift = [unit() for _ in range(4)]
+        directions = dict.fromkeys(d for d, _ in VERBS.values())
+        super().__init__(dim, rng, objects=OBJECTS, directions=directions)
 
     def step_signal(self, step: str, progress: np.ndarray) -> np.ndarray:
         """[len(progress), D]: the step's signature, the same in every task."""
@@ -172,12 +150,7 @@ def procedure_video(
         segments.append(StepSegment(step=index, start=start, end=start + rows))
     gap()
 
-    features = np.concatenate(parts)
-    frames = len(features)
-    # Scene drift: slow random walks along a few directions, shared by every class.
-    walk = np.cumsum(rng.normal(scale=0.08, size=(frames, len(world.drift))), axis=0)
-    features = features + walk @ np.stack(world.drift)
-    features = features + rng.normal(scale=cfg.noise, size=features.shape)
+    features = world.drift_and_noise(np.concatenate(parts), cfg.noise, rng)
     return features.astype(np.float32), np.asarray(labels, dtype=np.int64), segments
 
 
@@ -190,30 +163,19 @@ def _split_tasks(count: int, rng: np.random.Generator) -> list[str]:
 
 def write_procedure_dataset(out: Path, cfg: ProcedureConfig) -> dict[str, object]:
     """Write the dataset under `out`; returns a summary. Same seed, same bytes."""
-    out = Path(out)
     rng = np.random.default_rng(cfg.seed)
     world = _World(cfg.feature_dim, rng)
-    feature_dir, target_dir = "features", "target_perframe"
-    (out / feature_dir).mkdir(parents=True, exist_ok=True)
-    (out / target_dir).mkdir(parents=True, exist_ok=True)
+    layout = FeatureLayout(out)
     names = class_names()
     task_index = {task: i for i, task in enumerate(TASKS)}
-    sessions: dict[str, list[str]] = {"train": [], "test": []}
     database: dict[str, dict[str, object]] = {}
-    frames = 0
     for split, count, subset in (
         ("train", cfg.videos_train, TRAINING),
         ("test", cfg.videos_test, TESTING),
     ):
-        for i, task in enumerate(_split_tasks(count, rng)):
-            session = f"{split}_{i:04d}"
+        for task in _split_tasks(count, rng):
             features, labels, segments = procedure_video(world, cfg, task, rng)
-            targets = np.zeros((len(labels), len(names)), dtype=np.float32)
-            targets[np.arange(len(labels)), labels] = 1.0
-            np.save(out / feature_dir / f"{session}.npy", features)
-            np.save(out / target_dir / f"{session}.npy", targets)
-            sessions[split].append(session)
-            frames += len(labels)
+            session = layout.add(split, features, one_hot(labels, len(names)))
             database[session] = {
                 "class": task,
                 "recipe_type": task_index[task],
@@ -228,25 +190,13 @@ def write_procedure_dataset(out: Path, cfg: ProcedureConfig) -> dict[str, object
                     for seg in segments
                 ],
             }
-    info = {
-        cfg.name: {
-            "class_names": names,
-            "background_index": 0,
-            "ignore_index": None,
-            "fps": cfg.fps,
-            "feature_dirs": [feature_dir],
-            "target_dir": target_dir,
-            "train_session_set": sessions["train"],
-            "test_session_set": sessions["test"],
-        }
-    }
-    (out / DATA_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    (out / COIN_FILE).write_text(json.dumps({"database": database}, indent=2) + "\n")
+    layout.write_info(cfg, names, ignore_index=None)
+    (layout.out / COIN_FILE).write_text(json.dumps({"database": database}, indent=2) + "\n")
     return {
         "dataset": cfg.name,
         "tasks": len(TASKS),
         "steps": len(STEPS),
         "videos": cfg.videos_train + cfg.videos_test,
-        "frames": frames,
+        "frames": layout.frames,
         "feature_dim": cfg.feature_dim,
     }

@@ -17,13 +17,12 @@ labelled Ambiguous (the ignore class), as in THUMOS.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training.data_info import DATA_INFO
+from training.data.synthetic import FeatureLayout, SyntheticConfig, World, one_hot
 
 VERBS = ("open", "close", "pick up", "put down", "wash")
 # (verb, object) pairs: objects that can be opened, and objects that can be handled.
@@ -39,40 +38,25 @@ FOLLOW = {"open": "close", "pick up": "put down", "put down": "wash"}
 BACKGROUND, AMBIGUOUS = "background", "ambiguous"
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    videos_train: int = 24
-    videos_test: int = 8
-    feature_dim: int = 64
-    fps: float = 4.0
+@dataclass(frozen=True, kw_only=True)
+class SynthConfig(SyntheticConfig):
+    """The shared fields keep their defaults (`SyntheticConfig` is this benchmark's)."""
+
     min_action: int = 12  # frames
     max_action: int = 40
-    min_gap: int = 6
-    max_gap: int = 30
     actions_per_video: tuple[int, int] = (6, 12)
-    noise: float = 0.35
-    seed: int = 0
-    name: str = "SYNTH"
 
 
 def class_names() -> list[str]:
     return [BACKGROUND] + [f"{verb} {obj}" for verb, obj in ACTIONS] + [AMBIGUOUS]
 
 
-class _World:
+class _World(World):
     """The fixed random directions that features are built from."""
 
     def __init__(self, dim: int, rng: np.random.Generator) -> None:
         objects = sorted({obj for _, obj in ACTIONS})
-
-        def unit() -> np.ndarray:
-            v = rng.normal(size=dim)
-            return v / np.linalg.norm(v)
-
-        self.objects = {obj: unit() * 1.5 for obj in objects}
-        self.directions = {"open": unit(), "pick up": unit(), "wash": unit()}
-        self.background = unit()
-        self.drift = [unit() for _ in range(4)]
+        super().__init__(dim, rng, objects=objects, directions=("open", "pick up", "wash"))
 
     def verb_signal(self, verb: str, progress: np.ndarray) -> np.ndarray:
         ramp = 2.0 * progress - 1.0  # -1 → +1 over the action
@@ -121,12 +105,7 @@ def synth_video(
     feats.append(np.tile(world.background, (tail, 1)))
     labels += [0] * tail
 
-    features = np.concatenate(feats)
-    frames = len(features)
-    # Scene drift: slow random walks along a few directions, shared by every class.
-    walk = np.cumsum(rng.normal(scale=0.08, size=(frames, len(world.drift))), axis=0)
-    features = features + walk @ np.stack(world.drift)
-    features = features + rng.normal(scale=cfg.noise, size=features.shape)
+    features = world.drift_and_noise(np.concatenate(feats), cfg.noise, rng)
 
     label_array = np.asarray(labels)
     ambiguous = n_classes - 1
@@ -134,46 +113,23 @@ def synth_video(
     for b in boundaries:
         # The frame on the action side of each boundary is ambiguous.
         label_array[b if label_array[b] != 0 else b - 1] = ambiguous
-    targets = np.zeros((frames, n_classes), dtype=np.float32)
-    targets[np.arange(frames), label_array] = 1.0
-    return features.astype(np.float32), targets
+    return features.astype(np.float32), one_hot(label_array, n_classes)
 
 
 def write_synth_dataset(out: Path, cfg: SynthConfig) -> dict[str, object]:
     """Write the dataset under `out`; returns a summary. Same seed, same bytes."""
     rng = np.random.default_rng(cfg.seed)
     world = _World(cfg.feature_dim, rng)
-    feature_dir, target_dir = "features", "target_perframe"
-    (out / feature_dir).mkdir(parents=True, exist_ok=True)
-    (out / target_dir).mkdir(parents=True, exist_ok=True)
-    sessions = {"train": [], "test": []}
-    frames = 0
+    layout = FeatureLayout(out)
     for split, count in (("train", cfg.videos_train), ("test", cfg.videos_test)):
-        for i in range(count):
-            session = f"{split}_{i:04d}"
-            features, targets = synth_video(world, cfg, rng)
-            np.save(out / feature_dir / f"{session}.npy", features)
-            np.save(out / target_dir / f"{session}.npy", targets)
-            sessions[split].append(session)
-            frames += len(features)
+        for _ in range(count):
+            layout.add(split, *synth_video(world, cfg, rng))
     names = class_names()
-    info = {
-        cfg.name: {
-            "class_names": names,
-            "background_index": 0,
-            "ignore_index": len(names) - 1,
-            "fps": cfg.fps,
-            "feature_dirs": [feature_dir],
-            "target_dir": target_dir,
-            "train_session_set": sessions["train"],
-            "test_session_set": sessions["test"],
-        }
-    }
-    (out / DATA_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    layout.write_info(cfg, names, ignore_index=len(names) - 1)
     return {
         "dataset": cfg.name,
         "classes": len(names),
         "videos": cfg.videos_train + cfg.videos_test,
-        "frames": frames,
+        "frames": layout.frames,
         "feature_dim": cfg.feature_dim,
     }

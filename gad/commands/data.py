@@ -1,11 +1,11 @@
-"""`gad data render` and `gad data extract`: rendered action videos and feature extraction.
+"""`gad data synth`, `gad data render`, `gad data extract`: datasets in the standard OAD
+feature layout.
 
+    gad data synth --out data/synth
+    gad data synth --procedures --out data/procedures
     gad data render --out data/render
     gad data extract data/render/videos --annotations data/render/annotations.csv \\
         --split data/render/split.json --out data/render-features
-    gad train data/render-features --out runs/render ...
-
-Torch is imported only inside the handlers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,71 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime.errors import ConfigError
+from gad.subcommands import Subcommands, add_group
+
+HELP = "make datasets in the standard OAD feature layout"
+
+
+def register(commands: Subcommands) -> None:
+    commands.add("data", build, help=HELP, description=HELP)
+
+
+def build(parser: argparse.ArgumentParser) -> None:
+    data = add_group(parser)
+    data.add(
+        "synth",
+        build_synth,
+        help="write the synthetic OAD benchmark in the standard feature layout",
+        description="Untrimmed videos of verb+object actions (open/close drawer, ...) whose "
+        "frames only make sense in their window; features, target_perframe and "
+        "data_info.json as THUMOS-style loaders expect. Seeded: same seed, same files.",
+    )
+    data.add(
+        "render",
+        build_render,
+        help="render a benchmark of stick-figure action videos (mp4 + annotations.csv)",
+        description="Real video files of a stick figure performing 9 actions (raise / wave "
+        "left or right arm, kick left or right leg, squat, jump, clap hands) between idle "
+        "or walking background, on varied scenes with lighting changes, camera shake and "
+        "noise. The figure's left limbs are red, its right limbs blue, so ImageNet features "
+        "can tell left from right. Writes OUT/videos/*.mp4, OUT/annotations.csv "
+        "(video,start_s,end_s,label), OUT/split.json and OUT/render.json. Seeded: same "
+        "arguments, same videos. Next: `gad data extract OUT/videos --annotations "
+        "OUT/annotations.csv --split OUT/split.json --out DATA`.",
+    )
+    data.add(
+        "extract",
+        build_extract,
+        help="encode videos into per-frame features + targets (the standard OAD layout)",
+        description="Decode each annotated video in VIDEOS, sample it at --fps (row t = "
+        "time t/fps; a frame per slot, gaps repeat the previous row), encode the frames "
+        "in batches, and write DATA/rgb_<encoder>/<video>.npy [frames, D], "
+        "DATA/target_perframe/<video>.npy [frames, classes] (Background at 0, then the "
+        "actions sorted; overlapping actions give multi-hot rows) and DATA/data_info.json "
+        "(with the encoder's description). Annotations: a CSV with video,start_s,end_s,label "
+        "(video = file name or stem) or a THUMOS-style folder of <Class>_val.txt / "
+        "<Class>_test.txt files ('video start end' lines; _val → train, _test → test). "
+        "Resumable: videos already extracted with the same encoder and fps are skipped; "
+        "targets are rebuilt from the current annotations. Missing or corrupt videos are "
+        "reported in the summary and skipped; the exit code is 0 when any video made it.",
+    )
+
+
+def build_synth(synth: argparse.ArgumentParser) -> None:
+    synth.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    synth.add_argument(
+        "--procedures",
+        action="store_true",
+        help="procedures instead: tasks made of ordered steps (make tea: boil water, add tea, "
+        "...), with a COIN-style coin.json for `gad train --task clip` besides the per-frame "
+        "targets (120 train / 36 test videos at 2 fps by default)",
+    )
+    synth.add_argument("--train-videos", type=int, default=None, help="default 24 (120)")
+    synth.add_argument("--test-videos", type=int, default=None, help="default 8 (36)")
+    synth.add_argument("--feature-dim", type=int, default=64)
+    synth.add_argument("--noise", type=float, default=0.35, help="feature noise std (default 0.35)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(handler=run_synth)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -27,21 +91,7 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def register(
-    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
-) -> None:
-    render = groups["data"].add_parser(
-        "render",
-        help="render a benchmark of stick-figure action videos (mp4 + annotations.csv)",
-        description="Real video files of a stick figure performing 9 actions (raise / wave "
-        "left or right arm, kick left or right leg, squat, jump, clap hands) between idle "
-        "or walking background, on varied scenes with lighting changes, camera shake and "
-        "noise. The figure's left limbs are red, its right limbs blue, so ImageNet features "
-        "can tell left from right. Writes OUT/videos/*.mp4, OUT/annotations.csv "
-        "(video,start_s,end_s,label), OUT/split.json and OUT/render.json. Seeded: same "
-        "arguments, same videos. Next: `gad data extract OUT/videos --annotations "
-        "OUT/annotations.csv --split OUT/split.json --out DATA`.",
-    )
+def build_render(render: argparse.ArgumentParser) -> None:
     render.add_argument("--out", type=Path, required=True, help="folder to write")
     render.add_argument("--videos", type=int, default=48, help="number of videos (default 48)")
     render.add_argument(
@@ -60,21 +110,8 @@ def register(
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
     render.set_defaults(handler=run_render)
 
-    extract = groups["data"].add_parser(
-        "extract",
-        help="encode videos into per-frame features + targets (the standard OAD layout)",
-        description="Decode each annotated video in VIDEOS, sample it at --fps (row t = "
-        "time t/fps; a frame per slot, gaps repeat the previous row), encode the frames "
-        "in batches, and write DATA/rgb_<encoder>/<video>.npy [frames, D], "
-        "DATA/target_perframe/<video>.npy [frames, classes] (Background at 0, then the "
-        "actions sorted; overlapping actions give multi-hot rows) and DATA/data_info.json "
-        "(with the encoder's description). Annotations: a CSV with video,start_s,end_s,label "
-        "(video = file name or stem) or a THUMOS-style folder of <Class>_val.txt / "
-        "<Class>_test.txt files ('video start end' lines; _val → train, _test → test). "
-        "Resumable: videos already extracted with the same encoder and fps are skipped; "
-        "targets are rebuilt from the current annotations. Missing or corrupt videos are "
-        "reported in the summary and skipped; the exit code is 0 when any video made it.",
-    )
+
+def build_extract(extract: argparse.ArgumentParser) -> None:
     extract.add_argument("videos", type=Path, help="folder holding the video files")
     extract.add_argument(
         "--annotations",
@@ -127,6 +164,26 @@ def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
+def run_synth(args: argparse.Namespace) -> int:
+    if args.procedures:
+        from training.data.procedures import ProcedureConfig as Config
+        from training.data.procedures import write_procedure_dataset as write
+    else:
+        from training.data.synth import SynthConfig as Config
+        from training.data.synth import write_synth_dataset as write
+
+    counts = {"videos_train": args.train_videos, "videos_test": args.test_videos}
+    cfg = Config(
+        **{k: v for k, v in counts.items() if v is not None},
+        feature_dim=args.feature_dim,
+        noise=args.noise,
+        seed=args.seed,
+    )
+    summary = write(args.out, cfg)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 0
+
+
 def run_render(args: argparse.Namespace) -> int:
     import time
 
@@ -154,13 +211,11 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
+    from runtime.errors import ConfigError
     from training.data.extract import ExtractConfig, extract_dataset
+    from training.devices import resolve_device
 
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
     cfg = ExtractConfig(
         videos=args.videos,
         annotations=args.annotations,

@@ -1,68 +1,40 @@
-"""`gad bench encoder`: frame-encoder throughput, PyTorch and onnxruntime.
-
-Torch is imported only inside the handlers, so `gad --help` stays light.
-"""
+"""Frame-encoder throughput (`gad bench encoder`): cv2 preprocessing, the PyTorch encoder
+and its ONNX export in onnxruntime, as frames/s on camera-like 640×480 frames."""
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gad.output import emit_table
+import numpy as np
+import onnxruntime
+import torch
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from model.encoders import FrameEncoder
+from model.encoders import DEFAULT_ENCODER, FrameEncoder, load_encoder
+from model.export.encoder import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_encoder,
+    onnx_session,
+    sample_frames,
+)
+from runtime.system import cpu_name
 
 DEFAULT_BATCHES = (1, 16)
 FRAME_HEIGHT, FRAME_WIDTH = 480, 640
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def register(
-    commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
-) -> None:
-    bench = groups["bench"].add_parser(
-        "encoder",
-        help="frames/s of the frame encoders, PyTorch vs onnxruntime",
-        description="Load each frame encoder, export it to ONNX in a temporary folder (checked "
-        "against PyTorch), and time 640×480 camera-like frames at each batch size: cv2 "
-        "preprocessing, the PyTorch encoder and the onnxruntime (CPU) encoder, as frames/s, "
-        "median of --repeats runs after one warm-up. Prints a Markdown table. Run it on an "
-        "otherwise idle machine: PyTorch's OpenMP threads slow down badly when other "
-        "processes share the cores.",
-    )
-    bench.add_argument(
-        "--encoder",
-        action="append",
-        help="efficientnet-lite0 | resnet50:PATH | dinov2:PATH "
-        "(repeatable; default: efficientnet-lite0)",
-    )
-    bench.add_argument(
-        "--batch",
-        type=_positive,
-        action="append",
-        help="frames per call (repeatable; default: 1 and 16)",
-    )
-    bench.add_argument("--repeats", type=_positive, default=5, help="timed runs (default 5)")
-    bench.add_argument(
-        "--threads", type=_positive, default=None, help="CPU threads for torch and onnxruntime"
-    )
-    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
-    bench.set_defaults(handler=run_bench_encoder)
+@dataclass(frozen=True)
+class EncoderBench:
+    encoders: tuple[str, ...] = (DEFAULT_ENCODER,)  # efficientnet-lite0 | resnet50:PATH | ...
+    batches: tuple[int, ...] = DEFAULT_BATCHES  # frames per call
+    repeats: int = 5
+    threads: int | None = None  # torch and onnxruntime CPU threads (None: torch's default)
 
 
 @dataclass(frozen=True)
@@ -76,29 +48,25 @@ class EncoderRow:
     max_abs_diff: float
 
 
-def run_bench_encoder(args: argparse.Namespace) -> int:
-    import torch
-
-    from model.encoders import DEFAULT_ENCODER, load_encoder
-    from model.export.encoder import export_encoder, onnx_session, sample_frames
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run_encoder_bench(bench: EncoderBench) -> list[EncoderRow]:
+    """Each encoder, exported to ONNX in a temporary folder (checked against PyTorch),
+    timed at each batch size."""
+    if bench.threads:
+        torch.set_num_threads(bench.threads)
     threads = torch.get_num_threads()
-    batches = args.batch or list(DEFAULT_BATCHES)
-    frames = sample_frames(max(batches), height=FRAME_HEIGHT, width=FRAME_WIDTH)
+    frames = sample_frames(max(bench.batches), height=FRAME_HEIGHT, width=FRAME_WIDTH)
     rows = []
-    for spec in args.encoder or [DEFAULT_ENCODER]:
+    for spec in bench.encoders:
         encoder = load_encoder(spec)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "encoder.onnx"
             diff = export_encoder(encoder, path, frames=frames)["max_abs_diff"]
             session = onnx_session(path, threads=threads)
             rows += [
-                time_encoder(encoder, session, frames[:b], args.repeats, diff) for b in batches
+                time_encoder(encoder, session, frames[:b], bench.repeats, diff)
+                for b in bench.batches
             ]
-    table = render_encoder_table(rows, repeats=args.repeats, threads=threads)
-    return emit_table(table, args.out)
+    return rows
 
 
 def time_encoder(
@@ -108,10 +76,6 @@ def time_encoder(
 
     Each is timed in a block of its own: taking turns run by run would let onnxruntime's
     spinning worker threads steal the cores from the PyTorch run after them."""
-    import torch
-
-    from model.export.encoder import INPUT_NAME, OUTPUT_NAME
-
     pixels = encoder.preprocess.apply(frames)
     tensor = torch.from_numpy(pixels).to(encoder.device)
     runs: dict[str, Callable[[], object]] = {
@@ -147,16 +111,11 @@ def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[
     return medians
 
 
-def render_encoder_table(rows: list[EncoderRow], *, repeats: int, threads: int) -> str:
-    import onnxruntime
-    import torch
-
-    from runtime.system import cpu_name
-
+def render_encoder_table(rows: list[EncoderRow], bench: EncoderBench) -> str:
     lines = [
         f"Frame encoders on {FRAME_WIDTH}×{FRAME_HEIGHT} uint8 RGB frames: frames/s, median of "
-        f"{repeats} runs after 1 warm-up (preprocess = runtime/preprocess.py, cv2)",
-        f"CPU: {cpu_name()}, {threads} threads, torch {torch.__version__}, "
+        f"{bench.repeats} runs after 1 warm-up (preprocess = runtime/preprocess.py, cv2)",
+        f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)",
         "",
         "| encoder | D | batch | preprocess fps | PyTorch fps | onnxruntime fps | "

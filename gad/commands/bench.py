@@ -1,0 +1,413 @@
+"""`gad bench ...`: benchmarks that print a Markdown table (and write it with --out).
+
+    gad bench compare --data data/synth --backbone tiny --out docs/benchmarks/compare-tiny.md
+    gad bench forward --backbone tiny --backbone smollm2-135m
+    gad bench encoder --threads 2
+    gad bench engine --backbone tiny --threads 2
+    gad bench clip --backbone tiny
+    gad bench service --redis-url redis://127.0.0.1:6379/0
+    gad bench load
+    gad bench soak --minutes 10
+
+service, load and soak are torch-free: they run in the serving image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gad.commands.train import add_train_arguments, train_config
+from gad.output import emit_table
+from gad.subcommands import Subcommands, add_group
+
+HELP = "benchmarks that print a table (medians of several runs)"
+DEFAULT_BACKBONES = ["tiny", "smollm2-135m"]
+
+
+def register(commands: Subcommands) -> None:
+    commands.add("bench", build, help=HELP, description=HELP)
+
+
+def build(parser: argparse.ArgumentParser) -> None:
+    bench = add_group(parser)
+    bench.add(
+        "compare",
+        build_compare,
+        help="train + evaluate generative, discriminative and GAD side by side",
+        description="Same data, backbone, seed and schedule for each classifier kind; one "
+        "Markdown table of mAP, accuracy, training time and per-frame latency.",
+    )
+    bench.add(
+        "forward",
+        build_forward,
+        help="parameter counts and one-forward latency per backbone",
+        description="Build a GAD classifier on each backbone with the paper's LoRA settings "
+        "(r=128, α=256) and time class_logits on one window (long + short frames): "
+        "median of --repeats runs after one warm-up. Prints a Markdown table.",
+    )
+    bench.add(
+        "encoder",
+        build_encoder,
+        help="frames/s of the frame encoders, PyTorch vs onnxruntime",
+        description="Load each frame encoder, export it to ONNX in a temporary folder (checked "
+        "against PyTorch), and time 640×480 camera-like frames at each batch size: cv2 "
+        "preprocessing, the PyTorch encoder and the onnxruntime (CPU) encoder, as frames/s, "
+        "median of --repeats runs after one warm-up. Prints a Markdown table. Run it on an "
+        "otherwise idle machine: PyTorch's OpenMP threads slow down badly when other "
+        "processes share the cores.",
+    )
+    bench.add(
+        "engine",
+        build_engine,
+        help="per-frame latency (generative vs one-pass head) and engine throughput",
+        description="Per frame, same backbone and window: greedy generative decoding with a "
+        "KV cache vs the one-pass [CLS] head in PyTorch vs head.onnx in onnxruntime; then "
+        "windows/s of the naive loop (PyTorch, batch 1) vs the engine at batch 1/4/16/64. "
+        "Random weights (latency does not depend on them). Prints Markdown tables.",
+    )
+    bench.add(
+        "clip",
+        build_clip,
+        help="per-clip latency: the clip model's one-pass heads vs generative decoding",
+        description="Same backbone, clip length and device: one answer (the step question) "
+        "and a whole clip (step, task, next step) by the [CLS] heads in one pass vs by "
+        "constrained greedy decoding. Random weights. Prints a Markdown table.",
+    )
+    bench.add(
+        "service",
+        build_service,
+        help="concurrent streams against a real gad serve: frames/s, latency, drops",
+        description="Start `gad serve` on the model (in-process cache, then Redis when "
+        "--redis-url is given), run N concurrent streams of a video's JPEG frames paced at "
+        "the model's fps for --seconds each, and print labelled frames/s, server and client "
+        "latency percentiles, drops, and the engine's windows/s at the same batch.",
+    )
+    bench.add(
+        "load",
+        build_load,
+        help="ramp concurrent streams over two replicas sharing Redis: the knee, p99, "
+        "CPU, memory and Redis per stream",
+        description="Start --replicas `gad serve` replicas on one Redis (a private "
+        "redis-server unless --redis-url), then ramp N concurrent streams (4, 8, 16, 32, "
+        "48, 64, ... up to --max-streams; round-robin over the replicas) of a video's JPEG "
+        "frames paced at the model's fps, --seconds per step, until p99 server latency "
+        "passes --budget-ms or frames are dropped, refused or left unanswered; bisect "
+        "once or twice. Prints per step: latency percentiles, drops, machine and "
+        "per-stream CPU, RSS and Redis memory per stream; and the knee. Loopback only; "
+        "bounded (at most 256 streams, 600 s per step).",
+    )
+    bench.add(
+        "soak",
+        build_soak,
+        help="hold an overload for minutes and sample the server's RSS (memory growth)",
+        description="Start one `gad serve` on Redis (a private redis-server unless "
+        "--redis-url), stream --streams streams each sending --rate new "
+        "frames per second (several times what it can process: drops are counted) for "
+        "--minutes, sample the server's RSS every --every seconds, and print the series "
+        "and its growth. Bounded: at most 120 minutes.",
+    )
+
+
+# --- compare -------------------------------------------------------------------------------
+
+
+def build_compare(compare: argparse.ArgumentParser) -> None:
+    from model.config import CLASSIFIER_KINDS
+
+    compare.add_argument("--data", type=Path, required=True)
+    compare.add_argument("--runs", type=Path, default=Path("runs/compare"), help="run folders")
+    compare.add_argument("--out", type=Path, default=None, help="also write the table here")
+    compare.add_argument("--kinds", default=",".join(CLASSIFIER_KINDS))
+    compare.add_argument("--limit-test-videos", type=int, default=None)
+    add_train_arguments(compare)
+    compare.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from training.compare import compare_kinds
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    table = compare_kinds(train_config(args, args.runs), kinds, limit_test=args.limit_test_videos)
+    emit_table(table, args.out)
+    print(json.dumps({"runs": str(args.runs)}))
+    return 0
+
+
+# --- forward, encoder, engine, clip: the model on random weights ----------------------------
+
+
+def build_forward(bench: argparse.ArgumentParser) -> None:
+    from model.config import CLASSIFIER_KINDS
+
+    bench.add_argument(
+        "--backbone",
+        action="append",
+        help="tiny | smollm2-135m | PATH (repeatable; default: tiny and smollm2-135m)",
+    )
+    bench.add_argument("--kind", choices=CLASSIFIER_KINDS, default="gad")
+    bench.add_argument("--long", type=int, default=128, help="long-memory frames (default 128)")
+    bench.add_argument("--short", type=int, default=32, help="short-window frames (default 32)")
+    bench.add_argument("--feature-dim", type=int, default=2048, help="feature size (THUMOS: 2048)")
+    bench.add_argument("--classes", type=int, default=22, help="class count (THUMOS: 22)")
+    bench.add_argument("--batch", type=int, default=1, help="windows per forward (default 1)")
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
+    bench.set_defaults(handler=run_forward)
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    from bench.forward import ForwardBench, render_table, run_forward_bench
+
+    bench = ForwardBench(
+        kind=args.kind,
+        long_frames=args.long,
+        short_frames=args.short,
+        feature_dim=args.feature_dim,
+        num_classes=args.classes,
+        batch=args.batch,
+        repeats=args.repeats,
+        threads=args.threads,
+    )
+    rows = [run_forward_bench(spec, bench) for spec in args.backbone or DEFAULT_BACKBONES]
+    return emit_table(render_table(rows, bench), args.out)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def build_encoder(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--encoder",
+        action="append",
+        help="efficientnet-lite0 | resnet50:PATH | dinov2:PATH "
+        "(repeatable; default: efficientnet-lite0)",
+    )
+    bench.add_argument(
+        "--batch",
+        type=_positive,
+        action="append",
+        help="frames per call (repeatable; default: 1 and 16)",
+    )
+    bench.add_argument("--repeats", type=_positive, default=5, help="timed runs (default 5)")
+    bench.add_argument(
+        "--threads", type=_positive, default=None, help="CPU threads for torch and onnxruntime"
+    )
+    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
+    bench.set_defaults(handler=run_encoder)
+
+
+def run_encoder(args: argparse.Namespace) -> int:
+    from bench.encoder import EncoderBench, render_encoder_table, run_encoder_bench
+
+    default = EncoderBench()
+    bench = EncoderBench(
+        encoders=tuple(args.encoder or default.encoders),
+        batches=tuple(args.batch or default.batches),
+        repeats=args.repeats,
+        threads=args.threads,
+    )
+    rows = run_encoder_bench(bench)
+    return emit_table(render_encoder_table(rows, bench), args.out)
+
+
+def build_engine(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--backbone",
+        action="append",
+        help="tiny | smollm2-135m | llama3.2-1b-random | PATH "
+        "(repeatable; default: tiny and smollm2-135m)",
+    )
+    bench.add_argument("--long", type=int, default=128, help="long-memory frames (default 128)")
+    bench.add_argument("--short", type=int, default=32, help="short-window frames (default 32)")
+    bench.add_argument("--feature-dim", type=int, default=2048, help="feature size (default 2048)")
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
+    bench.add_argument("--threads", type=int, default=None, help="CPU threads (torch and ORT)")
+    bench.add_argument(
+        "--batch", type=int, action="append", help="engine batch sizes (default 1 4 16 64)"
+    )
+    bench.add_argument(
+        "--latency-batch", type=int, action="append", help="per-frame latency batches (default 1)"
+    )
+    bench.add_argument("--device", default="cpu", help="torch device: cpu | cuda (default cpu)")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    bench.add_argument(
+        "--merged",
+        action="store_true",
+        help="also time the head with LoRA merged in PyTorch (the torch backend's path)",
+    )
+    bench.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    bench.set_defaults(handler=run_engine)
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    from bench.engine import EngineBench, render_engine_tables, run_engine_bench
+
+    bench = EngineBench(
+        long_frames=args.long,
+        short_frames=args.short,
+        feature_dim=args.feature_dim,
+        repeats=args.repeats,
+        threads=args.threads,
+        latency_batches=tuple(args.latency_batch or [1]),
+        engine_batches=tuple(args.batch or [1, 4, 16, 64]),
+        device=args.device,
+        dtype=args.dtype,
+        onnx=not args.no_onnx,
+        merged=args.merged,
+    )
+    rows = []
+    for spec in args.backbone or DEFAULT_BACKBONES:
+        rows += run_engine_bench(spec, bench)
+        print(f"done: {spec}", flush=True)
+    return emit_table(render_engine_tables(rows, bench), args.out)
+
+
+def build_clip(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--backbone", action="append", help="tiny | smollm2-135m | llama3.2-1b-random | PATH"
+    )
+    bench.add_argument("--clip-frames", type=int, default=32, help="rows per clip (default 32)")
+    bench.add_argument("--feature-dim", type=int, default=2048)
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
+    bench.set_defaults(handler=run_clip)
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    from bench.clip import ClipBench, render_clip_bench, run_clip_bench
+
+    bench = ClipBench(
+        clip_frames=args.clip_frames,
+        feature_dim=args.feature_dim,
+        repeats=args.repeats,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    rows = []
+    for spec in args.backbone or DEFAULT_BACKBONES:
+        rows += run_clip_bench(spec, bench)
+        print(f"done: {spec}", flush=True)
+    return emit_table(render_clip_bench(rows, bench), args.out)
+
+
+# --- service, load, soak: a real `gad serve` (torch-free, like the service) -----------------
+
+
+def build_service(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--model", type=Path, help="package (default: the demo model)")
+    bench.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    bench.add_argument("--streams", type=int, action="append", help="N (default 1 4 16)")
+    bench.add_argument("--seconds", type=float, default=20.0, help="per run (default 20)")
+    bench.add_argument("--redis-url", help="also run with this Redis as the cache")
+    bench.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    bench.add_argument("--out", type=Path, help="also write the table here")
+    bench.set_defaults(handler=run_service)
+
+
+def build_load(load: argparse.ArgumentParser) -> None:
+    load.add_argument("--model", type=Path, help="package (default: the demo model)")
+    load.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    load.add_argument(
+        "--streams", type=int, action="append", help="run exactly these N, all of them (repeatable)"
+    )
+    load.add_argument("--max-streams", type=int, default=96, help="ramp up to (default 96)")
+    load.add_argument("--seconds", type=float, default=20.0, help="per step (default 20)")
+    load.add_argument(
+        "--budget-ms", type=float, default=250.0, help="p99 server latency budget (default 250)"
+    )
+    load.add_argument("--replicas", type=int, default=2, help="gad serve processes (default 2)")
+    load.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
+    load.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    load.add_argument("--out", type=Path, help="also write the table here")
+    load.set_defaults(handler=run_load)
+
+
+def build_soak(soak: argparse.ArgumentParser) -> None:
+    soak.add_argument("--model", type=Path, help="package (default: the demo model)")
+    soak.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    soak.add_argument("--streams", type=int, default=8, help="concurrent streams (default 8)")
+    soak.add_argument(
+        "--rate", type=float, default=40.0, help="frames/s sent per stream (default 40)"
+    )
+    soak.add_argument("--every", type=float, default=10.0, help="RSS sample period s (default 10)")
+    soak.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
+    soak.add_argument("--out", type=Path, help="also write the result here")
+    soak.set_defaults(handler=run_soak)
+
+
+def _package_and_video(args: argparse.Namespace) -> tuple[Path, Path]:
+    """--model and --video, by default the demo model and a test video of its benchmark."""
+    from gad.demo import demo_root, demo_video, package_dir
+
+    root = demo_root()
+    return args.model or package_dir(root), args.video or demo_video(root)
+
+
+def run_service(args: argparse.Namespace) -> int:
+    from bench.service import bench_service, render_table
+    from runtime.system import cpu_name
+
+    model, video = _package_and_video(args)
+    rows = bench_service(
+        model,
+        video,
+        streams=args.streams or [1, 4, 16],
+        seconds=args.seconds,
+        redis_url=args.redis_url,
+        threads=args.threads,
+    )
+    return emit_table(render_table(rows, package=model, cpu=cpu_name()), args.out)
+
+
+def run_load(args: argparse.Namespace) -> int:
+    from bench.load import bench_load, render_load
+    from runtime.system import cpu_name
+
+    model, video = _package_and_video(args)
+    result = bench_load(
+        model,
+        video,
+        streams=args.streams,
+        max_streams=args.max_streams,
+        seconds=args.seconds,
+        budget_ms=args.budget_ms,
+        replicas=args.replicas,
+        redis_url=args.redis_url,
+        threads=args.threads,
+    )
+    return emit_table(render_load(result, package=model, cpu=cpu_name()), args.out)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from bench.load import MiB, render_soak, soak
+
+    def progress(at: float, rss: int, result) -> None:
+        print(
+            f"{at:6.0f} s  RSS {rss / MiB:7.1f} MiB  sent {result.sent}  labels "
+            f"{result.labels}  dropped {result.dropped}",
+            flush=True,
+        )
+
+    model, video = _package_and_video(args)
+    result = soak(
+        model,
+        video,
+        minutes=args.minutes,
+        streams=args.streams,
+        rate=args.rate,
+        every_s=args.every,
+        redis_url=args.redis_url,
+        on_sample=progress,
+    )
+    return emit_table(render_soak(result), args.out)

@@ -1,0 +1,51 @@
+"""What the routes take from the app, as FastAPI dependencies: the settings, the runtime
+(model, batchers, cache, metrics), the open streams, and the API-key check. The lifespan in
+service/app.py puts them on `app.state`; only this module reads them from there, so a test
+can swap one with `app.dependency_overrides[get_runtime] = ...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from service.auth import authorize_request
+from service.runtime import Runtime
+from service.settings import Settings
+
+
+class Streams:
+    """The streams open in this process, and the shutdown that closes them with 1012."""
+
+    def __init__(self) -> None:
+        self.open: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self.count = 0
+
+
+def get_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+def get_runtime(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+def get_streams(connection: HTTPConnection) -> Streams:
+    streams: Streams = connection.app.state.streams
+    return streams
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+StreamsDep = Annotated[Streams, Depends(get_streams)]
+
+
+def require_key(connection: HTTPConnection, settings: SettingsDep) -> str | None:
+    """The caller's tenant (None: auth off); AuthError (→ 401) for a missing or wrong key."""
+    return authorize_request(connection, settings)

@@ -1,0 +1,344 @@
+"""The HTTP routes: ops, the model, the demo page and `POST /classify`.
+
+POST /classify, /v1/classify   a clip (video or features) → labels, segments, clip label
+GET  /v1/models                the loaded model package
+GET  /healthz  /readyz         alive; model loaded and feature cache reachable
+GET  /metrics                  Prometheus
+GET  /                         the live demo page (camera or a video file)
+
+`router(settings)` builds them: which routes need an API key, and so what the OpenAPI
+schema says they answer, follows the settings. Every refusal is a domain error (runtime's
+GADError, or service/errors.py's) that `refusal` renders as {"detail": "..."} with the
+status service/errors.py gives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.params import Depends as Dependency
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Message
+
+from runtime.errors import GADError
+from service.api.deps import RuntimeDep, SettingsDep, StreamsDep, require_key
+from service.classify import ClipRows, classify_rows, feature_rows, video_rows
+from service.errors import (
+    BadRequest,
+    BodyStalled,
+    Busy,
+    LengthRequired,
+    TooLarge,
+    UnusableInput,
+    http_headers,
+    http_status,
+)
+from service.frames import FrameError, decode_base64
+from service.runtime import Runtime
+from service.settings import Settings
+
+STATIC = Path(__file__).parents[1] / "static"
+Responses = dict[int | str, dict[str, Any]]
+
+
+def router(settings: Settings) -> APIRouter:
+    """The routes, with the key checks and documented errors these settings call for."""
+    routes = APIRouter()
+    keyed = _errors(401) if settings.auth_enabled else {}
+    key = [Depends(require_key)]
+
+    def ops(flag: bool) -> tuple[list[Dependency], Responses]:
+        """An ops route's key check and documented errors: only when `flag` asks for a key."""
+        return (key, keyed) if flag else ([], {})
+
+    health_key, health_errors = ops(settings.auth_health)
+    metrics_key, metrics_errors = ops(settings.auth_metrics)
+    routes.add_api_route(
+        "/healthz", healthz, methods=["GET"], dependencies=health_key, responses=health_errors
+    )
+    routes.add_api_route(
+        "/readyz",
+        readyz,
+        methods=["GET"],
+        dependencies=health_key,
+        responses=health_errors | NOT_READY,
+    )
+    routes.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        dependencies=metrics_key,
+        response_class=PlainTextResponse,  # the Prometheus text format
+        responses=metrics_errors,
+    )
+    routes.add_api_route("/v1/models", models, methods=["GET"], dependencies=key, responses=keyed)
+    routes.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
+    for path in ("/v1/classify", "/classify"):
+        routes.add_api_route(
+            path,
+            classify,
+            methods=["POST"],
+            dependencies=key,
+            openapi_extra=CLASSIFY_BODY,
+            responses=keyed | _errors(400, 408, 411, 413, 422, 503),
+        )
+    return routes
+
+
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+async def readyz(runtime: RuntimeDep, streams: StreamsDep) -> JSONResponse:
+    cache_ok = await runtime.cache.ping()
+    ready = cache_ok and not streams.closing
+    body = {
+        "ready": ready,
+        "model": f"{runtime.package.name}/{runtime.package.version}",
+        "cache": "ok" if cache_ok else "unreachable",
+        "shutting_down": streams.closing,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics(runtime: RuntimeDep) -> Response:
+    registry = runtime.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def models(runtime: RuntimeDep) -> dict[str, Any]:
+    return {"models": [runtime.describe()]}
+
+
+async def demo_page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def classify(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
+    started = time.monotonic()
+    try:
+        result = await _classify_in_slot(request, runtime, settings)
+    except GADError as exc:
+        runtime.metrics.classify_requests.labels(str(http_status(exc))).inc()
+        raise
+    runtime.metrics.classify_requests.labels("200").inc()
+    runtime.metrics.classify_latency.observe(time.monotonic() - started)
+    result["model"] = {"name": runtime.package.name, "version": runtime.package.version}
+    return JSONResponse(result)
+
+
+async def refusal(request: Request, exc: Exception) -> JSONResponse:
+    """The app's handler for domain errors: {"detail": message}, status from the table."""
+    headers = http_headers(exc)
+    return JSONResponse({"detail": str(exc)}, status_code=http_status(exc), headers=headers or None)
+
+
+# Every refusal is a JSON {"detail": "..."}; the schema says which routes give which.
+ERRORS = {
+    400: "a malformed request (e.g. a Content-Length that is not a byte count)",
+    401: "API key missing or wrong",
+    408: "the request body stalled (no byte for GAD_BODY_TIMEOUT_S)",
+    411: "a multipart upload without a Content-Length",
+    413: "the body or the clip is over its limit",
+    422: "input the service cannot use: the reason is in `detail`",
+    503: "busy: retry after Retry-After seconds",
+}
+DETAIL = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    }
+}
+NOT_READY: Responses = {
+    503: {"description": "not ready: feature cache unreachable, or shutting down"}
+}
+
+
+def _errors(*codes: int) -> Responses:
+    return {code: {"description": ERRORS[code], "content": DETAIL} for code in codes}
+
+
+CLASSIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "fps": {"type": "number", "exclusiveMinimum": 0},
+                        "features": {
+                            "type": "array",
+                            "items": {"type": "array", "items": {"type": "number"}},
+                        },
+                        "data": {"type": "string", "description": "base64 float32, row-major"},
+                        "frames": {"type": "integer", "minimum": 1},
+                    },
+                    "required": ["fps"],
+                }
+            },
+        },
+    }
+}
+
+
+async def _classify_in_slot(
+    request: Request, runtime: Runtime, settings: Settings
+) -> dict[str, Any]:
+    """At most GAD_MAX_CLASSIFY clips at once (`app.state.classifying` counts them)."""
+    state = request.app.state
+    if state.classifying >= settings.max_classify:
+        raise Busy(f"{settings.max_classify} clips are being classified: retry shortly")
+    state.classifying += 1
+    try:
+        return await _classify(request, runtime, settings)
+    finally:
+        state.classifying -= 1
+
+
+async def _classify(request: Request, runtime: Runtime, settings: Settings) -> dict[str, Any]:
+    limit = settings.max_clip_bytes
+    length = request.headers.get("content-length")
+    # isdigit() alone lets "²" and 5000-digit strings through to int(), which raises.
+    if length is not None and not (length.isascii() and length.isdigit() and len(length) < 19):
+        raise BadRequest("Content-Length must be a decimal byte count")
+    if length is not None and int(length) > limit:
+        raise TooLarge(f"body over the {limit}-byte limit")
+    request = _body_timeout(request, settings.body_timeout_s)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        body = await _read_body(request, limit)
+        clip = _json_clip(runtime, body, limit)
+    elif kind == "multipart/form-data":
+        if length is None:
+            raise LengthRequired("multipart uploads need a Content-Length")
+        clip = await _multipart_clip(request, runtime)
+    else:
+        clip = await _raw_clip(request, runtime, limit)
+    return await asyncio.to_thread(classify_rows, runtime, clip)
+
+
+def _body_timeout(request: Request, seconds: float) -> Request:
+    """`request` whose body reads fail with 408 after `seconds` without a byte: a client
+    that declares a body and stalls must not hold a /classify slot forever."""
+    receive = request.receive
+
+    async def timed() -> Message:
+        try:
+            return await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            raise BodyStalled(f"the request body stalled for {seconds:g} s") from None
+
+    return Request(request.scope, timed)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():  # counted as it arrives: chunking cannot bypass it
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_clip(runtime: Runtime, body: bytes, limit: int) -> ClipRows:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
+        raise UnusableInput(f"body is not valid JSON: {str(exc)[:120]}") from exc
+    if not isinstance(data, dict):
+        raise UnusableInput('send {"fps": N, "features": [[...], ...]} or {"fps", "data"}')
+    fps = data.get("fps")
+    if not isinstance(fps, int | float) or isinstance(fps, bool):
+        raise UnusableInput("'fps' must be a number")
+    try:
+        fps = float(fps)
+    except OverflowError as exc:  # an integer of hundreds of digits
+        raise UnusableInput(f"fps must be a positive number, got {str(fps)[:20]}...") from exc
+    dim = runtime.package.feature_dim
+    if "data" in data:
+        try:
+            raw = decode_base64(data["data"], field="data", max_bytes=limit)
+        except FrameError as exc:
+            raise UnusableInput(str(exc)) from exc
+        if len(raw) % (4 * dim):
+            raise UnusableInput(f"'data' must hold whole rows of {dim} float32 values")
+        features = np.frombuffer(raw, "<f4").reshape(-1, dim).astype(np.float32)
+    elif "features" in data:
+        try:  # values past float32 become inf (refused below), without a warning each
+            with np.errstate(over="ignore"):
+                features = np.asarray(data["features"], dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 10**400
+            raise UnusableInput("'features' must be a list of equal-length number lists") from exc
+    else:
+        raise UnusableInput("send 'features' (nested lists) or 'data' (base64 float32)")
+    return feature_rows(runtime, features, fps)
+
+
+async def _raw_clip(request: Request, runtime: Runtime, limit: int) -> ClipRows:
+    with _temp_video() as path:
+        size = 0
+        with open(path, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"body over the {limit}-byte limit")
+                out.write(chunk)
+        if not size:
+            raise UnusableInput("empty body: send a video file, multipart or JSON features")
+        return await asyncio.to_thread(video_rows, runtime, path)
+
+
+async def _multipart_clip(request: Request, runtime: Runtime) -> ClipRows:
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except BodyStalled:
+        raise
+    except Exception as exc:  # malformed multipart: the parser's own error types vary
+        raise UnusableInput(f"malformed multipart body: {str(exc)[:120]}") from exc
+    try:  # closed whatever happens: its parts are spooled temporary files
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UnusableInput("multipart body needs a 'file' part holding the video")
+        with _temp_video() as path:
+            with open(path, "wb") as out:
+                while chunk := await upload.read(1 << 20):
+                    out.write(chunk)
+            await form.close()
+            return await asyncio.to_thread(video_rows, runtime, path)
+    finally:
+        await form.close()
+
+
+@contextlib.contextmanager
+def _temp_video() -> Iterator[Path]:
+    handle, name = tempfile.mkstemp(prefix="gad-clip-", suffix=".video")
+    os.close(handle)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
