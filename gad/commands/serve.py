@@ -1,4 +1,5 @@
-"""`gad serve`: the service over HTTP and WebSocket (torch-free, like the service).
+"""`gad serve`: the service over HTTP and WebSocket (torch-free, like the service):
+settings from GAD_* and the flags → create_app → uvicorn.
 
     gad serve                                   the demo model (gad demo build)
     gad serve --model models/gad --redis-url redis://127.0.0.1:6379/0
@@ -41,13 +42,8 @@ def build(serve: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from runtime.errors import ConfigError
-    from runtime.manifest import MANIFEST_FILE, resolve_package_dir
-    from service.app import create_app
-    from service.logs import configure
-    from service.settings import Settings, default_model_dir
+    from service.server import serve
+    from service.settings import Settings
 
     overrides = {
         "model": args.model,
@@ -60,21 +56,5 @@ def run_serve(args: argparse.Namespace) -> int:
         "max_streams": args.max_streams,
         "log_json": None if args.log_format is None else args.log_format == "json",
     }
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    model = settings.model or default_model_dir()
-    if settings.model is None and not (model / MANIFEST_FILE).exists() and not model.exists():
-        raise ConfigError(
-            f"no --model given and the demo model is not built ({model}): run "
-            "`gad demo build` (make setup does) or pass --model DIR from `gad export`"
-        )
-    resolve_package_dir(model)  # a clear error now rather than at the first request
-    configure(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=settings.max_message_bytes,
-        timeout_graceful_shutdown=10,
-    )
+    serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
     return 0

@@ -42,6 +42,18 @@ def test_help_does_not_import_torch() -> None:
         ["data", "synth", "--help"],
         ["train", "--help"],
         ["eval", "--help"],
+        ["data", "render", "--help"],
+        ["data", "extract", "--help"],
+        ["export", "--help"],
+        ["demo", "build", "--help"],
+        ["serve", "--help"],
+        ["stream", "--help"],
+        ["bench", "encoder", "--help"],
+        ["bench", "engine", "--help"],
+        ["bench", "clip", "--help"],
+        ["bench", "service", "--help"],
+        ["bench", "load", "--help"],
+        ["bench", "soak", "--help"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,6 +61,31 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[s
         main(argv)
     assert exit_info.value.code == 0
     assert "usage: gad" in capsys.readouterr().out
+
+
+def test_serving_commands_parse_without_the_training_install() -> None:
+    """Only the verb that runs is built: `gad serve` and `gad bench service` never reach for
+    model/ or training/, and a training verb says what is missing in one line."""
+    result = run_python(
+        "import sys\n"
+        "for name in ('torch', 'model', 'training'):\n"
+        "    sys.modules[name] = None\n"
+        "from gad.cli import main\n"
+        "for argv in (['serve', '--help'], ['bench', 'service', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        print('HELP', exc.code)\n"
+        "print('TRAIN', main(['train', 'data', '--out', 'runs/x']))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("HELP 0") == 2
+    assert "TRAIN 2" in result.stdout
+    assert result.stderr.startswith(
+        "gad train: error: needs the training install (pip install 'gad-stream[train]'); "
+        "this looks like the serving image (no module named 'model"
+    )
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_info_prints_what_the_checkpoint_holds(

@@ -42,7 +42,7 @@ KUSTOMIZATIONS = ("base", "overlays/cpu", "overlays/gpu", "overlays/gpu-monitori
 GPU = ("overlays/gpu", "overlays/gpu-monitoring")
 NAMESPACE = "gad"
 SERVE_IMAGE = "ghcr.io/gad-stream/gad-serve"
-UVICORN_GRACE_S = 10 + 5  # timeout_graceful_shutdown (gad/commands/serve.py) + lifespan's wait
+UVICORN_GRACE_S = 10 + 5  # GRACEFUL_SHUTDOWN_S (service/server.py) + lifespan's wait
 Doc = dict[str, Any]
 
 

@@ -12,18 +12,8 @@ import pytest
 from gad.cli import main
 from runtime.errors import ConfigError
 from runtime.video import probe, read_frames
-from training.data.render import (
-    ACTIONS,
-    ANNOTATIONS,
-    L_ARM,
-    R_ARM,
-    REST,
-    SPLIT,
-    VIDEO_DIR,
-    RenderConfig,
-    action_pose,
-    write_benchmark,
-)
+from training.data.figure import ACTIONS, L_ARM, R_ARM, REST, action_pose
+from training.data.render import ANNOTATIONS, SPLIT, VIDEO_DIR, RenderConfig, write_benchmark
 
 # Four 30 s videos hold at least nine actions: the deck deals every action once.
 SMALL = RenderConfig(videos=4, seconds=30.0, fps=8.0, width=160, height=120, seed=3)
