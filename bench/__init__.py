@@ -1,2 +1,6 @@
-"""Benchmarks that print tables (medians of several runs). Not in the serving image;
-the service benchmarks (`bench.service`, `bench.load`) are torch-free."""
+"""Benchmarks that print tables (medians of several runs).
+
+Torch (training image only): forward, engine, clip, encoder. Torch-free, and copied into
+the serving image for `gad bench service / load / soak`: launch, streams, service, load,
+soak, usage.
+"""

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.launch import Server, private_redis, served
-from bench.soak import render_soak, soak  # noqa: F401  (gad bench soak's home is bench.soak)
 from bench.streams import StreamGroup, Tally, load_frames
 from bench.usage import KiB, MiB, machine_cpu, process_usage, redis_sample
 from runtime.errors import GADError

@@ -81,13 +81,11 @@ class FrameStream:
         self.ws = ws
         self.ready = ready  # the server's `ready` message
         self.pending: dict[int, float] = {}  # seq → monotonic time sent, until answered
-        self.sent = 0
 
     async def send(self, seq: int, ts: float, image: str) -> None:
         """Frame `seq` captured at `ts` seconds; `image` is base64 (no JSON escaping needed)."""
         self.pending[seq] = time.monotonic()
         await self.ws.send(f'{{"type":"frame","seq":{seq},"ts":{ts},"image":"{image}"}}')
-        self.sent += 1
 
     async def end(self) -> None:
         await self.ws.send('{"type":"end"}')

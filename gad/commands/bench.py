@@ -390,7 +390,7 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    from bench.load import MiB, render_soak, soak
+    from bench.soak import MiB, render_soak, soak
 
     def progress(at: float, rss: int, result) -> None:
         print(

@@ -163,8 +163,8 @@ def test_the_copy_check_catches_an_ignored_or_missing_source(tmp_path: Path) -> 
         (DOCKER / "Dockerfile")
         .read_text()
         .replace(
-            "COPY training ./training",
-            "COPY training ./training\nCOPY tests ./tests\nCOPY nope ./n",
+            "COPY service ./service",
+            "COPY service ./service\nCOPY tests ./tests\nCOPY nope ./n",
         )
     )
     sources = [source for _, source in copy_sources(dockerfile_instructions(planted))]
