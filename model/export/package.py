@@ -1,7 +1,7 @@
 """The model package: a checkpoint's one-pass [CLS] path as `head.onnx`, plus a manifest.
 
     OUT/NAME/VERSION/
-        manifest.json     what the service needs to know and check (service/package.py)
+        manifest.json     what the service needs to know and check (runtime/manifest.py)
         head.onnx         features [batch, time, D] float32 + mask [batch, time] int64
                           → logits [batch, classes]; LoRA merged, no decoding
         head.onnx.data    the weights, when the graph is over 2 GB (Llama-3.2-1B)
