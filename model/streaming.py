@@ -1,0 +1,312 @@
+"""Streaming attention: one decoder step per frame against a rolling K/V window, exact to
+training.
+
+The windowed model re-reads prompt + L + S frames + [CLS] for every frame. The streaming
+model reads each frame once. Per frame t there are two tokens:
+
+    f_t   the frame token: sees the question prompt and the frame tokens f_{t-W+1} … f_t
+    c_t   a side [CLS]: sees the prompt, the same W frames and itself; nothing sees it
+
+so a frame's keys and values never change once computed, and serving keeps, per layer, a
+ring of the last W frames' K/V (+ the prompt's K/V, the same for every stream).
+
+Positions (RoPE) are fixed slots, not time: the prompt sits at 0 … P-1, the frame j steps
+old at P+W-1-j (the newest at P+W-1), [CLS] at P+W. Keys are kept *before* rotation and
+rotated at their slot whenever they are read, from one cos/sin table of P+W+1 rows, so the
+prompt is at the same offset from every query, a frame's angle never depends on how long
+the stream has run, and nothing accumulates (re-rotating cached keys step by step would).
+Training computes the same scores for all frames of a long sequence at once (a banded
+attention: W shifted key bands), so every frame is supervised and serving is the same
+arithmetic in another order.
+
+The decoder layers stay transformers' own (norms, projections with their LoRA adapters,
+MLP); only the attention is ours, registered as `gad_streaming` in transformers' attention
+interface and selected for the duration of a streaming pass. Position ids are all zero,
+so transformers' own rotation is the identity and q/k reach the attention unrotated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+
+from model.gad import GADClassifier
+from model.lora import base_model
+from runtime.errors import ConfigError
+
+ATTENTION = "gad_streaming"
+
+
+@dataclass
+class StreamPass:
+    """What one streaming pass hands to every layer's attention (via the layers' kwargs).
+
+    mode "prompt": the prompt alone, causal; its rotated K/V per layer go to `prompt_kv`.
+    mode "train": N frame tokens | N [CLS] tokens against `prompt_kv`, banded;
+      `frame_mask` [B, N] marks frames that exist (padding is never read).
+    mode "step": one frame token and its [CLS] against `prompt_kv` and the rings
+      (`ring_kv[layer]` = pre-RoPE K, V [B, kvH, W-1, d], oldest first; `ring_mask` [B, W-1]);
+      each layer's new pre-RoPE K/V row goes to `new_kv`.
+    """
+
+    mode: str
+    prompt: int
+    window: int
+    cos: torch.Tensor  # [P+W+1, d]
+    sin: torch.Tensor
+    frame_mask: torch.Tensor | None = None
+    prompt_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    ring_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    ring_mask: torch.Tensor | None = None
+    new_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [..., S, d] at the positions whose tables are cos/sin [S, d] (or [d])."""
+    return x * cos + rotate_half(x) * sin
+
+
+def _mix(scores: list[torch.Tensor], values: list[torch.Tensor]) -> torch.Tensor:
+    """Softmax over the concatenated score blocks, then each block's weights @ its values.
+    A block is (scores [B, H, Q, K], values [B, H, Q, K, d] or [B, H, K, d])."""
+    probs = torch.softmax(torch.cat(scores, dim=-1), dim=-1)
+    out, start = None, 0
+    for block, value in zip(scores, values, strict=True):
+        weights = probs[..., start : start + block.shape[-1]]
+        start += block.shape[-1]
+        part = weights @ value if value.dim() == 4 else (weights.unsqueeze(-1) * value).sum(dim=-2)
+        out = part if out is None else out + part
+    assert out is not None
+    return out
+
+
+def _bands(
+    keys: torch.Tensor, values: torch.Tensor, window: int, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame t the W frames t-j (j = 0 … W-1), keys rotated at slot P+W-1-j:
+    ([B, H, N, W, d], [B, H, N, W, d]); rows before the sequence start are zero."""
+    n = keys.shape[2]
+    bands_k, bands_v = [], []
+    for j in range(window):
+        k = _rope(keys, cos[-2 - j], sin[-2 - j])  # cos[-1] is [CLS]'s slot P+W
+        bands_k.append(F.pad(k, (0, 0, j, 0))[:, :, :n])
+        bands_v.append(F.pad(values, (0, 0, j, 0))[:, :, :n])
+    return torch.stack(bands_k, dim=3), torch.stack(bands_v, dim=3)
+
+
+def streaming_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    gad_stream: StreamPass | None = None,
+    **_: Any,
+) -> tuple[torch.Tensor, None]:
+    """The attention of every decoder layer in a streaming pass (see the module docstring).
+    query [B, H, S, d], key / value [B, kvH, S, d], unrotated; returns [B, S, H, d]."""
+    if gad_stream is None:
+        raise ConfigError("streaming attention outside a streaming pass")
+    ctx, layer = gad_stream, int(module.layer_idx)  # type: ignore[arg-type]
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    groups = query.shape[1] // key.shape[1]
+    p, w = ctx.prompt, ctx.window
+    cos, sin = ctx.cos.to(query.dtype), ctx.sin.to(query.dtype)
+    if ctx.mode == "prompt":
+        k, q = _rope(key, cos[:p], sin[:p]), _rope(query, cos[:p], sin[:p])
+        ctx.prompt_kv[layer] = (k, value)
+        out = F.scaled_dot_product_attention(
+            q, repeat_kv(k, groups), repeat_kv(value, groups), is_causal=True, scale=scale
+        )
+        return out.transpose(1, 2).contiguous(), None
+    prompt_k, prompt_v = ctx.prompt_kv[layer]
+    prompt_k = repeat_kv(prompt_k, groups).expand(query.shape[0], -1, -1, -1)
+    prompt_v = repeat_kv(prompt_v, groups).expand(query.shape[0], -1, -1, -1)
+    if ctx.mode == "train":
+        n = query.shape[2] // 2
+        frames, cls = slice(0, n), slice(n, 2 * n)
+        band_k, band_v = _bands(
+            repeat_kv(key[:, :, frames], groups),
+            repeat_kv(value[:, :, frames], groups),
+            w,
+            cos,
+            sin,
+        )
+        steps = torch.arange(n, device=query.device)
+        ages = torch.arange(w, device=query.device)
+        valid = (steps[:, None] - ages[None, :]) >= 0  # [N, W]
+        if ctx.frame_mask is not None:
+            fm = ctx.frame_mask.bool()
+            shifted = torch.stack([F.pad(fm, (j, 0))[:, :n] for j in range(w)], dim=-1)
+            valid = valid & shifted[:, None]  # [B, 1, N, W]
+        cls_k = _rope(repeat_kv(key[:, :, cls], groups), cos[-1], sin[-1])
+        cls_v = repeat_kv(value[:, :, cls], groups)
+        q_frame = _rope(query[:, :, frames], cos[-2], sin[-2])
+        q_cls = _rope(query[:, :, cls], cos[-1], sin[-1])
+        outs = []
+        for q, with_self in ((q_frame, False), (q_cls, True)):
+            band = torch.einsum("bhnd,bhnwd->bhnw", q, band_k) * scale
+            scores = [q @ prompt_k.transpose(-1, -2) * scale, band.masked_fill(~valid, -torch.inf)]
+            values = [prompt_v, band_v]
+            if with_self:
+                scores.append((q * cls_k).sum(-1, keepdim=True) * scale)
+                values.append(cls_v.unsqueeze(-2))
+            outs.append(_mix(scores, values))
+        return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+    if ctx.mode == "step":  # query: [f_t, c_t]
+        ring_k, ring_v = ctx.ring_kv[layer]
+        ctx.new_kv[layer] = (key[:, :, :1], value[:, :, :1])
+        band_k = torch.cat([ring_k, key[:, :, :1]], dim=2)  # oldest … newest: slots P … P+W-1
+        band_v = torch.cat([ring_v, value[:, :, :1]], dim=2)
+        band_k = repeat_kv(_rope(band_k, cos[p : p + w], sin[p : p + w]), groups)
+        band_v = repeat_kv(band_v, groups)
+        assert ctx.ring_mask is not None
+        valid = torch.cat([ctx.ring_mask.bool(), ctx.ring_mask.new_ones(len(ctx.ring_mask), 1)], 1)
+        valid = valid[:, None, None, :].bool()
+        q_frame = _rope(query[:, :, :1], cos[-2], sin[-2])
+        q_cls = _rope(query[:, :, 1:2], cos[-1], sin[-1])
+        cls_k = repeat_kv(_rope(key[:, :, 1:2], cos[-1], sin[-1]), groups)
+        cls_v = repeat_kv(value[:, :, 1:2], groups)
+        outs = []
+        for q, with_self in ((q_frame, False), (q_cls, True)):
+            scores = [
+                q @ prompt_k.transpose(-1, -2) * scale,
+                (q @ band_k.transpose(-1, -2) * scale).masked_fill(~valid, -torch.inf),
+            ]
+            values = [prompt_v, band_v]
+            if with_self:
+                scores.append(q @ cls_k.transpose(-1, -2) * scale)
+                values.append(cls_v)
+            outs.append(_mix(scores, values))
+        return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+    raise ConfigError(f"unknown streaming mode {ctx.mode!r}")
+
+
+AttentionInterface.register(ATTENTION, streaming_attention)
+
+
+@contextlib.contextmanager
+def _streaming(model: GADClassifier) -> Iterator[Any]:
+    """The decoder with the streaming attention selected (restored afterwards)."""
+    decoder = base_model(model.lm).get_decoder()
+    config = decoder.config
+    before = config._attn_implementation
+    config._attn_implementation = ATTENTION
+    try:
+        yield decoder
+    finally:
+        config._attn_implementation = before
+
+
+class StreamingGAD:
+    """The streaming passes of a GAD classifier with window W (frames seen per frame)."""
+
+    def __init__(self, model: GADClassifier, window: int) -> None:
+        if window < 1:
+            raise ConfigError(f"the streaming window must be at least 1 frame, got {window}")
+        if model.head is None or model.cls_embedding is None:
+            raise ConfigError("streaming needs a [CLS] head (discriminative or gad)")
+        self.model, self.window = model, window
+        self.prompt = len(model.prefix_ids)
+        decoder = base_model(model.lm).get_decoder()
+        positions = torch.arange(self.prompt + window + 1, device=model.prefix_ids.device)
+        probe = torch.zeros(1, 1, dtype=model._lm_dtype, device=positions.device)
+        cos, sin = decoder.rotary_emb(probe, positions[None])
+        self.cos, self.sin = cos[0].float(), sin[0].float()
+
+    def _pass(self, mode: str, **extra: Any) -> StreamPass:
+        return StreamPass(mode, self.prompt, self.window, self.cos, self.sin, **extra)
+
+    def _run(self, decoder: Any, embeds: torch.Tensor, ctx: StreamPass) -> torch.Tensor:
+        zeros = torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        out = decoder(inputs_embeds=embeds, position_ids=zeros, use_cache=False, gad_stream=ctx)
+        return out.last_hidden_state
+
+    def prompt_state(self, decoder: Any) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's rotated prompt K/V [1, kvH, P, d]: computed once per model."""
+        ctx = self._pass("prompt")
+        self._run(decoder, self.model._prefix_embeds().unsqueeze(0), ctx)
+        return ctx.prompt_kv
+
+    def frame_logits(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Class logits [B, N, C] for every frame of sequences features [B, N, D] that start
+        their streams (training: one pass supervises all N frames)."""
+        model = self.model
+        batch, n, _ = features.shape
+        dtype = model._lm_dtype
+        assert model.cls_embedding is not None and model.head is not None
+        with _streaming(model) as decoder:
+            prompt_kv = self.prompt_state(decoder)
+            ctx = self._pass("train", frame_mask=frame_mask, prompt_kv=prompt_kv)
+            embeds = torch.cat(
+                [
+                    model.connector(features.float()).to(dtype),
+                    model.cls_embedding.to(dtype).reshape(1, 1, -1).expand(batch, n, -1),
+                ],
+                dim=1,
+            )
+            hidden = self._run(decoder, embeds, ctx)
+        return model.head(hidden[:, n:].float())
+
+    def start(self, batch: int) -> StreamState:
+        """Empty rings for `batch` streams (and the prompt's K/V)."""
+        with _streaming(self.model) as decoder:
+            prompt_kv = self.prompt_state(decoder)
+        rings = {
+            layer: (k.new_zeros(batch, k.shape[1], self.window - 1, k.shape[-1]),) * 2
+            for layer, (k, _) in prompt_kv.items()
+        }
+        mask = torch.zeros(batch, self.window - 1, dtype=torch.bool)
+        return StreamState(prompt_kv, rings, mask)
+
+    def step(self, features: torch.Tensor, state: StreamState) -> torch.Tensor:
+        """Logits [B, C] for one new frame per stream (features [B, D]); `state` advances."""
+        model = self.model
+        batch = features.shape[0]
+        dtype = model._lm_dtype
+        assert model.cls_embedding is not None and model.head is not None
+        embeds = torch.cat(
+            [
+                model.connector(features.float()[:, None]).to(dtype),
+                model.cls_embedding.to(dtype).reshape(1, 1, -1).expand(batch, 1, -1),
+            ],
+            dim=1,
+        )
+        ctx = self._pass(
+            "step", prompt_kv=state.prompt_kv, ring_kv=state.rings, ring_mask=state.mask
+        )
+        with _streaming(model) as decoder:
+            hidden = self._run(decoder, embeds, ctx)
+        state.push(ctx.new_kv)
+        return model.head(hidden[:, 1].float())
+
+
+@dataclass
+class StreamState:
+    """Per layer the ring of the last W-1 frames' pre-RoPE K/V (oldest first) + validity."""
+
+    prompt_kv: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    rings: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor  # [B, W-1]
+
+    def push(self, rows: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        if self.mask.shape[1] == 0:
+            return
+        for layer, (k, v) in rows.items():
+            ring_k, ring_v = self.rings[layer]
+            self.rings[layer] = (
+                torch.cat([ring_k[:, :, 1:], k], dim=2),
+                torch.cat([ring_v[:, :, 1:], v], dim=2),
+            )
+        self.mask = torch.cat([self.mask[:, 1:], self.mask.new_ones(len(self.mask), 1)], dim=1)
