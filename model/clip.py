@@ -8,10 +8,14 @@ the per-frame model has its single question:
     question 1  task       [CLS] → task head    GAD target " {task}"
     question 2  next step  [CLS] → step head    GAD target " {next step}, {task}"
 
-The three kinds work as for the per-frame model: `generative` decodes the answer (the text
-before the comma, constrained to the step or task names), `discriminative` trains the
-heads alone, `gad` trains the heads plus the LM loss on the targets and infers with the
-heads. `clip_logits` answers all three questions in one batched pass: the exported graph.
+The three kinds work as for the per-frame model: `discriminative` trains the heads alone,
+`gad` trains the heads plus the LM loss on the targets above and infers with the heads.
+`generative` has no [CLS] and learns the answer alone, " {step}" / " {task}" <eos> (the
+authors' generative COIN classifier: the label text, no task suffix); it greedy-decodes
+the answer — free and mapped to the nearest name by edit distance (the paper's baseline),
+or constrained to the names by a trie — and scores each name by the teacher-forced
+log-likelihood of that answer (`question_log_likelihoods`). `clip_logits` answers all
+three questions in one batched pass: the exported graph.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from torch import nn
 from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead
-from model.gad import GADClassifier, GADOutput, Generation
+from model.gad import GADClassifier, GADOutput
+from model.generative import Generation
 from model.prompt import ClipPrompt
 from runtime.errors import ConfigError
 
@@ -130,7 +135,7 @@ class ClipClassifier(GADClassifier):
             hidden, lm_loss = self._cls_hidden(features, mask, prefix), None
         else:
             rows = [
-                self.clip_prompt.answer(int(q), int(label), int(goal))
+                self._answer(int(q), int(label), int(goal))
                 for q, label, goal in zip(questions, labels, goals, strict=True)
             ]
             hidden, lm_loss = self._generative_pass(
@@ -142,6 +147,17 @@ class ClipClassifier(GADClassifier):
         cls_loss = self._clip_loss(steps, tasks, labels, questions)
         loss = cls_loss if lm_loss is None else cls_loss + cfg.lm_weight * lm_loss
         return GADOutput(loss=loss, logits=None, cls_loss=cls_loss, lm_loss=lm_loss)
+
+    def _answer(self, question: int, label: int, goal: int) -> list[int]:
+        """LM target ids: GAD's " {step}, {task}" / " {task}" <eos>; the generative
+        classifier's, as the authors train it, the answer alone: " {name}" <eos>."""
+        if self.config.kind == "generative":
+            return [*self._names(question)[label], self.clip_prompt.eos]
+        return self.clip_prompt.answer(question, label, goal)
+
+    def _names(self, question: int) -> tuple[tuple[int, ...], ...]:
+        """Token ids of the names that answer `question`: tasks, or steps."""
+        return self.clip_prompt.tasks if question == TASK else self.clip_prompt.steps
 
     def _check_labels(
         self, labels: torch.Tensor, questions: torch.Tensor, goals: torch.Tensor
@@ -175,22 +191,57 @@ class ClipClassifier(GADClassifier):
         mask: torch.Tensor | None,
         question: int,
         *,
-        constrained: bool = True,
+        constrained: bool = False,
     ) -> Generation:
         """Greedy-decode the answer to one question for a batch of clips: a step name
-        (questions 0 and 2, the text before ", {task}") or a task name (question 1)."""
-        batch = features.shape[0]
-        questions = torch.full((batch,), question, dtype=torch.long, device=features.device)
+        (questions 0 and 2, the text before any ", {task}") or a task name (question 1).
+
+        Free by default, as the paper's generative baseline runs: greedy until <eos> (or
+        a comma), the text mapped to the nearest name by edit distance. `constrained`
+        walks the trie of the asked kind's names instead (a stronger decoder)."""
+        self._check_question(question)
         tokens = self._decode(
             features,
             mask,
             trie=self.tries[question],
             limit=self.clip_prompt.max_answer_tokens(question),
             constrained=constrained,
-            prefix=self._question_prefix(questions),
+            prefix=self._question_prefix(self._same_question(features, question)),
         )
         names = self.task_names if question == TASK else self.config.class_names
         return self._to_classes(tokens, names)
+
+    @torch.no_grad()
+    def question_log_likelihoods(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        question: int,
+        *,
+        rows_per_pass: int = 512,
+    ) -> torch.Tensor:
+        """[B, names] log p(" {name}" <eos> | question, clip, "\nAssistant:") for every
+        name that answers `question` (steps for 0 and 2, tasks for 1): the answer the
+        generative classifier is trained to emit, teacher-forced (the per-frame model's
+        `label_log_likelihoods` after this question's prefix). A softmax over the names
+        gives the generative classifier's scores."""
+        self._check_question(question)
+        return self.label_log_likelihoods(
+            features,
+            mask,
+            rows_per_pass=rows_per_pass,
+            labels=self._names(question),
+            prefix=self._question_prefix(self._same_question(features, question)),
+        )
+
+    @staticmethod
+    def _check_question(question: int) -> None:
+        if question not in range(len(QUESTIONS)):
+            raise ConfigError(f"question must be 0 (step), 1 (task) or 2 (next), got {question}")
+
+    @staticmethod
+    def _same_question(features: torch.Tensor, question: int) -> torch.Tensor:
+        return torch.full((features.shape[0],), question, dtype=torch.long, device=features.device)
 
 
 def new_classifier(config: ModelConfig, backbone: Backbone) -> nn.Module:

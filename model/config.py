@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
+from model.label_text import LabelTextStyle, label_texts
 from runtime.errors import ConfigError
 from runtime.windowing import WindowSpec
 
@@ -83,6 +84,10 @@ class ModelConfig:
     task_names: tuple[str, ...] = ()
     clip_frames: int = 0
     clip_questions: tuple[str, ...] = CLIP_QUESTIONS
+    # How class names are spelt in the LM target and in decoding (model/label_text.py):
+    # "normalised" ("BaseballPitch" → "baseball pitch", the authors' targets) for new
+    # models; a saved config without the key is "raw" (see from_dict), as it was trained.
+    label_text: LabelTextStyle = "normalised"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -110,6 +115,8 @@ class ModelConfig:
                 )
         elif self.clip_frames:
             raise ConfigError("clip_frames is set but task_names is empty")
+        label_texts(self.class_names, self.label_text)  # refuses names that read the same
+        label_texts(self.task_names, self.label_text, "task")
         n = len(self.class_names)
         if self.background_index is not None and not 0 <= self.background_index < n:
             raise ConfigError(f"background_index {self.background_index} outside 0..{n - 1}")
@@ -163,6 +170,8 @@ class ModelConfig:
                 f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}"
             )
         values = dict(data)
+        # Checkpoints saved before `label_text` existed fed the raw names to the LM.
+        values.setdefault("label_text", "raw")
         values["lora"] = LoraSettings(**values.get("lora", {}))
         return cls(**values)
 

@@ -1,7 +1,8 @@
 """The GAD classifier: a causal LM over frame tokens, with three ways to classify.
 
   generative      greedy-decode the label text after "\\nAssistant:" (optionally
-                  constrained to the label set by a prefix trie), map it to a class.
+                  constrained to the label set by a prefix trie), map it to a class;
+                  trained on "\\nAssistant: {label}<eos>".
   discriminative  a learnable [CLS] embedding after the last frame; Linear(H→C) on its
                   final hidden state; weighted cross-entropy.
   gad             discriminative inference; training adds λ·LM loss on
@@ -19,16 +20,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 from torch import nn
-from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead, Connector
-from model.label_trie import LabelTrie
+from model.generative import GenerativePaths
 from model.lora import apply_lora, base_model
 from model.prompt import PromptTokens
 from runtime.errors import ConfigError
@@ -42,14 +40,7 @@ class GADOutput:
     lm_loss: torch.Tensor | None
 
 
-@dataclass
-class Generation:
-    indices: list[int]  # class index per window (nearest label when the text is not one)
-    texts: list[str]  # the decoded label text, before mapping
-    exact: list[bool]  # whether the text was exactly a class name
-
-
-class GADClassifier(nn.Module):
+class GADClassifier(GenerativePaths, nn.Module):
     def __init__(self, config: ModelConfig, backbone: Backbone) -> None:
         super().__init__()
         self.config = config
@@ -163,6 +154,10 @@ class GADClassifier(nn.Module):
     def _answers(
         self, labels: torch.Tensor, previous: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """LM targets: GAD learns "{label}[, {previous}]<eos>"; the generative classifier,
+        as the authors train it, "{label}<eos>" only."""
+        if self.config.kind == "generative":
+            previous = None
         rows = [
             self.prompt.answer(int(label), None if previous is None else int(previous[i]))
             for i, label in enumerate(labels)
@@ -247,7 +242,8 @@ class GADClassifier(nn.Module):
     ) -> GADOutput:
         """Training loss for windows [B, T, D] whose last frame has class `labels` [B].
 
-        `previous` [B] is the previous action's class (-1: none), used in the LM target.
+        `previous` [B] is the previous action's class (-1: none), used in GAD's LM target
+        (the generative classifier's target is the label alone).
         """
         cfg = self.config
         if labels.min() < 0 or labels.max() >= cfg.num_classes:
@@ -273,108 +269,6 @@ class GADClassifier(nn.Module):
             weight = torch.where(labels == bg, self.config.background_weight, 1.0)
             per_sample = per_sample * weight
         return per_sample.mean()
-
-    @torch.no_grad()
-    def generate(
-        self,
-        features: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        constrained: bool = True,
-        max_new_tokens: int | None = None,
-    ) -> Generation:
-        """Greedy-decode a label per window with a KV cache (the generative baseline).
-
-        Constrained decoding walks the label trie, so only class names can come out.
-        Unconstrained text is cut at the first comma and mapped to the nearest class
-        name by edit distance, as the paper's generative classifier does.
-        """
-        tokens = self._decode(
-            features,
-            mask,
-            trie=self.trie,
-            limit=max_new_tokens or self.prompt.max_answer_tokens,
-            constrained=constrained,
-        )
-        return self._to_classes(tokens, self.config.class_names)
-
-    def _decode(
-        self,
-        features: torch.Tensor,
-        mask: torch.Tensor | None,
-        *,
-        trie: LabelTrie,
-        limit: int,
-        constrained: bool,
-        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> list[list[int]]:
-        """Greedy decoding after "\nAssistant:", constrained to `trie`'s labels or free."""
-        embeds, attention = self._sequence(
-            features,
-            mask,
-            tail_ids=self.assistant_ids.expand(features.shape[0], -1),
-            with_cls=self.config.uses_cls,
-            prefix=prefix,
-        )
-        positions = self._positions(attention)
-        out = self._decoder(embeds, attention, positions, past=DynamicCache())
-        batch = features.shape[0]
-        nodes: list[object | None] = [trie.root] * batch
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        done = [False] * batch
-        hidden, past = out.last_hidden_state[:, -1:], out.cache
-        next_pos = positions[:, -1:]
-        for _ in range(limit):
-            logits = self._lm_head(hidden[:, -1]).float()
-            if constrained:
-                logits = logits + self._trie_mask(trie, nodes, done, logits)
-            chosen = logits.argmax(-1)
-            for i, token in enumerate(chosen.tolist()):
-                if done[i]:
-                    continue
-                if constrained:
-                    nodes[i] = trie.step(nodes[i], token)
-                    if nodes[i] is None:
-                        done[i] = True
-                        continue
-                    tokens[i].append(token)
-                    done[i] = trie.is_final(nodes[i])
-                elif token in trie.terminators:
-                    done[i] = True
-                else:
-                    tokens[i].append(token)
-            if all(done):
-                break
-            attention = torch.cat([attention, attention.new_ones(batch, 1)], dim=1)
-            next_pos = next_pos + 1
-            out = self._decoder(self._embed_tokens(chosen[:, None]), attention, next_pos, past)
-            hidden, past = out.last_hidden_state, out.cache
-        return tokens
-
-    def _trie_mask(
-        self, trie: LabelTrie, nodes: list, done: list[bool], logits: torch.Tensor
-    ) -> torch.Tensor:
-        mask = torch.full_like(logits, float("-inf"))
-        for i, node in enumerate(nodes):
-            allowed = [self.prompt.eos] if done[i] or node is None else trie.allowed(node)
-            mask[i, allowed] = 0.0
-        return mask
-
-    def _to_classes(self, tokens: list[list[int]], names: tuple[str, ...]) -> Generation:
-        names = list(names)
-        texts = [
-            self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens
-        ]
-        indices, exact = [], []
-        for text in texts:
-            if text in names:
-                indices.append(names.index(text))
-                exact.append(True)
-            else:
-                _, _, index = process.extractOne(text, names, scorer=Levenshtein.distance)
-                indices.append(int(index))
-                exact.append(False)
-        return Generation(indices=indices, texts=texts, exact=exact)
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

@@ -5,6 +5,8 @@
 
 Each piece is tokenized on its own so that training targets, constrained decoding and
 parsing all agree on the same token ids whatever the tokenizer merges across boundaries.
+Class names enter as their label text (model/label_text.py: "BaseballPitch" → "baseball
+pitch" unless the config says `raw`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from model.config import ModelConfig
+from model.label_text import label_texts
 from model.label_trie import LabelTrie
 
 ASSISTANT = "\nAssistant:"
@@ -35,18 +38,19 @@ def _tokens(
 class PromptTokens:
     prefix: tuple[int, ...]
     assistant: tuple[int, ...]
-    labels: tuple[tuple[int, ...], ...]  # " {name}" per class
-    previous: tuple[tuple[int, ...], ...]  # ", {name}" per class
+    labels: tuple[tuple[int, ...], ...]  # " {label text}" per class
+    previous: tuple[tuple[int, ...], ...]  # ", {label text}" per class
     eos: int
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> PromptTokens:
         ids, bos = _tokens(tokenizer)
+        texts = label_texts(config.class_names, config.label_text)
         return cls(
             prefix=bos + ids(config.question),
             assistant=ids(ASSISTANT),
-            labels=tuple(ids(" " + name) for name in config.class_names),
-            previous=tuple(ids(", " + name) for name in config.class_names),
+            labels=tuple(ids(" " + text) for text in texts),
+            previous=tuple(ids(", " + text) for text in texts),
             eos=int(tokenizer.eos_token_id),
         )
 
@@ -78,19 +82,21 @@ class ClipPrompt:
     """
 
     questions: tuple[tuple[int, ...], ...]  # per question: <bos> + question
-    steps: tuple[tuple[int, ...], ...]  # " {step}"
-    tasks: tuple[tuple[int, ...], ...]  # " {task}"
-    task_suffix: tuple[tuple[int, ...], ...]  # ", {task}"
+    steps: tuple[tuple[int, ...], ...]  # " {step text}"
+    tasks: tuple[tuple[int, ...], ...]  # " {task text}"
+    task_suffix: tuple[tuple[int, ...], ...]  # ", {task text}"
     eos: int
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> ClipPrompt:
         ids, bos = _tokens(tokenizer)
+        steps = label_texts(config.class_names, config.label_text)
+        tasks = label_texts(config.task_names, config.label_text, "task")
         return cls(
             questions=tuple(bos + ids(q) for q in config.clip_questions),
-            steps=tuple(ids(" " + name) for name in config.class_names),
-            tasks=tuple(ids(" " + name) for name in config.task_names),
-            task_suffix=tuple(ids(", " + name) for name in config.task_names),
+            steps=tuple(ids(" " + text) for text in steps),
+            tasks=tuple(ids(" " + text) for text in tasks),
+            task_suffix=tuple(ids(", " + text) for text in tasks),
             eos=int(tokenizer.eos_token_id),
         )
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The engine benchmark on a GPU host: a Llama-3.2-1B-shaped backbone (random weights, the
 # published architecture) in bf16 on CUDA — one-pass [CLS] head vs generative decoding with
-# a KV cache, batch 1 and 32. Needs a CUDA build of torch in the environment (install it
-# before `make setup`, which keeps it). Writes the table to ${OUT:-docs/benchmarks}.
+# a KV cache, batch 1 and 32, both sides with LoRA as adapters and both sides with LoRA
+# merged (every ratio like with like). Needs a CUDA build of torch in the environment
+# (install it before `make setup`, which keeps it). Writes the table to ${OUT:-docs/benchmarks}.
 #   bash scripts/gpu_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of a session that is lent one, in one run (see docs/benchmarks/gpu.md):
-#   1. the engine benchmark on a Llama-3.2-1B-shaped backbone in bf16 (scripts/gpu_bench.sh)
-#   2. the clip benchmark: one-pass heads vs generative decoding, per answer and per clip
+#   1. the engine benchmark on a Llama-3.2-1B-shaped backbone in bf16, both LoRA states
+#   2. the clip benchmark: one-pass heads vs generative decoding per answer (LoRA as
+#      adapters and merged, on both sides), then the batched three-question pass apart
 #   3. bf16 training steps at 1B scale on CUDA, per-frame and clip tasks (gad train --bf16)
 # Runs from the repository root with a CUDA build of torch on the path; `GAD` is the
 # command (default: python3 -m gad). Results under ${OUT:-runs/gpu}.
@@ -15,13 +16,13 @@ python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 
 step() { echo "=== $* ($(date +%T))"; }
 
 step clip benchmark
-timeout 150 "${gad[@]}" bench clip --backbone llama3.2-1b-random --device cuda \
+timeout 200 "${gad[@]}" bench clip --backbone llama3.2-1b-random --device cuda \
   --dtype bfloat16 --repeats 20 --out "$OUT/clip-gpu.md" 2>&1 | grep -v "^Loading"
 
 step engine benchmark
-timeout 200 "${gad[@]}" bench engine --backbone llama3.2-1b-random --device cuda \
+timeout 260 "${gad[@]}" bench engine --backbone llama3.2-1b-random --device cuda \
   --dtype bfloat16 --latency-batch 1 --latency-batch 32 --batch 1 --batch 16 --batch 64 \
-  --merged --no-onnx --repeats 10 --out "$OUT/engine-gpu.md" 2>&1 | grep -v "^Loading"
+  --no-onnx --repeats 10 --out "$OUT/engine-gpu.md" 2>&1 | grep -v "^Loading"
 
 step bf16 training at 1B scale
 data=$(mktemp -d)

@@ -9,8 +9,11 @@ lay them out — one entry per dataset name:
 
 Optional keys and their defaults: `background_index` 0, `ignore_index` null, `fps` 4,
 `feature_dirs` ["rgb_kinetics_resnet50"], `target_dir` "target_perframe", `encoder` null
-(the frame encoder that made the features, when `gad data extract` did). Dataset facts
-live here, never in code that sniffs the dataset's name.
+(the frame encoder that made the features, when `gad data extract` did),
+`previous_action` false (true: GAD's LM target adds the previous action, ", {previous}",
+the most recent other action inside the short window — the authors do so for CrossTask,
+EK100 and Ego4D-GoalStep; false, as for THUMOS, which has no previous actions: the label
+alone). Dataset facts live here, never in code that sniffs the dataset's name.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class DataInfo:
     # How the features were made when `gad data extract` wrote them: {"spec", "name",
     # "feature_dim", "preprocess"}; None for feature sets made elsewhere (THUMOS).
     encoder: dict[str, Any] | None = None
+    # Whether GAD's LM target carries the previous action (training/dataset.py).
+    previous_action: bool = False
 
     def sessions(self, split: str) -> tuple[str, ...]:
         if split not in ("train", "test"):
@@ -97,6 +102,9 @@ def load_data_info(
     if fps <= 0:
         raise ConfigError(f"{path}: fps must be positive, got {fps}")
     dirs = tuple(feature_dirs or entry.get("feature_dirs", ["rgb_kinetics_resnet50"]))
+    previous_action = entry.get("previous_action", False)
+    if not isinstance(previous_action, bool):
+        raise ConfigError(f"{path}: previous_action must be true or false, got {previous_action!r}")
     return DataInfo(
         name=name,
         root=root,
@@ -109,4 +117,5 @@ def load_data_info(
         train_sessions=tuple(entry["train_session_set"]),
         test_sessions=tuple(entry["test_session_set"]),
         encoder=entry.get("encoder"),
+        previous_action=previous_action,
     )

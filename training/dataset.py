@@ -25,25 +25,38 @@ class FeatureVideo:
     features: np.ndarray  # [T, D] (memory-mapped for a single feature dir)
     targets: np.ndarray  # [T, C] in data class space
     labels: np.ndarray  # [T] data class index (argmax of targets)
-    previous: np.ndarray  # [T] previous action (data class index), -1 when none
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
+def previous_action(
+    labels: np.ndarray, t: int, *, short: int, background: int | None, ignore: int | None
+) -> int:
+    """The previous action of frame t as the authors define it: the most recent frame of
+    the short window (frames t-short+1 .. t) whose class is an action — not background,
+    not the ignored class — and differs from frame t's class; -1 when there is none."""
+    if short <= 0:
+        raise ConfigError(f"short window must be > 0 frames, got {short}")
+    current = int(labels[t])
+    for s in range(t - 1, max(t - short, -1), -1):
+        label = int(labels[s])
+        if label not in (background, ignore, current):
+            return label
+    return -1
+
+
 def previous_actions(
-    labels: np.ndarray, *, background: int | None, ignore: int | None
+    labels: np.ndarray, *, short: int, background: int | None, ignore: int | None
 ) -> np.ndarray:
-    """For each frame, the last action whose segment ended before the current one began."""
-    previous = np.full(len(labels), -1, dtype=np.int64)
-    last_done, current = -1, None
-    for t, label in enumerate(labels.tolist()):
-        if label != current:
-            if current is not None and current not in (background, ignore):
-                last_done = current
-            current = label
-        previous[t] = last_done
-    return previous
+    """`previous_action` of every frame, [T] (-1: none)."""
+    return np.array(
+        [
+            previous_action(labels, t, short=short, background=background, ignore=ignore)
+            for t in range(len(labels))
+        ],
+        dtype=np.int64,
+    )
 
 
 def load_video(info: DataInfo, session: str) -> FeatureVideo:
@@ -82,9 +95,6 @@ def load_video(info: DataInfo, session: str) -> FeatureVideo:
         features=features,
         targets=targets,
         labels=labels,
-        previous=previous_actions(
-            labels, background=info.background_index, ignore=info.ignore_index
-        ),
     )
 
 
@@ -104,7 +114,9 @@ class TrainWindows:
     random phase per epoch, frames labelled with the ignore class skipped.
 
     Items are (window [L+S, D] float32, mask [L+S] uint8, label, previous) with labels in
-    model class space. Works as a torch Dataset (len + getitem) without importing torch.
+    model class space; `previous` is the previous action inside the short window
+    (`previous_action`) when data_info.json sets `previous_action`, else -1 (none, as for
+    THUMOS). Works as a torch Dataset (len + getitem) without importing torch.
     """
 
     def __init__(self, videos: list[FeatureVideo], info: DataInfo, spec: WindowSpec, seed: int = 0):
@@ -130,10 +142,22 @@ class TrainWindows:
         v, t = self.index[i]
         video = self.videos[v]
         window, mask = build_window(video.features, t, self.spec)
-        previous = int(video.previous[t])
+        previous = self.previous(v, t)
         return (
             window,
             mask,
             self.info.to_model_index(int(video.labels[t])),
             self.info.to_model_index(previous) if previous >= 0 else -1,
+        )
+
+    def previous(self, v: int, t: int) -> int:
+        """The previous action of frame t of video v (data class index), -1 when none."""
+        if not self.info.previous_action:
+            return -1
+        return previous_action(
+            self.videos[v].labels,
+            t,
+            short=self.spec.short_frames,
+            background=self.info.background_index,
+            ignore=self.info.ignore_index,
         )

@@ -2,8 +2,14 @@
 
 Scores are kept (softmax over the model's classes, put back in the data's class space with
 a zero column for the ignored class) so metrics can be recomputed from the saved file
-without the model. The generative classifier has no scores, only decoded labels: its
-"scores" are one-hot, as in the authors' evaluation.
+without the model. [CLS] models: the head's softmax, and the label is its argmax.
+
+The generative classifier's label is its greedy decode — by default free and mapped to the
+nearest label text by edit distance, the paper's generative baseline; `constrained` walks
+the label trie instead. Its scores, for mAP and mcAP, are the softmax over classes of each
+label text's teacher-forced log-likelihood (GADClassifier.label_log_likelihoods), so they
+rank frames like the [CLS] models' scores do; frame accuracy and segment F1 come from the
+decoded labels. (The authors store only the decoded labels and report accuracy.)
 
 `evaluate_run` is `gad eval`: a checkpoint (or a saved scores file) and a dataset → the
 metrics, metrics.md, a confusion matrix and timelines in the report folder.
@@ -40,6 +46,12 @@ class VideoScores:
     session: str
     scores: np.ndarray  # [T, C] data class space
     targets: np.ndarray  # [T, C]
+    decoded: np.ndarray | None = None  # [T] data-space class decoded (generative)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """[T] the class reported per frame: the decoded one, else the top score."""
+        return self.scores.argmax(1) if self.decoded is None else self.decoded
 
 
 def to_data_space(model_scores: np.ndarray, info: DataInfo) -> np.ndarray:
@@ -49,17 +61,44 @@ def to_data_space(model_scores: np.ndarray, info: DataInfo) -> np.ndarray:
     return np.insert(model_scores, info.ignore_index, 0.0, axis=1)
 
 
+def to_data_index(model_classes: np.ndarray, info: DataInfo) -> np.ndarray:
+    """[T] model-class indices → data-class indices (past the ignore index: one more)."""
+    if info.ignore_index is None:
+        return model_classes
+    return model_classes + (model_classes >= info.ignore_index)
+
+
+def one_hot(classes: np.ndarray, num_classes: int) -> np.ndarray:
+    out = np.zeros((len(classes), num_classes), dtype=np.float32)
+    out[np.arange(len(classes)), classes] = 1.0
+    return out
+
+
 @torch.no_grad()
 def score_windows(
-    model: GADClassifier, features: torch.Tensor, mask: torch.Tensor, *, constrained: bool = True
-) -> np.ndarray:
-    """[B, C] class scores for a batch of windows (one pass; decode for `generative`)."""
+    model: GADClassifier, features: torch.Tensor, mask: torch.Tensor, *, constrained: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """([B, C] class scores, [B] decoded classes or None) for a batch of windows.
+
+    [CLS] models: the head's softmax in one pass, no decoded classes. `generative`: the
+    softmax of each label's log-likelihood, and the greedy decode (free, or constrained).
+    """
     if model.config.uses_cls:
-        return torch.softmax(model.class_logits(features, mask), dim=-1).cpu().numpy()
-    indices = model.generate(features, mask, constrained=constrained).indices
-    onehot = np.zeros((len(indices), model.config.num_classes), dtype=np.float32)
-    onehot[np.arange(len(indices)), indices] = 1.0
-    return onehot
+        return torch.softmax(model.class_logits(features, mask), dim=-1).cpu().numpy(), None
+    scores = torch.softmax(model.label_log_likelihoods(features, mask), dim=-1)
+    decoded = model.generate(features, mask, constrained=constrained).indices
+    return scores.cpu().numpy(), np.asarray(decoded, dtype=np.int64)
+
+
+@torch.no_grad()
+def label_windows(
+    model: GADClassifier, features: torch.Tensor, mask: torch.Tensor, *, constrained: bool = False
+) -> list[int]:
+    """The class of each window, as a deployment computes it: the head's argmax after one
+    pass, or `generative`'s greedy decode (no scores). What the latency tables time."""
+    if model.config.uses_cls:
+        return model.class_logits(features, mask).argmax(-1).tolist()
+    return model.generate(features, mask, constrained=constrained).indices
 
 
 def score_video(
@@ -69,22 +108,23 @@ def score_video(
     *,
     batch_size: int,
     device: torch.device,
-    constrained: bool = True,
-) -> np.ndarray:
-    """[T, C_model] scores for every frame of one video."""
-    out = []
+    constrained: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """([T, C_model] scores, [T] decoded model classes or None) for every frame of a video."""
+    scores, decoded = [], []
     for start in range(0, len(video), batch_size):
         frames = np.arange(start, min(start + batch_size, len(video)))
         windows, mask = build_windows(video.features, frames, spec)
-        out.append(
-            score_windows(
-                model,
-                torch.from_numpy(windows).to(device),
-                torch.from_numpy(mask).long().to(device),
-                constrained=constrained,
-            )
+        batch_scores, batch_decoded = score_windows(
+            model,
+            torch.from_numpy(windows).to(device),
+            torch.from_numpy(mask).long().to(device),
+            constrained=constrained,
         )
-    return np.concatenate(out)
+        scores.append(batch_scores)
+        if batch_decoded is not None:
+            decoded.append(batch_decoded)
+    return np.concatenate(scores), np.concatenate(decoded) if decoded else None
 
 
 def predict(
@@ -94,14 +134,18 @@ def predict(
     *,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    constrained: bool = True,
+    constrained: bool = False,
     progress: bool = True,
 ) -> list[VideoScores]:
+    """Scores (and, for `generative`, decoded classes) of every frame of `videos`.
+
+    `constrained`: `generative` decodes among the labels only (the trie) instead of the
+    paper's free decoding mapped to the nearest label; other kinds ignore it."""
     model.eval().to(device)
     spec = model.config.window
     results = []
     for video in tqdm(videos, desc=f"eval {model.config.kind}", unit="video", disable=not progress):
-        scores = score_video(
+        scores, decoded = score_video(
             model,
             video,
             spec,
@@ -110,15 +154,22 @@ def predict(
             constrained=constrained,
         )
         results.append(
-            VideoScores(video.session, to_data_space(scores, info), np.asarray(video.targets))
+            VideoScores(
+                video.session,
+                to_data_space(scores, info),
+                np.asarray(video.targets),
+                None if decoded is None else to_data_index(decoded, info),
+            )
         )
     return results
 
 
 def compute_metrics(results: list[VideoScores], info: DataInfo) -> dict[str, Any]:
-    """mAP (and mcAP), frame accuracy and segment F1 over all videos pooled."""
+    """mAP (and mcAP) from the scores; frame accuracy and segment F1 from the class
+    reported per frame (`VideoScores.predicted`); over all videos pooled."""
     scores = np.concatenate([r.scores for r in results])
     targets = np.concatenate([r.targets for r in results])
+    predicted = one_hot(np.concatenate([r.predicted for r in results]), scores.shape[1])
     names = list(info.class_names)
     ap = per_frame_ap(
         targets,
@@ -137,14 +188,14 @@ def compute_metrics(results: list[VideoScores], info: DataInfo) -> dict[str, Any
     )
     f1 = segment_f1(
         [r.targets.argmax(1) for r in results],
-        [r.scores.argmax(1) for r in results],
+        [r.predicted for r in results],
         background_index=info.background_index,
         ignore_index=info.ignore_index,
     )
     return {
         "map": ap.map,
         "cmap": cap.map,
-        "frame_accuracy": frame_accuracy(targets, scores, ignore_index=info.ignore_index),
+        "frame_accuracy": frame_accuracy(targets, predicted, ignore_index=info.ignore_index),
         "segment_f1": {f"{k:g}": v for k, v in f1.items()},
         "per_class_ap": ap.per_class_ap,
         "skipped": ap.skipped,
@@ -156,26 +207,48 @@ def compute_metrics(results: list[VideoScores], info: DataInfo) -> dict[str, Any
 def pooled_labels(results: list[VideoScores], info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
     """(true, predicted) class per frame over all videos, ignored frames left out."""
     truth = np.concatenate([r.targets.argmax(1) for r in results])
-    predicted = np.concatenate([r.scores.argmax(1) for r in results])
+    predicted = np.concatenate([r.predicted for r in results])
     keep = truth != info.ignore_index if info.ignore_index is not None else slice(None)
     return truth[keep], predicted[keep]
 
 
-def save_scores(path: Path, results: list[VideoScores], info: DataInfo) -> None:
-    """npz with `scores/<video>`, `targets/<video>` ([frames, classes]) and `class_names`."""
+def save_scores(
+    path: Path, results: list[VideoScores], info: DataInfo, *, decoding: str | None = None
+) -> None:
+    """npz with `scores/<video>`, `targets/<video>` ([frames, classes]), `class_names`;
+    for a generative run also `decoded/<video>` ([frames] class index) and `decoding`."""
     arrays: dict[str, np.ndarray] = {"class_names": np.asarray(info.class_names)}
+    if decoding is not None:
+        arrays["decoding"] = np.asarray(decoding)
     for r in results:
         arrays[f"scores/{r.session}"] = r.scores.astype(np.float32)
         arrays[f"targets/{r.session}"] = r.targets.astype(np.float32)
+        if r.decoded is not None:
+            arrays[f"decoded/{r.session}"] = r.decoded.astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
 
 
 def load_scores(path: Path) -> tuple[list[VideoScores], list[str]]:
+    """What save_scores wrote (files without `decoded/` read as before: argmax labels)."""
     with np.load(path) as data:
         names = [str(n) for n in data["class_names"]]
         sessions = sorted(k.split("/", 1)[1] for k in data.files if k.startswith("scores/"))
-        return [VideoScores(s, data[f"scores/{s}"], data[f"targets/{s}"]) for s in sessions], names
+        return [
+            VideoScores(
+                s,
+                data[f"scores/{s}"],
+                data[f"targets/{s}"],
+                data[f"decoded/{s}"] if f"decoded/{s}" in data.files else None,
+            )
+            for s in sessions
+        ], names
+
+
+def scores_decoding(path: Path) -> str | None:
+    """The generative decoding a scores file was made with (None: not a generative run)."""
+    with np.load(path) as data:
+        return str(data["decoding"]) if "decoding" in data.files else None
 
 
 def window_latency_ms(
@@ -184,12 +257,13 @@ def window_latency_ms(
     *,
     rounds: int = 3,
     repeats: int = 10,
-    constrained: bool = True,
+    constrained: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """Median ms per frame label (batch 1, the last frame's window) for each model.
 
-    One forward pass for [CLS] models, a full greedy decode for `generative`. Models are
-    timed side by side, round-robin after a warm-up, so they share the machine's state.
+    One forward pass for [CLS] models, a full greedy decode for `generative` (free, or
+    constrained for the names in `constrained`); `label_windows` is what is timed. Models
+    are timed side by side, round-robin after a warm-up, so they share the machine's state.
     """
     inputs = {}
     for name, model in models.items():
@@ -197,15 +271,28 @@ def window_latency_ms(
         windows, mask = build_windows(video.features, [len(video) - 1], spec)
         inputs[name] = (torch.from_numpy(windows), torch.from_numpy(mask).long())
         for _ in range(3):  # warm-up
-            score_windows(model, *inputs[name], constrained=constrained)
+            label_windows(model, *inputs[name], constrained=name in constrained)
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             for _ in range(repeats):
                 tick = time.perf_counter()
-                score_windows(model, *inputs[name], constrained=constrained)
+                label_windows(model, *inputs[name], constrained=name in constrained)
                 times[name].append((time.perf_counter() - tick) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+DECODINGS = {
+    "free": "free greedy decoding, the text mapped to the nearest label by edit distance "
+    "(the paper's generative baseline)",
+    "constrained": "greedy decoding constrained to the labels by a trie (stronger than the "
+    "paper's generative baseline)",
+}
+
+
+def decoding_note(decoding: str) -> str:
+    """How a generative run was decoded, for its report (no final stop)."""
+    return f"Generative classifier: {DECODINGS[decoding]}"
 
 
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
@@ -231,7 +318,9 @@ class EvalConfig:
     plots: int = 4  # timelines of the first N videos
     annotations: Path | None = None  # clip models: default DATA/coin.json
     fps: float | None = None  # clip models: feature fps
-    constrained: bool = True  # generative: decode among the labels only
+    # generative: decode among the labels only (a label trie) instead of the paper's free
+    # greedy decoding mapped to the nearest label by edit distance
+    constrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,10 +338,12 @@ def evaluate_run(cfg: EvalConfig) -> EvalReport:
     if ckpt is not None and not cfg.from_scores and read_checkpoint_info(ckpt).config.is_clip:
         return _evaluate_clip_run(cfg, ckpt)
     info = load_data_info(cfg.data, cfg.dataset)
+    decoding = None
     if cfg.from_scores:
         results, names = load_scores(cfg.from_scores)
         if tuple(names) != info.class_names:
             raise ConfigError(f"{cfg.from_scores} has classes {names}, data has {info.class_names}")
+        decoding = scores_decoding(cfg.from_scores)
         title = cfg.from_scores.stem
         report = cfg.report or cfg.from_scores.parent / "eval"
     else:
@@ -272,12 +363,23 @@ def evaluate_run(cfg: EvalConfig) -> EvalReport:
             device=resolve_device(cfg.device),
             constrained=cfg.constrained,
         )
+        if model.config.kind == "generative":
+            decoding = "constrained" if cfg.constrained else "free"
         title = f"{model.config.kind} on {model.config.backbone}"
+        if decoding is not None:
+            title = f"{model.config.kind} ({decoding} decoding) on {model.config.backbone}"
         report = cfg.report or ckpt.parent / "eval"
         if cfg.save_scores:
-            save_scores(cfg.save_scores, results, info)
+            save_scores(cfg.save_scores, results, info, decoding=decoding)
     metrics = compute_metrics(results, info)
     markdown = metrics_markdown(metrics, title=f"{info.name} {cfg.split}: {title}")
+    if decoding is not None:
+        metrics["decoding"] = decoding
+        markdown += (
+            f"\n{decoding_note(decoding)}. Frame accuracy and segment F1 from the decoded "
+            "labels; mAP and mcAP from the softmax over classes of each label text's "
+            "teacher-forced log-likelihood.\n"
+        )
     write_report(report, metrics, markdown)
     truth, predicted = pooled_labels(results, info)
     plot_confusion(
@@ -291,7 +393,7 @@ def evaluate_run(cfg: EvalConfig) -> EvalReport:
         plot_timeline(
             report / f"timeline_{r.session}.png",
             target=r.targets.argmax(1),
-            pred=r.scores.argmax(1),
+            pred=r.predicted,
             class_names=list(info.class_names),
             fps=info.fps,
             title=f"{r.session}: {title}",
@@ -313,6 +415,9 @@ def _evaluate_clip_run(cfg: EvalConfig, ckpt: Path) -> EvalReport:
         device=resolve_device(cfg.device),
         constrained=cfg.constrained,
     )
+    if read_checkpoint_info(ckpt).config.kind == "generative":
+        metrics["decoding"] = "constrained" if cfg.constrained else "free"
+        markdown += f"\n\n{decoding_note(metrics['decoding'])}."
     report = cfg.report or ckpt.parent / "eval"
     write_report(report, metrics, markdown)
     return EvalReport(metrics, markdown, report, None)

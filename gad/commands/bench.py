@@ -37,7 +37,10 @@ def build(parser: argparse.ArgumentParser) -> None:
         build_compare,
         help="train + evaluate generative, discriminative and GAD side by side",
         description="Same data, backbone, seed and schedule for each classifier kind; one "
-        "Markdown table of mAP, accuracy, training time and per-frame latency.",
+        "Markdown table of mAP, accuracy, training time and per-frame latency. The generative "
+        "model gives two rows: 'generative', the paper's baseline (free greedy decoding, the "
+        "text mapped to the nearest label by edit distance), and 'generative, constrained' "
+        "(decoding through the label trie).",
     )
     bench.add(
         "forward",
@@ -62,18 +65,22 @@ def build(parser: argparse.ArgumentParser) -> None:
         "engine",
         build_engine,
         help="per-frame latency (generative vs one-pass head) and engine throughput",
-        description="Per frame, same backbone and window: greedy generative decoding with a "
-        "KV cache vs the one-pass [CLS] head in PyTorch vs head.onnx in onnxruntime; then "
-        "windows/s of the naive loop (PyTorch, batch 1) vs the engine at batch 1/4/16/64. "
-        "Random weights (latency does not depend on them). Prints Markdown tables.",
+        description="Per frame, same backbone, window and batch: greedy generative decoding "
+        "with a KV cache vs the one-pass [CLS] head in PyTorch, both with LoRA as adapters "
+        "and both with LoRA merged (a ratio never mixes the two); head.onnx in onnxruntime "
+        "vs the merged PyTorch head; then windows/s of the naive loop (PyTorch, batch 1) vs "
+        "the engine at batch 1/4/16/64. Random weights (latency does not depend on them). "
+        "Prints Markdown tables.",
     )
     bench.add(
         "clip",
         build_clip,
-        help="per-clip latency: the clip model's one-pass heads vs generative decoding",
-        description="Same backbone, clip length and device: one answer (the step question) "
-        "and a whole clip (step, task, next step) by the [CLS] heads in one pass vs by "
-        "constrained greedy decoding. Random weights. Prints a Markdown table.",
+        help="per-answer latency: the clip model's one-pass heads vs generative decoding",
+        description="Same backbone, clip length and device, LoRA as adapters and merged on "
+        "both sides: per answer, the step question and the three questions asked one at a "
+        "time, by the [CLS] heads vs by constrained greedy decoding; then, labelled apart, "
+        "the heads' one batched pass of the three questions vs three decodes. Random "
+        "weights. Prints Markdown tables.",
     )
     bench.add(
         "service",
@@ -119,7 +126,11 @@ def build_compare(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("--data", type=Path, required=True)
     compare.add_argument("--runs", type=Path, default=Path("runs/compare"), help="run folders")
     compare.add_argument("--out", type=Path, default=None, help="also write the table here")
-    compare.add_argument("--kinds", default=",".join(CLASSIFIER_KINDS))
+    compare.add_argument(
+        "--kinds",
+        default=",".join(CLASSIFIER_KINDS),
+        help="comma-separated classifier kinds to train (generative: both decodings)",
+    )
     compare.add_argument("--limit-test-videos", type=int, default=None)
     add_train_arguments(compare)
     compare.set_defaults(handler=run_compare)
@@ -241,7 +252,7 @@ def build_engine(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--merged",
         action="store_true",
-        help="also time the head with LoRA merged in PyTorch (the torch backend's path)",
+        help="accepted for old command lines: both LoRA states are always timed",
     )
     bench.add_argument("--out", type=Path, default=None, help="also write the tables here")
     bench.set_defaults(handler=run_engine)
@@ -261,7 +272,6 @@ def run_engine(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         onnx=not args.no_onnx,
-        merged=args.merged,
     )
     rows = []
     for spec in args.backbone or DEFAULT_BACKBONES:
@@ -277,6 +287,7 @@ def build_clip(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--clip-frames", type=int, default=32, help="rows per clip (default 32)")
     bench.add_argument("--feature-dim", type=int, default=2048)
     bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     bench.add_argument("--device", default="cpu", help="cpu | cuda")
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     bench.add_argument("--out", type=Path, default=None, help="also write the table here")
@@ -290,6 +301,7 @@ def run_clip(args: argparse.Namespace) -> int:
         clip_frames=args.clip_frames,
         feature_dim=args.feature_dim,
         repeats=args.repeats,
+        threads=args.threads,
         device=args.device,
         dtype=args.dtype,
     )

@@ -148,6 +148,8 @@ def test_each_kind_learns_the_three_questions(kind: str) -> None:
         rows = questions == question
         if kind == "generative":
             got = model.generate_clip(features[rows], None, question).indices
+            scores = model.question_log_likelihoods(features[rows], None, question)
+            assert scores.argmax(-1).tolist() == labels[rows].tolist(), (kind, question)
         else:
             steps, tasks = model.question_logits(features[rows], None, questions[rows])
             got = (tasks if question == TASK else steps).argmax(-1).tolist()
@@ -177,12 +179,103 @@ def test_labels_are_checked_against_their_head() -> None:
 
 
 def test_constrained_decoding_yields_names_of_the_asked_kind() -> None:
+    # Constrained is now asked for: free decoding is the default (the paper's baseline).
     model = clip_model("generative", seed=4)
     features, *_ = clip_batch(seed=9)
-    steps = model.generate_clip(features, None, STEP)
-    tasks = model.generate_clip(features, None, TASK)
+    steps = model.generate_clip(features, None, STEP, constrained=True)
+    tasks = model.generate_clip(features, None, TASK, constrained=True)
     assert all(text in STEPS for text in steps.texts) and all(steps.exact)
     assert all(text in TASKS for text in tasks.texts) and all(tasks.exact)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+@pytest.mark.parametrize("question", [STEP, TASK, NEXT])
+def test_free_decoding_is_the_default_and_maps_off_label_text_to_the_nearest_name(
+    question: int,
+) -> None:
+    model = clip_model("generative", seed=4)  # untrained: free decoding emits garbage
+    features, *_ = clip_batch(seed=9)
+    out = model.generate_clip(features, None, question)
+    assert out.texts == model.generate_clip(features, None, question, constrained=False).texts
+    assert not all(out.exact), out.texts  # nothing constrained it to the names
+    names = TASKS if question == TASK else STEPS  # the asked kind's names only
+    for text, index, exact in zip(out.texts, out.indices, out.exact, strict=True):
+        distances = [_edit_distance(text, name) for name in names]
+        assert index == distances.index(min(distances)), (text, distances)
+        assert exact == (text in names)
+
+
+def test_generative_learns_the_answer_alone_gad_the_answer_and_task() -> None:
+    # The authors' generative COIN classifier learns the label text only; GAD adds the task.
+    generative, gad = clip_model("generative"), clip_model("gad")
+    p = generative.clip_prompt
+    assert generative._answer(STEP, 2, 1) == [*p.steps[2], p.eos]
+    assert generative._answer(NEXT, 3, 0) == [*p.steps[3], p.eos]
+    assert generative._answer(TASK, 1, 2) == [*p.tasks[1], p.eos]
+    assert gad._answer(STEP, 2, 1) == [*p.steps[2], *p.task_suffix[1], p.eos]
+    assert gad._answer(TASK, 1, 2) == [*p.tasks[1], p.eos]
+
+
+@pytest.mark.parametrize("question", [STEP, TASK, NEXT])
+def test_question_log_likelihoods_are_the_lm_loss_of_each_answer(question: int) -> None:
+    # Computed another way: the training forward's LM loss (mean over the answer's
+    # tokens) on " {name}" <eos>, one clip and one name at a time, with no KV cache.
+    model = clip_model("generative")
+    train(model, 5)  # non-zero LoRA: a model that prefers some names
+    model.eval()
+    gen = torch.Generator().manual_seed(2)
+    clips = [torch.randn(1, n, FEATURE_DIM, generator=gen) for n in (3, 5)]
+    batch = torch.zeros(2, 5, FEATURE_DIM)
+    batch[0, 2:], batch[1] = clips[0][0], clips[1][0]
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[0, :2] = 0  # left padding
+    names = TASKS if question == TASK else STEPS
+    tokens = model.clip_prompt.tasks if question == TASK else model.clip_prompt.steps
+    with torch.no_grad():
+        scores = model.question_log_likelihoods(batch, mask, question)
+        chunked = model.question_log_likelihoods(batch, mask, question, rows_per_pass=1)
+        expected = torch.zeros(2, len(names))
+        for b, clip in enumerate(clips):
+            for c in range(len(names)):
+                out = model(clip, None, torch.tensor([c]), torch.tensor([question]),
+                            torch.tensor([0]))  # fmt: skip
+                assert out.lm_loss is not None
+                expected[b, c] = -out.lm_loss * (len(tokens[c]) + 1)
+        # A hand-picked name, by its own teacher-forced pass: " {name}" <eos>.
+        hand = len(names) - 1
+        ids = [*tokens[hand], model.clip_prompt.eos]
+        _, lm_loss = model._generative_pass(
+            clips[1], None, (torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool)),
+            model._question_prefix(torch.tensor([question])),
+        )  # fmt: skip
+    assert scores.shape == (2, len(names))
+    torch.testing.assert_close(scores, expected, rtol=0, atol=1e-4)
+    torch.testing.assert_close(scores[1, hand], -lm_loss * len(ids), rtol=0, atol=1e-4)
+    torch.testing.assert_close(chunked, scores, rtol=0, atol=1e-5)
+    assert torch.all(scores < 0)
+    probabilities = torch.softmax(scores, -1)  # the generative clip scores
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(2))
+
+
+def test_question_log_likelihoods_depend_on_the_question() -> None:
+    model = clip_model("generative")
+    train(model, 5)
+    model.eval()
+    features, *_ = clip_batch()
+    with torch.no_grad():
+        step = model.question_log_likelihoods(features, None, STEP)
+        nxt = model.question_log_likelihoods(features, None, NEXT)
+    assert not torch.allclose(step, nxt)  # the same names, asked after another prefix
+    with pytest.raises(ConfigError, match="question must be"):
+        model.question_log_likelihoods(features, None, 3)
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:

@@ -37,6 +37,8 @@ def test_paper_defaults() -> None:
         ({"background_index": 9}, "background_index 9 outside 0..5"),
         ({"lm_weight": -1.0}, "loss weights must be >= 0"),
         ({"short_frames": 0}, "short_frames > 0"),
+        ({"label_text": "lower"}, "label_text must be one of"),
+        ({"class_names": ("Background", "Jump", "jump")}, "'Jump' and 'jump' both read 'jump'"),
     ],
 )
 def test_invalid_config_says_what_is_wrong(overrides: dict, message: str) -> None:

@@ -37,6 +37,24 @@ def test_gad_cls_logits_in_training_match_the_inference_pass() -> None:
     torch.testing.assert_close(trained, served, rtol=0, atol=PAD_ATOL)
 
 
+def test_lm_targets_generative_label_only_gad_label_and_previous() -> None:
+    labels, previous = torch.tensor([1, 2, 3]), torch.tensor([2, -1, 0])
+    generative = tiny_model("generative")
+    p = generative.prompt
+    ids, valid = generative._answers(labels, previous)
+    # The authors' generative classifier learns "{label}<eos>": no previous action.
+    expected = [[*p.labels[1], p.eos], [*p.labels[2], p.eos], [*p.labels[3], p.eos]]
+    assert [row[: int(v.sum())] for row, v in zip(ids.tolist(), valid, strict=True)] == expected
+    gad = tiny_model("gad")
+    ids, valid = gad._answers(labels, previous)
+    expected = [
+        [*p.labels[1], *p.previous[2], p.eos],
+        [*p.labels[2], p.eos],  # -1: no previous action
+        [*p.labels[3], *p.previous[0], p.eos],
+    ]
+    assert [row[: int(v.sum())] for row, v in zip(ids.tolist(), valid, strict=True)] == expected
+
+
 def test_background_weight_scales_only_background_samples() -> None:
     model = tiny_model("discriminative", background_weight=0.0)
     features, _, _ = random_batch()
@@ -99,6 +117,8 @@ def test_trained_generative_model_decodes_its_labels() -> None:
     for constrained in (True, False):
         out = model.generate(features, constrained=constrained)
         assert out.indices == labels.tolist(), (constrained, out.texts)
+    # Its label scores rank the trained label first too.
+    assert model.label_log_likelihoods(features).argmax(-1).tolist() == labels.tolist()
 
 
 def test_free_decoding_maps_text_to_the_nearest_class() -> None:
@@ -110,6 +130,77 @@ def test_free_decoding_maps_text_to_the_nearest_class() -> None:
     assert model._to_classes(
         [model.tokenizer.encode(" opn drawr", add_special_tokens=False)], tuple(NAMES)
     ).indices == [1]
+
+
+def _edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def test_decoding_is_free_by_default_and_maps_off_label_text_to_the_nearest_label() -> None:
+    model = tiny_model("generative", seed=3)  # untrained: free decoding emits garbage
+    features, _, _ = random_batch(batch=6, steps=4, seed=5)
+    out = model.generate(features)
+    assert out.texts == model.generate(features, constrained=False).texts
+    assert not all(out.exact), out.texts  # off-label text came out: nothing constrained it
+    labels = [model.tokenizer.decode(ids).strip() for ids in model.prompt.labels]
+    for text, index, exact in zip(out.texts, out.indices, out.exact, strict=True):
+        distances = [_edit_distance(text, label) for label in labels]
+        assert index == distances.index(min(distances)), (text, distances)
+        assert exact == (text in labels)
+
+
+@pytest.mark.parametrize("kind", ["generative", "gad"])
+def test_label_log_likelihoods_are_the_lm_loss_of_each_label_answer(kind: str) -> None:
+    # Computed another way: the training forward's LM loss (mean over the answer's tokens)
+    # on " {label}" <eos>, one window and one class at a time, with no KV cache.
+    model = tiny_model(kind)
+    train_steps(model, steps=5)  # non-zero LoRA, a model that prefers some labels
+    gen = torch.Generator().manual_seed(2)
+    windows = [torch.randn(1, n, FEATURE_DIM, generator=gen) for n in (3, 5)]
+    batch = torch.zeros(2, 5, FEATURE_DIM)
+    batch[0, 2:], batch[1] = windows[0][0], windows[1][0]
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[0, :2] = 0  # left padding
+    with torch.no_grad():
+        scores = model.label_log_likelihoods(batch, mask)
+        one_class_at_a_time = model.label_log_likelihoods(batch, mask, rows_per_pass=1)
+        expected = torch.zeros(2, len(NAMES))
+        for b, window in enumerate(windows):
+            for c in range(len(NAMES)):
+                out = model(window, None, torch.tensor([c]))
+                assert out.lm_loss is not None
+                expected[b, c] = -out.lm_loss * (len(model.prompt.labels[c]) + 1)
+    assert scores.shape == (2, len(NAMES))
+    torch.testing.assert_close(scores, expected, rtol=0, atol=1e-4)
+    torch.testing.assert_close(one_class_at_a_time, scores, rtol=0, atol=1e-5)
+    assert torch.all(scores < 0)
+    probabilities = torch.softmax(scores, -1)  # the generative per-frame scores
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(2))
+
+
+def test_label_log_likelihoods_take_one_pass_over_the_window() -> None:
+    model = tiny_model("generative")
+    features, _, _ = random_batch(batch=3, steps=4)
+    lengths = []
+
+    def record(_module: object, _args: object, kwargs: dict, _out: object) -> None:
+        lengths.append(tuple(kwargs["inputs_embeds"].shape[:2]))
+
+    decoder = model.lm.get_base_model().get_decoder()
+    handle = decoder.register_forward_hook(record, with_kwargs=True)
+    with torch.no_grad():
+        model.label_log_likelihoods(features, rows_per_pass=6)
+    handle.remove()
+    width = max(map(len, model.prompt.labels)) + 1  # answer + <eos>
+    prompt = len(model.prompt.prefix) + 4 + len(model.prompt.assistant)
+    # The window once, then the answers of 2 classes x 3 windows per pass, cache reused.
+    assert lengths[0] == (3, prompt)
+    assert lengths[1:] == [(6, width - 1)] * 3
 
 
 def test_kv_cache_decoding_matches_full_recompute() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from gad.cli import main
 from model.config import LoraSettings
-from training.clip_eval import clip_metrics, predict_clips
+from training.clip_eval import QuestionScores, clip_metrics, predict_clips
 from training.clips import load_clip_videos, open_clip_source
 from training.data.procedures import ProcedureConfig, write_procedure_dataset
 from training.train import TrainConfig, train
@@ -51,7 +51,7 @@ def test_the_three_tasks_learn_well_above_chance(
     result = train(quick_config(procedures, tmp_path / kind, kind))
     model = load_checkpoint(result.checkpoint)
     test = load_clip_videos(open_clip_source(procedures), "test")
-    metrics = clip_metrics(predict_clips(model, test, progress=False), generative=False)
+    metrics = clip_metrics(predict_clips(model, test, progress=False))
     for task, chance in CHANCE.items():
         assert metrics[task]["top1"] > 3 * chance, (task, metrics)
     assert metrics["step"]["top5"] >= metrics["step"]["top1"]
@@ -157,3 +157,53 @@ def test_a_clip_only_package_answers_clips_and_refuses_streams(
         ):
             ws.receive_json()
         assert closed.value.code == 1008 and "whole clips only" in closed.value.reason
+
+
+def test_clip_metrics_top1_from_the_decoded_answer_top5_from_the_scores() -> None:
+    # Seven classes; the decoded answers (generative) differ from the scores' argmax.
+    scores = np.zeros((4, 7), dtype=np.float32)
+    scores[0, [1, 2, 3, 4, 5, 6]] = [0.5, 0.1, 0.1, 0.1, 0.1, 0.05]  # true 0: 7th, not top-5
+    scores[1, [2, 1, 0, 3, 4]] = [0.5, 0.2, 0.1, 0.1, 0.05]  # true 1: 2nd
+    scores[2] = np.eye(7)[2]  # true 2: 1st
+    scores[3, [0, 3]] = [0.6, 0.3]  # true 3: 2nd
+    labels = np.array([0, 1, 2, 3])
+    decoded = np.array([0, 2, 5, 3])  # right, wrong, wrong, right
+    generative = clip_metrics({"step": QuestionScores(scores, labels, decoded)})["step"]
+    assert generative == {"top1": 0.5, "top5": 0.75, "clips": 4}
+    heads = clip_metrics({"step": QuestionScores(scores, labels)})["step"]  # argmax: 2 only
+    assert heads == {"top1": 0.25, "top5": 0.75, "clips": 4}
+    few = clip_metrics({"task": QuestionScores(scores[:, :5], labels)})["task"]
+    assert few["top5"] is None  # trivial with five classes
+
+
+@pytest.fixture(scope="module")
+def generative_clip_run(procedures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "generative"
+    assert main(["train", str(procedures), "--task", "clip", "--kind", "generative",
+                 "--out", str(run), "--max-steps", "3", "--batch-size", "8",
+                 "--clip-frames", "8", *TINY]) == 0  # fmt: skip
+    return run
+
+
+def test_cli_eval_of_a_generative_clip_model_decodes_free_unless_asked(
+    procedures: Path, generative_clip_run: Path, tmp_path: Path, capsys
+) -> None:
+    """`gad eval` of a generative clip checkpoint: the paper's free decoding by default,
+    `--constrained-decoding` honoured, and the report says which ran."""
+    common = ["--data", str(procedures), "--limit-videos", "3"]
+    assert (
+        main(["eval", str(generative_clip_run), *common, "--report", str(tmp_path / "free")]) == 0
+    )
+    free_out = capsys.readouterr().out
+    assert main(["eval", str(generative_clip_run), *common, "--report",
+                 str(tmp_path / "trie"), "--constrained-decoding"]) == 0  # fmt: skip
+    trie_out = capsys.readouterr().out
+    free = json.loads((tmp_path / "free" / "metrics.json").read_text())
+    trie = json.loads((tmp_path / "trie" / "metrics.json").read_text())
+    assert (free["decoding"], trie["decoding"]) == ("free", "constrained")
+    assert "free greedy decoding" in free_out and "edit distance" in free_out
+    assert "constrained to the labels" in trie_out
+    assert "free greedy" in (tmp_path / "free" / "metrics.md").read_text()
+    assert "log-likelihood" in free_out  # where its top-5 comes from
+    # One model, one set of likelihood scores: top-5 agrees whatever the decoding.
+    assert free["step"]["top5"] == trie["step"]["top5"] and free["step"]["top5"] is not None

@@ -8,7 +8,9 @@ from runtime.errors import ConfigError
 from runtime.windowing import WindowSpec, build_window
 from tests.training.layout import CLASSES, write_thumos_like
 from training.data_info import load_data_info
-from training.dataset import TrainWindows, load_split, previous_actions
+from training.dataset import TrainWindows, load_split, previous_action, previous_actions
+
+BG, A, B, C, IGNORE = 0, 1, 2, 4, 3  # Ambiguous (3) is the ignored class
 
 
 def test_reads_the_standard_layout(tmp_path: Path) -> None:
@@ -22,7 +24,7 @@ def test_reads_the_standard_layout(tmp_path: Path) -> None:
     assert isinstance(videos[0].features, np.memmap)  # one feature folder: memory-mapped
     assert videos[0].features.shape == (20, 6)
     assert videos[0].labels[:11].tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 3, 0, 2]
-    assert videos[0].previous[10] == 1  # Throw comes after Jump
+    assert info.previous_action is False  # THUMOS: no previous action, as the authors do
 
 
 def test_feature_folders_are_concatenated(tmp_path: Path) -> None:
@@ -35,19 +37,70 @@ def test_feature_folders_are_concatenated(tmp_path: Path) -> None:
     np.testing.assert_array_equal(video.features[:, :6], rgb)
 
 
-def test_previous_action() -> None:
-    labels = np.array([0, 1, 1, 0, 3, 2, 2, 0, 1])
-    assert previous_actions(labels, background=0, ignore=3).tolist() == [
-        -1,
-        -1,
-        -1,
-        1,
-        1,
-        1,
-        1,
-        2,
-        2,
-    ]
+def _previous(labels: list[int], short: int) -> list[int]:
+    return previous_actions(np.array(labels), short=short, background=BG, ignore=IGNORE).tolist()
+
+
+def test_previous_action_is_the_last_other_action_inside_the_short_window() -> None:
+    # [bg, A, A, bg, B, B], short window 4 (frames t-3..t).
+    assert _previous([BG, A, A, BG, B, B], short=4) == [-1, -1, -1, A, A, A]
+    # Short window 3: at frame 5 the window is frames 3..5 and A (frame 2) lies outside it.
+    assert _previous([BG, A, A, BG, B, B], short=3) == [-1, -1, -1, A, A, -1]
+    # The most recent one wins: C, not B or A.
+    assert _previous([A, B, C, BG, BG], short=5) == [-1, A, B, C, C]
+
+
+def test_previous_action_skips_the_current_label_background_and_ignored_frames() -> None:
+    # The last action before frame 2 is A, its own label: none (the old rule said A).
+    assert _previous([A, BG, A], short=8) == [-1, A, -1]
+    # A frame of the current label is skipped, the other action behind it is found.
+    assert _previous([B, A, A, B], short=4) == [-1, B, B, A]
+    # Ambiguous (ignored) frames are not actions; they have a previous action themselves.
+    assert _previous([BG, A, A, BG, IGNORE, B, B, BG, A], short=4) == [
+        -1, -1, -1, A, A, A, -1, B, B,
+    ]  # fmt: skip
+    assert _previous([IGNORE, IGNORE, BG], short=3) == [-1, -1, -1]
+    # Without a background class every other class is an action.
+    labels = np.array([0, 1, 1, 0])
+    assert previous_actions(labels, short=4, background=None, ignore=None).tolist() == [
+        -1, 0, 0, 1,
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="short window must be > 0"):
+        previous_action(labels, 2, short=0, background=0, ignore=None)
+
+
+def _with_previous_action(root: Path, value: object) -> Path:
+    path = root / "data_info.json"
+    info = json.loads(path.read_text())
+    info["THUMOS"]["previous_action"] = value
+    path.write_text(json.dumps(info))
+    return root
+
+
+def test_data_info_previous_action_switch(tmp_path: Path) -> None:
+    root = write_thumos_like(tmp_path)
+    assert load_data_info(root).previous_action is False  # absent: none, as for THUMOS
+    assert load_data_info(_with_previous_action(root, True)).previous_action is True
+    with pytest.raises(ConfigError, match="previous_action must be true or false, got 'yes'"):
+        load_data_info(_with_previous_action(root, "yes"))
+
+
+def test_training_windows_previous_action_follows_the_switch(tmp_path: Path) -> None:
+    # Video 1 of the layout: labels [0 0 0 1 1 1 1 1 3 0 2 2 ...] (Jump = 1, Throw = 2).
+    spec = WindowSpec(4, 5)
+    off = load_data_info(write_thumos_like(tmp_path / "off"))
+    on = load_data_info(_with_previous_action(write_thumos_like(tmp_path / "on"), True))
+    for info in (off, on):
+        samples = TrainWindows(load_split(info, "train"), info, spec)
+        samples.index = [(0, t) for t in (2, 7, 9, 10, 11, 12, 13)]
+        got = [samples[i][3] for i in range(len(samples.index))]
+        if info is off:
+            assert got == [-1] * 7  # switch off: no previous action anywhere
+        else:
+            # Jump's last frame is 7: it is in the 5-frame windows of frames 9, 10, 11
+            # (behind background, Ambiguous and Throw frames) and has left them from 12
+            # on; frame 2 has seen no action, frame 7 only its own.
+            assert got == [-1, -1, 1, 1, 1, -1, -1]
 
 
 @pytest.mark.parametrize(
@@ -118,8 +171,7 @@ def test_training_windows(tmp_path: Path) -> None:
         video = videos[v]
         assert video.labels[t] != 3  # Ambiguous frames are never targets
         window, mask, label, previous = samples[i]
-        prev = int(video.previous[t])
-        assert previous == (info.to_model_index(prev) if prev >= 0 else -1)
+        assert previous == -1  # THUMOS-style data: no previous action
         expected, expected_mask = build_window(video.features, t, spec)
         np.testing.assert_array_equal(window, expected)
         np.testing.assert_array_equal(mask, expected_mask)

@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,10 +12,20 @@ import training.train as train_module
 from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
+from runtime.windowing import build_windows
 from training.data.synth import SynthConfig, write_synth_dataset
 from training.data_info import load_data_info
 from training.dataset import load_split
-from training.evaluate import compute_metrics, load_scores, predict
+from training.evaluate import (
+    VideoScores,
+    compute_metrics,
+    load_scores,
+    pooled_labels,
+    predict,
+    save_scores,
+    scores_decoding,
+    to_data_index,
+)
 from training.train import TrainConfig, train
 
 
@@ -174,13 +185,86 @@ def test_cli_synth_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert again["map"] == pytest.approx(metrics["map"])
 
 
-def test_generative_eval_scores_are_one_hot(synth: Path, tmp_path: Path) -> None:
+def test_generative_eval_scores_are_label_likelihoods_and_labels_are_decoded(
+    synth: Path, tmp_path: Path
+) -> None:
+    # Was: one-hot scores from the decoded label (meaningless mAP). Now the scores are the
+    # softmax over classes of each label's log-likelihood; the label is still the decode.
     result = train(config(synth, tmp_path / "gen", kind="generative", max_steps=3))
+    model = load_checkpoint(result.checkpoint)
     info = load_data_info(synth)
     video = load_split(info, "test", limit=1)
-    scores = predict(load_checkpoint(result.checkpoint), video, info, progress=False)[0].scores
-    assert np.all(scores.sum(axis=1) == 1.0) and set(np.unique(scores)) <= {0.0, 1.0}
-    assert np.all(scores[:, info.ignore_index] == 0.0)
+    frames = [0, 5, len(video[0]) - 1]
+    windows, mask = build_windows(video[0].features, frames, model.config.window)
+    windows_t, mask_t = torch.from_numpy(windows), torch.from_numpy(mask).long()
+    with torch.no_grad():
+        expected = torch.softmax(model.label_log_likelihoods(windows_t, mask_t), -1).numpy()
+    for constrained in (False, True):
+        out = predict(model, video, info, constrained=constrained, progress=False)[0]
+        np.testing.assert_allclose(out.scores.sum(axis=1), 1.0, rtol=1e-5)
+        assert np.all(out.scores[:, info.ignore_index] == 0.0)
+        assert len(np.unique(out.scores.round(6))) > 2  # not one-hot
+        model_columns = [i for i in range(len(info.class_names)) if i != info.ignore_index]
+        np.testing.assert_allclose(out.scores[frames][:, model_columns], expected, atol=1e-5)
+        decoded = model.generate(windows_t, mask_t, constrained=constrained).indices
+        assert out.decoded is not None
+        assert out.decoded[frames].tolist() == [model_columns[i] for i in decoded]
+        assert out.predicted is out.decoded
+
+
+def test_accuracy_and_segments_come_from_the_decoded_labels() -> None:
+    info = SimpleNamespace(
+        class_names=("background", "a", "b"), ignore_index=None, background_index=0
+    )
+    targets = np.eye(3, dtype=np.float32)[[0, 1, 1, 2]]
+    scores = np.eye(3, dtype=np.float32)[[0, 1, 1, 2]] * 0.6 + 0.1  # ranks every frame right
+    decoded = np.array([0, 2, 2, 2])  # half of the frames wrong
+    by_scores = compute_metrics([VideoScores("v", scores, targets)], info)  # type: ignore[arg-type]
+    by_decode = compute_metrics([VideoScores("v", scores, targets, decoded)], info)  # type: ignore[arg-type]
+    assert by_scores["frame_accuracy"] == 1.0 and by_decode["frame_accuracy"] == 0.5
+    assert by_decode["map"] == by_scores["map"] == 1.0  # mAP reads the scores only
+    assert by_decode["segment_f1"]["0.5"] < by_scores["segment_f1"]["0.5"] == 1.0
+    truth, predicted = pooled_labels([VideoScores("v", scores, targets, decoded)], info)  # type: ignore[arg-type]
+    assert truth.tolist() == [0, 1, 1, 2] and predicted.tolist() == [0, 2, 2, 2]
+
+
+def test_decoded_labels_survive_the_scores_file(tmp_path: Path) -> None:
+    info = SimpleNamespace(class_names=("background", "a", "b"))
+    targets = np.eye(3, dtype=np.float32)[[0, 1, 2]]
+    results = [
+        VideoScores("gen", targets * 0.5 + 0.1, targets, np.array([0, 2, 2])),
+        VideoScores("cls", targets, targets),
+    ]
+    save_scores(tmp_path / "s.npz", results, info, decoding="free")  # type: ignore[arg-type]
+    loaded, names = load_scores(tmp_path / "s.npz")
+    assert names == ["background", "a", "b"] and scores_decoding(tmp_path / "s.npz") == "free"
+    by_name = {r.session: r for r in loaded}
+    assert by_name["gen"].predicted.tolist() == [0, 2, 2]
+    assert by_name["cls"].decoded is None and by_name["cls"].predicted.tolist() == [0, 1, 2]
+
+
+def test_model_classes_map_past_the_ignore_index() -> None:
+    info = SimpleNamespace(ignore_index=2)
+    assert to_data_index(np.array([0, 1, 2, 3]), info).tolist() == [0, 1, 3, 4]  # type: ignore[arg-type]
+    assert to_data_index(np.array([0, 3]), SimpleNamespace(ignore_index=None)).tolist() == [0, 3]  # type: ignore[arg-type]
+
+
+def test_cli_eval_of_a_generative_run_says_which_decoding(
+    synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "gen"
+    train(config(synth, run, kind="generative", max_steps=1))
+    base = ["eval", str(run), "--data", str(synth), "--limit-videos", "1", "--plots", "0"]
+    assert main([*base, "--report", str(tmp_path / "free")]) == 0
+    free = capsys.readouterr().out
+    assert "generative (free decoding)" in free and "nearest label by edit distance" in free
+    assert json.loads((tmp_path / "free" / "metrics.json").read_text())["decoding"] == "free"
+    argv = [*base, "--constrained-decoding", "--report", str(tmp_path / "constrained")]
+    assert main(argv) == 0
+    constrained = capsys.readouterr().out
+    assert "generative (constrained decoding)" in constrained and "labels by a trie" in constrained
+    with pytest.raises(SystemExit):
+        main([*base, "--constrained-decoding", "--free-decoding"])
 
 
 def test_an_existing_run_is_not_overwritten(synth: Path, tmp_path: Path) -> None:

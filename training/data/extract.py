@@ -383,5 +383,6 @@ def write_data_info(
         "train_session_set": result.train,
         "test_session_set": result.test,
         "encoder": encoder,
+        "previous_action": False,  # none, as for THUMOS: set true for procedural videos
     }
     _atomic_text(path, json.dumps(entries, indent=2) + "\n")

@@ -190,7 +190,8 @@ def write_procedure_dataset(out: Path, cfg: ProcedureConfig) -> dict[str, object
                     for seg in segments
                 ],
             }
-    layout.write_info(cfg, names, ignore_index=None)
+    # Ordered steps: the previous step is informative, as in CrossTask.
+    layout.write_info(cfg, names, ignore_index=None, previous_action=True)
     (layout.out / COIN_FILE).write_text(json.dumps({"database": database}, indent=2) + "\n")
     return {
         "dataset": cfg.name,

@@ -125,7 +125,8 @@ def write_synth_dataset(out: Path, cfg: SynthConfig) -> dict[str, object]:
         for _ in range(count):
             layout.add(split, *synth_video(world, cfg, rng))
     names = class_names()
-    layout.write_info(cfg, names, ignore_index=len(names) - 1)
+    # Actions follow a loose procedure: the previous action is informative, as in EK100.
+    layout.write_info(cfg, names, ignore_index=len(names) - 1, previous_action=True)
     return {
         "dataset": cfg.name,
         "classes": len(names),

@@ -116,7 +116,12 @@ class FeatureLayout:
         return session
 
     def write_info(
-        self, cfg: SyntheticConfig, class_names: list[str], *, ignore_index: int | None
+        self,
+        cfg: SyntheticConfig,
+        class_names: list[str],
+        *,
+        ignore_index: int | None,
+        previous_action: bool,
     ) -> None:
         info = {
             cfg.name: {
@@ -128,6 +133,7 @@ class FeatureLayout:
                 "target_dir": TARGET_DIR,
                 "train_session_set": self.sessions["train"],
                 "test_session_set": self.sessions["test"],
+                "previous_action": previous_action,
             }
         }
         (self.out / DATA_INFO).write_text(json.dumps(info, indent=2) + "\n")

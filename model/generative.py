@@ -1,0 +1,209 @@
+"""The generative paths of the GAD classifier: label log-likelihoods (the generative
+baseline's per-frame scores) and greedy decoding, free (the paper's baseline: text mapped
+to the nearest label by edit distance) or constrained to the label set by a prefix trie.
+Mixed into `GADClassifier` (model/gad.py), whose sequence building they use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+from transformers import DynamicCache
+
+from model.label_text import label_texts
+from model.label_trie import LabelTrie
+from model.lora import base_model
+
+
+@dataclass
+class Generation:
+    indices: list[int]  # class index per window (nearest label when the text is not one)
+    texts: list[str]  # the decoded label text, before mapping
+    exact: list[bool]  # whether the text was exactly a class name
+
+
+class GenerativePaths:
+    """Decoding and label scoring over the model's prompt, decoder and lm_head."""
+
+    @torch.no_grad()
+    def label_log_likelihoods(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        rows_per_pass: int = 512,
+        labels: Sequence[Sequence[int]] | None = None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """[B, C] log p(" {label text}" <eos> | window, "\nAssistant:") for every class:
+        the class's answer teacher-forced after the window, its tokens' log-probabilities
+        summed. That answer (`self.prompt.labels[c]` + <eos>) is what the generative
+        classifier is trained to emit, so a softmax over C gives its per-frame scores.
+
+        One pass over the shared prompt | frames | [CLS] | "\nAssistant:" fills a KV
+        cache; the C answers then run as B×C short continuations of it, at most
+        `rows_per_pass` rows at a time (the cache is copied once per chunk of classes).
+
+        `labels` (token ids per class, default `self.prompt.labels`) and `prefix` (the
+        question prefix, as in `_sequence`) let the clip model score its step or task
+        names after the question it asked.
+        """
+        batch = features.shape[0]
+        embeds, attention = self._sequence(
+            features,
+            mask,
+            tail_ids=self.assistant_ids.expand(batch, -1),
+            with_cls=self.config.uses_cls,
+            prefix=prefix,
+        )
+        positions = self._positions(attention)
+        out = self._decoder(embeds, attention, positions, past=DynamicCache())
+        names = self.prompt.labels if labels is None else labels
+        rows = [[*label, self.prompt.eos] for label in names]
+        answers, valid = self._pad_answers(rows, features.device)  # [C, A], A ≥ 2
+        classes, width = answers.shape
+        # The last prompt token predicts each answer's first token.
+        first = self._lm_head(out.last_hidden_state[:, -1]).float().log_softmax(-1)
+        scores = first[:, answers[:, 0]]  # [B, C]
+        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        chunk = max(1, rows_per_pass // batch)
+        steps = torch.arange(1, width, device=features.device)
+        for start in range(0, classes, chunk):
+            ids, ok = answers[start : start + chunk], valid[start : start + chunk]
+            n = ids.shape[0]
+            # Row b·n + j continues window b with class start + j.
+            cache = DynamicCache(
+                [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in kv]
+            )
+            tokens = ids.repeat(batch, 1)
+            seen = torch.cat(
+                [attention.repeat_interleave(n, 0), attention.new_ones(batch * n, width - 1)], dim=1
+            )
+            where = positions[:, -1:].repeat_interleave(n, 0) + steps
+            hidden = self._decoder(
+                self._embed_tokens(tokens[:, :-1]), seen, where, past=cache
+            ).last_hidden_state
+            logp = self._token_log_probs(hidden, tokens[:, 1:])  # [B·n, A-1]
+            logp = logp.masked_fill(~ok[:, 1:].repeat(batch, 1), 0.0).sum(-1)
+            scores[:, start : start + n] += logp.view(batch, n)
+        return scores
+
+    def _token_log_probs(
+        self, hidden: torch.Tensor, targets: torch.Tensor, budget: int = 1 << 24
+    ) -> torch.Tensor:
+        """log p(targets) [N, L] from hidden states [N, L, H], the [N, L, vocab] logits
+        taken a few rows at a time (≤ `budget` floats: a 128k vocabulary is large)."""
+        vocab = base_model(self.lm).config.vocab_size
+        step = max(1, budget // (hidden.shape[1] * vocab))
+        out = []
+        for i in range(0, hidden.shape[0], step):
+            logits = self._lm_head(hidden[i : i + step]).float().log_softmax(-1)
+            out.append(logits.gather(-1, targets[i : i + step, :, None])[..., 0])
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        constrained: bool = False,
+        max_new_tokens: int | None = None,
+    ) -> Generation:
+        """Greedy-decode a label per window with a KV cache (the generative baseline).
+
+        By default decoding is free, as the paper's generative classifier runs: greedy
+        until <eos> (or the comma before a previous action), the text cut at the first
+        comma and mapped to the nearest label text by edit distance. `constrained=True`
+        walks the label trie instead, so only labels can come out: a stronger decoder
+        than the paper's baseline, reported apart from it.
+        """
+        tokens = self._decode(
+            features,
+            mask,
+            trie=self.trie,
+            limit=max_new_tokens or self.prompt.max_answer_tokens,
+            constrained=constrained,
+        )
+        return self._to_classes(tokens, self.config.class_names)
+
+    def _decode(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        trie: LabelTrie,
+        limit: int,
+        constrained: bool,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> list[list[int]]:
+        """Greedy decoding after "\nAssistant:", constrained to `trie`'s labels or free."""
+        embeds, attention = self._sequence(
+            features,
+            mask,
+            tail_ids=self.assistant_ids.expand(features.shape[0], -1),
+            with_cls=self.config.uses_cls,
+            prefix=prefix,
+        )
+        positions = self._positions(attention)
+        out = self._decoder(embeds, attention, positions, past=DynamicCache())
+        batch = features.shape[0]
+        nodes: list[object | None] = [trie.root] * batch
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        done = [False] * batch
+        hidden, past = out.last_hidden_state[:, -1:], out.cache
+        next_pos = positions[:, -1:]
+        for _ in range(limit):
+            logits = self._lm_head(hidden[:, -1]).float()
+            if constrained:
+                logits = logits + self._trie_mask(trie, nodes, done, logits)
+            chosen = logits.argmax(-1)
+            for i, token in enumerate(chosen.tolist()):
+                if done[i]:
+                    continue
+                if constrained:
+                    nodes[i] = trie.step(nodes[i], token)
+                    if nodes[i] is None:
+                        done[i] = True
+                        continue
+                    tokens[i].append(token)
+                    done[i] = trie.is_final(nodes[i])
+                elif token in trie.terminators:
+                    done[i] = True
+                else:
+                    tokens[i].append(token)
+            if all(done):
+                break
+            attention = torch.cat([attention, attention.new_ones(batch, 1)], dim=1)
+            next_pos = next_pos + 1
+            out = self._decoder(self._embed_tokens(chosen[:, None]), attention, next_pos, past)
+            hidden, past = out.last_hidden_state, out.cache
+        return tokens
+
+    def _trie_mask(
+        self, trie: LabelTrie, nodes: list, done: list[bool], logits: torch.Tensor
+    ) -> torch.Tensor:
+        mask = torch.full_like(logits, float("-inf"))
+        for i, node in enumerate(nodes):
+            allowed = [self.prompt.eos] if done[i] or node is None else trie.allowed(node)
+            mask[i, allowed] = 0.0
+        return mask
+
+    def _to_classes(self, tokens: list[list[int]], names: tuple[str, ...]) -> Generation:
+        names = list(label_texts(names, self.config.label_text))  # decoded text is label text
+        texts = [
+            self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens
+        ]
+        indices, exact = [], []
+        for text in texts:
+            if text in names:
+                indices.append(names.index(text))
+                exact.append(True)
+            else:
+                _, _, index = process.extractOne(text, names, scorer=Levenshtein.distance)
+                indices.append(int(index))
+                exact.append(False)
+        return Generation(indices=indices, texts=texts, exact=exact)
