@@ -14,6 +14,7 @@ from runtime.windowing import WindowSpec
 
 ClassifierKind = Literal["generative", "discriminative", "gad"]
 CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
+ATTENTIONS = ("window", "streaming")
 
 # Llama-family projection names; the paper adapts all seven (DESIGN.md §1).
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -88,6 +89,11 @@ class ModelConfig:
     # "normalised" ("BaseballPitch" → "baseball pitch", the authors' targets) for new
     # models; a saved config without the key is "raw" (see from_dict), as it was trained.
     label_text: LabelTextStyle = "normalised"
+    # "window": every frame re-reads its window (long + short rows), head.onnx. "streaming":
+    # each frame is read once; its [CLS] sees the prompt and the last `stream_window` frames
+    # through per-layer K/V rings (model/streaming.py). Old checkpoints are "window".
+    attention: str = "window"
+    stream_window: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -125,6 +131,19 @@ class ModelConfig:
                 f"loss weights must be >= 0, got lm_weight={self.lm_weight}, "
                 f"background_weight={self.background_weight}"
             )
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.attention == "streaming":
+            if self.stream_window < 1:
+                raise ConfigError(
+                    f"streaming attention needs a window of >= 1 frame, got {self.stream_window}"
+                )
+            if not self.uses_cls or self.is_clip:
+                raise ConfigError(
+                    "streaming attention is for the per-frame [CLS] head (discriminative or gad)"
+                )
+        elif self.stream_window:
+            raise ConfigError("stream_window is set but attention is 'window'")
         if self.long_frames < 0 or self.short_frames <= 0 or self.long_stride <= 0:
             raise ConfigError(
                 f"window needs short_frames > 0, long_frames >= 0 and long_stride > 0, "
@@ -149,6 +168,10 @@ class ModelConfig:
     def uses_cls(self) -> bool:
         """`discriminative` and `gad` read a [CLS] token; `generative` decodes instead."""
         return self.kind != "generative"
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.attention == "streaming"
 
     @property
     def uses_lm_loss(self) -> bool:

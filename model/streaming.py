@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
 
-from model.gad import GADClassifier
+from model.gad import GADClassifier, GADOutput
 from model.lora import base_model
 from runtime.errors import ConfigError
 
@@ -310,3 +310,40 @@ class StreamState:
                 torch.cat([ring_v[:, :, 1:], v], dim=2),
             )
         self.mask = torch.cat([self.mask[:, 1:], self.mask.new_ones(len(self.mask), 1)], dim=1)
+
+
+class StreamingObjective(torch.nn.Module):
+    """The training loss of a streaming model over sequences: cross-entropy at every
+    frame's [CLS] (background frames weighted by `background_weight`), frames with label
+    -100 left out. What `gad train --attention streaming` optimises; `model` is the
+    GADClassifier that is saved."""
+
+    def __init__(self, model: GADClassifier) -> None:
+        super().__init__()
+        cfg = model.config
+        if not cfg.is_streaming:
+            raise ConfigError("the model was not configured for streaming attention")
+        if cfg.uses_lm_loss:
+            raise ConfigError(
+                "streaming GAD's LM loss (label text after every [CLS], same visibility) is "
+                "not built yet: train --kind discriminative with --attention streaming"
+            )
+        self.model = model
+        self.stream = StreamingGAD(model, cfg.stream_window)
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    ) -> GADOutput:
+        logits = self.stream.frame_logits(features, mask)
+        per_frame = F.cross_entropy(
+            logits.flatten(0, 1), labels.flatten(), reduction="none", ignore_index=-100
+        )
+        supervised = (labels.flatten() != -100).float()
+        weight = supervised
+        bg = self.model.config.background_index
+        if bg is not None:  # as the windowed loss: weighted, then the mean over samples
+            weight = torch.where(
+                labels.flatten() == bg, weight * self.model.config.background_weight, weight
+            )
+        loss = (per_frame * weight).sum() / supervised.sum().clamp(min=1.0)
+        return GADOutput(loss=loss, logits=logits, cls_loss=loss, lm_loss=None)

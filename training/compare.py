@@ -6,8 +6,10 @@ the whole run; clip datasets (`task="clip"`) get the step / task / next-step tab
 The trained generative model gives two rows: "generative", the paper's baseline (free
 greedy decoding, the text mapped to the nearest label by edit distance), and
 "generative, constrained" (decoding walks the label trie: a stronger decoder). They share
-the model and its mAP / mcAP scores (each label's log-likelihood, softmaxed over classes)
-and differ in the decoded labels (accuracy, F1) and in latency."""
+the model and its scores (each label's log-likelihood, softmaxed over classes: mAP / mcAP
+per frame, top-5 for clips) and differ in the decoded labels (accuracy, F1; clips: top-1)
+and in latency. Speed ratios divide like by like: one label against one label (a clip
+table's batched three-question figure comes after, labelled as batched)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,11 @@ class TrainConfig:
     clip_frames: int = 32
     annotations: Path | None = None
     fps: float | None = None
+    # "streaming": each frame read once against the last `stream_window` frames
+    # (model/streaming.py), trained on crops of `crop_frames` with every frame supervised.
+    attention: str = "window"
+    stream_window: int = 0
+    crop_frames: int = 256
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,6 +125,8 @@ class TrainTask:
     dataset: str
     fps: float
     encoder: dict[str, Any] | None
+    # What the loop optimises, built around the model (default: the model itself).
+    objective: Callable[[Any], torch.nn.Module] | None = None
 
 
 def frame_task(cfg: TrainConfig) -> TrainTask:
@@ -136,6 +143,31 @@ def frame_task(cfg: TrainConfig) -> TrainTask:
     )
     samples = TrainWindows(videos, info, model_cfg.window, seed=cfg.seed)
     return TrainTask(model_cfg, samples, collate, info.name, info.fps, info.encoder)
+
+
+def stream_task(cfg: TrainConfig, frames: TrainTask) -> TrainTask:
+    """The per-frame task trained with streaming attention: crops, every frame supervised."""
+    if cfg.task != "frame":
+        raise ConfigError("--attention streaming is for the per-frame task (--task frame)")
+    from model.streaming import StreamingObjective
+    from training.streaming import StreamCrops, collate_crops
+
+    model_cfg = replace(frames.config, attention="streaming", stream_window=cfg.stream_window)
+    windows = frames.samples
+    samples = StreamCrops(
+        windows.videos,
+        windows.info,
+        crop=cfg.crop_frames,
+        history=cfg.stream_window - 1,
+        seed=cfg.seed,
+    )
+    return replace(
+        frames,
+        config=model_cfg,
+        samples=samples,
+        collate=collate_crops,
+        objective=StreamingObjective,
+    )
 
 
 def clip_task(cfg: TrainConfig) -> TrainTask:
@@ -197,6 +229,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
     set_seed(cfg.seed)
     task = frame_task(cfg) if cfg.task == "frame" else clip_task(cfg)
+    if cfg.attention == "streaming":
+        task = stream_task(cfg, task)
     model_cfg, samples, collate_fn = task.config, task.samples, task.collate
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT_DIR
@@ -238,7 +272,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    objective = task.objective(model) if task.objective is not None else model
+    wrapped, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
     if accelerator.is_main_process:
@@ -282,7 +317,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             # What serving needs to turn frames into rows the way training saw them.
             "data": {"fps": task.fps, "encoder": task.encoder},
         }
-        save_checkpoint(accelerator.unwrap_model(wrapped), ckpt_dir, extra=extra)
+        save_checkpoint(model, ckpt_dir, extra=extra)
         torch.save(
             {
                 **pos,

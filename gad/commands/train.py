@@ -66,6 +66,24 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fps", type=float, default=None, help="clip task: feature fps (default: data_info.json)"
     )
+    parser.add_argument(
+        "--attention",
+        choices=["window", "streaming"],
+        default="window",
+        help="window: every frame re-reads its window (--long + --short; default); "
+        "streaming: each frame is read once, its [CLS] sees the question and the last "
+        "--window frames through per-layer K/V rings — one step per frame when served "
+        "(docs/streaming.md; --kind discriminative for now)",
+    )
+    parser.add_argument(
+        "--window", type=int, default=40, help="streaming: frames each frame sees (default 40)"
+    )
+    parser.add_argument(
+        "--crop",
+        type=int,
+        default=256,
+        help="streaming: frames per training sequence, every frame supervised (default 256)",
+    )
     parser.add_argument("--dataset", default=None, help="name in data_info.json (if several)")
     parser.add_argument(
         "--feature-dirs",
@@ -125,6 +143,8 @@ def train_config(args: argparse.Namespace, out: Path) -> TrainConfig:
         device=args.device, bf16=args.bf16, save_every=args.save_every, resume=args.resume,
         limit_videos=args.limit_videos, progress=not args.no_progress, task=args.task,
         clip_frames=args.clip_frames, annotations=args.annotations, fps=args.fps,
+        attention=args.attention, crop_frames=args.crop,
+        stream_window=args.window if args.attention == "streaming" else 0,
     )  # fmt: skip
 
 

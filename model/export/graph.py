@@ -20,6 +20,10 @@ OPSET = 18
 # reassociated sums of merged LoRA weights without hiding a wrong graph (logits ~1-10).
 DEFAULT_TOLERANCE = 1e-3
 SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB cap, with margin
+STREAMING_NOT_SERVED = (
+    "a streaming-attention checkpoint needs step.onnx (one step per frame against K/V "
+    "rings), which export does not write yet (docs/streaming.md); evaluate it with gad eval"
+)
 GENERATIVE_REFUSED = (
     "a generative checkpoint has no [CLS] head to export: it classifies by decoding; "
     "export a discriminative or gad checkpoint"
@@ -30,6 +34,8 @@ def prepare_for_export(model: GADClassifier) -> GADClassifier:
     """Merge LoRA into the backbone for the [CLS] path (in place; generation is lost)."""
     if model.head is None:
         raise CheckpointError(GENERATIVE_REFUSED)
+    if model.config.is_streaming:  # its head reads a [CLS] the windowed graph never builds
+        raise CheckpointError(STREAMING_NOT_SERVED)
     model.lm = merge_for_head(model.lm)
     model.freeze_prefix()
     return model.eval()

@@ -29,7 +29,13 @@ import torch
 from model.checkpoint import load_checkpoint
 from model.checkpoint_info import read_checkpoint_info
 from model.export.clip import export_clip
-from model.export.graph import DEFAULT_TOLERANCE, GENERATIVE_REFUSED, OPSET, prepare_for_export
+from model.export.graph import (
+    DEFAULT_TOLERANCE,
+    GENERATIVE_REFUSED,
+    OPSET,
+    STREAMING_NOT_SERVED,
+    prepare_for_export,
+)
 from model.export.head import export_head, probe_windows, verify_head
 from runtime.errors import CheckpointError
 from runtime.manifest import (
@@ -76,6 +82,8 @@ def export_package(
             f"{checkpoint} is itself a clip model: --clip adds a clip model beside a "
             "per-frame checkpoint"
         )
+    if info.config.is_streaming:
+        raise CheckpointError(STREAMING_NOT_SERVED)
     if not info.config.uses_cls:
         raise CheckpointError(GENERATIVE_REFUSED)
     name = name or _default_name(Path(checkpoint))

@@ -41,3 +41,59 @@ def test_compare_writes_one_row_per_kind(
     cells = [[c.strip() for c in row.split("|")[2:-1]] for row in rows[:2]]
     assert cells[0][0] == cells[1][0] and cells[0][1] == cells[1][1]  # mAP, mcAP columns
     assert text.strip() in capsys.readouterr().out
+
+
+def test_clip_compare_has_both_generative_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.data.procedures import ProcedureConfig, write_procedure_dataset
+
+    data = tmp_path / "data"
+    write_procedure_dataset(data, ProcedureConfig(videos_train=6, videos_test=2))
+    table = tmp_path / "compare.md"
+    argv = ["bench", "compare", "--task", "clip", "--data", str(data), "--runs",
+            str(tmp_path / "runs"), "--out", str(table), "--clip-frames", "8", "--max-steps",
+            "2", "--batch-size", "4", "--lora-rank", "4", "--lora-alpha", "8",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    text = table.read_text()
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and "classifier" not in line
+    ]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "generative",
+        "generative, constrained",
+        "discriminative",
+        "gad",
+    ]
+    assert "free greedy decoding" in text and "edit distance" in text and "batched" in text
+    evals = tmp_path / "runs" / "generative"
+    free = json.loads((evals / "eval" / "metrics.json").read_text())
+    constrained = json.loads((evals / "eval-constrained" / "metrics.json").read_text())
+    assert (free["decoding"], constrained["decoding"]) == ("free", "constrained")
+    # Same model, same likelihood scores: top-5 agrees; only the decoded top-1 may differ.
+    assert free["step"]["top5"] == constrained["step"]["top5"] is not None
+    cells = [[c.strip() for c in row.split("|")[2:-1]] for row in rows[:2]]
+    assert cells[0][1] == cells[1][1] and cells[0][4] == cells[1][4]  # step, next top-5
+    assert cells[0][1] != "—" and cells[0][4] != "—"  # generative top-5 is defined now
+    assert text.strip() in capsys.readouterr().out
+
+
+def test_clip_compare_speed_ratio_divides_per_answer_times() -> None:
+    from model.config import LoraSettings
+    from training.compare import ClipCompareRow, render_clip_compare
+    from training.train import TrainConfig
+
+    metrics = {q: {"top1": 0.5, "top5": None, "clips": 2} for q in ("step", "task", "next")}
+    rows = [  # per answer 40 vs 8 ms (5×); batched 120 vs 10 ms (12×): not like with like
+        ClipCompareRow("generative", metrics, 1.0, 2, {"answer": 40.0, "clip": 120.0}),
+        ClipCompareRow("gad", metrics, 1.0, 2, {"answer": 8.0, "clip": 10.0}),
+    ]
+    base = TrainConfig(data=Path("d"), out=Path("o"), task="clip", lora=LoraSettings(4, 8, 0.0))
+    lines = render_clip_compare(rows, base, {}).splitlines()
+    header = [c.strip() for c in lines[lines.index(next(x for x in lines if "classifier" in x))]
+              .split("|")[1:-1]]  # fmt: skip
+    gad = dict(zip(header, [c.strip() for c in lines[-1].split("|")[1:-1]], strict=True))
+    assert gad["ms / answer"] == "8.0" and gad["speed vs generative"] == "5.0×"
+    assert gad["ms / clip, batched"] == "10.0" and gad["batched speed vs generative"] == "12.0×"
+    assert header.index("speed vs generative") < header.index("batched speed vs generative")
