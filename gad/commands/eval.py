@@ -63,7 +63,7 @@ def build(evaluate: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from training.evaluate import EvalConfig, evaluate_run
+    from training.eval_run import EvalConfig, evaluate_run
 
     result = evaluate_run(
         EvalConfig(
