@@ -308,7 +308,10 @@ def test_a_client_that_stops_reading_is_closed_and_other_streams_go_on(
             """Sends frames as fast as it can and never reads (a 4 KiB receive buffer)."""
             # top_k=10: replies big enough to fill the kernel buffers in a few seconds
             url = f"{server.ws_url}/v1/streams/stuck?top_k=10"
-            raw = RawWebSocket(url, rcvbuf=4096, timeout=0.5)
+            # A send blocked for 3 s (3x GAD_SEND_TIMEOUT_S) is the server no longer
+            # reading; a shorter stall is the server busy for a moment (seen in CI: a 0.5 s
+            # limit ended the sending before the replies had filled the buffers).
+            raw = RawWebSocket(url, rcvbuf=4096, timeout=3.0)
             try:
                 assert raw.receive_json()["type"] == "ready"
                 sent, deadline = 0, time.monotonic() + 30
