@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 
+from bench.engine import _interleaved
 from model.backbone import resolve_backbone
 from model.config import ModelConfig
 from model.gad import GADClassifier
@@ -33,16 +33,6 @@ class StepRow:
     @property
     def speedup(self) -> float:
         return self.window_ms / self.step_ms
-
-
-def _median_ms(run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def bench_steps(
@@ -66,22 +56,24 @@ def bench_steps(
             for t in range(window):  # fill the rings: a stream in its steady state
                 stream.step(windows[:, t], state)
             frame = torch.randn(batch, feature_dim)
-            rows.append(
-                StepRow(
-                    spec,
-                    window,
-                    batch,
-                    _median_ms(lambda w=windows: model.class_logits(w), repeats) / batch,
-                    _median_ms(lambda f=frame, s=state: stream.step(f, s), repeats) / batch,
-                )
+            runs = _interleaved(  # round-robin: the machine's load falls on both sides
+                {
+                    "window": lambda w=windows: model.class_logits(w),
+                    "step": lambda f=frame, s=state: stream.step(f, s),
+                },
+                repeats,
+                lambda: None,
             )
+            ms = {key: 1e3 * statistics.median(times) / batch for key, times in runs.items()}
+            rows.append(StepRow(spec, window, batch, ms["window"], ms["step"]))
     return rows
 
 
 def render(rows: list[StepRow], repeats: int) -> str:
     lines = [
         f"Streaming step vs full window, PyTorch fp32, LoRA unmerged on both sides, median of "
-        f"{repeats} after a warm-up; CPU {cpu_name()}, {torch.get_num_threads()} threads",
+        f"{repeats} timed round-robin after a warm-up; CPU {cpu_name()}, "
+        f"{torch.get_num_threads()} threads",
         "",
         "| backbone | window W | batch | full window ms/frame | step ms/frame | step speed-up |",
         "|---|---|---|---|---|---|",

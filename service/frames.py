@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import warnings
 
 import cv2
@@ -25,6 +26,15 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 class FrameError(GADError, ValueError):
     """A frame the service cannot use; the stream goes on without it."""
+
+
+def decode_json(text: str | bytes) -> object:
+    """A parsed JSON document, or ValueError "not valid JSON: ..." (also for nesting
+    too deep to parse, and for integers over Python's 4300-digit limit)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON: {str(exc)[:120]}") from exc
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -44,7 +43,7 @@ from service.errors import (
     http_headers,
     http_status,
 )
-from service.frames import FrameError, decode_base64
+from service.frames import FrameError, decode_base64, decode_json
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -267,9 +266,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _json_clip(runtime: Runtime, body: bytes, limit: int) -> ClipRows:
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
-        raise UnusableInput(f"body is not valid JSON: {str(exc)[:120]}") from exc
+        data = decode_json(body)
+    except ValueError as exc:
+        raise UnusableInput(f"body is {exc}") from exc
     if not isinstance(data, dict):
         raise UnusableInput('send {"fps": N, "features": [[...], ...]} or {"fps", "data"}')
     fps = data.get("fps")

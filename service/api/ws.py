@@ -48,7 +48,7 @@ from service.errors import (
     error_code,
     error_message,
 )
-from service.frames import FrameError, decode_base64, decode_features
+from service.frames import FrameError, decode_base64, decode_features, decode_json
 from service.metrics import Metrics
 from service.runtime import Runtime
 from service.session import Frame, StreamOptions, StreamSession
@@ -234,9 +234,9 @@ class _Connection:
 
     def _parse(self, text: str, arrived: float) -> Frame | None:
         try:
-            message = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
-            raise BadMessage(f"not valid JSON: {str(exc)[:120]}") from exc
+            message = decode_json(text)
+        except ValueError as exc:
+            raise BadMessage(str(exc)) from exc
         if not isinstance(message, dict):
             raise BadMessage("a text message must be a JSON object with a 'type'")
         kind = message.get("type")

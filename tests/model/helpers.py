@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from model.backbone import build_tiny_backbone
+from model.backbone import SMOLLM2, build_tiny_backbone, resolve_backbone
 from model.config import LoraSettings, ModelConfig
 from model.gad import GADClassifier
 
@@ -29,6 +31,19 @@ def tiny_config(kind: str = "gad", **overrides: object) -> ModelConfig:
 def tiny_model(kind: str = "gad", seed: int = 0, **overrides: object) -> GADClassifier:
     torch.manual_seed(seed)
     return GADClassifier(tiny_config(kind, **overrides), build_tiny_backbone())
+
+
+def smol_model(cache_dir: Path, kind: str = "gad") -> GADClassifier:
+    """A GAD classifier on the real SmolLM2-135M (32-d features, LoRA r=4), seeded."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        backbone=SMOLLM2,
+        kind=kind,  # type: ignore[arg-type]
+        feature_dim=32,
+        class_names=NAMES,
+        lora=LoraSettings(rank=4, alpha=8, dropout=0.0),
+    )
+    return GADClassifier(config, resolve_backbone(SMOLLM2, cache_dir=cache_dir))
 
 
 def random_batch(batch: int = 6, steps: int = 5, seed: int = 0):

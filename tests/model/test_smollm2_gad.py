@@ -5,25 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.backbone import SMOLLM2, resolve_backbone
-from model.config import LoraSettings, ModelConfig
 from model.gad import GADClassifier
-from tests.model.helpers import NAMES
+from tests.model.helpers import NAMES, smol_model
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def smol_gad(gad_cache_dir: Path) -> GADClassifier:
-    torch.manual_seed(0)
-    config = ModelConfig(
-        backbone=SMOLLM2,
-        kind="gad",
-        feature_dim=32,
-        class_names=NAMES,
-        lora=LoraSettings(rank=4, alpha=8, dropout=0.0),
-    )
-    return GADClassifier(config, resolve_backbone(SMOLLM2, cache_dir=gad_cache_dir))
+    return smol_model(gad_cache_dir)
 
 
 def test_padding_is_invisible_on_a_real_backbone(smol_gad: GADClassifier) -> None:

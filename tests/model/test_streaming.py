@@ -5,12 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.backbone import SMOLLM2, resolve_backbone
-from model.config import LoraSettings, ModelConfig
 from model.gad import GADClassifier
 from model.streaming import StreamingGAD, streaming_attention
 from runtime.errors import ConfigError
-from tests.model.helpers import FEATURE_DIM, NAMES, tiny_model, train_steps
+from tests.model.helpers import FEATURE_DIM, NAMES, smol_model, tiny_model, train_steps
 
 
 def step_all(stream: StreamingGAD, features: torch.Tensor) -> torch.Tensor:
@@ -117,15 +115,7 @@ def test_bad_use_is_refused(tiny: GADClassifier) -> None:
 
 @pytest.mark.slow
 def test_smollm2_training_pass_equals_the_step_loop(gad_cache_dir: Path) -> None:
-    torch.manual_seed(0)
-    config = ModelConfig(
-        backbone=SMOLLM2,
-        kind="gad",
-        feature_dim=32,
-        class_names=NAMES,
-        lora=LoraSettings(rank=4, alpha=8, dropout=0.0),
-    )
-    model = GADClassifier(config, resolve_backbone(SMOLLM2, cache_dir=gad_cache_dir)).eval()
+    model = smol_model(gad_cache_dir).eval()
     stream = StreamingGAD(model, window=16)
     features = torch.randn(1, 300, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
