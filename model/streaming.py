@@ -170,7 +170,7 @@ def streaming_attention(
         band_k = repeat_kv(_rope(band_k, cos[p : p + w], sin[p : p + w]), groups)
         band_v = repeat_kv(band_v, groups)
         assert ctx.ring_mask is not None
-        valid = torch.cat([ctx.ring_mask.bool(), ctx.ring_mask.new_ones(len(ctx.ring_mask), 1)], 1)
+        valid = F.pad(ctx.ring_mask.bool(), (0, 1), value=True)  # + the frame itself
         valid = valid[:, None, None, :].bool()
         q_frame = _rope(query[:, :, :1], cos[-2], sin[-2])
         q_cls = _rope(query[:, :, 1:2], cos[-1], sin[-1])
@@ -272,6 +272,20 @@ class StreamingGAD:
 
     def step(self, features: torch.Tensor, state: StreamState) -> torch.Tensor:
         """Logits [B, C] for one new frame per stream (features [B, D]); `state` advances."""
+        logits, rows = self.step_rows(features, state.prompt_kv, state.rings, state.mask)
+        state.push(rows)
+        return logits
+
+    def step_rows(
+        self,
+        features: torch.Tensor,
+        prompt_kv: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        rings: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """One step as a pure function (what step.onnx computes): logits [B, C] and each
+        layer's new pre-RoPE K/V row ([B, kvH, 1, d] each) for features [B, D], given the
+        rings ([B, kvH, W-1, d], oldest first) and their validity `mask` [B, W-1]."""
         model = self.model
         batch = features.shape[0]
         dtype = model._lm_dtype
@@ -283,13 +297,10 @@ class StreamingGAD:
             ],
             dim=1,
         )
-        ctx = self._pass(
-            "step", prompt_kv=state.prompt_kv, ring_kv=state.rings, ring_mask=state.mask
-        )
+        ctx = self._pass("step", prompt_kv=prompt_kv, ring_kv=rings, ring_mask=mask)
         with _streaming(model) as decoder:
             hidden = self._run(decoder, embeds, ctx)
-        state.push(ctx.new_kv)
-        return model.head(hidden[:, 1].float())
+        return model.head(hidden[:, 1].float()), ctx.new_kv
 
 
 @dataclass

@@ -22,7 +22,12 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.onnx"
 ENCODER_FILE = "encoder.onnx"
+# Frame encoder kinds (manifest["encoder"]["kind"]; absent = "image", encoder.onnx on
+# preprocessed pixels). "pose-blazepose": runtime/pose/, its two graphs in file + files.
+IMAGE_KIND, POSE_KIND = "image", "pose-blazepose"
+ENCODER_KINDS = (IMAGE_KIND, POSE_KIND)
 CLIP_FILE = "clip.onnx"
+STEP_FILE = "step.onnx"  # a streaming-attention package's per-frame step (no head.onnx)
 # clip.onnx's outputs, in the order ClipEngine returns them, and the names each one scores.
 CLIP_OUTPUTS = {"step_logits": "steps", "task_logits": "tasks", "next_logits": "steps"}
 REQUIRED = (
@@ -92,10 +97,29 @@ class ModelPackage:
         return self.manifest["head"] is not None
 
     @property
+    def step(self) -> dict[str, Any] | None:
+        """A streaming package's step graph (runtime/stepping.py): manifest["step"]."""
+        return self.manifest.get("step")
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.step is not None
+
+    @property
+    def ring_shape(self) -> tuple[int, int, int, int, int]:
+        """One stream's K/V rings: [layers, 2, kv heads, window - 1, head dim]."""
+        step = self.step
+        if step is None:
+            raise PackageError(f"{self.folder} is not a streaming package: it has no K/V rings")
+        window = int(step["window"])
+        return (int(step["layers"]), 2, int(step["kv_heads"]), window - 1, int(step["head_dim"]))
+
+    @property
     def window(self) -> WindowSpec:
         w = self.manifest["window"]
         if w is None:
-            raise PackageError(f"{self.folder} is a clip-only package: it has no window")
+            kind = "a streaming" if self.is_streaming else "a clip-only"
+            raise PackageError(f"{self.folder} is {kind} package: it has no window")
         return WindowSpec(int(w["long_frames"]), int(w["short_frames"]), int(w["long_stride"]))
 
     @property
@@ -120,6 +144,11 @@ class ModelPackage:
     @property
     def clip_path(self) -> Path | None:
         return None if self.clip is None else self.folder / self.clip["file"]
+
+
+def encoder_kind(description: dict[str, Any]) -> str:
+    """An encoder description's kind: "image" unless it names another (ENCODER_KINDS)."""
+    return str(description.get("kind", IMAGE_KIND))
 
 
 def resolve_package_dir(path: Path) -> Path:
@@ -180,9 +209,18 @@ def _check_consistency(package: ModelPackage, manifest_path: Path) -> None:
         raise PackageError(f"{manifest_path}: fps must be positive")
     if package.has_head:
         _check_head(package, manifest_path)
+        if package.is_streaming:
+            raise PackageError(f"{manifest_path}: a package has a head or a step, not both")
+    elif package.is_streaming:
+        _check_step(package, manifest_path)
     elif package.clip is None:
-        raise PackageError(f"{manifest_path}: head is null and there is no clip model")
+        raise PackageError(f"{manifest_path}: head is null and there is no clip or step model")
     encoder = manifest.get("encoder")
+    if encoder is not None and encoder_kind(encoder) not in ENCODER_KINDS:
+        raise PackageError(
+            f"{manifest_path}: unknown encoder kind {encoder_kind(encoder)!r}; this GAD Stream "
+            f"runs {list(ENCODER_KINDS)}"
+        )
     if encoder is not None and int(encoder.get("feature_dim", -1)) != package.feature_dim:
         raise PackageError(
             f"{manifest_path}: the encoder gives {encoder.get('feature_dim')}-d features, "
@@ -205,6 +243,30 @@ def _check_head(package: ModelPackage, manifest_path: Path) -> None:
         package.window  # noqa: B018 - validates the lengths
     except (KeyError, TypeError, ValueError) as exc:
         raise PackageError(f"{manifest_path}: bad window {manifest['window']}: {exc}") from exc
+
+
+def _check_step(package: ModelPackage, manifest_path: Path) -> None:
+    """A streaming package's step: its ring dimensions, its logits and features sizes."""
+    step = package.step
+    where = f"{manifest_path}: step"
+    if not isinstance(step, dict) or not isinstance(step.get("file"), str):
+        raise PackageError(f"{where} must be an object naming its file")
+    for key in ("window", "layers", "kv_heads", "head_dim"):
+        value = step.get(key)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < (2 if key == "window" else 1)
+        ):
+            raise PackageError(f"{where} {key} must be a positive integer, got {value!r}")
+    logits = _shape(step.get("outputs"), "logits")
+    if logits is None or logits[-1] != len(package.classes):
+        raise PackageError(
+            f"{where} outputs {logits and logits[-1]} logits for {len(package.classes)} classes"
+        )
+    features = _shape(step.get("inputs"), "features")
+    if features is None or features[-1] != package.feature_dim:
+        raise PackageError(f"{where} reads features {features}, not {package.feature_dim}-d")
 
 
 def _check_clip(package: ModelPackage, manifest_path: Path) -> None:
@@ -256,7 +318,7 @@ def _shape(section: Any, name: str) -> list[Any] | None:
 def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
     files: dict[str, Any] = package.manifest["files"]
     needed = set()
-    for section in (package.manifest["head"], package.encoder, package.clip):
+    for section in (package.manifest["head"], package.encoder, package.clip, package.step):
         if section is not None:  # each graph: its file, plus external data files if any
             needed.update([section["file"], *section.get("files", [])])
     unlisted = needed - set(files)

@@ -77,8 +77,15 @@ def run_export(args: argparse.Namespace) -> int:
     manifest = result.manifest
     print(f"package   {result.folder}")
     print(f"model     {manifest['name']} v{manifest['version']} ({manifest['kind']})")
-    window = manifest["window"]
-    if window is None:
+    window, step = manifest["window"], manifest.get("step")
+    if step is not None:
+        ring = 2 * step["layers"] * step["kv_heads"] * (step["window"] - 1) * step["head_dim"]
+        print(
+            f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; streaming "
+            f"attention, window {step['window']} frames (step.onnx; K/V rings "
+            f"{ring * 4 / 1e6:.2f} MB per stream; a label reads {step['reach']} frames)"
+        )
+    elif window is None:
         print(f"head      none: a clip-only package (fps {manifest['fps']:g}; no streams)")
     else:
         print(
@@ -92,7 +99,12 @@ def run_export(args: argparse.Namespace) -> int:
         v = manifest["verify"]
         print(
             f"verified  max |ONNX - PyTorch| = {v['max_abs_diff']:.2e} (tolerance "
-            f"{v['tolerance']:g}) on {v['windows']} windows"
+            f"{v['tolerance']:g}) on "
+            + (
+                f"{v['windows']} windows"
+                if "windows" in v
+                else f"{v['frames']} steps of {v['streams']} streams"
+            )
         )
     clip = manifest.get("clip")
     if clip:

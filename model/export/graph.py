@@ -21,8 +21,9 @@ OPSET = 18
 DEFAULT_TOLERANCE = 1e-3
 SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB cap, with margin
 STREAMING_NOT_SERVED = (
-    "a streaming-attention checkpoint needs step.onnx (one step per frame against K/V "
-    "rings), which export does not write yet (docs/streaming.md); evaluate it with gad eval"
+    "a streaming-attention checkpoint is served by step.onnx (one step per frame against "
+    "K/V rings), not by a whole-window head or the PyTorch window backend: export it with "
+    "`gad export` and serve the package"
 )
 GENERATIVE_REFUSED = (
     "a generative checkpoint has no [CLS] head to export: it classifies by decoding; "
@@ -30,12 +31,16 @@ GENERATIVE_REFUSED = (
 )
 
 
-def prepare_for_export(model: GADClassifier) -> GADClassifier:
-    """Merge LoRA into the backbone for the [CLS] path (in place; generation is lost)."""
+def prepare_for_export(model: GADClassifier, *, streaming: bool = False) -> GADClassifier:
+    """Merge LoRA into the backbone for the [CLS] path (in place; generation is lost).
+    `streaming`: for step.onnx; a streaming model's head reads a [CLS] the windowed graph
+    never builds, so it is refused otherwise (and a windowed one is refused for a step)."""
     if model.head is None:
         raise CheckpointError(GENERATIVE_REFUSED)
-    if model.config.is_streaming:  # its head reads a [CLS] the windowed graph never builds
-        raise CheckpointError(STREAMING_NOT_SERVED)
+    if model.config.is_streaming != streaming:
+        raise CheckpointError(
+            STREAMING_NOT_SERVED if model.config.is_streaming else "a windowed model has no step"
+        )
     model.lm = merge_for_head(model.lm)
     model.freeze_prefix()
     return model.eval()

@@ -33,7 +33,6 @@ from model.export.graph import (
     DEFAULT_TOLERANCE,
     GENERATIVE_REFUSED,
     OPSET,
-    STREAMING_NOT_SERVED,
     prepare_for_export,
 )
 from model.export.head import export_head, probe_windows, verify_head
@@ -43,6 +42,7 @@ from runtime.manifest import (
     HEAD_FILE,
     MANIFEST_FILE,
     SCHEMA_VERSION,
+    STEP_FILE,
     file_digest,
 )
 
@@ -82,8 +82,8 @@ def export_package(
             f"{checkpoint} is itself a clip model: --clip adds a clip model beside a "
             "per-frame checkpoint"
         )
-    if info.config.is_streaming:
-        raise CheckpointError(STREAMING_NOT_SERVED)
+    if info.config.is_streaming and clip is not None:
+        raise CheckpointError("a streaming package holds step.onnx alone: export --clip apart")
     if not info.config.uses_cls:
         raise CheckpointError(GENERATIVE_REFUSED)
     name = name or _default_name(Path(checkpoint))
@@ -94,8 +94,17 @@ def export_package(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        head_files, verified = [], None
-        if not clip_only:
+        head_files, verified, step = [], None, None
+        if info.config.is_streaming:
+            step, verified = _export_step(
+                Path(checkpoint),
+                tmp,
+                backbone=backbone,
+                rows=probe_rows,
+                verify=verify,
+                tolerance=tolerance,
+            )
+        elif not clip_only:
             model = load_checkpoint(Path(checkpoint), backbone=backbone)
             probe = probe_windows(model, rows=probe_rows)
             with torch.no_grad():
@@ -117,6 +126,8 @@ def export_package(
             metrics=_read_metrics(metrics, Path(checkpoint)),
         )
         manifest["verify"] = verified
+        if step is not None:
+            manifest |= {"head": None, "window": None, "step": step, "attention": "streaming"}
         if clip_only:
             manifest |= {"head": None, "window": None, "background_index": None}
             clip = Path(checkpoint)
@@ -142,6 +153,48 @@ def export_package(
         shutil.rmtree(folder)
     tmp.rename(folder)
     return ExportResult(folder, manifest)
+
+
+def _export_step(
+    checkpoint: Path,
+    folder: Path,
+    *,
+    backbone: str | None,
+    rows: np.ndarray | None,
+    verify: bool,
+    tolerance: float,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """step.onnx of a streaming checkpoint, checked frame by frame against PyTorch's
+    banded pass (unmerged, the training forward) over a few streams from their start."""
+    from model.export.step import StepGraph, export_step, step_manifest, verify_step
+    from model.streaming import StreamingGAD
+
+    model = load_checkpoint(checkpoint, backbone=backbone)
+    window = model.config.stream_window
+    features = step_probe(model.config.feature_dim, window, rows)
+    with torch.no_grad():
+        reference = StreamingGAD(model, window).frame_logits(torch.from_numpy(features))
+    prepare_for_export(model, streaming=True)
+    graph = StepGraph(model, window)
+    path = folder / STEP_FILE
+    files = export_step(graph, path)
+    verified = None
+    if verify:
+        verified = verify_step(
+            path, features, reference.float().numpy(), graph.ring_shape(), tolerance=tolerance
+        )
+    return step_manifest(graph, files, path), verified
+
+
+def step_probe(dim: int, window: int, rows: np.ndarray | None, *, seed: int = 0) -> np.ndarray:
+    """Features [2, N, D] to check a step graph on: N = 2W + 3 frames, so both streams wrap
+    their rings; real rows (one video's, from its start) when given, else random."""
+    frames = 2 * window + 3
+    if rows is not None and len(rows) >= frames + 1:
+        rows = np.asarray(rows, dtype=np.float32)
+        return np.stack([rows[:frames], rows[-frames:]])
+    gen = np.random.default_rng(seed)
+    return gen.standard_normal((2, frames, dim)).astype(np.float32)
 
 
 def _default_name(checkpoint: Path) -> str:

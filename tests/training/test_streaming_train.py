@@ -11,7 +11,8 @@ from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
 from model.streaming import StreamingGAD
-from runtime.errors import CheckpointError
+from runtime.manifest import read_package
+from runtime.stepping import StepEngine
 from tests.training.layout import write_thumos_like
 from training.data.synth import SynthConfig, write_synth_dataset
 from training.data_info import load_data_info
@@ -89,14 +90,31 @@ def test_streaming_training_learns_and_eval_reads_it_as_a_stream(
         state = stream.start(1)
         stepped = torch.cat([stream.step(rows[:, t], state) for t in range(40)])
     torch.testing.assert_close(stepped, banded, rtol=0, atol=1e-4)
-    assert main(["eval", str(tmp_path / "run"), "--data", str(synth)]) == 0
+    scores_file = tmp_path / "scores.npz"
+    assert (
+        main(
+            ["eval", str(tmp_path / "run"), "--data", str(synth), "--save-scores", str(scores_file)]
+        )
+        == 0
+    )
     metrics = (tmp_path / "run" / "eval" / "metrics.json").read_text()
     assert '"map"' in metrics
+    # the exported step.onnx, stepped over a whole test video in onnxruntime, gives the
+    # scores gad eval gave (the serving loop is the evaluated model, frame for frame)
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "models")]) == 0
     capsys.readouterr()
-    with pytest.raises(CheckpointError, match=r"step\.onnx"):
-        from model.export.package import export_package
-
-        export_package(result.checkpoint, tmp_path / "models")
+    package = read_package(tmp_path / "models" / "run")
+    assert package.is_streaming and not package.has_head
+    assert package.manifest["verify"]["max_abs_diff"] <= 1e-4
+    engine = StepEngine.load(package, providers=("cpu",))
+    state = engine.new_state()
+    rows = np.array(video.features, np.float32)
+    served = np.stack([engine.classify(row[None], [state])[0] for row in rows])
+    with np.load(scores_file) as saved:
+        evaluated = saved[f"scores/{video.session}"]
+        names = list(saved["class_names"])
+    assert names[: len(package.classes)] == list(package.classes)  # + the ignored column
+    np.testing.assert_allclose(served, evaluated[:, : len(package.classes)], rtol=0, atol=1e-4)
 
 
 def test_streaming_gad_and_generative_are_refused_with_the_reason(

@@ -1,0 +1,170 @@
+"""step.onnx: one streaming step per frame (model/streaming.py) for a batch of streams.
+
+    features   [B, D]                  float32  the new frame of each stream
+    ring       [B, L, 2, kvH, W-1, d]  float32  per layer the last W-1 frames' pre-RoPE K, V
+                                                (oldest first)
+    ring_mask  [B, W-1]                int64    1 where the ring holds a frame
+    → logits   [B, C]                  float32
+      rows     [B, L, 2, kvH, d]       float32  the new frame's K, V per layer, to push into
+                                                the ring (the caller shifts it: oldest out)
+
+The prompt's K/V are the same for every stream and are constants of the graph (computed
+once at export, LoRA merged). The caller keeps the rings (runtime/stepping.py), so a graph
+call never copies a stream's whole state twice and streams batch freely: every stream has
+the same shapes, and a stream still filling its window masks the empty slots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.export.encoder import quiet_exporter
+from model.export.graph import DEFAULT_TOLERANCE, OPSET, SINGLE_FILE_LIMIT
+from model.gad import GADClassifier
+from model.streaming import StreamingGAD, _streaming
+from runtime.errors import CheckpointError
+
+STEP_INPUTS = ("features", "ring", "ring_mask")
+STEP_OUTPUTS = ("logits", "rows")
+
+
+class StepGraph(nn.Module):
+    """What step.onnx computes (see the module docstring)."""
+
+    def __init__(self, model: GADClassifier, window: int) -> None:
+        super().__init__()
+        if window < 2:
+            raise CheckpointError(
+                f"a streaming window of {window} frame has no K/V ring to serve: "
+                "train with --window 2 or more"
+            )
+        self.model = model
+        self.stream = StreamingGAD(model, window)
+        with torch.no_grad(), _streaming(model) as decoder:
+            prompt_kv = self.stream.prompt_state(decoder)
+        self.layers = len(prompt_kv)
+        for layer, (k, v) in prompt_kv.items():
+            self.register_buffer(f"prompt_k{layer}", k.detach().float())
+            self.register_buffer(f"prompt_v{layer}", v.detach().float())
+        k0 = prompt_kv[0][0]
+        self.kv_heads, self.head_dim = int(k0.shape[1]), int(k0.shape[-1])
+
+    def ring_shape(self) -> tuple[int, int, int, int, int]:
+        """One stream's ring: [L, 2, kvH, W-1, d]."""
+        return (self.layers, 2, self.kv_heads, self.stream.window - 1, self.head_dim)
+
+    def forward(
+        self, features: torch.Tensor, ring: torch.Tensor, ring_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = self.model._lm_dtype
+        prompt_kv = {
+            layer: (
+                getattr(self, f"prompt_k{layer}").to(dtype),
+                getattr(self, f"prompt_v{layer}").to(dtype),
+            )
+            for layer in range(self.layers)
+        }
+        rings = {
+            layer: (ring[:, layer, 0].to(dtype), ring[:, layer, 1].to(dtype))
+            for layer in range(self.layers)
+        }
+        logits, new = self.stream.step_rows(features, prompt_kv, rings, ring_mask.bool())
+        rows = torch.stack(
+            [torch.stack([new[layer][0][:, :, 0], new[layer][1][:, :, 0]], 1) for layer in rings],
+            dim=1,
+        )
+        return logits.float(), rows.float()
+
+
+def export_step(graph: StepGraph, path: Path) -> list[str]:
+    """Write step.onnx (dynamic batch); returns the file names written."""
+    dim = graph.model.config.feature_dim
+    example = (
+        torch.zeros(2, dim),
+        torch.zeros(2, *graph.ring_shape()),
+        torch.zeros(2, graph.stream.window - 1, dtype=torch.long),
+    )
+    batch = torch.export.Dim("batch")
+    size = sum(t.numel() * t.element_size() for t in [*graph.parameters(), *graph.buffers()])
+    with quiet_exporter():
+        program = torch.onnx.export(
+            graph.eval(),
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(STEP_INPUTS),
+            output_names=list(STEP_OUTPUTS),
+            dynamic_shapes={"features": {0: batch}, "ring": {0: batch}, "ring_mask": {0: batch}},
+            verbose=False,
+        )
+        program.save(str(path), external_data=size > SINGLE_FILE_LIMIT)
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+def step_manifest(graph: StepGraph, files: list[str], path: Path) -> dict[str, Any]:
+    """The package manifest's "step" section: what runtime/stepping.py needs to know."""
+    cfg = graph.model.config
+    layers, _, kv_heads, ring, head_dim = graph.ring_shape()
+    return {
+        "file": path.name,
+        "files": files,
+        "opset": OPSET,
+        "window": graph.stream.window,
+        "layers": layers,
+        "kv_heads": kv_heads,
+        "head_dim": head_dim,
+        # a frame's label depends on the last layers * (W-1) + 1 frames: replaying that many
+        # feature rows from an empty ring rebuilds a stream's rings exactly
+        "reach": layers * (graph.stream.window - 1) + 1,
+        "inputs": {
+            "features": {"shape": ["batch", cfg.feature_dim], "dtype": "float32"},
+            "ring": {"shape": ["batch", layers, 2, kv_heads, ring, head_dim], "dtype": "float32"},
+            "ring_mask": {"shape": ["batch", ring], "dtype": "int64"},
+        },
+        "outputs": {
+            "logits": {"shape": ["batch", cfg.num_classes], "dtype": "float32"},
+            "rows": {"shape": ["batch", layers, 2, kv_heads, head_dim], "dtype": "float32"},
+        },
+    }
+
+
+def verify_step(
+    path: Path,
+    features: np.ndarray,
+    reference: np.ndarray,
+    ring_shape: tuple[int, ...],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict[str, Any]:
+    """Run the step loop in onnxruntime over `features` [B, N, D] (streams from their
+    start, batched) and compare every frame's logits with PyTorch's banded pass
+    `reference` [B, N, C]; raise above `tolerance`."""
+    from runtime.stepping import StepEngine  # the serving loop itself, not a copy of it
+
+    engine = StepEngine.open(path, ring_shape=ring_shape, providers=("cpu",))
+    streams = [engine.new_state() for _ in range(len(features))]
+    got = np.stack(
+        [engine.step(features[:, t], streams) for t in range(features.shape[1])], axis=1
+    )
+    # batch independence (and a batch dimension left dynamic): the first stream alone
+    alone = engine.replay(features[0])[1]
+    diff = max(float(np.abs(got - reference).max()), float(np.abs(alone - reference[0]).max()))
+    result = {
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "streams": int(features.shape[0]),
+        "frames": int(features.shape[1]),
+        "argmax_agreement": float((got.argmax(-1) == reference.argmax(-1)).mean()),
+        "provider": "CPUExecutionProvider",
+    }
+    if not diff <= tolerance:
+        raise CheckpointError(
+            f"{path.name} differs from PyTorch by {diff:.3g} (tolerance {tolerance:g}) over "
+            f"{features.shape[1]} steps: the export is wrong, not published"
+        )
+    return result

@@ -1,0 +1,169 @@
+"""A streaming package's step.onnx in onnxruntime: one step per frame per stream. No torch.
+
+    engine = StepEngine.load(package, providers=("cpu",), threads=2)
+    streams = [engine.new_state() for _ in range(3)]        # one StepState per stream
+    logits = engine.step(features, streams)                  # features [3, D] → [3, C]
+
+Each StepState holds its stream's K/V rings ([L, 2, kvH, W-1, d], oldest first) and their
+validity; `step` stacks the given streams' rings into one batch, runs the graph once, and
+pushes each stream's new row (the oldest falls out). Streams of any age batch together: a
+stream still filling its window masks its empty slots. The rings live with the process that
+serves the stream; `StepState.replay` rebuilds them from a stream's last feature rows
+(exact when it is given `reach` rows, or the stream's whole history if shorter).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.engine import EngineInputError, softmax
+from runtime.errors import GADError
+from runtime.manifest import ModelPackage, read_package
+from runtime.sessions import DEFAULT_PROVIDERS, open_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepState:
+    """One stream's rings: K/V of its last W-1 frames per layer, and which slots hold one."""
+
+    ring: np.ndarray  # [L, 2, kvH, W-1, d] float32, oldest first
+    mask: np.ndarray  # [W-1] int64
+    frames: int = 0  # frames stepped so far
+
+    def push(self, row: np.ndarray) -> None:
+        """Append the newest frame's K/V `row` [L, 2, kvH, d]; the oldest falls out."""
+        self.frames += 1
+        if self.ring.shape[3] == 0:
+            return
+        self.ring[:, :, :, :-1] = self.ring[:, :, :, 1:]
+        self.ring[:, :, :, -1] = row
+        self.mask[:-1] = self.mask[1:]
+        self.mask[-1] = 1
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ring.nbytes + self.mask.nbytes)
+
+
+@dataclass
+class StepEngine:
+    """step.onnx: a batch of streams' new frames (+ their rings) → class logits."""
+
+    ring_shape: tuple[int, ...]  # one stream's ring: [L, 2, kvH, W-1, d]
+    feature_dim: int
+    classes: tuple[str, ...]
+    providers: tuple[str, ...]
+    reach: int  # feature rows that rebuild a stream's rings exactly
+    skipped: dict[str, str] = field(default_factory=dict)
+    package: ModelPackage | None = None
+    _session: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        ring_shape: Sequence[int],
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        classes: Sequence[str] | None = None,
+        package: ModelPackage | None = None,
+    ) -> StepEngine:
+        session: Any
+        session, active, skipped = open_session(Path(path), providers, threads)
+        inputs = {i.name: i.shape for i in session.get_inputs()}
+        outputs = {o.name: o.shape for o in session.get_outputs()}
+        if set(inputs) != {"features", "ring", "ring_mask"} or "logits" not in outputs:
+            raise GADError(f"{path} is not a step graph (inputs {sorted(inputs)})")
+        shape = tuple(int(n) for n in ring_shape)
+        layers, _, _, ring, _ = shape
+        n_classes = outputs["logits"][-1]
+        return cls(
+            ring_shape=shape,
+            feature_dim=int(inputs["features"][-1]),
+            classes=tuple(classes) if classes else tuple(str(i) for i in range(n_classes)),
+            providers=active,
+            reach=layers * ring + 1,
+            skipped=skipped,
+            package=package,
+            _session=session,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        package: Path | ModelPackage,
+        *,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        check_hashes: bool = True,
+    ) -> StepEngine:
+        if not isinstance(package, ModelPackage):
+            package = read_package(Path(package), check_hashes=check_hashes)
+        step = package.step
+        if step is None:
+            raise GADError(f"model {package.name} v{package.version} is not a streaming package")
+        engine = cls.open(
+            package.folder / step["file"],
+            ring_shape=package.ring_shape,
+            providers=providers,
+            threads=threads,
+            classes=package.classes,
+            package=package,
+        )
+        log.info("step engine %s v%s on %s", package.name, package.version, engine.providers)
+        return engine
+
+    @property
+    def window(self) -> int:
+        return self.ring_shape[3] + 1
+
+    def new_state(self) -> StepState:
+        """Empty rings for a stream that starts now."""
+        return StepState(
+            np.zeros(self.ring_shape, np.float32), np.zeros(self.ring_shape[3], np.int64)
+        )
+
+    def step(self, features: np.ndarray, streams: Sequence[StepState]) -> np.ndarray:
+        """Logits [B, C] for one new frame of each of `streams` (features [B, D]); each
+        stream's rings advance by the frame."""
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape != (len(streams), self.feature_dim):
+            raise EngineInputError(
+                f"step features must be [{len(streams)}, {self.feature_dim}] (one row per "
+                f"stream), got {list(features.shape)}"
+            )
+        if features.dtype.kind not in "fiu" or not np.isfinite(features).all():
+            raise EngineInputError("step features must be finite numbers")
+        if not streams:
+            return np.zeros((0, len(self.classes)), np.float32)
+        feeds = {
+            "features": np.ascontiguousarray(features, dtype=np.float32),
+            "ring": np.stack([s.ring for s in streams]),
+            "ring_mask": np.stack([s.mask for s in streams]),
+        }
+        logits, rows = self._session.run(["logits", "rows"], feeds)
+        for stream, row in zip(streams, rows, strict=True):
+            stream.push(row)
+        result: np.ndarray = logits
+        return result
+
+    def classify(self, features: np.ndarray, streams: Sequence[StepState]) -> np.ndarray:
+        """Class probabilities [B, C]: softmax of `step`."""
+        return softmax(self.step(features, streams))
+
+    def replay(self, rows: np.ndarray) -> tuple[StepState, np.ndarray]:
+        """A stream's state after its feature `rows` [N, D] (oldest first) and each row's
+        logits [N, C]; exact when `rows` is the whole stream or its last `reach` rows."""
+        state = self.new_state()
+        logits = [self.step(row[None], [state])[0] for row in np.asarray(rows)]
+        out = np.stack(logits) if logits else np.zeros((0, len(self.classes)), np.float32)
+        return state, out

@@ -1,0 +1,155 @@
+"""step.onnx: a streaming checkpoint exported, then stepped in onnxruntime
+(runtime/stepping.py) exactly as PyTorch's banded training pass scores every frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import save_checkpoint
+from model.export.graph import prepare_for_export
+from model.export.package import export_package
+from model.gad import GADClassifier
+from model.streaming import StreamingGAD, StreamingObjective
+from runtime.engine import EngineInputError
+from runtime.errors import CheckpointError
+from runtime.manifest import MANIFEST_FILE, PackageError, read_package
+from runtime.stepping import StepEngine
+from tests.model.helpers import FEATURE_DIM, tiny_model
+
+WINDOW = 6
+
+
+def _trained(window: int = WINDOW) -> GADClassifier:
+    model = tiny_model("discriminative", attention="streaming", stream_window=window)
+    objective = StreamingObjective(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):  # LoRA B starts at zero: train so merging matters
+        features = torch.randn(2, 30, FEATURE_DIM, generator=gen)
+        labels = torch.randint(0, 6, (2, 30), generator=gen)
+        objective(features, torch.ones(2, 30), labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[GADClassifier, Path]:
+    root = tmp_path_factory.mktemp("step")
+    model = _trained()
+    save_checkpoint(model, root / "run" / "checkpoint", extra={"data": {"fps": 4.0}})
+    result = export_package(root / "run" / "checkpoint", root / "models")
+    return model, result.folder
+
+
+def _banded(model: GADClassifier, features: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = StreamingGAD(model, WINDOW).frame_logits(torch.from_numpy(features))
+    return logits.numpy()
+
+
+def test_the_package_is_a_step_package_verified_at_export(
+    exported: tuple[GADClassifier, Path],
+) -> None:
+    _, folder = exported
+    package = read_package(folder)
+    assert package.is_streaming and not package.has_head
+    assert set(package.manifest["files"]) == {"step.onnx"}
+    assert package.ring_shape == (2, 2, 2, WINDOW - 1, 16)  # tiny: 2 layers, 2 kv heads, d 16
+    assert package.step["reach"] == 2 * (WINDOW - 1) + 1
+    assert package.manifest["verify"]["max_abs_diff"] <= 1e-4
+    with pytest.raises(PackageError, match="streaming package: it has no window"):
+        package.window  # noqa: B018
+
+
+def test_onnx_steps_equal_the_training_pass_on_every_frame_of_300(
+    exported: tuple[GADClassifier, Path],
+) -> None:
+    model, folder = exported
+    features = np.random.default_rng(0).standard_normal((2, 300, FEATURE_DIM), np.float32)
+    reference = _banded(model, features)
+    engine = StepEngine.load(folder, providers=("cpu",))
+    streams = [engine.new_state() for _ in range(2)]
+    got = np.stack([engine.step(features[:, t], streams) for t in range(300)], axis=1)
+    np.testing.assert_allclose(got, reference, rtol=0, atol=1e-4)
+    assert streams[0].frames == 300 and streams[0].mask.all()
+
+
+def test_streams_of_any_age_batch_together(exported: tuple[GADClassifier, Path]) -> None:
+    model, folder = exported
+    features = np.random.default_rng(1).standard_normal((3, 20, FEATURE_DIM), np.float32)
+    engine = StepEngine.load(folder, providers=("cpu",))
+    # stream 0 starts now, stream 1 has 3 frames, stream 2 a full window (and more)
+    head = {1: 3, 2: 12}
+    streams = [engine.new_state()]
+    for index in (1, 2):
+        state, _ = engine.replay(features[index, : head[index]])
+        streams.append(state)
+    got = [engine.step(np.stack([features[0, 0], features[1, 3], features[2, 12]]), streams)]
+    for index, frame in ((0, 0), (1, 3), (2, 12)):
+        alone = _banded(model, features[index : index + 1, : frame + 1])[0, -1]
+        np.testing.assert_allclose(got[0][index], alone, rtol=0, atol=1e-4)
+
+
+def test_replaying_reach_rows_resumes_exactly_and_fewer_do_not(
+    exported: tuple[GADClassifier, Path],
+) -> None:
+    _, folder = exported
+    engine = StepEngine.load(folder, providers=("cpu",))
+    rows = np.random.default_rng(2).standard_normal((80, FEATURE_DIM), np.float32)
+    _, uninterrupted = engine.replay(rows)
+    cut = 50  # the replica serving the stream dies after frame 49
+    resumed, _ = engine.replay(rows[cut - engine.reach : cut])
+    after = np.stack([engine.step(row[None], [resumed])[0] for row in rows[cut:]])
+    np.testing.assert_allclose(after, uninterrupted[cut:], rtol=0, atol=1e-5)
+    short, _ = engine.replay(rows[cut - (engine.window - 1) : cut])  # the ring's rows only
+    approx = np.stack([engine.step(row[None], [short])[0] for row in rows[cut:]])
+    gap = np.abs(approx - uninterrupted[cut:]).max(axis=-1)
+    assert gap[0] > 1e-4  # its deeper layers saw less history than the lost ones did
+    assert gap[engine.reach :].max() <= 1e-5  # until those frames left every ring
+
+
+def test_bad_step_input_is_a_clear_error(exported: tuple[GADClassifier, Path]) -> None:
+    _, folder = exported
+    engine = StepEngine.load(folder, providers=("cpu",))
+    streams = [engine.new_state()]
+    with pytest.raises(EngineInputError, match=r"\[1, 16\]"):
+        engine.step(np.zeros((1, 8), np.float32), streams)
+    with pytest.raises(EngineInputError, match=r"\[1, 16\]"):
+        engine.step(np.zeros((2, 16), np.float32), streams)  # two rows for one stream
+    with pytest.raises(EngineInputError, match="finite"):
+        engine.step(np.full((1, 16), np.nan, np.float32), streams)
+    assert streams[0].frames == 0  # a refused step leaves the stream as it was
+
+
+def test_a_broken_step_manifest_is_refused(
+    exported: tuple[GADClassifier, Path], tmp_path: Path
+) -> None:
+    _, folder = exported
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    cases = (
+        ({"layers": 0}, "layers must be a positive integer"),
+        ({"window": 1}, "window must be a positive integer"),
+        ({"outputs": {"logits": {"shape": ["batch", 3]}}}, "3 logits for 6 classes"),
+    )
+    for number, (change, message) in enumerate(cases):
+        broken = tmp_path / f"broken-{number}"
+        broken.mkdir()
+        (broken / "step.onnx").write_bytes((folder / "step.onnx").read_bytes())
+        bad = manifest | {"step": manifest["step"] | change}
+        (broken / MANIFEST_FILE).write_text(json.dumps(bad))
+        with pytest.raises(PackageError, match=message):
+            read_package(broken)
+
+
+def test_a_windowed_model_has_no_step_and_a_streaming_one_no_head() -> None:
+    with pytest.raises(CheckpointError, match="no step"):
+        prepare_for_export(tiny_model("discriminative"), streaming=True)
+    with pytest.raises(CheckpointError, match=r"step\.onnx"):
+        prepare_for_export(_trained())
