@@ -11,7 +11,9 @@ the p99 server latency (frame arrival → label sent) is within the budget. Step
 (4, 8, 16, 32, 48, 64, ...) until one is not sustained, then bisect once or twice: the
 knee is the largest N sustained. Per step: latency percentiles, drops, the machine's CPU
 use, the replicas' CPU (share of a core) and RSS growth per stream, and Redis's memory
-per stream (INFO used_memory growth while the streams are live).
+per stream (INFO used_memory growth while the streams are live). Every stream asks for the
+same delivery mode (`live` by default, as cameras; bench/delivery.py compares the two on
+one overloaded replica).
 
 Loopback only; client, replicas and Redis share this machine's cores.
 """
@@ -96,6 +98,7 @@ def run_step(
     prefix: str,
     baseline_rss: int,
     tag: str,
+    delivery: str = "live",
 ) -> Step:
     step = Step(streams, len(servers), seconds, fps)
     pids = [s.process.pid for s in servers]
@@ -105,7 +108,7 @@ def run_step(
             f"{servers[i % len(servers)].ws_url}/v1/streams/load-{tag}-{streams}-{i}"
             for i in range(streams)
         ]
-        group = StreamGroup(urls, frames, step, fps=fps, seconds=seconds)
+        group = StreamGroup(urls, frames, step, fps=fps, seconds=seconds, delivery=delivery)
         await group.connect(timeout=60)
         redis_before = await asyncio.to_thread(redis_sample, redis_url, prefix)
         cpu0 = [process_usage(pid).cpu_s for pid in pids]
@@ -146,6 +149,7 @@ class LoadResult:
     baseline_rss: int
     replicas: int
     cores: int
+    delivery: str = "live"
 
 
 def ramp(max_streams: int, streams: list[int] | None) -> list[int]:
@@ -167,6 +171,7 @@ def bench_load(
     redis_url: str | None = None,
     threads: int = 1,
     refine: int = 2,
+    delivery: str = "live",
 ) -> LoadResult:
     if not 1 <= max_streams <= MAX_STREAMS or any(not 1 <= n <= MAX_STREAMS for n in streams or []):
         raise GADError(f"streams must be 1..{MAX_STREAMS}, got {max_streams} / {streams}")
@@ -191,7 +196,7 @@ def bench_load(
         servers = [
             stack.enter_context(served(package, env=env, args=args)) for _ in range(replicas)
         ]
-        common = {"fps": fps, "redis_url": url, "prefix": prefix}
+        common = {"fps": fps, "redis_url": url, "prefix": prefix, "delivery": delivery}
         # Warm-up (not reported): a stream per replica, so arenas and pools exist.
         run_step(servers, frames, streams=replicas, seconds=3, baseline_rss=0, tag="warm", **common)
         time.sleep(1.0)
@@ -235,6 +240,7 @@ def bench_load(
         baseline,
         replicas,
         os.cpu_count() or 1,
+        delivery,
     )
 
 
@@ -246,7 +252,8 @@ def render_load(result: LoadResult, *, package: Path, cpu: str) -> str:
         f"({manifest.encoder['name'] if manifest.encoder else 'features'}, window "
         f"{manifest.window.long_frames}+{manifest.window.short_frames}, {manifest.fps:g} fps); "
         f"{result.replicas} replicas (`gad serve`, onnxruntime CPU, 1 thread) sharing one "
-        f"Redis; JPEG frames paced at {manifest.fps:g} fps per stream, streams round-robin "
+        f"Redis; JPEG frames paced at {manifest.fps:g} fps per stream ({result.delivery} "
+        "delivery), streams round-robin "
         f"over the replicas; {result.steps[0].seconds:g} s per step; client, replicas and "
         f"Redis on one machine: {cpu}, {result.cores} cores. Budget: p99 server latency "
         f"≤ {budget:g} ms, no drop, no error, every frame answered.",

@@ -1,17 +1,24 @@
-"""The streaming step against the full window, in PyTorch, same model, same threads.
+"""The streaming step against the full window, same model, same threads, same batch.
 
-For each backbone: one GAD model (LoRA unmerged on both sides), a window of W frames for
-both modes — the windowed head re-reads the prompt and all W frames + [CLS] per frame,
-the step reads one frame + its [CLS] against the K/V rings — and the median ms per frame
-at each batch size. `python -m bench.streaming --backbone tiny --backbone smollm2-135m`.
+For each backbone: one GAD model, a window of W frames for both modes — the windowed head
+re-reads the prompt and all W frames + [CLS] per frame, the step reads one frame + its
+[CLS] against the K/V rings — and the median ms per frame at each batch size, timed
+round-robin. Two runners, each like with like:
+  pytorch      LoRA unmerged on both sides (the training forward)
+  onnxruntime  what the service runs: head.onnx vs step.onnx, LoRA merged on both sides
+`python -m bench.streaming --backbone tiny --backbone smollm2-135m --threads 2`.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from bench.engine import _interleaved
@@ -29,15 +36,14 @@ class StepRow:
     batch: int
     window_ms: float
     step_ms: float
+    runner: str = "pytorch"
 
     @property
     def speedup(self) -> float:
         return self.window_ms / self.step_ms
 
 
-def bench_steps(
-    spec: str, *, window: int, batches: tuple[int, ...], repeats: int, feature_dim: int = 2048
-) -> list[StepRow]:
+def _model(spec: str, window: int, feature_dim: int) -> GADClassifier:
     config = ModelConfig(
         backbone=spec,
         kind="gad",
@@ -46,7 +52,14 @@ def bench_steps(
         long_frames=0,
         short_frames=window,
     )
-    model = GADClassifier(config, resolve_backbone(spec)).eval()
+    torch.manual_seed(0)
+    return GADClassifier(config, resolve_backbone(spec)).eval()
+
+
+def bench_steps(
+    spec: str, *, window: int, batches: tuple[int, ...], repeats: int, feature_dim: int = 2048
+) -> list[StepRow]:
+    model = _model(spec, window, feature_dim)
     stream = StreamingGAD(model, window)
     rows = []
     with torch.inference_mode():
@@ -69,18 +82,75 @@ def bench_steps(
     return rows
 
 
+def bench_onnx_steps(
+    spec: str,
+    *,
+    window: int,
+    batches: tuple[int, ...],
+    repeats: int,
+    threads: int | None,
+    feature_dim: int = 2048,
+) -> list[StepRow]:
+    """head.onnx vs step.onnx of one model (LoRA merged in both), run as the service runs
+    them: onnxruntime, `threads` intra-op threads, the step through runtime.stepping."""
+    from model.export.graph import prepare_for_export
+    from model.export.head import export_head
+    from model.export.step import StepGraph, export_step
+    from runtime.sessions import open_session
+    from runtime.stepping import StepEngine
+
+    model = _model(spec, window, feature_dim)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare_for_export(model)  # LoRA merged (in place), for both graphs
+        export_head(model, Path(tmp) / "head.onnx")
+        graph = StepGraph(model, window)
+        export_step(graph, Path(tmp) / "step.onnx")
+        head: Any
+        head, _, _ = open_session(Path(tmp) / "head.onnx", ("cpu",), threads)
+        engine = StepEngine.open(
+            Path(tmp) / "step.onnx",
+            ring_shape=graph.ring_shape(),
+            providers=("cpu",),
+            threads=threads,
+        )
+        for batch in batches:
+            rng = np.random.default_rng(batch)
+            windows = rng.standard_normal((batch, window, feature_dim), np.float32)
+            mask = np.ones((batch, window), np.int64)
+            streams = [engine.new_state() for _ in range(batch)]
+            for t in range(window):  # fill the rings: streams in their steady state
+                engine.step(windows[:, t], streams)
+            frame = rng.standard_normal((batch, feature_dim), np.float32)
+            runs = _interleaved(
+                {
+                    "window": lambda w=windows, m=mask: head.run(
+                        ["logits"], {"features": w, "mask": m}
+                    ),
+                    "step": lambda f=frame, s=streams: engine.step(f, s),
+                },
+                repeats,
+                lambda: None,
+            )
+            ms = {key: 1e3 * statistics.median(times) / batch for key, times in runs.items()}
+            rows.append(StepRow(spec, window, batch, ms["window"], ms["step"], "onnxruntime"))
+    return rows
+
+
 def render(rows: list[StepRow], repeats: int) -> str:
     lines = [
-        f"Streaming step vs full window, PyTorch fp32, LoRA unmerged on both sides, median of "
-        f"{repeats} timed round-robin after a warm-up; CPU {cpu_name()}, "
-        f"{torch.get_num_threads()} threads",
+        f"Streaming step vs full window, fp32, median of {repeats} runs timed round-robin "
+        f"after a warm-up; CPU {cpu_name()}, {torch.get_num_threads()} threads. pytorch: "
+        "LoRA unmerged on both sides; onnxruntime: head.onnx vs step.onnx, LoRA merged on "
+        "both sides (what the service runs).",
         "",
-        "| backbone | window W | batch | full window ms/frame | step ms/frame | step speed-up |",
-        "|---|---|---|---|---|---|",
+        "| backbone | runner | window W | batch | full window ms/frame | step ms/frame | "
+        "step frames/s | step speed-up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.backbone} | {r.window} | {r.batch} | {r.window_ms:.2f} | {r.step_ms:.2f} | "
-        f"{r.speedup:.1f}× |"
+        f"| {r.backbone} | {r.runner} | {r.window} | {r.batch} | {r.window_ms:.2f} | "
+        f"{r.step_ms:.2f} | {1e3 / r.step_ms:.0f} | {r.speedup:.1f}× |"
         for r in rows
     ]
     return "\n".join(lines)
@@ -93,15 +163,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append", help="streams (default 1, 16)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--runner", action="append", choices=("pytorch", "onnxruntime"), help="default both"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
     for spec in args.backbone or ["tiny"]:
         for window in args.window or [40, 160]:
-            rows += bench_steps(
-                spec, window=window, batches=tuple(args.batch or [1, 16]), repeats=args.repeats
-            )
+            batches = tuple(args.batch or [1, 16])
+            runners = args.runner or ["pytorch", "onnxruntime"]
+            if "pytorch" in runners:
+                rows += bench_steps(spec, window=window, batches=batches, repeats=args.repeats)
+            if "onnxruntime" in runners:
+                rows += bench_onnx_steps(
+                    spec,
+                    window=window,
+                    batches=batches,
+                    repeats=args.repeats,
+                    threads=args.threads,
+                )
     print(render(rows, args.repeats))  # noqa: T201
 
 

@@ -6,6 +6,11 @@ cycled, on a fixed clock (the k-th frame at start + k / rate, stamped seq / fps)
 `service.client.FrameStream`, and counts every answer into one `Tally` that the streams of
 a run share. `StreamGroup` opens N streams, waits until every one is connected (or
 refused), starts them together on one clock and gathers them.
+
+Each stream asks for a delivery mode (`?delivery=`, service/api/ws.py): `live` drops what
+the server cannot keep up with; `lossless` slows this client's sending instead (its send
+blocks), so frames leave late — `Tally.due_ms` (a frame's place on the clock → its label)
+shows that wait, which the round trip (send → label) and the server latency do not.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Tally:
     client_late_ms: float = 0.0  # the client's worst lateness against its own schedule
     server_ms: list[float] = field(default_factory=list)  # frame arrival → label sent
     client_ms: list[float] = field(default_factory=list)  # frame sent → label received
+    due_ms: list[float] = field(default_factory=list)  # frame due on the clock → label received
 
     def count(self, message: dict[str, Any], round_trip_ms: float | None) -> None:
         kind = message.get("type")
@@ -77,6 +83,10 @@ class Tally:
     def p(self, q: float, client: bool = False) -> float:
         """The q-th percentile of the server latency (or the client's round trip), ms."""
         return percentile(self.client_ms if client else self.server_ms, q)
+
+    def p_due(self, q: float) -> float:
+        """The q-th percentile of frame due → label received, ms (what a camera sees)."""
+        return percentile(self.due_ms, q)
 
 
 async def play(
@@ -98,6 +108,7 @@ async def play(
     if count is None and until is None:
         raise GADError("play needs a frame count or an end time")
     every = 1 / (rate or fps)
+    unanswered: dict[int, float] = {}  # seq → its time on the clock, until labelled
 
     async def send() -> None:
         k = 0
@@ -108,9 +119,10 @@ async def play(
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
+            else:  # behind: a slow client, or (lossless) the server's backpressure
                 tally.client_late_ms = max(tally.client_late_ms, -delay * 1e3)
             seq = first_seq + k
+            unanswered[seq] = due
             await stream.send(seq, round(seq / fps, 6), frames[seq % len(frames)])
             tally.sent += 1
             k += 1
@@ -120,6 +132,9 @@ async def play(
     try:
         async for message, round_trip_ms in stream.answers():
             tally.count(message, round_trip_ms)
+            due = unanswered.pop(message.get("seq", -1), None)
+            if due is not None and message.get("type") == "label":
+                tally.due_ms.append((time.monotonic() - due) * 1e3)
         await sender
     finally:
         sender.cancel()
@@ -139,9 +154,13 @@ class StreamGroup:
         fps: float,
         seconds: float,
         spread: bool = True,
+        rate: float | None = None,
+        delivery: str | None = None,
     ) -> None:
         self.urls, self.frames, self.tally = list(urls), frames, tally
-        self.fps, self.count, self.spread = fps, math.ceil(seconds * fps), spread
+        self.fps, self.rate, self.spread = fps, rate or fps, spread
+        self.count = math.ceil(seconds * self.rate)
+        self.delivery = delivery
         self._go, self._all_in = asyncio.Event(), asyncio.Event()
         self._connected = self._refused = 0
         self._start = 0.0
@@ -176,7 +195,9 @@ class StreamGroup:
         phase = i / len(self.urls) / self.fps if self.spread else 0.0
         stream = None
         try:
-            async with open_stream(url, max_size=1 << 22, open_timeout=30) as stream:
+            async with open_stream(
+                url, delivery=self.delivery, max_size=1 << 22, open_timeout=30
+            ) as stream:
                 self._connected += 1
                 self._arrived()
                 await self._go.wait()
@@ -187,6 +208,7 @@ class StreamGroup:
                     fps=self.fps,
                     start=self._start + phase,
                     count=self.count,
+                    rate=self.rate,
                 )
         except (OSError, TimeoutError, GADError, websockets.WebSocketException) as exc:
             code = getattr(getattr(exc, "rcvd", None), "code", None)

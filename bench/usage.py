@@ -57,18 +57,35 @@ class RedisSample:
 
 
 def redis_sample(url: str, prefix: str) -> RedisSample:
+    """One Redis's figures, or (redis+cluster:// URL) the sum over the cluster's masters."""
+    used = keys_bytes = keys = 0
+    cpu_s = 0.0
+    for client in _redis_nodes(url):
+        with client:
+            names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            keys += len(names)
+            keys_bytes += sum(client.memory_usage(key, samples=0) or 0 for key in names)
+            cpu = client.info("cpu")
+            cpu_s += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+            used += int(client.info("memory")["used_memory"])
+    return RedisSample(used, keys_bytes, keys, cpu_s)
+
+
+def _redis_nodes(url: str) -> list:
+    """A client per Redis to sample: the URL's, or one per master of a Redis Cluster."""
     import redis
 
-    with redis.Redis.from_url(url, socket_timeout=5) as client:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        keys_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in keys)
-        cpu = client.info("cpu")
-        return RedisSample(
-            int(client.info("memory")["used_memory"]),
-            keys_bytes,
-            len(keys),
-            float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-        )
+    from service.cache.urls import cache_backend, parse_cluster_url
+
+    if cache_backend(url) != "cluster":
+        return [redis.Redis.from_url(url, socket_timeout=5)]
+    target = parse_cluster_url(url)
+    options = redis.connection.parse_url(target.node_url)
+    auth = {"username": options.get("username"), "password": options.get("password")}
+    seeds = [redis.cluster.ClusterNode(host, port) for host, port in target.nodes]
+    with redis.RedisCluster(startup_nodes=seeds, socket_timeout=5, **auth) as cluster:
+        masters = [(node.host, node.port) for node in cluster.get_primaries()]
+    return [redis.Redis(host=h, port=p, socket_timeout=5, **auth) for h, p in masters]
 
 
 def redis_used_memory(url: str) -> int:

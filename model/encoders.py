@@ -7,6 +7,12 @@ Specs:
                  a 256 shorter side, pixels scaled to [-1, 1] (mean 127, std 128 on 0..255,
                  as the TF Lite models were trained; checked on real photos, see
                  tests/model/test_encoders.py).
+  blazepose      body pose (also `pose-blazepose`): BlazePose's detector and landmark model,
+                 converted from the mediapipe wheel's TF Lite files and run in onnxruntime
+                 only (model/export/pose.py, runtime/pose/). 40-d rows of normalised
+                 keypoints, visibility and person-present (runtime/pose_features.py).
+                 There is no PyTorch version: `load_encoder` refuses it, extraction and
+                 export take it through model.export.encoder.load_onnx_encoder.
   resnet50:PATH  torchvision's ResNet-50 (same state-dict names) with the weights in PATH
                  (.pth or .safetensors, loaded strictly). 2048-d: the pooled features before
                  `fc`, the THUMOS'14 feature size. ImageNet mean/std, 224 from 256.
@@ -33,6 +39,7 @@ import torch
 from torch import nn
 
 from runtime.errors import ConfigError
+from runtime.pose.encoder import POSE_SPECS, is_pose_spec
 from runtime.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -43,8 +50,9 @@ from runtime.preprocess import (
 )
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+BLAZEPOSE = POSE_SPECS[0]
 DEFAULT_ENCODER = EFFICIENTNET_LITE0
-ENCODER_SPECS = (EFFICIENTNET_LITE0, "resnet50:PATH", "dinov2:PATH")
+ENCODER_SPECS = (EFFICIENTNET_LITE0, "resnet50:PATH", "dinov2:PATH")  # PyTorch encoders
 _SPEC_HELP = " | ".join(ENCODER_SPECS)
 
 # The TF EfficientNet-Lite recipe: (x - 127) / 128 on 0..255, written on the [0, 1] scale.
@@ -104,6 +112,11 @@ class FrameEncoder:
 def load_encoder(spec: str, *, device: str = "cpu") -> FrameEncoder:
     """Resolve an encoder spec (see the module docstring) to a loaded, eval-mode encoder."""
     kind, _, arg = spec.partition(":")
+    if is_pose_spec(spec):
+        raise ConfigError(
+            f"encoder {spec!r} runs in onnxruntime only (there is no PyTorch version): "
+            "load it with model.export.encoder.load_onnx_encoder"
+        )
     if spec == EFFICIENTNET_LITE0:
         encoder = _efficientnet_lite0()
     elif kind == "resnet50" and arg:
@@ -111,7 +124,10 @@ def load_encoder(spec: str, *, device: str = "cpu") -> FrameEncoder:
     elif kind == "dinov2" and arg:
         encoder = _dinov2(spec, Path(arg))
     else:
-        raise ConfigError(f"unknown encoder spec {spec!r}; expected one of: {_SPEC_HELP}")
+        raise ConfigError(
+            f"unknown encoder spec {spec!r}; expected one of: {_SPEC_HELP}, or {BLAZEPOSE} "
+            "(body pose, onnxruntime only)"
+        )
     try:
         encoder.module.to(torch.device(device)).eval()
         if encoder.classifier is not None:

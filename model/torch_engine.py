@@ -1,5 +1,6 @@
 """The engine's optional PyTorch backend: a checkpoint served directly (e.g. bf16 on a GPU
-host). TorchEngine implements runtime.engine.Engine, as OnnxEngine does.
+host). TorchEngine implements runtime.engine.Engine, as OnnxEngine does; TorchStepEngine
+is a streaming checkpoint's step (runtime.stepping.StepEngine with the graph in PyTorch).
 
 The service imports this module only when asked for the torch backend; nothing else in
 the serving path imports torch.
@@ -15,8 +16,10 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.export.graph import prepare_for_export
+from model.export.step import STEP_INPUTS, StepGraph
 from model.gad import GADClassifier
 from runtime.engine import check_windows
+from runtime.stepping import StepEngine
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -58,3 +61,40 @@ class TorchEngine:
 
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return torch.softmax(torch.from_numpy(self.logits(features, mask)), -1).numpy()
+
+
+class TorchStepEngine(StepEngine):
+    """The step of a streaming checkpoint in PyTorch (LoRA merged, as step.onnx): the same
+    rings and batching as the ONNX step engine; the rings stay numpy on the host, copied to
+    the device for each batched step."""
+
+    @classmethod
+    def load_checkpoint(
+        cls, checkpoint: Path, *, device: str = "auto", dtype: str = "float32"
+    ) -> TorchStepEngine:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = load_checkpoint(Path(checkpoint), dtype=DTYPES[dtype])
+        model = prepare_for_export(model, streaming=True)
+        graph = StepGraph(model, model.config.stream_window).to(device).eval()
+        shape = graph.ring_shape()
+        return cls(
+            ring_shape=shape,
+            feature_dim=model.config.feature_dim,
+            classes=tuple(model.config.class_names),
+            providers=(f"torch:{device}",),
+            reach=shape[0] * shape[3] + 1,
+            _session=graph,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._session.parameters()).device
+
+    def _run_graph(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        device = self.device
+        with torch.inference_mode():
+            logits, rows = self._session(
+                *(torch.from_numpy(feeds[name]).to(device) for name in STEP_INPUTS)
+            )
+        return logits.float().cpu().numpy(), rows.float().cpu().numpy()

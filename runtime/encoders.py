@@ -1,9 +1,19 @@
-"""A frame encoder run by onnxruntime: `encoder.onnx` behind the exact preprocessing it was
-trained with (runtime/preprocess.py). Torch-free — the service encodes camera frames with it —
-and the default for `gad data extract`, where it is 3-6x faster than PyTorch eager on a CPU
+"""Frame encoders run by onnxruntime. Two kinds, named by the description's `kind`:
+
+  image (no `kind`, the default)  OnnxFrameEncoder: `encoder.onnx` behind the exact
+      preprocessing it was trained with (runtime/preprocess.py), e.g. EfficientNet-Lite0.
+  pose-blazepose  runtime.pose.encoder.PoseFrameEncoder: BlazePose's detector and landmark
+      graphs → normalised keypoints (runtime/pose_features.py).
+
+`open_frame_encoder(package)` opens whichever kind a package's manifest describes; both
+kinds offer `encode`, `describe`, `feature_dim`, `name`, and the service's split
+`preprocess.apply` → `check_pixels` / `encode_pixels`.
+
+Both are torch-free (the service encodes camera frames with them). The image encoder is
+the default for `gad data extract`, where it is 3-6x faster than PyTorch eager on a CPU
 with the same features (max |difference| ~1e-5, checked when the export is made).
 
-    encoder = OnnxFrameEncoder.load(package)                 # a model package's encoder
+    encoder = open_frame_encoder(package)                    # a model package's encoder
     encoder = load_onnx_encoder("efficientnet-lite0")  # model/export/encoder.py, cached
     rows = encoder.encode(frames)        # uint8 RGB [N, H, W, 3] → float32 [N, D]
 """
@@ -14,12 +24,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from runtime.errors import GADError
-from runtime.manifest import ModelPackage
+from runtime.manifest import IMAGE_KIND, POSE_KIND, ModelPackage, encoder_kind
+from runtime.pose.encoder import PoseFrameEncoder
 from runtime.preprocess import Preprocess, encoder_description
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
 
@@ -71,6 +82,11 @@ class OnnxFrameEncoder:
                 f"model {package.name} v{package.version} has no encoder.onnx: it accepts "
                 "feature rows only (export a checkpoint trained on `gad data extract` data)"
             )
+        if encoder_kind(package.encoder) != IMAGE_KIND:
+            raise GADError(
+                f"model {package.name} v{package.version} has a {encoder_kind(package.encoder)} "
+                "encoder, not an image encoder: open it with open_frame_encoder"
+            )
         return cls.open(package.encoder_path, package.encoder, providers=providers, threads=threads)
 
     def describe(self) -> dict[str, Any]:
@@ -103,3 +119,33 @@ class OnnxFrameEncoder:
                 f"{list(pixels.shape)}"
             )
         return (pixels,)
+
+
+FrameEncoderKind = OnnxFrameEncoder | PoseFrameEncoder
+
+
+class FramePreprocess(Protocol):
+    """What the service needs of an encoder's preprocessing, of either kind: frames → the
+    fixed-shape per-frame input its `encode_pixels` batches (Preprocess: normalised float32
+    NCHW; FrameLetterbox: letterboxed uint8 NHWC). Bad frames raise preprocess.FrameError."""
+
+    @property
+    def size(self) -> int: ...
+
+    def apply(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+def open_frame_encoder(
+    package: ModelPackage,
+    *,
+    providers: Sequence[str] = DEFAULT_PROVIDERS,
+    threads: int | None = None,
+) -> FrameEncoderKind:
+    """The frame encoder a package's manifest describes, of whichever kind it is."""
+    if package.encoder is None:
+        return OnnxFrameEncoder.load(package, providers=providers, threads=threads)  # refuses
+    if encoder_kind(package.encoder) == POSE_KIND:
+        return PoseFrameEncoder.open(
+            package.folder, package.encoder, providers=providers, threads=threads
+        )
+    return OnnxFrameEncoder.load(package, providers=providers, threads=threads)

@@ -150,11 +150,17 @@ class StepEngine:
             "ring": np.stack([s.ring for s in streams]),
             "ring_mask": np.stack([s.mask for s in streams]),
         }
-        logits, rows = self._session.run(["logits", "rows"], feeds)
+        logits, rows = self._run_graph(feeds)
         for stream, row in zip(streams, rows, strict=True):
             stream.push(row)
         result: np.ndarray = logits
         return result
+
+    def _run_graph(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """step.onnx on the stacked inputs → (logits [B, C], new rows [B, L, 2, kvH, d]);
+        model/torch_engine.py's TorchStepEngine runs the same step in PyTorch instead."""
+        logits, rows = self._session.run(["logits", "rows"], feeds)
+        return logits, rows
 
     def classify(self, features: np.ndarray, streams: Sequence[StepState]) -> np.ndarray:
         """Class probabilities [B, C]: softmax of `step`."""

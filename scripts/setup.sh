@@ -29,6 +29,13 @@ if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 
   apt-get install -y -q --no-install-recommends opencv-doc >/dev/null 2>&1 \
     || echo "note: opencv-doc (vtest.avi) not installed; its decoding test will be skipped"
 fi
+# Chromium for scripts/browser_check.py (the demo page and a fake webcam fed from a real clip;
+# not part of the test suite, which never needs a browser). Optional: GAD_SETUP_CHROMIUM=0 skips.
+if [ "${GAD_SETUP_CHROMIUM:-1}" = 1 ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null; then
+  env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+    >/dev/null 2>&1 || echo "note: chromium not installed; scripts/browser_check.py needs it"
+fi
 # redis-server for the feature-cache tests, which start a private one when nothing listens
 # on 127.0.0.1:6379 (the service itself needs Redis only when given a Redis URL).
 if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -36,6 +43,13 @@ if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-
   { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
     || echo "note: redis-server not installed; the cache tests need it (or GAD_TEST_REDIS_URL)"
 fi
+# BlazePose's weights for the pose encoder: the mediapipe wheel's two .tflite files (fetched
+# with pip, never installed: mediapipe pins numpy<2), converted to ONNX and checked against
+# the TF Lite runtime, into $GAD_CACHE_DIR/pose/ (model/export/pose.py). Seconds, then cached.
+OMP_NUM_THREADS=1 "$VENV/bin/python" -m model.export.pose
+# DeepMimic's motion-capture clips for `gad data mocap`: the pybullet wheel's 15 clips and
+# its humanoid (fetched with pip, never installed), into $GAD_CACHE_DIR/mocap/. Once.
+"$VENV/bin/python" -c "from training.data.mocap_files import ensure_mocap_files as f; f(say=print)"
 "$VENV/bin/gad" --version
 # The demo model `gad serve` uses by default: rendered actions → EfficientNet-Lite0 features
 # → tiny GAD → package. About 2 minutes on 2 cores the first time, then cached.

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,8 @@ from runtime.engine import check_windows
 from runtime.errors import GADError
 
 RunBatch = Callable[..., np.ndarray]  # windows: [B,T,D], [B,T] → [B,C]
-Collate = Callable[[list[tuple[np.ndarray, ...]]], tuple[np.ndarray, ...]]
-Validate = Callable[..., tuple[np.ndarray, ...]]
+Collate = Callable[[list[tuple[Any, ...]]], tuple[Any, ...]]
+Validate = Callable[..., tuple[Any, ...]]
 
 
 class BatcherClosed(GADError):
@@ -51,7 +52,7 @@ class BatchStats:
 
 @dataclass
 class _Pending:
-    arrays: tuple[np.ndarray, ...]
+    arrays: tuple[Any, ...]
     future: asyncio.Future[np.ndarray]
     arrived: float
 
@@ -110,8 +111,9 @@ class MicroBatcher:
     def pending(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    async def submit(self, *arrays: np.ndarray) -> np.ndarray:
-        """One item (a window [T, D] and its mask [T]) → its row of the batch result."""
+    async def submit(self, *arrays: Any) -> np.ndarray:
+        """One item (a window [T, D] and its mask [T]; other items with `collate`, e.g. a
+        stream's row and its K/V rings) → its row of the batch result."""
         if self._task is None or self._task.done() or self._queue is None:
             raise BatcherClosed("the micro-batcher is not running")
         checked = self._validate(*arrays)  # a bad item fails its caller, not the batch

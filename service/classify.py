@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import ClipModel
+from runtime.engine import ClipModel, softmax
 from runtime.preprocess import FrameError as PreprocessError
 from runtime.segments import to_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
@@ -116,20 +116,23 @@ def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
     """Per-frame scores for every row, and the procedure when there is a clip model
     (blocking: run it in a worker thread). A clip-only package gives only the procedure."""
     package = runtime.package
-    if runtime.engine is None:
+    if runtime.stepper is not None:  # a streaming package: the live recurrence, row by row
+        scores = softmax(runtime.stepper.engine.replay(clip.rows)[1])
+    elif runtime.engine is None:
         assert runtime.clip is not None  # read_package refuses a package with neither
         return {
             "fps": package.fps,
             "procedure": procedure(runtime.clip, clip.rows),
             "source": source(clip, package.fps),
         }
-    spec = runtime.window
-    probs = []
-    for start in range(0, len(clip.rows), WINDOW_BATCH):
-        frames = np.arange(start, min(start + WINDOW_BATCH, len(clip.rows)))
-        windows, mask = build_windows(clip.rows, frames, spec)
-        probs.append(runtime.engine.classify(windows, mask))
-    scores = np.concatenate(probs)
+    else:
+        spec = runtime.window
+        probs = []
+        for start in range(0, len(clip.rows), WINDOW_BATCH):
+            frames = np.arange(start, min(start + WINDOW_BATCH, len(clip.rows)))
+            windows, mask = build_windows(clip.rows, frames, spec)
+            probs.append(runtime.engine.classify(windows, mask))
+        scores = np.concatenate(probs)
     result = summarize(scores, package.classes, package.background_index, package.fps, clip)
     if runtime.clip is not None:
         result["procedure"] = procedure(runtime.clip, clip.rows)

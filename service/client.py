@@ -4,6 +4,11 @@ Frames are read with the same sampler the server uses (runtime/video.py) at the 
 (from its `ready` message) unless --fps says otherwise, and sent with their capture
 timestamps — paced in real time with --realtime, else as fast as the server answers.
 PNG frames are lossless, so the labels equal `/classify` on the same file; JPEG is smaller.
+
+Delivery (`?delivery=`, service/api/ws.py): a file sent as fast as possible streams
+`lossless` — the server stops reading while its queue is full, TCP slows this sender, and
+every frame gets its label; a file played in real time stands for a camera and streams
+`live` (a frame the server cannot keep up with is dropped, latency stays flat).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 import statistics
 import sys
 import time
@@ -19,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -50,6 +57,7 @@ class StreamReport:
             return round(values[min(len(values) - 1, int(q / 100 * len(values)))], 2)
 
         return {
+            "delivery": (self.ready or {}).get("delivery"),
             "sent": self.sent,
             "labels": len(self.labels),
             "carried": sum(bool(m.get("carried")) for m in self.labels),
@@ -101,21 +109,44 @@ class FrameStream:
                 return
 
 
+# A lossless stream's kernel send buffer. Left alone it grows to tcp_wmem's limit (4 MiB:
+# hundreds of JPEG frames, seconds of the server's work) before the server's backpressure
+# reaches this sender; at 256 KiB (~15 camera JPEGs) send() blocks soon instead, and the
+# frames wait here, in order, rather than in the kernel. (The server's buffers still hold
+# a backlog: docs/benchmarks/load.md, "Delivery modes".)
+LOSSLESS_SEND_BUFFER = 256 << 10
+
+
+def with_query(url: str, **params: str | None) -> str:
+    """`url` with these query parameters set (None leaves one as it is)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query |= {key: value for key, value in params.items() if value is not None}
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 @contextlib.asynccontextmanager
 async def open_stream(
     url: str,
     *,
     token: str | None = None,
+    delivery: str | None = None,
     max_size: int = 1 << 24,
     open_timeout: float = 10.0,
 ) -> AsyncIterator[FrameStream]:
-    """Connect to `url` (ws://HOST/v1/streams/ID) and read the `ready` message."""
+    """Connect to `url` (ws://HOST/v1/streams/ID) and read the `ready` message; `delivery`
+    ("live" or "lossless") sets `?delivery=` (None: the URL's, else the server's live)."""
     import websockets
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    url = with_query(url, delivery=delivery)
     async with websockets.connect(
         url, additional_headers=headers, max_size=max_size, open_timeout=open_timeout
     ) as ws:
+        if dict(parse_qsl(urlsplit(url).query)).get("delivery") == "lossless":
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LOSSLESS_SEND_BUFFER)
         ready = json.loads(await ws.recv())
         if ready.get("type") != "ready":
             raise GADError(f"expected a ready message, got {ready}")
@@ -131,13 +162,19 @@ async def stream_video(
     fmt: str = "png",
     quality: int = 90,
     realtime: bool = False,
+    delivery: str | None = None,
     window: int = 4,
     on_message: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamReport:
-    """Stream `video`; without `realtime`, at most `window` frames await their answer
-    (every frame gets exactly one: a label, an error or a drop notice)."""
+    """Stream `video` (every frame gets exactly one answer: a label, an error or a drop
+    notice). `delivery` defaults to live with `realtime` (a camera) and lossless without (a
+    file sent as fast as the server takes it: its backpressure paces the sending). A live
+    stream not in real time keeps at most `window` frames awaiting their answer, so its
+    queue never overflows."""
     report = StreamReport()
-    async with open_stream(url, token=token) as stream:
+    delivery = delivery or ("live" if realtime else "lossless")
+    paced_by_server = realtime or delivery == "lossless"
+    async with open_stream(url, token=token, delivery=delivery) as stream:
         report.ready = stream.ready
         rate = fps or float(stream.ready["fps"])
         in_flight = asyncio.Semaphore(max(1, window))
@@ -147,7 +184,7 @@ async def stream_video(
             for seq, frame in enumerate(read_frames(video, rate)):
                 if realtime:
                     await asyncio.sleep(max(0.0, frame.t - (time.monotonic() - start)))
-                else:
+                elif not paced_by_server:
                     await in_flight.acquire()
                 image = encode_frame(frame.rgb, fmt, quality)
                 await stream.send(seq, frame.t, base64.b64encode(image).decode())
@@ -157,7 +194,7 @@ async def stream_video(
         async def receive() -> None:
             async for message, round_trip_ms in stream.answers():
                 kind = message.get("type")
-                if kind in ("label", "error", "dropped") and not realtime:
+                if kind in ("label", "error", "dropped") and not paced_by_server:
                     in_flight.release()
                 if kind == "label":
                     report.labels.append(message)

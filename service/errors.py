@@ -64,6 +64,10 @@ class StreamRefused(ServiceError):
     per-frame head, taken over by a newer connection, a client that stops reading."""
 
 
+class BadDelivery(StreamRefused):
+    """A `?delivery=` the service does not know (it knows live and lossless)."""
+
+
 class StreamEnded(ServiceError):
     """The stream ended normally: the client sent `end` and every reply went out."""
 
@@ -105,6 +109,7 @@ ERRORS: dict[type[BaseException], Wire] = {
     UnusableInput: Wire(status=422),
     Busy: Wire(status=503, close=1013, headers={"Retry-After": "2"}),
     ShuttingDown: Wire(status=503, close=1012),
+    BadDelivery: Wire(close=1008),  # policy: the client asked for a mode there is not
     StreamRefused: Wire(close=1008),
     StreamEnded: Wire(close=1000),
     BadMessage: Wire(code="message"),

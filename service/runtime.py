@@ -4,7 +4,9 @@ metrics. Built once from the settings, at start.
 
 The per-frame engine is a runtime.engine.Engine: OnnxEngine (head.onnx), or with
 GAD_BACKEND=torch model.torch_engine.TorchEngine, imported by name only then (the import
-rules keep the service off torch and model/).
+rules keep the service off torch and model/). A streaming package has a step engine
+instead (runtime/stepping.py, service/stepping.py): one step per frame per stream against
+K/V rings kept here, batched across streams the same way.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from runtime.encoders import OnnxFrameEncoder
+from runtime.encoders import FrameEncoderKind, FramePreprocess, open_frame_encoder
 from runtime.engine import ClipEngine, ClipModel, Engine, OnnxEngine
 from runtime.errors import ConfigError
 from runtime.manifest import ModelPackage, read_package
-from runtime.preprocess import Preprocess
+from runtime.stepping import StepEngine
 from runtime.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
 from service.cache import FeatureCache, create_cache, redact_url
 from service.metrics import Metrics
 from service.settings import Settings
+from service.stepping import Stepper
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,13 @@ class Runtime:
     settings: Settings
     package: ModelPackage
     engine: Engine | None  # None: a clip-only package
-    encoder: OnnxFrameEncoder | None
+    encoder: FrameEncoderKind | None
     cache: FeatureCache
     metrics: Metrics
     head: MicroBatcher | None
     frames: MicroBatcher | None
     clip: ClipModel | None = None  # step / task / next step of whole clips (/classify)
+    stepper: Stepper | None = None  # a streaming package's steps and per-stream rings
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -52,8 +56,18 @@ class Runtime:
         engine = load_engine(settings, package) if package.has_head else None
         encoder = None
         if package.encoder is not None:
-            encoder = OnnxFrameEncoder.load(
+            encoder = open_frame_encoder(
                 package, providers=settings.providers, threads=settings.threads
+            )
+        stepper = None
+        if package.is_streaming:
+            stepper = Stepper(
+                load_step_engine(settings, package),
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                max_streams=settings.max_streams,
+                replay_rows=settings.stream_replay_rows,
+                on_batch=metrics.on_batch,
             )
         clip: ClipModel | None = None
         if package.clip is not None:  # clip.onnx in onnxruntime, whatever the head's backend
@@ -91,7 +105,7 @@ class Runtime:
                 "name": package.name,
                 "version": package.version,
                 "kind": str(package.manifest.get("kind")),
-                "providers": ",".join(_providers(engine, clip)),
+                "providers": ",".join(_providers(engine or stepper, clip)),
                 "encoder": encoder.name if encoder else "",
             }
         )
@@ -102,27 +116,40 @@ class Runtime:
             package.version,
             len(package.classes),
             package.fps,
-            package.window if package.has_head else "none (clip-only package)",
+            _window_text(package),
             where,
         )
-        return cls(settings, package, engine, encoder, cache, metrics, head, frames, clip=clip)
+        return cls(settings, package, engine, encoder, cache, metrics, head, frames, clip, stepper)
 
     @property
     def window(self) -> WindowSpec:
+        """The rows a stream's cache keeps: the head's window, or a streaming package's
+        replay rows (what rebuilds its K/V rings on another replica)."""
+        if self.stepper is not None:
+            return WindowSpec(0, self.stepper.replay_rows, 1)
         return self.package.window
 
     @property
-    def preprocess(self) -> Preprocess | None:
+    def streams(self) -> bool:
+        """Whether this package labels frames of streams (it has a head or a step)."""
+        return self.engine is not None or self.stepper is not None
+
+    @property
+    def preprocess(self) -> FramePreprocess | None:
         """The frame encoder's preprocessing; None: the model takes feature rows only."""
         return None if self.encoder is None else self.encoder.preprocess
 
     def start(self) -> None:
+        if self.stepper is not None:
+            self.stepper.start()
         if self.head is not None:
             self.head.start()
         if self.frames is not None:
             self.frames.start()
 
     async def close(self) -> None:
+        if self.stepper is not None:
+            await self.stepper.close()
         if self.head is not None:
             await self.head.close()
         if self.frames is not None:
@@ -136,8 +163,16 @@ class Runtime:
             raise RuntimeError("this model has no encoder")
         return await self.frames.submit(pixels)
 
-    async def scores(self, rows: np.ndarray, t: int) -> np.ndarray:
-        """Class probabilities for frame t of `rows` (its window built the one way)."""
+    async def scores(
+        self, rows: np.ndarray, t: int, *, stream: str | None = None, total: int | None = None
+    ) -> np.ndarray:
+        """Class probabilities for frame t of `rows` (its window built the one way). A
+        streaming package steps `stream`'s rings instead: `rows` are its latest rows, the
+        last one its row number `total` - 1 (rows[t] for t = len(rows) - 1)."""
+        if self.stepper is not None:
+            if stream is None or total is None or t != len(rows) - 1:
+                raise RuntimeError("a streaming package scores a stream's newest row only")
+            return await self.stepper.scores(stream, rows, total)
         if self.head is None:
             raise RuntimeError("this model has no per-frame head")
         window, mask = build_window(rows, t, self.window)
@@ -154,10 +189,14 @@ class Runtime:
             "fps": self.package.fps,
             "feature_dim": self.package.feature_dim,
             "window": m["window"],
+            "attention": "streaming" if self.stepper is not None else "window",
+            "step": None
+            if self.stepper is None
+            else {"window": self.stepper.engine.window, "replay_rows": self.stepper.replay_rows},
             "encoder": None if self.encoder is None else self.encoder.name,
             "accepts": ["features"] + (["image"] if self.encoder is not None else []),
-            "providers": list(_providers(self.engine, self.clip)),
-            "streams": self.engine is not None,
+            "providers": list(_providers(self.engine or self.stepper, self.clip)),
+            "streams": self.streams,
             "metrics": _headline(m.get("metrics")),
             "clip": None
             if self.clip is None
@@ -191,11 +230,40 @@ def load_engine(settings: Settings, package: ModelPackage) -> Engine:
     return engine
 
 
-def _providers(engine: Engine | None, clip: ClipModel | None) -> tuple[str, ...]:
-    """Where the package runs: its head's providers, or a clip-only package's clip model's."""
+def load_step_engine(settings: Settings, package: ModelPackage) -> StepEngine:
+    """step.onnx in onnxruntime, or (backend=torch) the streaming checkpoint in PyTorch."""
+    if settings.backend == "onnx":
+        return StepEngine.load(package, providers=settings.providers, threads=settings.threads)
+    if settings.checkpoint is None:
+        raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
+    torch_engine = importlib.import_module("model.torch_engine")  # by name: see load_engine
+    engine = torch_engine.TorchStepEngine.load_checkpoint(
+        settings.checkpoint, dtype=settings.torch_dtype
+    )
+    if not isinstance(engine, StepEngine):
+        raise TypeError(f"{type(engine).__name__} is not a runtime.stepping.StepEngine")
+    if engine.classes != package.classes or engine.ring_shape != package.ring_shape:
+        raise ConfigError(
+            f"checkpoint {settings.checkpoint} ({len(engine.classes)} classes, rings "
+            f"{list(engine.ring_shape)}) does not match package {package.name} "
+            f"v{package.version} ({len(package.classes)} classes, rings "
+            f"{list(package.ring_shape)})"
+        )
+    return engine
+
+
+def _providers(engine: Engine | Stepper | None, clip: ClipModel | None) -> tuple[str, ...]:
+    """Where the package runs: its head's (or step's) providers, or a clip-only package's
+    clip model's."""
     model = engine or clip
     assert model is not None  # read_package refuses a package with neither
     return model.providers
+
+
+def _window_text(package: ModelPackage) -> str:
+    if package.is_streaming:
+        return f"streaming ({package.ring_shape[3] + 1} frames, step.onnx)"
+    return str(package.window) if package.has_head else "none (clip-only package)"
 
 
 def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -30,5 +30,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_config=None,
         ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

@@ -28,13 +28,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from runtime.encoders import FramePreprocess
 from runtime.manifest import ModelPackage
 from runtime.preprocess import FrameError as PreprocessError
-from runtime.preprocess import Preprocess
 from runtime.video import FpsSampler
 from service.cache import (
     CacheConflict,
@@ -62,13 +62,18 @@ class StreamModel(Protocol):
     def package(self) -> ModelPackage: ...
 
     @property
-    def preprocess(self) -> Preprocess | None: ...
+    def preprocess(self) -> FramePreprocess | None: ...
 
     def describe(self) -> dict[str, Any]: ...
 
     async def encode(self, pixels: np.ndarray) -> np.ndarray: ...
 
-    async def scores(self, rows: np.ndarray, t: int) -> np.ndarray: ...
+    async def scores(
+        self, rows: np.ndarray, t: int, *, stream: str | None = None, total: int | None = None
+    ) -> np.ndarray:
+        """Probabilities for rows[t]; `stream` and its `total` rows let a streaming
+        package step that stream's K/V rings (service/stepping.py)."""
+        ...
 
 
 @dataclass
@@ -78,6 +83,13 @@ class Frame:
     image: bytes | None = None
     features: np.ndarray | None = None
     arrived: float = 0.0  # time.monotonic() at arrival
+
+
+# How a stream's frames reach the model when they arrive faster than it labels them:
+# "live" drops the oldest waiting frame (a late label is worthless to a camera), "lossless"
+# stops reading the socket until there is room (TCP slows the sender; every frame labelled).
+Delivery = Literal["live", "lossless"]
+DELIVERIES: tuple[Delivery, ...] = ("live", "lossless")
 
 
 @dataclass(frozen=True)
@@ -90,15 +102,19 @@ class StreamOptions:
     cache_dtype: str = "float32"  # what the cache stores rows as
     carry_over: bool = True  # answer frames sampling skipped with the latest label
     top_k: int = 3
+    delivery: Delivery = "live"
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, carry_over: bool, top_k: int) -> StreamOptions:
+    def from_settings(
+        cls, settings: Settings, *, carry_over: bool, top_k: int, delivery: Delivery = "live"
+    ) -> StreamOptions:
         return cls(
             max_frame_bytes=settings.max_frame_bytes,
             max_frame_pixels=settings.max_frame_pixels,
             cache_dtype=settings.cache_dtype,
             carry_over=carry_over,
             top_k=top_k,
+            delivery=delivery,
         )
 
 
@@ -156,6 +172,7 @@ class StreamSession:
             "fps": info["fps"],
             "window": info["window"],
             "accepts": info["accepts"],
+            "delivery": self.options.delivery,
             "resumed": self.resumed,
             "rows": self.state.total_rows,
             "next_seq": self.next_seq,
@@ -208,7 +225,9 @@ class StreamSession:
             window = self.state
             for pushed in rounded:
                 window = window.pushed(pushed, window.meta)
-            probs = await self.model.scores(window.rows, len(window.rows) - 1)
+            probs = await self.model.scores(
+                window.rows, len(window.rows) - 1, stream=window.key, total=window.total_rows
+            )
             message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
             self.recent = [*self.recent, _brief(message)][-RECENT:]
             meta: dict[str, Any] = {
@@ -303,7 +322,8 @@ class StreamSession:
             if not self.state.rows.size:
                 return {"type": "label", "seq": seq, "carried": True, "label": None}
             # Resumed on this connection: the latest label is the newest row's.
-            probs = await self.model.scores(self.state.rows, len(self.state.rows) - 1)
+            rows, total = self.state.rows, self.state.total_rows
+            probs = await self.model.scores(rows, len(rows) - 1, stream=self.state.key, total=total)
             self.latest = self._label(seq, probs, frame, carried=False)
         return self.latest | {
             "seq": seq,

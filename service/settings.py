@@ -2,6 +2,7 @@
 
     GAD_MODEL=models/demo            a package version folder, or a model folder (newest)
     GAD_REDIS_URL=redis://redis:6379/0   shared stream cache (unset: in-process)
+    GAD_REDIS_URL=redis+cluster://redis-0:6379,redis-1:6379   ... on a Redis Cluster
     GAD_API_KEYS='["key-1","key-2"]'     or key-1,key-2; unset: no auth (logged loudly)
 
 `gad serve` flags override the environment; nothing else reads the environment.
@@ -16,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.cache_files import default_cache_dir
+from service.cache.urls import cache_backend
 
 MiB = 1 << 20
 DEMO_MODEL = ("demo", "models", "demo")  # under the cache dir: `gad demo build` writes it
@@ -27,7 +29,10 @@ def default_model_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GAD_", extra="ignore", frozen=True)
+    # Errors never echo the input: GAD_REDIS_URL and GAD_API_KEYS may hold secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="GAD_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # --- model and engine
     model: Path | None = Field(None, description="model package; unset: the demo model")
@@ -48,18 +53,28 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     # --- streams and cache
-    redis_url: str | None = Field(None, repr=False)  # may hold a password
+    # redis:// rediss:// unix:// (one Redis) or redis+cluster:// (a cluster's seed nodes); may
+    # hold a password. Checked at start (service/cache/urls.py), connected on first use.
+    redis_url: str | None = Field(None, repr=False)
     redis_prefix: str = Field("gad", min_length=1, description="key namespace in Redis")
     cache_dtype: Literal["float32", "float16"] = "float32"
     stream_ttl_s: float = Field(300.0, gt=0, description="idle time before a stream is freed")
     cache_timeout_s: float = Field(1.0, gt=0)
     max_streams: int = Field(64, ge=1, description="concurrent streams per process")
+    # A streaming package (step.onnx): feature rows kept per stream to rebuild its K/V rings
+    # on another replica. None = the package's reach (layers x (W-1) + 1): exact resumes.
+    stream_replay_rows: int | None = Field(None, ge=1, description="rows a resume replays")
     queue_depth: int = Field(8, ge=1, description="frames waiting per stream")
     drop_policy: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
     send_queue: int = Field(64, ge=1, description="messages waiting for a slow reader")
     send_timeout_s: float = Field(
         10.0, gt=0, description="how long a full send queue may wait before the stream closes"
     )
+    # uvicorn's WebSocket keepalive: a client whose pong is not back in time is closed (1011).
+    # A lossless stream offered more than the server labels for longer than this sees its
+    # pong queued behind unread frames: raise it for long catch-ups (docs: delivery modes).
+    ws_ping_interval_s: float = Field(20.0, gt=0)
+    ws_ping_timeout_s: float = Field(20.0, gt=0)
 
     # --- limits
     max_frame_bytes: int = Field(4 * MiB, ge=1024)
@@ -85,6 +100,12 @@ class Settings(BaseSettings):
     @classmethod
     def _split_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        cache_backend(value)  # ConfigError (a ValueError) naming the URL with its password hidden
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -34,3 +34,18 @@ def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     save_checkpoint(model, checkpoint, extra={"data": {"fps": 4.0, "encoder": None}})
     result = export_package(checkpoint, root / "models")
     return checkpoint, result.folder
+
+
+@pytest.fixture(scope="session")
+def streaming_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, exported package folder) of a tiny streaming-attention model (W = 6):
+    a package with step.onnx and no head."""
+    from model.checkpoint import save_checkpoint
+    from model.export.package import export_package
+    from tests.model.helpers import tiny_streaming_model
+
+    root = tmp_path_factory.mktemp("streaming-package")
+    checkpoint = root / "run" / "checkpoint"
+    save_checkpoint(tiny_streaming_model(6), checkpoint, extra={"data": {"fps": 4.0}})
+    result = export_package(checkpoint, root / "models")
+    return checkpoint, result.folder

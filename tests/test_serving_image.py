@@ -134,7 +134,14 @@ def test_every_serving_module_imports_without_torch(image: Path) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["serve"], ["stream"], ["bench", "service"], ["bench", "load"], ["bench", "soak"]],
+    [
+        ["serve"],
+        ["stream"],
+        ["bench", "service"],
+        ["bench", "load"],
+        ["bench", "soak"],
+        ["bench", "delivery"],
+    ],
     ids=" ".join,
 )
 def test_serving_commands_parse_without_torch(image: Path, argv: list[str]) -> None:

@@ -106,6 +106,16 @@ def build(parser: argparse.ArgumentParser) -> None:
         "bounded (at most 256 streams, 600 s per step).",
     )
     bench.add(
+        "delivery",
+        build_delivery,
+        help="live vs lossless delivery under the same offered overload",
+        description="Start one `gad serve` on the model and offer --streams streams "
+        "--rate new frames/s each (above what it can label) for --seconds, once with "
+        "?delivery=live (the queue drops the oldest frames: latency stays flat) and once "
+        "with ?delivery=lossless (the server stops reading: TCP slows the sender, every "
+        "frame gets its label, latency grows). Prints labels, drops and latency per mode.",
+    )
+    bench.add(
         "soak",
         build_soak,
         help="hold an overload for minutes and sample the server's RSS (memory growth)",
@@ -250,6 +260,12 @@ def build_engine(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
     bench.add_argument(
+        "--step",
+        action="store_true",
+        help="also the streaming step: step.onnx vs head.onnx of one model at window "
+        "long + short (LoRA merged in both, onnxruntime, the engine batches)",
+    )
+    bench.add_argument(
         "--merged",
         action="store_true",
         help="accepted for old command lines: both LoRA states are always timed",
@@ -273,11 +289,29 @@ def run_engine(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         onnx=not args.no_onnx,
     )
-    rows = []
+    rows, steps = [], []
     for spec in args.backbone or DEFAULT_BACKBONES:
         rows += run_engine_bench(spec, bench)
+        if args.step:
+            from bench.streaming import bench_onnx_steps
+
+            steps += bench_onnx_steps(
+                spec,
+                window=args.long + args.short,
+                batches=bench.engine_batches,
+                repeats=args.repeats,
+                threads=args.threads,
+                feature_dim=args.feature_dim,
+            )
         print(f"done: {spec}", flush=True)
-    return emit_table(render_engine_tables(rows, bench), args.out)
+    table = render_engine_tables(rows, bench)
+    if steps:
+        from bench.streaming import render
+
+        table += "\n\n**Streaming step** (a streaming package's step.onnx):\n\n" + render(
+            steps, args.repeats
+        )
+    return emit_table(table, args.out)
 
 
 def build_clip(bench: argparse.ArgumentParser) -> None:
@@ -340,6 +374,12 @@ def build_load(load: argparse.ArgumentParser) -> None:
     load.add_argument("--replicas", type=int, default=2, help="gad serve processes (default 2)")
     load.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
     load.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    load.add_argument(
+        "--delivery",
+        choices=["live", "lossless"],
+        default="live",
+        help="every stream's delivery mode (default live, as cameras)",
+    )
     load.add_argument("--out", type=Path, help="also write the table here")
     load.set_defaults(handler=run_load)
 
@@ -397,8 +437,30 @@ def run_load(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         redis_url=args.redis_url,
         threads=args.threads,
+        delivery=args.delivery,
     )
     return emit_table(render_load(result, package=model, cpu=cpu_name()), args.out)
+
+
+def build_delivery(delivery: argparse.ArgumentParser) -> None:
+    delivery.add_argument("--model", type=Path, help="package (default: the demo model)")
+    delivery.add_argument("--video", type=Path, help="video (default: a demo test video)")
+    delivery.add_argument("--streams", type=int, default=4, help="concurrent streams (default 4)")
+    delivery.add_argument(
+        "--rate", type=float, default=25.0, help="new frames/s offered per stream (default 25)"
+    )
+    delivery.add_argument("--seconds", type=float, default=15.0, help="per mode (default 15)")
+    delivery.add_argument("--out", type=Path, help="also write the table here")
+    delivery.set_defaults(handler=run_delivery)
+
+
+def run_delivery(args: argparse.Namespace) -> int:
+    from bench.delivery import bench_delivery, render_delivery
+    from runtime.system import cpu_name
+
+    model, video = _package_and_video(args)
+    runs = bench_delivery(model, video, streams=args.streams, rate=args.rate, seconds=args.seconds)
+    return emit_table(render_delivery(runs, package=model, cpu=cpu_name()), args.out)
 
 
 def run_soak(args: argparse.Namespace) -> int:

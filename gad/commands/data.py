@@ -4,6 +4,7 @@ feature layout.
     gad data synth --out data/synth
     gad data synth --procedures --out data/procedures
     gad data render --out data/render
+    gad data mocap --out data/mocap
     gad data extract data/render/videos --annotations data/render/annotations.csv \\
         --split data/render/split.json --out data/render-features
 """
@@ -45,6 +46,20 @@ def build(parser: argparse.ArgumentParser) -> None:
         "(video,start_s,end_s,label), OUT/split.json and OUT/render.json. Seeded: same "
         "arguments, same videos. Next: `gad data extract OUT/videos --annotations "
         "OUT/annotations.csv --split OUT/split.json --out DATA`.",
+    )
+    data.add(
+        "mocap",
+        build_mocap,
+        help="write pose-feature videos from real motion capture (DeepMimic clips)",
+        description="Untrimmed videos of a 3D body performing real motion-capture clips "
+        "(walk, run, jump, kick, punch, dance, spin, cartwheel, crawl, get up) and the "
+        "rendered benchmark's gestures (squat, wave, raise arm, clap) between standing idle, "
+        "seen by a random camera (heading all around, pitch, distance, framing, mirroring, "
+        "speed, keypoint noise, lost joints, empty frames) and written as the rows of the "
+        "pose-blazepose encoder: features, target_perframe and data_info.json. The test "
+        "split uses camera headings, pitches, playback speeds and two clips that training "
+        "never sees (OUT/mocap.json says which). The clips come out of the pybullet wheel, "
+        "downloaded with pip once into $GAD_CACHE_DIR/mocap. Seeded: same seed, same files.",
     )
     data.add(
         "extract",
@@ -111,6 +126,32 @@ def build_render(render: argparse.ArgumentParser) -> None:
     render.set_defaults(handler=run_render)
 
 
+def build_mocap(mocap: argparse.ArgumentParser) -> None:
+    mocap.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    mocap.add_argument("--train-videos", type=int, default=160, help="default 160")
+    mocap.add_argument("--test-videos", type=int, default=40, help="default 40")
+    mocap.add_argument(
+        "--seconds",
+        type=float,
+        nargs=2,
+        default=(60.0, 120.0),
+        metavar=("MIN", "MAX"),
+        help="length of a video (default 60 120)",
+    )
+    mocap.add_argument("--fps", type=float, default=4.0, help="feature rows per second (4)")
+    mocap.add_argument(
+        "--no-holdout-clips",
+        action="store_true",
+        help="let training see every clip (by default dance_b and getup_faceup are test-only)",
+    )
+    mocap.add_argument("--seed", type=int, default=0)
+    mocap.add_argument(
+        "--wheel", type=Path, default=None, help="a pybullet 3.2.7 wheel on disk (else pip)"
+    )
+    mocap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    mocap.set_defaults(handler=run_mocap)
+
+
 def build_extract(extract: argparse.ArgumentParser) -> None:
     extract.add_argument("videos", type=Path, help="folder holding the video files")
     extract.add_argument(
@@ -123,7 +164,8 @@ def build_extract(extract: argparse.ArgumentParser) -> None:
     extract.add_argument(
         "--encoder",
         default="efficientnet-lite0",
-        help="frame encoder: efficientnet-lite0 (default) | resnet50:PATH | dinov2:PATH",
+        help="frame encoder: efficientnet-lite0 (default) | blazepose (body pose: 40-d "
+        "keypoint rows, onnxruntime only) | resnet50:PATH | dinov2:PATH",
     )
     extract.add_argument("--fps", type=float, default=4.0, help="feature rows per second (4)")
     split = extract.add_mutually_exclusive_group()
@@ -147,7 +189,7 @@ def build_extract(extract: argparse.ArgumentParser) -> None:
         choices=["auto", "onnx", "torch"],
         default="auto",
         help="run the encoder in onnxruntime (its cached ONNX export, as the service does) or "
-        "PyTorch; auto: onnx on CPU, torch on CUDA",
+        "PyTorch; auto: onnx on CPU, torch on CUDA (blazepose always runs in onnxruntime)",
     )
     extract.add_argument(
         "--dataset", default=None, help="name in data_info.json (default: the --out folder name)"
@@ -206,6 +248,32 @@ def run_render(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {summary['videos']} videos ({summary['train']} train, "
         f"{summary['test']} test), {summary['seconds']:.0f} s of video, "
         f"{summary['actions']} actions ({summary['per_class']} per class) in {elapsed:.1f} s"
+    )
+    return 0
+
+
+def run_mocap(args: argparse.Namespace) -> int:
+    import time
+
+    from training.data.mocap import MocapConfig, write_mocap_dataset
+    from training.data.mocap_files import ensure_mocap_files
+
+    cfg = MocapConfig(
+        videos_train=args.train_videos,
+        videos_test=args.test_videos,
+        seconds=tuple(args.seconds),
+        fps=args.fps,
+        holdout_clips=not args.no_holdout_clips,
+        seed=args.seed,
+    )
+    files = ensure_mocap_files(wheel=args.wheel, say=_say)
+    start = time.perf_counter()
+    summary = write_mocap_dataset(args.out, cfg, files, progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    _say(
+        f"wrote {args.out}: "
+        + ", ".join(f"{k} {v}" for k, v in summary.items())
+        + f" in {elapsed:.1f} s"
     )
     return 0
 

@@ -83,7 +83,7 @@ def run_export(args: argparse.Namespace) -> int:
         print(
             f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; streaming "
             f"attention, window {step['window']} frames (step.onnx; K/V rings "
-            f"{ring * 4 / 1e6:.2f} MB per stream; a label reads {step['reach']} frames)"
+            f"{ring * 4 / 1024:,.0f} KiB per stream; a label reads {step['reach']} frames)"
         )
     elif window is None:
         print(f"head      none: a clip-only package (fps {manifest['fps']:g}; no streams)")

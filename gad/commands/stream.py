@@ -2,6 +2,10 @@
 (service/client.py; no torch).
 
     gad stream --video clip.mp4 --url ws://127.0.0.1:8000/v1/streams/cli --realtime
+
+A file sent as fast as the server takes it streams `lossless` (every frame labelled, the
+server's backpressure sets the pace); with --realtime it plays as a camera and streams `live`
+(frames the server cannot keep up with are dropped). --delivery overrides either.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ def build(stream: argparse.ArgumentParser) -> None:
     stream.add_argument("--format", choices=["png", "jpeg"], default="png", help="frame encoding")
     stream.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     stream.add_argument("--realtime", action="store_true", help="pace frames at video time")
+    stream.add_argument(
+        "--delivery",
+        choices=["live", "lossless"],
+        help="live: drop frames the server cannot keep up with (latency stays flat); "
+        "lossless: every frame labelled, the server slows the sending "
+        "(default: live with --realtime, else lossless)",
+    )
     stream.add_argument("--quiet", action="store_true", help="only the summary")
     stream.set_defaults(handler=run_stream)
 
@@ -52,6 +63,7 @@ def run_stream(args: argparse.Namespace) -> int:
             fmt=args.format,
             quality=args.quality,
             realtime=args.realtime,
+            delivery=args.delivery,
             on_message=None if args.quiet else print_message,
         )
     )

@@ -2,6 +2,10 @@
 
 The file takes `pixels` float32 `[batch, 3, S, S]` (the output of the encoder's
 `Preprocess.apply`, dynamic batch) and gives `features` float32 `[batch, D]`.
+
+Body-pose encoders (`blazepose`) are not exported from PyTorch: their two graphs are
+converted from TF Lite once and cached (model/export/pose.py); `load_onnx_encoder` and
+`export_package_encoder` hand them out like the image encoders' `encoder.onnx`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,10 +27,11 @@ import cv2
 import numpy as np
 import torch
 
-from model.encoders import FrameEncoder, load_encoder
+from model.encoders import FrameEncoder, is_pose_spec, load_encoder
 from runtime.cache_files import building, default_cache_dir
-from runtime.encoders import OnnxFrameEncoder
+from runtime.encoders import FrameEncoderKind, OnnxFrameEncoder
 from runtime.errors import CheckpointError
+from runtime.manifest import ENCODER_FILE, POSE_KIND, encoder_kind, sha256
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +206,14 @@ def sample_frames(count: int, *, height: int = 480, width: int = 640, seed: int 
 
 def load_onnx_encoder(
     spec: str, *, cache_dir: Path | None = None, threads: int | None = None
-) -> OnnxFrameEncoder:
+) -> FrameEncoderKind:
     """The encoder `spec` names, exported to ONNX once (verified against PyTorch) and
-    cached under CACHE/encoders/, keyed by its description and a digest of its weights."""
+    cached under CACHE/encoders/, keyed by its description and a digest of its weights.
+    A pose spec gives the pose encoder from CACHE/pose/ (model/export/pose.py)."""
+    if is_pose_spec(spec):
+        from model.export.pose import load_pose_encoder
+
+        return load_pose_encoder(cache_dir, threads=threads)
     source = load_encoder(spec)
     description = source.describe()
     digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode())
@@ -219,3 +230,48 @@ def load_onnx_encoder(
             (tmp / "export.json").write_text(json.dumps(description | {"verify": report}, indent=2))
         log.info("exported %s to %s", spec, path)
     return OnnxFrameEncoder.open(path, description, providers=("cpu",), threads=threads)
+
+
+def export_package_encoder(
+    description: dict[str, Any], folder: Path, *, verify: bool = True
+) -> dict[str, Any]:
+    """Write the frame encoder a dataset was extracted with (its `describe()`, as the
+    checkpoint records it) into the package `folder`; returns the manifest's encoder
+    section. An image encoder becomes encoder.onnx (exported from PyTorch, checked); a
+    pose encoder's two cached graphs are copied (checked against their sha256)."""
+    spec = str(description["spec"])
+    if encoder_kind(description) == POSE_KIND:
+        from model.export.pose import INFO_FILE, ensure_pose_models
+        from runtime.pose.encoder import DETECTOR_FILE, LANDMARK_FILE
+
+        source = ensure_pose_models(verify=verify)
+        info = json.loads((source / INFO_FILE).read_text())
+        for name in (DETECTOR_FILE, LANDMARK_FILE):
+            shutil.copyfile(source / name, Path(folder) / name)
+            if sha256(Path(folder) / name) != info["sha256"].get(name):
+                raise CheckpointError(
+                    f"{source / name} does not match its sha256 in {INFO_FILE}: delete "
+                    f"{source} and run `python -m model.export.pose` again"
+                )
+        keep = {k: info[k] for k in ("kind", "spec", "name", "feature_dim", "preprocess")}
+        _check_feature_dim(description, int(info["feature_dim"]))
+        return keep | {
+            "detector": DETECTOR_FILE,
+            "landmarks": LANDMARK_FILE,
+            "file": LANDMARK_FILE,
+            "files": [DETECTOR_FILE],
+            "source": info.get("source"),
+            "verify": info.get("graphs"),
+        }
+    encoder = load_encoder(spec)
+    _check_feature_dim(description, encoder.feature_dim)
+    report = export_encoder(encoder, Path(folder) / ENCODER_FILE, verify=verify)
+    return encoder.describe() | {"file": ENCODER_FILE, "verify": report}
+
+
+def _check_feature_dim(description: dict[str, Any], feature_dim: int) -> None:
+    if feature_dim != description.get("feature_dim", feature_dim):
+        raise CheckpointError(
+            f"the data was extracted with {description['spec']} at "
+            f"{description['feature_dim']}-d but it now gives {feature_dim}-d"
+        )

@@ -38,7 +38,6 @@ from model.export.graph import (
 from model.export.head import export_head, probe_windows, verify_head
 from runtime.errors import CheckpointError
 from runtime.manifest import (
-    ENCODER_FILE,
     HEAD_FILE,
     MANIFEST_FILE,
     SCHEMA_VERSION,
@@ -116,7 +115,7 @@ def export_package(
         encoder = None
         encoder_spec = (info.extra.get("data") or {}).get("encoder")
         if with_encoder and encoder_spec:
-            encoder = _export_encoder(encoder_spec, tmp / ENCODER_FILE, verify=verify)
+            encoder = _export_encoder(encoder_spec, tmp, verify=verify)
         manifest = build_manifest(
             info,
             name=name,
@@ -216,18 +215,10 @@ def _read_metrics(path: Path | None, checkpoint: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"cannot read metrics {path}: {exc}") from exc
 
 
-def _export_encoder(spec: dict[str, Any], path: Path, *, verify: bool) -> dict[str, Any]:
-    from model.encoders import load_encoder
-    from model.export.encoder import export_encoder
+def _export_encoder(spec: dict[str, Any], folder: Path, *, verify: bool) -> dict[str, Any]:
+    from model.export.encoder import export_package_encoder
 
-    encoder = load_encoder(spec["spec"])
-    if encoder.feature_dim != spec.get("feature_dim", encoder.feature_dim):
-        raise CheckpointError(
-            f"the data was extracted with {spec['spec']} at {spec['feature_dim']}-d but it "
-            f"now gives {encoder.feature_dim}-d"
-        )
-    report = export_encoder(encoder, path, verify=verify)
-    return encoder.describe() | {"file": path.name, "verify": report}
+    return export_package_encoder(spec, folder, verify=verify)
 
 
 def build_manifest(

@@ -148,9 +148,7 @@ def verify_step(
 
     engine = StepEngine.open(path, ring_shape=ring_shape, providers=("cpu",))
     streams = [engine.new_state() for _ in range(len(features))]
-    got = np.stack(
-        [engine.step(features[:, t], streams) for t in range(features.shape[1])], axis=1
-    )
+    got = np.stack([engine.step(features[:, t], streams) for t in range(features.shape[1])], axis=1)
     # batch independence (and a batch dimension left dynamic): the first stream alone
     alone = engine.replay(features[0])[1]
     diff = max(float(np.abs(got - reference).max()), float(np.abs(alone - reference[0]).max()))

@@ -13,9 +13,20 @@ policy (bad id, taken over, not reading), 1009 message too big, 1011 internal,
 1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere) —
 each looked up for its domain error in service/errors.py, as are the error messages' codes.
 
-Three tasks per connection: the receiver parses and queues frames (bounded; drop-oldest
-by default), the worker processes them in order, the sender writes replies (bounded; a
-client that stops reading is closed, it cannot stall anyone else).
+Query parameters: `delivery=live|lossless` (default live), `top_k=N`, `carry=0`, `token=KEY`.
+
+Three tasks per connection: the receiver parses and queues frames, the worker processes
+them in order, the sender writes replies (bounded; a client that stops reading is closed,
+it cannot stall anyone else). The frame queue is bounded (GAD_QUEUE_DEPTH) either way; what
+happens when it is full is the stream's delivery mode:
+  live      drop a frame (the oldest by default, GAD_DROP_POLICY) and send `dropped`: a
+            camera's late label is worthless, latency stays flat;
+  lossless  stop reading the socket until the worker takes a frame: the frames wait in the
+            TCP buffers, TCP slows the sender, and every frame gets its label, in order
+            (a recorded video sent faster than real time, a client resending a gap).
+            The backlog waits in the TCP buffers ahead of the client's keepalive pongs:
+            one of more than the ping timeout (GAD_WS_PING_TIMEOUT_S, 20 s of this stream's
+            work) ends in a 1011 close, so lossless is for a finite backlog (README).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from service.api.deps import RuntimeDep, SettingsDep, Streams, StreamsDep
 from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
 from service.errors import (
+    BadDelivery,
     BadMessage,
     Busy,
     ServiceError,
@@ -51,7 +63,7 @@ from service.errors import (
 from service.frames import FrameError, decode_base64, decode_features, decode_json
 from service.metrics import Metrics
 from service.runtime import Runtime
-from service.session import Frame, StreamOptions, StreamSession
+from service.session import DELIVERIES, Delivery, Frame, StreamOptions, StreamSession
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,16 +93,18 @@ async def stream_endpoint(
     if any(p.startswith(KEY_PROTOCOL_PREFIX) for p in offered) and subprotocol is None:
         subprotocol = next(p for p in offered if p.startswith(KEY_PROTOCOL_PREFIX))
     await websocket.accept(subprotocol=subprotocol)
+    params = websocket.query_params
     try:
         tenant = _admit(websocket, stream_id, runtime, streams, settings)
+        delivery = _delivery(params.get("delivery"))
     except GADError as exc:  # AuthError or a refusal of service/errors.py
         await _close(websocket, close_code(exc), str(exc), metrics)
         return
-    params = websocket.query_params
     options = StreamOptions.from_settings(
         settings,
         carry_over=params.get("carry", "1") not in ("0", "false", "no"),
         top_k=_int(params.get("top_k"), settings.top_k, 1, len(runtime.package.classes)),
+        delivery=delivery,
     )
     key = f"{tenant}/{stream_id}" if tenant else stream_id
     streams.count += 1
@@ -132,7 +146,7 @@ def _admit(
         raise StreamRefused(
             "stream id must be 1-128 characters of letters, digits, '.', '_' and '-'"
         )
-    if runtime.engine is None:
+    if not runtime.streams:
         raise StreamRefused(
             "this model package answers whole clips only (no per-frame head): POST /classify"
         )
@@ -142,6 +156,16 @@ def _admit(
         runtime.metrics.frames_dropped.labels("stream_limit").inc()
         raise Busy(f"server at its {settings.max_streams}-stream limit")
     return tenant
+
+
+def _delivery(value: str | None) -> Delivery:
+    """The stream's delivery mode from `?delivery=` (absent: live)."""
+    if value is None:
+        return "live"
+    for mode in DELIVERIES:
+        if value == mode:
+            return mode
+    raise BadDelivery(f"unknown delivery {value[:40]!r}: use live or lossless")
 
 
 class _Connection:
@@ -154,6 +178,8 @@ class _Connection:
         self.metrics = metrics
         self.frames: deque[Frame] = deque()
         self.frame_ready = asyncio.Event()
+        self.lossless = session.options.delivery == "lossless"
+        self.frame_taken = asyncio.Event()  # lossless: the worker made room in the queue
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.send_queue)
         self.ended = False
         self.given_up = False  # the client stopped reading: counted once
@@ -266,7 +292,14 @@ class _Connection:
         return Frame(seq, None if ts is None else float(ts), features=row, arrived=arrived)
 
     async def _queue(self, frame: Frame) -> None:
-        if len(self.frames) >= self.settings.queue_depth:
+        if self.lossless:
+            # Wait for room without reading: the socket's frames stay in the TCP buffers
+            # and the sender is slowed. The worker frees a slot unless it is stuck sending
+            # to a client that does not read, which send() closes after GAD_SEND_TIMEOUT_S.
+            while len(self.frames) >= self.settings.queue_depth:
+                self.frame_taken.clear()
+                await self.frame_taken.wait()
+        elif len(self.frames) >= self.settings.queue_depth:
             metrics = self.metrics
             if self.settings.drop_policy == "drop-newest":
                 metrics.frames_dropped.labels("queue_full").inc()
@@ -292,6 +325,7 @@ class _Connection:
                 await self.frame_ready.wait()
                 continue
             frame = self.frames.popleft()
+            self.frame_taken.set()
             metrics.queue_wait.observe(time.monotonic() - frame.arrived)
             reply = await self.session.process(frame)
             if reply is not None:

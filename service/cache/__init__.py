@@ -3,11 +3,12 @@
 state.py   the shared types: StreamState, FeatureCache, errors, row and meta checks
 memory.py  the in-process backend (one replica, nothing to install)
 redis.py   the Redis backend (replicas share streams)
+redis_cluster.py  the same on a Redis Cluster (streams spread over its masters)
+urls.py    which backend a URL names; a cluster URL's seed nodes; redacted URLs for logs
 """
 
 from __future__ import annotations
 
-from runtime.errors import ConfigError
 from service.cache.memory import MemoryFeatureCache
 from service.cache.state import (
     DEFAULT_MAX_STREAMS,
@@ -21,10 +22,9 @@ from service.cache.state import (
     FeatureCache,
     Meta,
     StreamState,
-    is_memory_url,
-    redact_url,
     stream_bytes,
 )
+from service.cache.urls import cache_backend, redact_url
 
 __all__ = [
     "CacheConflict",
@@ -53,23 +53,23 @@ def create_cache(
     timeout_s: float = 1.0,
     retries: int = 1,
 ) -> FeatureCache:
-    """None / "memory" → in-process; redis:// rediss:// unix:// → Redis (shared by replicas).
+    """None / "memory" → in-process; redis:// rediss:// unix:// → Redis (shared by replicas);
+    redis+cluster:// rediss+cluster:// → Redis Cluster (service/cache/urls.py has the forms).
 
     `max_streams` bounds the in-process cache (Redis is bounded by its own maxmemory).
     `timeout_s` bounds each Redis connect and reply; `retries` reconnects and retries a
     failed call that many times (how a restarted Redis is picked up), so an unreachable
     Redis fails within about (1 + retries) x timeout_s. Nothing connects until first use.
     """
-    if url is None or is_memory_url(url):
+    backend = cache_backend(url)  # ConfigError for anything else
+    if backend == "memory":
         return MemoryFeatureCache(dtype_name=dtype, ttl_s=ttl_s, max_streams=max_streams)
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            "cache URL must be empty or 'memory' (in-process), or redis://, rediss:// or "
-            f"unix:// (Redis); got {redact_url(url)!r}"
-        )
-    from service.cache.redis import RedisFeatureCache  # redis-py is only needed here
+    assert url is not None
+    # redis-py is only needed from here on
+    from service.cache.redis import RedisFeatureCache
+    from service.cache.redis_cluster import RedisClusterFeatureCache
 
-    return RedisFeatureCache(
+    kind = RedisClusterFeatureCache if backend == "cluster" else RedisFeatureCache
+    return kind(
         url, dtype_name=dtype, ttl_s=ttl_s, prefix=prefix, timeout_s=timeout_s, retries=retries
     )

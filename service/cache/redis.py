@@ -17,6 +17,7 @@ write landed) is recognised as done rather than reported as a conflict.
 
 Unreachable or slow Redis raises CacheUnavailable within about (1 + retries) x timeout_s;
 the pool reconnects on the next call, so a restarted Redis is picked up without a restart.
+redis_cluster.py runs the same scripts on a Redis Cluster: only the client differs.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
@@ -54,12 +55,26 @@ from service.cache.state import (
     check_meta,
     encode_meta,
     frozen_meta,
-    redact_url,
     round_row,
     storage_dtype,
 )
+from service.cache.urls import redact_url
 
 T = TypeVar("T")
+Client = Redis | RedisCluster
+
+# Failures that mean "the store cannot serve now", not "it refused this call": a lost
+# connection or timeout, and on a cluster a slot whose master is down (CLUSTERDOWN), a slot
+# being moved (TRYAGAIN) or a cluster that cannot be mapped (no seed answers, or slots are
+# not covered).
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 
 # KEYS: rows, meta. ARGV: stream key, dim, dtype, span, ttl ms, epoch for a new stream,
 # the attaching connection's owner id (the newest attach owns the stream).
@@ -134,6 +149,9 @@ def stream_keys(prefix: str, stream_key: str) -> tuple[str, str]:
 class RedisFeatureCache(FeatureCache):
     """Streams in Redis, shared by every replica that uses the same URL and prefix."""
 
+    kind = "Redis"  # how messages name the store
+    backend = "redis"  # CacheStats.backend
+
     def __init__(
         self,
         url: str,
@@ -160,36 +178,44 @@ class RedisFeatureCache(FeatureCache):
         self.url = redact_url(url)
         self._ttl_ms = max(1, round(ttl_s * 1000))
         try:
-            self._client = Redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), retries),
-                client_name="gad-stream",
-            )
-        except ValueError as error:
-            raise ConfigError(f"bad Redis URL {self.url}: {error}") from None
+            self._client = self._connect(url, timeout_s=timeout_s, retries=retries)
+        except (ValueError, TypeError, RedisClusterException) as error:
+            raise ConfigError(f"bad {self.kind} URL {self.url}: {error}") from None
         self._attach = self._client.register_script(ATTACH_LUA)
         self._append = self._client.register_script(APPEND_LUA)
         self._restore = self._client.register_script(RESTORE_LUA)
-        self._stats = CacheStats(backend="redis", dtype=dtype_name)
+        self._stats = CacheStats(backend=self.backend, dtype=dtype_name)
+
+    def _connect(self, url: str, *, timeout_s: float, retries: int) -> Client:
+        """The client (connecting lazily): a pool of connections to one Redis."""
+        return Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), retries),
+            client_name="gad-stream",
+        )
 
     def __repr__(self) -> str:
-        return f"RedisFeatureCache({self.url!r}, dtype={self.dtype_name}, prefix={self.prefix!r})"
+        name = type(self).__name__
+        return f"{name}({self.url!r}, dtype={self.dtype_name}, prefix={self.prefix!r})"
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis call, mapping its failures to cache errors that name the URL."""
         try:
             return await call()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        except UNAVAILABLE as error:
             self._stats.unavailable += 1
             raise CacheUnavailable(
-                f"Redis at {self.url} is unreachable ({what}): {error or type(error).__name__}"
+                f"{self.kind} at {self.url} is unreachable ({what}): "
+                f"{error or type(error).__name__}"
             ) from error
         except ResponseError as error:
             if str(error).startswith("OOM"):
-                raise CacheFull(f"Redis at {self.url} is out of memory ({what}): {error}") from None
-            raise CacheError(f"Redis at {self.url} refused {what}: {error}") from None
+                raise CacheFull(
+                    f"{self.kind} at {self.url} is out of memory ({what}): {error}"
+                ) from None
+            raise CacheError(f"{self.kind} at {self.url} refused {what}: {error}") from None
 
     async def attach(self, stream_key: str, *, dim: int, span: int) -> StreamState:
         check_key(stream_key, dim=dim, span=span)
@@ -217,7 +243,7 @@ class RedisFeatureCache(FeatureCache):
             owner = fields["owner"]
         except (KeyError, ValueError) as error:
             raise CacheError(
-                f"{keys[1]} in Redis at {self.url} is not a GAD stream: {error}"
+                f"{keys[1]} in {self.kind} at {self.url} is not a GAD stream: {error}"
             ) from None
         if stored_dim != dim or stored_dtype != self.dtype_name:
             raise CacheMismatch(

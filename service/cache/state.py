@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -240,21 +239,3 @@ class FeatureCache(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password (in the authority or a `password=` query) replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        netloc = f"{user}:***@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def is_memory_url(url: str | None) -> bool:
-    return url is None or url.strip() in ("", "memory", "memory://")

@@ -44,6 +44,7 @@ def test_help_does_not_import_torch() -> None:
         ["eval", "--help"],
         ["data", "render", "--help"],
         ["data", "extract", "--help"],
+        ["data", "mocap", "--help"],
         ["export", "--help"],
         ["demo", "build", "--help"],
         ["serve", "--help"],
@@ -54,6 +55,7 @@ def test_help_does_not_import_torch() -> None:
         ["bench", "service", "--help"],
         ["bench", "load", "--help"],
         ["bench", "soak", "--help"],
+        ["bench", "delivery", "--help"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,3 +68,22 @@ def train_steps(model: GADClassifier, steps: int, lr: float = 3e-3) -> list[floa
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+def tiny_streaming_model(window: int = 6, seed: int = 0) -> GADClassifier:
+    """A discriminative tiny model with streaming attention (window W), briefly trained so
+    its LoRA adapters matter (B starts at zero)."""
+    from model.streaming import StreamingObjective
+
+    model = tiny_model("discriminative", seed, attention="streaming", stream_window=window)
+    objective = StreamingObjective(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=3e-3)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(3):
+        features = torch.randn(2, 30, FEATURE_DIM, generator=gen)
+        labels = torch.randint(0, len(NAMES), (2, 30), generator=gen)
+        objective(features, torch.ones(2, 30), labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()

@@ -14,35 +14,20 @@ from model.checkpoint import save_checkpoint
 from model.export.graph import prepare_for_export
 from model.export.package import export_package
 from model.gad import GADClassifier
-from model.streaming import StreamingGAD, StreamingObjective
+from model.streaming import StreamingGAD
 from runtime.engine import EngineInputError
 from runtime.errors import CheckpointError
 from runtime.manifest import MANIFEST_FILE, PackageError, read_package
 from runtime.stepping import StepEngine
-from tests.model.helpers import FEATURE_DIM, tiny_model
+from tests.model.helpers import FEATURE_DIM, tiny_model, tiny_streaming_model
 
 WINDOW = 6
-
-
-def _trained(window: int = WINDOW) -> GADClassifier:
-    model = tiny_model("discriminative", attention="streaming", stream_window=window)
-    objective = StreamingObjective(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=3e-3)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(3):  # LoRA B starts at zero: train so merging matters
-        features = torch.randn(2, 30, FEATURE_DIM, generator=gen)
-        labels = torch.randint(0, 6, (2, 30), generator=gen)
-        objective(features, torch.ones(2, 30), labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[GADClassifier, Path]:
     root = tmp_path_factory.mktemp("step")
-    model = _trained()
+    model = tiny_streaming_model(WINDOW)
     save_checkpoint(model, root / "run" / "checkpoint", extra={"data": {"fps": 4.0}})
     result = export_package(root / "run" / "checkpoint", root / "models")
     return model, result.folder
@@ -152,4 +137,4 @@ def test_a_windowed_model_has_no_step_and_a_streaming_one_no_head() -> None:
     with pytest.raises(CheckpointError, match="no step"):
         prepare_for_export(tiny_model("discriminative"), streaming=True)
     with pytest.raises(CheckpointError, match=r"step\.onnx"):
-        prepare_for_export(_trained())
+        prepare_for_export(tiny_streaming_model(WINDOW))

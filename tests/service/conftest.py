@@ -1,8 +1,10 @@
-"""A real Redis for the feature-cache tests (never a fake), and a private one to kill."""
+"""A real Redis and a real Redis Cluster for the feature-cache tests (never fakes), and
+private ones to kill."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_cluster import ENV_URL as CLUSTER_ENV_URL
+from tests.redis_cluster import SETUP_HINT as CLUSTER_SETUP_HINT
+from tests.redis_cluster import LocalCluster, cluster_reachable, delete_cluster_prefix
 from tests.redis_server import SETUP_HINT, RedisServer, delete_prefix, redis_for_tests
 
 _test_numbers = itertools.count()
@@ -57,6 +62,68 @@ def private_redis() -> Iterator[RedisServer]:
                 yield server
             return
     pytest.fail(f"cannot start a private Redis ({problem}); {SETUP_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """$GAD_TEST_REDIS_CLUSTER_URL (redis+cluster://...), else a 3-master cluster started on
+    free loopback ports for the run (tests/redis_cluster.py)."""
+    env = os.environ.get(CLUSTER_ENV_URL)
+    if env:
+        if not cluster_reachable(env):
+            pytest.fail(f"{CLUSTER_ENV_URL} is set but its cluster is not ok", pytrace=False)
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="gad-cluster-") as folder:
+        try:
+            cluster = LocalCluster.start(Path(folder))
+        except RuntimeError as error:
+            problem = str(error)
+        else:
+            with cluster:
+                yield cluster.url
+            return
+    pytest.fail(f"cannot start a Redis Cluster ({problem}); {CLUSTER_SETUP_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster_run_prefix(redis_cluster_url: str) -> Iterator[str]:
+    """This run's key namespace in the cluster; its keys are deleted from every master."""
+    prefix = f"gadtest-{secrets.token_hex(4)}"
+    yield prefix
+    delete_cluster_prefix(redis_cluster_url, prefix)
+
+
+@pytest.fixture
+def cluster_prefix(cluster_run_prefix: str) -> str:
+    """A key namespace of this test's own, in the cluster."""
+    return f"{cluster_run_prefix}:{next(_test_numbers)}"
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster of this test's own: kill and restart its nodes at will."""
+    yield from _private_cluster(replicas=0)
+
+
+@pytest.fixture
+def replicated_cluster() -> Iterator[LocalCluster]:
+    """Three masters with a replica each (six nodes): a killed master fails over."""
+    yield from _private_cluster(replicas=1)
+
+
+def _private_cluster(*, replicas: int) -> Iterator[LocalCluster]:
+    with tempfile.TemporaryDirectory(prefix="gad-cluster-") as folder:
+        try:
+            cluster = LocalCluster.start(Path(folder), replicas=replicas)
+        except RuntimeError as error:
+            problem = str(error)
+        else:
+            with cluster:
+                yield cluster
+            return
+    hint = CLUSTER_SETUP_HINT
+    pytest.fail(f"cannot start a private Redis Cluster ({problem}); {hint}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
-"""Helpers for the service tests: an app on a package, feature messages, offline labels."""
+"""Helpers for the service tests: an app on a package, feature messages, offline labels,
+the demo video's feature rows and a burst of them over a real WebSocket."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,4 +54,35 @@ def stream_rows(ws, rows: np.ndarray, fps: float, *, start: int = 0) -> list[dic
     for i, row in enumerate(rows, start=start):
         ws.send_json(features_message(row, seq=i, ts=i / fps))
         replies.append(ws.receive_json())
+    return replies
+
+
+def demo_features(demo_model: Path) -> np.ndarray:
+    """The demo test video's real feature rows (lossless: no image codec in the way)."""
+    from tests.service.test_demo_service import rendered_test_video
+
+    video, _ = rendered_test_video(demo_model)
+    path = demo_model / "features" / "rgb_efficientnet_lite0" / f"{video.stem}.npy"
+    return np.load(path).astype(np.float32)
+
+
+async def send_burst(ws, rows: np.ndarray, fps: float, *, start: int = 0) -> list[dict]:
+    """Send rows as feature frames (seq `start`...) as fast as the socket takes them, then
+    `end`, reading meanwhile; return every reply up to and including the server's `end`."""
+
+    async def send() -> None:
+        for seq, row in enumerate(rows, start=start):
+            await ws.send(json.dumps(features_message(row, seq=seq, ts=seq / fps)))
+        await ws.send(json.dumps({"type": "end"}))
+
+    sender = asyncio.create_task(send())
+    replies = []
+    try:
+        async for raw in ws:
+            replies.append(json.loads(raw))
+            if replies[-1]["type"] == "end":
+                break
+        await sender
+    finally:
+        sender.cancel()
     return replies

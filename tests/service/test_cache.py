@@ -1,4 +1,6 @@
-"""The feature cache: one contract, both backends (in-process and a real Redis)."""
+"""The feature cache: one contract, every backend (in-process, a real Redis, and a real
+3-master Redis Cluster); then what only one backend does. Cluster-only behaviour (slots,
+a dead master) is in test_cluster.py."""
 
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ class Backend:
             yield cache
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
         clock = Clock()
@@ -75,13 +77,14 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             clock.now += seconds
 
         return Backend("memory", make_memory, tick)
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    prefix = request.getfixturevalue("cluster_prefix" if cluster else "redis_prefix")
 
     def make_redis(dtype: str = "float32", ttl_s: float = 60.0) -> FeatureCache:
         return create_cache(url, dtype=dtype, ttl_s=ttl_s, prefix=prefix)
 
-    return Backend("redis", make_redis, asyncio.sleep)
+    return Backend(request.param, make_redis, asyncio.sleep)
 
 
 def rows_of(values: list[float]) -> np.ndarray:

@@ -169,7 +169,7 @@ def test_a_package_needs_a_head_or_a_clip_model(package: Path) -> None:
         clip_only.head_path  # noqa: B018
     manifest["clip"] = None
     (package / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(PackageError, match="head is null and there is no clip model"):
+    with pytest.raises(PackageError, match="head is null and there is no clip or step model"):
         read_package(package)
 
 

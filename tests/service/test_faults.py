@@ -1,7 +1,9 @@
 """Faults, against real `gad serve` processes and a real Redis (docs/reliability.md).
 
-- a replica SIGKILLed mid-stream, the client resuming on the other replica (shared Redis)
-- a client that stops reading: its stream is closed (1008), another stream goes on
+- a replica SIGKILLed mid-stream, the client resuming on the other replica (shared Redis):
+  resending one frame at a time, or the whole rest of the video as one lossless burst
+- a client that stops reading (live or lossless): its stream is closed (1008), another
+  stream goes on
 - a client that vanishes without a close: the stream is freed, its cache entry expires
 - a slow model: the queue stays bounded, drops are counted and reported, RSS stays flat
 
@@ -14,7 +16,9 @@ the client keeps every frame it sent until that frame's label (or drop/error not
 arrives. When the connection dies it reconnects with the same stream id (to any replica
 sharing the Redis) and reads `ready`: frames with seq >= `ready.next_seq` never became a
 row and are sent again; frames below it are in the window (`ready.rows` rows), so the
-window — and every label from there on — is exactly the uninterrupted run's.
+window — and every label from there on — is exactly the uninterrupted run's. The resend
+may be one burst: with `?delivery=lossless` the server reads it no faster than it labels it
+(TCP backpressure), so no frame of the gap is dropped however many there are.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.launch import Server, served
 from bench.load import process_usage
 from service.cache.redis import stream_keys
-from tests.service.streaming import features_message
+from tests.service.streaming import demo_features, features_message, send_burst
 from tests.service.test_demo_service import rendered_test_video
 
 FPS = 4.0
@@ -59,9 +64,7 @@ def package(demo_model: Path) -> Path:
 @pytest.fixture(scope="module")
 def feature_rows(demo_model: Path) -> np.ndarray:
     """The demo test video's real feature rows (lossless: no image codec in the way)."""
-    video, _ = rendered_test_video(demo_model)
-    path = demo_model / "features" / "rgb_efficientnet_lite0" / f"{video.stem}.npy"
-    return np.load(path).astype(np.float32)
+    return demo_features(demo_model)
 
 
 def metric(server: Server, name: str, **labels: str) -> float:
@@ -95,8 +98,9 @@ class RawWebSocket:
             self.sock.settimeout(timeout)
             self.sock.connect((parts.hostname, parts.port))
             key = base64.b64encode(os.urandom(16)).decode()
+            target = f"{parts.path}?{parts.query}" if parts.query else parts.path
             self.sock.sendall(
-                f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n".encode()
             )
@@ -184,12 +188,20 @@ class Failover:
     in_flight: list[int]  # sent to A, unanswered when it died
     ready: dict  # replica B's ready message
     after: dict[int, dict]  # labels from replica B, by seq
+    order: list[int]  # the seq of each of B's replies, as they arrived
     offline: list[dict] = field(default_factory=list)  # /classify's frames: the uninterrupted run
 
 
-@pytest.fixture(scope="module")
-def failover(package: Path, feature_rows: np.ndarray, redis_url: str, redis_run_prefix: str):
+@pytest.fixture(scope="module", params=["paced", "burst"])
+def failover(
+    request, package: Path, feature_rows: np.ndarray, redis_url: str, redis_run_prefix: str
+):
     """Stream to replica A; SIGKILL it with frames in flight; resume on replica B.
+
+    paced: 40 frames; B gets the rest one frame at a time, each after the last one's label.
+    burst: the whole 160-frame video; B gets the rest (158 frames) as one burst, sent as fast
+    as the socket takes them with `?delivery=lossless`. B's frame queue holds 2 frames
+    (live, that burst would lose most of its frames: tests/service/test_delivery.py).
 
     A's head waits 1 s to fill a batch (GAD_MAX_WAIT_MS), and a frame's row is stored
     only once its window is scored: the kill, once frame 1's row is in Redis, lands while
@@ -197,13 +209,14 @@ def failover(package: Path, feature_rows: np.ndarray, redis_url: str, redis_run_
     2-4 not processed. Deterministic for 2-4; frame 1's label is a race, and either way
     `ready.recent` gives it back.
     """
-    rows = feature_rows[:40]
-    prefix = f"{redis_run_prefix}:failover"
+    burst = request.param == "burst"
+    rows = feature_rows if burst else feature_rows[:40]
+    prefix = f"{redis_run_prefix}:failover-{request.param}"
     shared = BASE_ENV | {"GAD_REDIS_URL": redis_url, "GAD_REDIS_PREFIX": prefix}
     meta_key = stream_keys(prefix, "door")[1]
     with (
         served(package, env=shared | {"GAD_MAX_WAIT_MS": "1000"}) as a,
-        served(package, env=shared) as b,
+        served(package, env=shared | {"GAD_QUEUE_DEPTH": "2"}) as b,
         redis.Redis.from_url(redis_url) as store,
     ):
 
@@ -227,15 +240,22 @@ def failover(package: Path, feature_rows: np.ndarray, redis_url: str, redis_run_
                         reply = json.loads(raw)
                         before[reply["seq"]] = reply
                         unanswered.discard(reply["seq"])
-            after: dict[int, dict] = {}
-            async with websockets.connect(f"{b.ws_url}/v1/streams/door") as ws:
+            query = "?delivery=lossless" if burst else ""
+            async with websockets.connect(f"{b.ws_url}/v1/streams/door{query}") as ws:
                 ready = json.loads(await ws.recv())
-                for seq in range(ready["next_seq"], len(rows)):  # resend, then carry on
-                    await ws.send(message(rows[seq], seq))
-                    reply = json.loads(await ws.recv())
-                    after[reply["seq"]] = reply
-                await ws.send(json.dumps({"type": "end"}))
-            return Failover(len(rows), before, sorted(unanswered), ready, after)
+                gap = range(ready["next_seq"], len(rows))  # resend, then carry on
+                if burst:
+                    replies = await send_burst(ws, rows[gap.start :], FPS, start=gap.start)
+                    assert replies.pop()["type"] == "end"
+                else:
+                    replies = []
+                    for seq in gap:
+                        await ws.send(message(rows[seq], seq))
+                        replies.append(json.loads(await ws.recv()))
+                    await ws.send(json.dumps({"type": "end"}))
+            after = {reply["seq"]: reply for reply in replies}
+            order = [reply["seq"] for reply in replies]
+            return Failover(len(rows), before, sorted(unanswered), ready, after, order)
 
         result = asyncio.run(main())
         body = {"fps": FPS, "data": base64.b64encode(rows.astype("<f4").tobytes()).decode()}
@@ -252,6 +272,7 @@ def test_a_replica_killed_mid_stream_resumes_on_the_other_with_identical_labels(
     # window before storing its row, then sends at once); 2-4 were not, and were resent.
     assert {2, 3, 4} <= set(failover.in_flight) <= {1, 2, 3, 4}
     assert sorted(failover.after) == list(range(2, failover.rows))
+    assert failover.order == list(range(2, failover.rows))  # each answered once, in order
     assert [failover.after[s]["row"] for s in sorted(failover.after)] == list(
         range(2, failover.rows)
     )  # the window continues at the row after the last one A stored
@@ -282,9 +303,14 @@ def test_the_label_a_dying_replica_computed_but_never_sent_is_recovered(failover
 # --- a client that stops reading ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("delivery", ["live", "lossless"])
 def test_a_client_that_stops_reading_is_closed_and_other_streams_go_on(
-    package: Path, feature_rows: np.ndarray
+    package: Path, feature_rows: np.ndarray, delivery: str
 ) -> None:
+    # live: the receiver keeps reading and drops frames, until the `dropped` notices fill
+    # the send queue; lossless: the worker waits on the full send queue and the receiver on
+    # the full frame queue. Either way the socket stops being read and, GAD_SEND_TIMEOUT_S
+    # later, the stream is closed: a lossless stream's backpressure has the same bound.
     env = BASE_ENV | {"GAD_SEND_QUEUE": "8", "GAD_SEND_TIMEOUT_S": "1"}
     with served(package, env=env) as server:
         stuck_done = asyncio.Event()
@@ -304,33 +330,53 @@ def test_a_client_that_stops_reading_is_closed_and_other_streams_go_on(
                 assert json.loads(await ws.recv())["type"] == "end"
             return replies, sent
 
+        small = cv2.imencode(".jpg", np.full((24, 32, 3), 128, np.uint8))[1].tobytes()
+        jpeg = base64.b64encode(small).decode()
+
         def stuck_stream() -> tuple[int, list[dict], int | None, str]:
-            """Sends frames as fast as it can and never reads (a 4 KiB receive buffer)."""
-            # top_k=10: replies big enough to fill the kernel buffers in a few seconds
-            url = f"{server.ws_url}/v1/streams/stuck?top_k=10"
-            # A send blocked for 3 s (3x GAD_SEND_TIMEOUT_S) is the server no longer
-            # reading; a shorter stall is the server busy for a moment (seen in CI: a 0.5 s
-            # limit ended the sending before the replies had filled the buffers).
-            raw = RawWebSocket(url, rcvbuf=4096, timeout=3.0)
-            try:
-                assert raw.receive_json()["type"] == "ready"
-                sent, deadline = 0, time.monotonic() + 30
-                with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-                    while time.monotonic() < deadline:  # ends when the server stops reading
-                        raw.send_text(message(feature_rows[sent % len(feature_rows)], sent))
+            """Sends frames as fast as it can and never reads (a 4 KiB receive buffer).
+
+            Loopback lets the server's socket hold up to tcp_wmem's 4 MiB of replies: a
+            label per 7 KB feature frame took over 30 s to fill that on a loaded 2-core
+            machine (live: most frames dropped, 80-byte notices; uvicorn's keepalive then
+            closed the stream, 1011). So after one feature row every frame is a small JPEG
+            captured at that row's time, like a camera far faster than the model's fps:
+            each is answered with the full label, carried over (no decode, no model), and
+            the replies fill the buffers in seconds. top_k=10: all the demo's classes."""
+            url = f"{server.ws_url}/v1/streams/stuck?top_k=10&delivery={delivery}"
+            raw = RawWebSocket(url, rcvbuf=4096, timeout=10)
+            flooding = threading.Event()
+            sent = 1
+
+            def flood() -> None:  # blocks in sendall once the server stops reading
+                nonlocal sent
+                with contextlib.suppress(OSError):  # the socket closed under it
+                    while flooding.is_set():
+                        raw.send_text(f'{{"type":"frame","seq":{sent},"ts":0,"image":"{jpeg}"}}')
                         sent += 1
-                        if sent % 200 == 0 and metric(
-                            server, "gad_streams_closed_total", code="1008"
-                        ):
-                            break
-                # Sending blocked (the server stopped reading: backpressure). Keep not
-                # reading for longer than GAD_SEND_TIMEOUT_S: the server gives up on us.
-                time.sleep(3)
-                raw.sock.settimeout(10)
+
+            sender = threading.Thread(target=flood, daemon=True)
+            try:
+                assert raw.receive_json()["delivery"] == delivery
+                raw.send_text(message(feature_rows[0], 0))  # row 0, at ts 0
+                flooding.set()
+                sender.start()
+                # Sending until the server gives up, however long a loaded machine takes to
+                # fill the buffers; then read at once (uvicorn resets the connection 10 s
+                # after its close frame, unread replies and all).
+                wait_for(
+                    lambda: metric(server, "gad_streams_closed_total", code="1008"),
+                    timeout=45,
+                    what="the server to close the stream that does not read",
+                    every=0.5,
+                )
+                flooding.clear()
                 messages, code, reason = raw.drain()  # now read: what was queued, then the close
                 return sent, messages, code, reason
             finally:
+                flooding.clear()
                 raw.close()
+                sender.join(timeout=10)
 
         async def main():
             good = asyncio.create_task(good_stream())

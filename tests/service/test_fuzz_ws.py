@@ -368,10 +368,15 @@ IDS = st.one_of(
     st.from_regex(DOCUMENTED_ID, fullmatch=True),
 )
 QUERY = st.dictionaries(
-    st.sampled_from(["top_k", "carry", "token", "x"]),
-    st.one_of(st.text(max_size=20), NUMBER_TEXT.map(lambda n: n[:50])),
+    st.sampled_from(["top_k", "carry", "token", "delivery", "x"]),
+    st.one_of(
+        st.text(max_size=20),
+        NUMBER_TEXT.map(lambda n: n[:50]),
+        st.sampled_from(["live", "lossless", "Live", ""]),
+    ),
     max_size=3,
 )
+DELIVERIES = ("live", "lossless")
 
 
 @fuzz_settings(default=60)
@@ -403,11 +408,17 @@ def check_stream_id(app: App, stream_id: str, encode: bool, query: dict) -> None
     try:
         first = receive(ws)
         if first["type"] == "websocket.close":
-            assert first["code"] == 1008 and "stream id" in first["reason"], first
+            assert first["code"] == 1008, first
+            if "unknown delivery" in first["reason"]:  # the id passed: only the mode is wrong
+                assert query.get("delivery") not in DELIVERIES, (query, first)
+                TALLY.count("stream ids", "close 1008 (delivery)")
+                return
+            assert "stream id" in first["reason"], first
             assert not DOCUMENTED_ID.fullmatch(stream_id), stream_id
             TALLY.count("stream ids", "close 1008")
             return
         ready = _json(first)
+        assert ready["delivery"] == query.get("delivery", "live"), (query, ready)
         assert DOCUMENTED_ID.fullmatch(ready["stream"]), ready["stream"]
         if DOCUMENTED_ID.fullmatch(stream_id):
             assert ready["stream"] == stream_id

@@ -1,4 +1,5 @@
-"""Resume after a disconnect, on another app instance sharing Redis; readiness with Redis."""
+"""Resume after a disconnect, on another app instance sharing Redis (one server, or a
+3-master Redis Cluster); readiness with Redis."""
 
 import time
 
@@ -16,11 +17,20 @@ def package(tiny_package):
     return tiny_package[1]
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def shared_store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings two replicas share: a Redis, or a Redis Cluster (redis+cluster://)."""
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    prefix = request.getfixturevalue("cluster_prefix" if cluster else "redis_prefix")
+    return {"redis_url": url, "redis_prefix": prefix}
+
+
 def test_reconnect_to_another_replica_continues_with_identical_labels(
-    package, redis_url: str, redis_prefix: str
+    package, shared_store: dict[str, str]
 ) -> None:
     rows = np.random.default_rng(3).normal(size=(16, FEATURE_DIM)).astype(np.float32)
-    shared = {"redis_url": redis_url, "redis_prefix": redis_prefix}
+    shared = shared_store
     with client(package, **shared) as first, first.websocket_connect("/v1/streams/door") as ws:
         assert not ws.receive_json()["resumed"]
         before = stream_rows(ws, rows[:9], FPS)

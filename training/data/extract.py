@@ -2,6 +2,8 @@
 
     gad data extract VIDEOS --annotations annotations.csv --out DATA [--encoder ...] [--fps 4]
 
+`--encoder blazepose` (or `pose-blazepose`) extracts body-pose rows (model/encoders.py).
+
 writes
 
     DATA/rgb_<encoder>/<session>.npy    [rows, D] float32, a row per 1/fps s (runtime/video.py)
@@ -39,6 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtime.errors import ConfigError
+from runtime.pose.encoder import is_pose_spec
 from runtime.video import FrameReader, VideoError, probe
 from training.data.annotations import (
     Annotations,
@@ -288,7 +291,8 @@ def extract_dataset(cfg: ExtractConfig, encoder: Encoder | None = None) -> Extra
     todo = plan(cfg, annotations, wanted, result)
     if not todo:
         return result
-    if encoder is None and cfg.runtime == "onnx":
+    if encoder is None and (cfg.runtime == "onnx" or is_pose_spec(cfg.encoder)):
+        # A pose encoder runs in onnxruntime whatever the runtime (it has no PyTorch form).
         from model.export.encoder import load_onnx_encoder
 
         encoder = load_onnx_encoder(cfg.encoder)

@@ -1,0 +1,263 @@
+"""PoseFrameEncoder: camera frames → pose feature rows (`kind: "pose-blazepose"`).
+
+The same interface as runtime.encoders.OnnxFrameEncoder — `encode(frames)`, `feature_dim`,
+`name`, `describe()`, and for the service's micro-batcher `preprocess.apply` →
+`check_pixels` / `encode_pixels` — so extraction, `/classify` and streams take it as they
+take an image encoder.
+
+Its "pixels" are the frame letterboxed (aspect kept, zero borders) into a uint8
+`size`×`size` square (FrameLetterbox, 512 by default): one fixed shape per frame, so frames
+of any size batch across streams, and the features do not change — they are centred on the
+hips and divided by the torso length, which a uniform resize and a shift leave as they are.
+`encode(frames)` is exactly `encode_pixels(preprocess.apply(frames))`, the serving path.
+
+Two ways to run it:
+  stateless  `encode` / `encode_pixels`: every frame runs the detector, then the landmark
+             model on the ROI it gives. Nothing to keep between frames, so a stream resumes
+             on any replica exactly; this is what `gad data extract` and the contract's
+             stateless rows use. Costs detector + landmarks per frame (one core, graphs
+             alone: 11.5 + 9 ms measured on a quiet box; the detector is the larger part).
+  tracked    `encode_tracked(pixels, rois)`: a frame with the previous frame's ROI skips the
+             detector (the landmark model's alignment points 33/34 give the next ROI, as
+             the detector's keypoints would), and falls back to detection when the pose
+             flag says the person was lost. The per-stream state is one ROI (four floats,
+             `Roi.to_list`), to be kept with the stream's window so a resume on another
+             replica continues from it; a stream without it (new, or state lost) simply
+             detects on its first frame. Costs the landmark model alone on most frames.
+             Tracked rows are the stateless rows' estimates from another crop: close, not
+             equal (tests/runtime/test_pose.py), so a model should be fed one way.
+
+A frame with nobody in it is a valid frame: no detection, or a pose flag under 0.5, gives
+the zero row of runtime/pose_features.py with its `present` value (the landmark model's
+pose flag, or the detector's best score when it found nobody).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import GADError
+from runtime.manifest import POSE_KIND
+from runtime.pose.detector import PoseDetector, check_frames, letterbox
+from runtime.pose.landmarks import LandmarkModel, Landmarks
+from runtime.pose.roi import Roi, crop, roi_from_keypoints
+from runtime.pose_features import (
+    BLAZEPOSE_INDEX,
+    FEATURE_DIM,
+    NUM_JOINTS,
+    PRESENT_THRESHOLD,
+    pose_features_batch,
+)
+from runtime.preprocess import FrameError
+from runtime.sessions import DEFAULT_PROVIDERS, open_session
+
+log = logging.getLogger(__name__)
+
+# The encoder specs (`gad data extract --encoder`) that name this encoder.
+POSE_SPECS = ("blazepose", POSE_KIND)
+DETECTOR_FILE = "pose_detection.onnx"
+LANDMARK_FILE = "pose_landmark.onnx"
+DEFAULT_INPUT_SIZE = 512
+
+
+def is_pose_spec(spec: str) -> bool:
+    """A body-pose encoder spec (onnxruntime only), as opposed to an image encoder's."""
+    return spec in POSE_SPECS
+
+
+@dataclass(frozen=True)
+class FrameLetterbox:
+    """A pose encoder's preprocessing: uint8 RGB frames → uint8 [N, size, size, 3], each
+    frame scaled to fit (aspect kept) and centred on black."""
+
+    size: int = DEFAULT_INPUT_SIZE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 64:
+            raise GADError(f"letterbox size must be an integer >= 64, got {self.size!r}")
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        frames = check_frames(frames)
+        return np.stack([letterbox(frame, self.size)[0] for frame in frames])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resize": "letterbox", "size": self.size, "color": "RGB", "layout": "NHWC"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameLetterbox:
+        if not isinstance(data, dict) or data.get("resize") != "letterbox":
+            raise GADError(f"a pose encoder's preprocess must be a letterbox, got {data!r}")
+        return cls(int(data["size"]))
+
+
+def pose_description(*, spec: str = POSE_KIND, size: int = DEFAULT_INPUT_SIZE) -> dict[str, Any]:
+    """What data_info.json and model manifests record of a pose encoder: exactly
+    `PoseFrameEncoder.describe()`, so a dataset made without frames (motion capture) names
+    the encoder the same way extraction does. A package's encoder section adds `file` (the
+    landmark graph) and `files` (the detector too)."""
+    return {
+        "kind": POSE_KIND,
+        "spec": spec,
+        "name": POSE_KIND,
+        "feature_dim": FEATURE_DIM,
+        "preprocess": FrameLetterbox(size).to_dict(),
+        "detector": DETECTOR_FILE,
+        "landmarks": LANDMARK_FILE,
+    }
+
+
+@dataclass
+class PoseFrameEncoder:
+    spec: str
+    name: str
+    feature_dim: int
+    preprocess: FrameLetterbox
+    providers: tuple[str, ...]
+    detector: PoseDetector = field(repr=False)
+    landmarks: LandmarkModel = field(repr=False)
+    description: dict[str, Any] = field(default_factory=dict, repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        folder: Path,
+        description: dict[str, Any],
+        *,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+    ) -> PoseFrameEncoder:
+        """`folder` holds the two graphs the description names."""
+        if description.get("kind") != POSE_KIND:
+            raise GADError(f"not a {POSE_KIND} encoder description: {description.get('kind')!r}")
+        if int(description.get("feature_dim", -1)) != FEATURE_DIM:
+            raise GADError(
+                f"the pose encoder gives {FEATURE_DIM}-d rows, the description says "
+                f"{description.get('feature_dim')}"
+            )
+        paths = [Path(folder) / str(description[key]) for key in ("detector", "landmarks")]
+        missing = [str(path) for path in paths if not path.is_file()]
+        if missing:
+            raise GADError(f"pose encoder files missing: {missing}")
+        detector, active, skipped = open_session(paths[0], providers, threads)
+        landmarks, _, _ = open_session(paths[1], providers, threads)
+        log.info("pose encoder on %s", ", ".join(active))
+        return cls(
+            spec=str(description.get("spec", POSE_KIND)),
+            name=str(description.get("name", POSE_KIND)),
+            feature_dim=FEATURE_DIM,
+            preprocess=FrameLetterbox.from_dict(description["preprocess"]),
+            providers=active,
+            detector=PoseDetector(detector),
+            landmarks=LandmarkModel(landmarks),
+            description=dict(description),
+            skipped=skipped,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {key: self.description[key] for key in pose_description() if key in self.description}
+
+    def encode(self, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """uint8 RGB frames [N, H, W, 3] (or one [H, W, 3]) → float32 [N, FEATURE_DIM]."""
+        frames = check_frames(frames)
+        step = max(1, batch_size)
+        parts = [
+            self.encode_pixels(self.preprocess.apply(frames[i : i + step]))
+            for i in range(0, len(frames), step)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, FEATURE_DIM), np.float32)
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Letterboxed frames uint8 [N, S, S, 3] → float32 [N, FEATURE_DIM]."""
+        if not len(pixels):
+            return np.zeros((0, FEATURE_DIM), np.float32)
+        return self._rows(self.estimate(pixels))
+
+    def encode_tracked(
+        self, pixels: np.ndarray, rois: Sequence[Roi | None]
+    ) -> tuple[np.ndarray, list[Roi | None]]:
+        """Letterboxed frames [N, S, S, 3] of N streams, each with its previous frame's ROI
+        (None: detect) → rows [N, FEATURE_DIM] and each stream's ROI for its next frame
+        (None where nobody is in view)."""
+        poses = self.estimate(pixels, rois)
+        following = [
+            None if pose is None or pose.present < PRESENT_THRESHOLD else pose.next_roi()
+            for pose, _ in poses
+        ]
+        return self._rows(poses), following
+
+    def keypoints(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames → the 13 feature joints per frame in frame pixels [N, 13, 2], their
+        visibility [N, 13] and the person-present probability [N] (NaN points: nobody)."""
+        return self._keypoints(self.estimate(frames))
+
+    def _rows(self, poses: list[tuple[Landmarks | None, float]]) -> np.ndarray:
+        return pose_features_batch(*self._keypoints(poses))
+
+    def _keypoints(
+        self, poses: list[tuple[Landmarks | None, float]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(poses)
+        points = np.full((n, NUM_JOINTS, 2), np.nan, np.float32)
+        visibility = np.zeros((n, NUM_JOINTS), np.float32)
+        present = np.zeros(n, np.float32)
+        index = list(BLAZEPOSE_INDEX)
+        for i, (pose, score) in enumerate(poses):
+            if pose is None:
+                present[i] = score
+                continue
+            points[i] = pose.points[index]
+            visibility[i] = pose.visibility[index]
+            present[i] = pose.present
+        return points, visibility, present
+
+    def estimate(
+        self, frames: np.ndarray, rois: Sequence[Roi | None] | None = None
+    ) -> list[tuple[Landmarks | None, float]]:
+        """Frames → per frame the landmarks of the best person (None: nobody found) and a
+        score: the detector's best, or for a frame tracked from its `rois` entry the pose
+        flag. A tracked frame whose pose flag is under 0.5 is detected again."""
+        frames = check_frames(frames)
+        if rois is not None and len(rois) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(rois)} ROIs")
+        out: list[tuple[Landmarks | None, float]] = [(None, 0.0)] * len(frames)
+        tracked = [i for i in range(len(frames)) if rois is not None and rois[i] is not None]
+        if tracked:
+            previous = [roi for roi in (rois or []) if roi is not None]
+            for i, pose in zip(tracked, self._landmarks(frames, tracked, previous), strict=True):
+                out[i] = (pose, pose.present)
+        redo = [
+            i for i, (pose, score) in enumerate(out) if pose is None or score < PRESENT_THRESHOLD
+        ]
+        if not redo:
+            return out
+        detections, scores = self.detector.detect(frames[redo])
+        found = [(i, d) for i, d in zip(redo, detections, strict=True) if d is not None]
+        for i, score in zip(redo, scores, strict=True):
+            out[i] = (None, float(score))
+        new_rois = [roi_from_keypoints(d.keypoints[0], d.keypoints[1]) for _, d in found]
+        where = [i for i, _ in found]
+        for i, pose in zip(where, self._landmarks(frames, where, new_rois), strict=True):
+            out[i] = (pose, out[i][1])
+        return out
+
+    def _landmarks(self, frames: np.ndarray, where: list[int], rois: list[Roi]) -> list[Landmarks]:
+        if not where:
+            return []
+        crops = np.stack([crop(frames[i], roi) for i, roi in zip(where, rois, strict=True)])
+        return self.landmarks.run(crops, rois)
+
+    def check_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray]:
+        """One letterboxed frame, as the micro-batcher's per-item check."""
+        size = self.preprocess.size
+        if pixels.shape != (size, size, 3) or pixels.dtype != np.uint8:
+            raise FrameError(
+                f"pixels must be uint8 [{size}, {size}, 3], got {pixels.dtype} {list(pixels.shape)}"
+            )
+        return (pixels,)
