@@ -108,18 +108,7 @@ class Preprocess:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """uint8 RGB `[N, H, W, 3]` (or one `[H, W, 3]`) → float32 `[N, 3, size, size]`."""
-        if not isinstance(frames, np.ndarray):
-            raise FrameError(f"frames must be a numpy array, got {type(frames).__name__}")
-        if frames.dtype != np.uint8:
-            raise FrameError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
-        if frames.ndim == 3:
-            frames = frames[None]
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise FrameError(
-                f"frames must be [N, H, W, 3] or [H, W, 3] RGB, got shape {tuple(frames.shape)}"
-            )
-        if frames.shape[1] == 0 or frames.shape[2] == 0:
-            raise FrameError(f"frames are empty: shape {tuple(frames.shape)}")
+        frames = check_frames(frames)
         height, width = frames.shape[1:3]
         too_long = max(height, width) > MAX_ASPECT * min(height, width)
         if self.resize == SHORTER_SIDE_CROP and too_long:
@@ -170,3 +159,20 @@ def encoder_description(
         "feature_dim": feature_dim,
         "preprocess": preprocess.to_dict(),
     }
+
+
+def check_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB [N, H, W, 3] (or one [H, W, 3]) as [N, H, W, 3], else FrameError."""
+    if not isinstance(frames, np.ndarray):
+        raise FrameError(f"frames must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise FrameError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise FrameError(
+            f"frames must be [N, H, W, 3] or [H, W, 3] RGB, got shape {tuple(frames.shape)}"
+        )
+    if frames.shape[1] == 0 or frames.shape[2] == 0:
+        raise FrameError(f"frames are empty: shape {tuple(frames.shape)}")
+    return frames

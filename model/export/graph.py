@@ -49,20 +49,33 @@ def prepare_for_export(model: GADClassifier, *, streaming: bool = False) -> GADC
 def export_graph(
     graph: nn.Module, path: Path, outputs: list[str], *, steps: int, feature_dim: int
 ) -> list[str]:
-    """Export `graph(features [B, T, D], mask [B, T])` with dynamic batch and time; the
-    weights go to an external data file when the graph is over protobuf's limit."""
+    """Export `graph(features [B, T, D], mask [B, T])` with dynamic batch and time."""
     example = (torch.zeros(2, steps, feature_dim), torch.ones(2, steps, dtype=torch.long))
     batch, time = torch.export.Dim("batch"), torch.export.Dim("time", min=2)
-    size = sum(p.numel() * p.element_size() for p in graph.parameters())
+    dims = {"features": {0: batch, 1: time}, "mask": {0: batch, 1: time}}
+    return save_onnx(graph, example, path, outputs, dims)
+
+
+def save_onnx(
+    graph: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    outputs: list[str],
+    dynamic_shapes: dict[str, dict[int, Any]],
+) -> list[str]:
+    """torch.onnx.export (dynamo) of `graph` on `example`, inputs named as `dynamic_shapes`;
+    the weights go to an external data file when the graph is over protobuf's limit.
+    Returns the file names written."""
+    size = sum(t.numel() * t.element_size() for t in [*graph.parameters(), *graph.buffers()])
     with quiet_exporter():
         program = torch.onnx.export(
             graph.eval(),
             example,
             dynamo=True,
             opset_version=OPSET,
-            input_names=["features", "mask"],
+            input_names=list(dynamic_shapes),
             output_names=outputs,
-            dynamic_shapes={"features": {0: batch, 1: time}, "mask": {0: batch, 1: time}},
+            dynamic_shapes=dynamic_shapes,
             verbose=False,
         )
         program.save(str(path), external_data=size > SINGLE_FILE_LIMIT)

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.export.encoder import quiet_exporter
-from model.export.graph import DEFAULT_TOLERANCE, OPSET, SINGLE_FILE_LIMIT
+from model.export.graph import DEFAULT_TOLERANCE, OPSET, save_onnx
 from model.gad import GADClassifier
 from model.streaming import StreamingGAD, _streaming
 from runtime.errors import CheckpointError
@@ -90,20 +89,8 @@ def export_step(graph: StepGraph, path: Path) -> list[str]:
         torch.zeros(2, graph.stream.window - 1, dtype=torch.long),
     )
     batch = torch.export.Dim("batch")
-    size = sum(t.numel() * t.element_size() for t in [*graph.parameters(), *graph.buffers()])
-    with quiet_exporter():
-        program = torch.onnx.export(
-            graph.eval(),
-            example,
-            dynamo=True,
-            opset_version=OPSET,
-            input_names=list(STEP_INPUTS),
-            output_names=list(STEP_OUTPUTS),
-            dynamic_shapes={"features": {0: batch}, "ring": {0: batch}, "ring_mask": {0: batch}},
-            verbose=False,
-        )
-        program.save(str(path), external_data=size > SINGLE_FILE_LIMIT)
-    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+    dims = {name: {0: batch} for name in STEP_INPUTS}
+    return save_onnx(graph, example, path, list(STEP_OUTPUTS), dims)
 
 
 def step_manifest(graph: StepGraph, files: list[str], path: Path) -> dict[str, Any]:

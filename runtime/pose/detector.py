@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from runtime.pose.anchors import INPUT_SIZE, NUM_ANCHORS, anchor_centres
-from runtime.preprocess import FrameError
+from runtime.preprocess import check_frames
 
 SCORE_THRESHOLD = 0.5
 NMS_IOU = 0.3
@@ -62,23 +62,6 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     out = np.zeros((size, size, 3), dtype=np.uint8)
     out[top : top + new_h, left : left + new_w] = resized
     return out, Letterbox(scale, (float(left), float(top)))
-
-
-def check_frames(frames: np.ndarray) -> np.ndarray:
-    """uint8 RGB [N, H, W, 3] (or one [H, W, 3]) as [N, H, W, 3], else FrameError."""
-    if not isinstance(frames, np.ndarray):
-        raise FrameError(f"frames must be a numpy array, got {type(frames).__name__}")
-    if frames.dtype != np.uint8:
-        raise FrameError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise FrameError(
-            f"frames must be [N, H, W, 3] or [H, W, 3] RGB, got shape {tuple(frames.shape)}"
-        )
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise FrameError(f"frames are empty: shape {tuple(frames.shape)}")
-    return frames
 
 
 class PoseDetector:

@@ -44,7 +44,7 @@ import numpy as np
 
 from runtime.errors import GADError
 from runtime.manifest import POSE_KIND
-from runtime.pose.detector import PoseDetector, check_frames, letterbox
+from runtime.pose.detector import PoseDetector, letterbox
 from runtime.pose.landmarks import LandmarkModel, Landmarks
 from runtime.pose.roi import Roi, crop, roi_from_keypoints
 from runtime.pose_features import (
@@ -54,7 +54,7 @@ from runtime.pose_features import (
     PRESENT_THRESHOLD,
     pose_features_batch,
 )
-from runtime.preprocess import FrameError
+from runtime.preprocess import FrameError, check_frames
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
 
 log = logging.getLogger(__name__)
