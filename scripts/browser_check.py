@@ -11,6 +11,15 @@ Classify a clip on the same file, Reconnect (the server resumes the window), Sto
 ends the stream) and the camera on Chromium's fake device. Saves a screenshot. Exit status 0
 when every check passed.
 
+    .venv/bin/python scripts/browser_check.py --camera CLIP [--model PACKAGE]
+        [--screenshot docs/img/demo-camera-pose.png] [--seconds 20]
+
+--camera: a fake webcam fed from a real clip. The clip becomes a .y4m file (YUV4MPEG2,
+written here with numpy) that Chromium plays as its camera
+(--use-file-for-fake-video-capture, looped); the page's "Use camera" streams it to the pose
+demo model (`gad demo build --kind pose`, built if missing) or --model, and the check is
+that labels arrive for the camera with no errors. Prints the labels seen.
+
 The demo videos are MPEG-4 Part 2, which browsers do not decode: the script transcodes the
 clip to WebM (VP8) with OpenCV first, as a user would have to.
 """
@@ -35,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import websockets
 
 from bench.launch import served, stop
@@ -47,6 +57,46 @@ SERVE_ENV = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu", "GAD_API_KEYS": API_KEY
 def say(*parts: object) -> None:
     sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
     sys.stdout.flush()
+
+
+def to_y4m(
+    source: Path,
+    target: Path,
+    *,
+    seconds: float,
+    start_s: float = 0.0,
+    crop: tuple[int, int, int, int] | None = None,
+    fps: float = 10.0,
+) -> Path:
+    """`seconds` of `source` from `start_s` at `fps`, cropped to `crop` (x, y, w, h) if
+    given, as YUV4MPEG2 4:2:0 (Chromium's fake-camera file): a text header, then per frame
+    "FRAME" and the Y, U and V planes (BT.601 full range, as the C420jpeg tag says). Odd
+    widths or heights lose their last pixel row or column."""
+    from runtime.video import read_frames
+
+    frames = read_frames(source, fps, start_s=start_s, end_s=start_s + seconds)
+    with target.open("wb") as out:
+        for count, frame in enumerate(frames):
+            rgb = frame.rgb
+            if crop is not None:
+                x, y, w, h = crop
+                rgb = rgb[y : y + h, x : x + w]
+            rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
+            if count == 0:
+                height, width = rgb.shape[:2]
+                rate = f"{round(fps * 1000)}:1000"
+                out.write(f"YUV4MPEG2 W{width} H{height} F{rate} Ip A1:1 C420jpeg\n".encode())
+            r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+            out.write(b"FRAME\n")
+            for plane, step in ((y, 1), (u, 2), (v, 2)):
+                if step == 2:  # 2×2 average: 4:2:0 chroma
+                    plane = plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2)
+                    plane = plane.mean(axis=(1, 3))
+                out.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
+    return target
 
 
 def to_webm(source: Path, target: Path, seconds: float) -> Path:
@@ -68,8 +118,9 @@ def to_webm(source: Path, target: Path, seconds: float) -> Path:
 
 
 @contextlib.contextmanager
-def chromium(executable: str, profile: Path) -> Iterator[str]:
-    """Headless Chromium with a DevTools port: yields the page target's WebSocket URL."""
+def chromium(executable: str, profile: Path, camera: Path | None = None) -> Iterator[str]:
+    """Headless Chromium with a DevTools port: yields the page target's WebSocket URL.
+    `camera`: a .y4m file its fake camera plays (else a synthetic pattern)."""
     command = [
         executable,
         "--headless=new",
@@ -82,6 +133,7 @@ def chromium(executable: str, profile: Path) -> Iterator[str]:
         "--use-fake-ui-for-media-stream",  # allow the camera without a prompt
         "--use-fake-device-for-media-stream",  # a synthetic camera
         "--window-size=1280,1400",
+        *([f"--use-file-for-fake-video-capture={camera}"] if camera else []),
         "about:blank",
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -190,6 +242,94 @@ STATS = """(() => {
 })()"""
 
 
+async def open_page(ws: Any, url: str) -> DevTools:
+    """The demo page loaded in the browser tab behind `ws`, with DevTools listening."""
+    cdp = DevTools(ws)
+    for domain in ("Page", "Runtime", "DOM", "Log"):
+        await cdp.call(f"{domain}.enable")
+    await cdp.call("Page.addScriptToEvaluateOnNewDocument", source=SLOW_REPLIES)
+    await screen_height(cdp, 1400)
+    await cdp.call("Page.navigate", url=url + "/")
+    await cdp.wait_for("document.readyState === 'complete'", 20, "the page to load")
+    return cdp
+
+
+async def screen_height(cdp: DevTools, height: int) -> None:
+    await cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=1280,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+
+
+async def screenshot(cdp: DevTools, shot: Path) -> None:
+    """The whole page as a PNG at `shot`."""
+    await screen_height(cdp, int(await cdp.js("document.documentElement.scrollHeight")))
+    await asyncio.sleep(0.5)
+    image = await cdp.call("Page.captureScreenshot", format="png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.write_bytes(base64.b64decode(image["data"]))
+    say(f"     screenshot: {shot}")
+
+
+def console_problems(cdp: DevTools) -> list[dict[str, Any]]:
+    problems = [
+        e
+        for e in cdp.events
+        if e["method"] == "Runtime.exceptionThrown"
+        or (e["method"] == "Log.entryAdded" and unexpected(e["params"]["entry"]))
+        or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+    ]
+    for problem in problems:
+        say("     console:", json.dumps(problem["params"])[:400])
+    return problems
+
+
+async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> list[str]:
+    """The page's camera on Chromium's fake device playing a real clip: labels arrive."""
+    failures: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        say(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            failures.append(what)
+
+    async with websockets.connect(page_ws, max_size=64 << 20) as ws:
+        cdp = await open_page(ws, url)
+        await cdp.js(
+            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
+            " k.dispatchEvent(new Event('change')); })()"
+        )
+        model = await cdp.wait_for(
+            "(() => { const t = document.getElementById('modelName').textContent;"
+            " return t.includes('version') ? t : ''; })()",
+            10,
+            "the model panel (GET /v1/models with the key)",
+        )
+        say("     model:", model)
+        await cdp.js("document.getElementById('cameraBtn').click()")
+        await cdp.wait_for(READY, 30, "ready")
+        seen: dict[str, int] = {}
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            label = (await cdp.js(STATS))["label"]
+            seen[label] = seen.get(label, 0) + 1
+        stats = await cdp.js(STATS)
+        say(f"     camera after {seconds:g} s:", json.dumps(stats))
+        say("     labels shown (polls at 4 Hz):", json.dumps(seen))
+        check(stats["labels"] >= seconds, "the camera streams labels (at least one a second)")
+        check(stats["errors"] == 0, "no errors")
+        await screenshot(cdp, shot)
+        await cdp.js("document.getElementById('stopBtn').click()")
+        await asyncio.sleep(1)
+        check(not console_problems(cdp), "no JavaScript exceptions or console errors")
+        cdp.reader.cancel()
+    return failures
+
+
 def unexpected(entry: dict[str, Any]) -> bool:
     """A console error other than the 401 the keyless GET /v1/models at page load gets."""
     expected = entry.get("url", "").endswith("/v1/models") and "401" in entry.get("text", "")
@@ -205,19 +345,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
             failures.append(what)
 
     async with websockets.connect(page_ws, max_size=64 << 20) as ws:
-        cdp = DevTools(ws)
-        for domain in ("Page", "Runtime", "DOM", "Log"):
-            await cdp.call(f"{domain}.enable")
-        await cdp.call("Page.addScriptToEvaluateOnNewDocument", source=SLOW_REPLIES)
-        await cdp.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=1400,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        await cdp.call("Page.navigate", url=url + "/")
-        await cdp.wait_for("document.readyState === 'complete'", 20, "the page to load")
+        cdp = await open_page(ws, url)
         # 0. no key: the server refuses the stream with 1008, the page says why
         await cdp.js("document.getElementById('connectBtn').click()")
         note = await cdp.wait_for(
@@ -266,19 +394,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
 
         # the screenshot: the stream running, the clip classified
         await asyncio.sleep(1.0)
-        height = await cdp.js("document.documentElement.scrollHeight")
-        await cdp.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=int(height),
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        await asyncio.sleep(0.5)
-        image = await cdp.call("Page.captureScreenshot", format="png")
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        shot.write_bytes(base64.b64decode(image["data"]))
-        say(f"     screenshot: {shot}")
+        await screenshot(cdp, shot)
 
         # 3. reconnect: the same stream id resumes its window
         before = await cdp.js(STATS)
@@ -336,16 +452,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
         await cdp.js("document.getElementById('stopBtn').click()")
         await asyncio.sleep(1)
 
-        problems = [
-            e
-            for e in cdp.events
-            if e["method"] == "Runtime.exceptionThrown"
-            or (e["method"] == "Log.entryAdded" and unexpected(e["params"]["entry"]))
-            or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-        ]
-        for problem in problems:
-            say("     console:", json.dumps(problem["params"])[:400])
-        check(not problems, "no JavaScript exceptions or console errors")
+        check(not console_problems(cdp), "no JavaScript exceptions or console errors")
         cdp.reader.cancel()
     return failures
 
@@ -353,10 +460,24 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, help="default: the demo's render_0006.mp4")
+    parser.add_argument(
+        "--camera", type=Path, help="a real clip as the fake webcam (the pose demo serves it)"
+    )
+    parser.add_argument("--camera-start", type=float, default=0.0, help="--camera from S s")
+    parser.add_argument(
+        "--camera-crop", type=crop_box, help="--camera cropped to X,Y,W,H (a closer camera)"
+    )
+    parser.add_argument("--model", type=Path, help="package to serve (default: the demo's)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
-    parser.add_argument("--screenshot", type=Path, default=ROOT / "docs" / "img" / "demo-page.png")
+    parser.add_argument("--screenshot", type=Path, help="default docs/img/demo-page.png "
+                        "(docs/img/demo-camera-pose.png with --camera)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    if shutil.which(args.chromium) is None:
+        sys.stderr.write(f"no chromium at {args.chromium!r}: apt-get install -y chromium\n")
+        return 2
+    if args.camera:
+        return check_camera(args)
 
     from gad.demo import build_demo, demo_root, is_built, package_dir
 
@@ -364,19 +485,53 @@ def main() -> int:
     if not is_built(root):
         build_demo(root)
     video = args.video or root / "render" / "videos" / "render_0006.mp4"
-    if shutil.which(args.chromium) is None:
-        sys.stderr.write(f"no chromium at {args.chromium!r}: apt-get install -y chromium\n")
-        return 2
+    shot = args.screenshot or ROOT / "docs" / "img" / "demo-page.png"
     with tempfile.TemporaryDirectory(prefix="gad-browser-") as folder:
         tmp = Path(folder)
         clip = to_webm(video, tmp / f"{video.stem}.webm", seconds=args.seconds + 20)
         with (
-            served(package_dir(root), env=SERVE_ENV) as server,
+            served(args.model or package_dir(root), env=SERVE_ENV) as server,
             chromium(args.chromium, tmp / "profile") as page,
         ):
             say(f"server {server.url}, video {video.name} as {clip.name}")
-            failures = asyncio.run(drive(page, server.url, clip, args.screenshot, args.seconds))
+            failures = asyncio.run(drive(page, server.url, clip, shot, args.seconds))
     say(f"\n{len(failures)} check(s) failed" if failures else "\nall browser checks passed")
+    return 1 if failures else 0
+
+
+def crop_box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"crop must be X,Y,W,H in pixels; got {text!r}") from None
+    return x, y, w, h
+
+
+def check_camera(args: argparse.Namespace) -> int:
+    from gad.demo import build_demo, demo_root, package_dir
+
+    model = args.model
+    if model is None:
+        model = package_dir(
+            build_demo(demo_root(kind="pose"), kind="pose").parent.parent, kind="pose"
+        )
+    shot = args.screenshot or ROOT / "docs" / "img" / "demo-camera-pose.png"
+    with tempfile.TemporaryDirectory(prefix="gad-camera-") as folder:
+        tmp = Path(folder)
+        camera = to_y4m(
+            args.camera,
+            tmp / f"{args.camera.stem}.y4m",
+            seconds=args.seconds + 10,
+            start_s=args.camera_start,
+            crop=args.camera_crop,
+        )
+        with (
+            served(model, env=SERVE_ENV) as server,
+            chromium(args.chromium, tmp / "profile", camera=camera) as page,
+        ):
+            say(f"server {server.url} ({model}), camera {args.camera.name} as {camera.name}")
+            failures = asyncio.run(drive_camera(page, server.url, shot, args.seconds))
+    say(f"\n{len(failures)} check(s) failed" if failures else "\nall camera checks passed")
     return 1 if failures else 0
 
 

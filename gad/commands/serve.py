@@ -2,6 +2,7 @@
 settings from GAD_* and the flags → create_app → uvicorn.
 
     gad serve                                   the demo model (gad demo build)
+    gad serve --demo pose                       the pose demo (gad demo build --kind pose)
     gad serve --model models/gad --redis-url redis://127.0.0.1:6379/0
 """
 
@@ -25,7 +26,15 @@ def register(commands: Subcommands) -> None:
 
 
 def build(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument("--model", type=Path, help="package folder (gad export) [GAD_MODEL]")
+    from gad.demo import KINDS
+
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--model", type=Path, help="package folder (gad export) [GAD_MODEL]")
+    which.add_argument(
+        "--demo",
+        choices=KINDS,
+        help="serve a demo model from the cache (`gad demo build --kind KIND` makes it)",
+    )
     serve.add_argument("--host", help="bind address (default 127.0.0.1) [GAD_HOST]")
     serve.add_argument("--port", type=int, help="port (default 8000) [GAD_PORT]")
     serve.add_argument("--redis-url", help="share streams through Redis [GAD_REDIS_URL]")
@@ -46,7 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from service.settings import Settings
 
     overrides = {
-        "model": args.model,
+        "model": args.model or (args.demo and demo_package(args.demo)),
         "host": args.host,
         "port": args.port,
         "redis_url": args.redis_url,
@@ -58,3 +67,15 @@ def run_serve(args: argparse.Namespace) -> int:
     }
     serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
     return 0
+
+
+def demo_package(kind: str) -> Path:
+    from gad.demo import demo_root, is_built, package_dir
+    from runtime.errors import ConfigError
+
+    root = demo_root(kind=kind)
+    if not is_built(root, kind=kind):
+        raise ConfigError(
+            f"the {kind} demo model is not built ({root}): run `gad demo build --kind {kind}`"
+        )
+    return package_dir(root, kind=kind)

