@@ -102,7 +102,7 @@ RECIPES = {
     # The render recipe's stamp text is unchanged from before the pose kind existed, so
     # demo models already built stay valid.
     "render": DemoRecipe("render", DEMO_NAME, "demo", (RENDER, EXTRACT, TRAIN, 1), _render_steps),
-    "pose": DemoRecipe("pose", POSE_NAME, "demo-pose", (MOCAP, POSE_TRAIN, 1), _pose_steps),
+    "pose": DemoRecipe("pose", POSE_NAME, "demo-pose", (MOCAP, POSE_TRAIN, 2), _pose_steps),
 }
 
 

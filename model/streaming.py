@@ -128,10 +128,10 @@ def streaming_attention(
             q, repeat_kv(k, groups), repeat_kv(value, groups), is_causal=True, scale=scale
         )
         return out.transpose(1, 2).contiguous(), None
-    prompt_k, prompt_v = ctx.prompt_kv[layer]
-    prompt_k = repeat_kv(prompt_k, groups).expand(query.shape[0], -1, -1, -1)
-    prompt_v = repeat_kv(prompt_v, groups).expand(query.shape[0], -1, -1, -1)
     if ctx.mode == "train":
+        prompt_k, prompt_v = ctx.prompt_kv[layer]
+        prompt_k = repeat_kv(prompt_k, groups).expand(query.shape[0], -1, -1, -1)
+        prompt_v = repeat_kv(prompt_v, groups).expand(query.shape[0], -1, -1, -1)
         n = query.shape[2] // 2
         frames, cls = slice(0, n), slice(n, 2 * n)
         band_k, band_v = _bands(
@@ -162,33 +162,54 @@ def streaming_attention(
                 values.append(cls_v.unsqueeze(-2))
             outs.append(_mix(scores, values))
         return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
-    if ctx.mode == "step":  # query: [f_t, c_t]
-        ring_k, ring_v = ctx.ring_kv[layer]
-        ctx.new_kv[layer] = (key[:, :, :1], value[:, :, :1])
-        band_k = torch.cat([ring_k, key[:, :, :1]], dim=2)  # oldest … newest: slots P … P+W-1
-        band_v = torch.cat([ring_v, value[:, :, :1]], dim=2)
-        band_k = repeat_kv(_rope(band_k, cos[p : p + w], sin[p : p + w]), groups)
-        band_v = repeat_kv(band_v, groups)
-        assert ctx.ring_mask is not None
-        valid = F.pad(ctx.ring_mask.bool(), (0, 1), value=True)  # + the frame itself
-        valid = valid[:, None, None, :].bool()
-        q_frame = _rope(query[:, :, :1], cos[-2], sin[-2])
-        q_cls = _rope(query[:, :, 1:2], cos[-1], sin[-1])
-        cls_k = repeat_kv(_rope(key[:, :, 1:2], cos[-1], sin[-1]), groups)
-        cls_v = repeat_kv(value[:, :, 1:2], groups)
-        outs = []
-        for q, with_self in ((q_frame, False), (q_cls, True)):
-            scores = [
-                q @ prompt_k.transpose(-1, -2) * scale,
-                (q @ band_k.transpose(-1, -2) * scale).masked_fill(~valid, -torch.inf),
-            ]
-            values = [prompt_v, band_v]
-            if with_self:
-                scores.append(q @ cls_k.transpose(-1, -2) * scale)
-                values.append(cls_v)
-            outs.append(_mix(scores, values))
-        return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+    if ctx.mode == "step":  # query: [f_t, c_t]; grouped: [B, kvH, groups, d], no repeat_kv
+        return _step_attention(ctx, layer, query, key, value, scale, groups), None
     raise ConfigError(f"unknown streaming mode {ctx.mode!r}")
+
+
+def _step_attention(
+    ctx: StreamPass,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scale: float,
+    groups: int,
+) -> torch.Tensor:
+    """One step: [f_t, c_t] against the prompt, the ring + f_t and (for c_t) itself.
+    Scores are computed per key/value head for its group of query heads
+    ([B, kvH, groups, d] against [B, kvH, K, d]), so no K/V is copied per query head."""
+    p, w = ctx.prompt, ctx.window
+    cos, sin = ctx.cos.to(query.dtype), ctx.sin.to(query.dtype)
+    batch, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    ring_k, ring_v = ctx.ring_kv[layer]
+    prompt_k, prompt_v = ctx.prompt_kv[layer]  # [1, kvH, P, d]: broadcast over the batch
+    ctx.new_kv[layer] = (key[:, :, :1], value[:, :, :1])
+    band_k = _rope(torch.cat([ring_k, key[:, :, :1]], dim=2), cos[p : p + w], sin[p : p + w])
+    band_v = torch.cat([ring_v, value[:, :, :1]], dim=2)  # oldest … newest: slots P … P+W-1
+    assert ctx.ring_mask is not None
+    valid = F.pad(ctx.ring_mask.bool(), (0, 1), value=True)[:, None, None, :]  # + f_t itself
+
+    def grouped(q: torch.Tensor) -> torch.Tensor:  # [B, H, 1, d] → [B, kvH, groups, d]
+        return q.reshape(batch, kv_heads, groups, dim)
+
+    q_frame = grouped(_rope(query[:, :, :1], cos[-2], sin[-2]))
+    q_cls = grouped(_rope(query[:, :, 1:2], cos[-1], sin[-1]))
+    cls_k = _rope(key[:, :, 1:2], cos[-1], sin[-1])
+    cls_v = value[:, :, 1:2]
+    outs = []
+    for q, with_self in ((q_frame, False), (q_cls, True)):
+        scores = [
+            q @ prompt_k.transpose(-1, -2) * scale,
+            (q @ band_k.transpose(-1, -2) * scale).masked_fill(~valid, -torch.inf),
+        ]
+        values = [prompt_v, band_v]
+        if with_self:
+            scores.append(q @ cls_k.transpose(-1, -2) * scale)
+            values.append(cls_v)
+        outs.append(_mix(scores, values).reshape(batch, heads, 1, dim))
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous()
 
 
 AttentionInterface.register(ATTENTION, streaming_attention)

@@ -12,7 +12,7 @@ joints). Rows at `fps` (4, as the demo extracts). Same seed, same files.
 
 Held out for the test split (nothing of it is seen in training):
   camera  body heading relative to the camera within ±10° of the diagonals (45°, 135°, 225°,
-          315°); train uses every other heading. Camera pitch 20..30° (train -10..20°).
+          315°); train uses every other heading. Camera pitch 50..60° (train -10..50°).
   speed   playback 0.7-0.8x or 1.25-1.4x (train 0.8-1.25x).
   clips   dance_b and getup_faceup play only in test (train: dance_a, getup_facedown).
 Written: features/<session>.npy [T, 40], target_perframe/<session>.npy [T, C] one-hot,
@@ -59,14 +59,18 @@ CLASSES: dict[str, tuple[str, ...]] = {
 }
 TEST_ONLY_CLIPS = ("dance_b", "getup_faceup")
 _DIAGONALS = (45.0, 135.0, 225.0, 315.0)
+# Pitch up to 50° down: real cameras (a corridor, a lawn seen from above) look down far more
+# than a webcam; trained to 20°, walkers on vtest.avi's lawn were 10-25 % "walk", trained to
+# 50° (and more lost joints) 23-58 % (docs/pose.md). The test split's pitch lies beyond.
 TRAIN_RANGES = CameraRanges(
     yaw_sectors=tuple((d + 10.0, d + 80.0) for d in (-45.0, *_DIAGONALS[:3])),
-    pitch=(-10.0, 20.0),
+    pitch=(-10.0, 50.0),
     speed=((0.8, 1.25),),
+    dropout=(0.0, 0.12),
 )
 TEST_RANGES = CameraRanges(
     yaw_sectors=tuple((d - 10.0, d + 10.0) for d in _DIAGONALS),
-    pitch=(20.0, 30.0),
+    pitch=(50.0, 60.0),
     speed=((0.7, 0.8), (1.25, 1.4)),
 )
 
