@@ -178,6 +178,11 @@ class Runtime:
         window, mask = build_window(rows, t, self.window)
         return await self.head.submit(window, mask)
 
+    def forget(self, stream: str) -> None:
+        """A stream ended: a streaming package drops its rings (a window model keeps nothing)."""
+        if self.stepper is not None:
+            self.stepper.forget(stream)
+
     def describe(self) -> dict[str, Any]:
         m = self.package.manifest
         return {

@@ -75,6 +75,10 @@ class StreamModel(Protocol):
         package step that stream's K/V rings (service/stepping.py)."""
         ...
 
+    def forget(self, stream: str) -> None:
+        """The stream ended: drop what the model keeps for it (a streaming package's rings)."""
+        ...
+
 
 @dataclass
 class Frame:
@@ -352,7 +356,8 @@ class StreamSession:
         }
 
     async def end(self) -> dict[str, Any]:
-        """The client ended the stream: its cached window is freed."""
+        """The client ended the stream: its cached window (and rings) are freed."""
+        self.model.forget(self.state.key)
         with contextlib.suppress(CacheError):  # the TTL frees it anyway
             await self.cache.drop(self.state.key)
         return {

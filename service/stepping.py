@@ -70,6 +70,10 @@ class Stepper:
         await self._batcher.close()
         self._streams.clear()
 
+    def __contains__(self, stream: object) -> bool:
+        """Whether this replica holds `stream`'s rings."""
+        return stream in self._streams
+
     def forget(self, stream: str) -> None:
         """Drop a stream's rings (it ended); a later frame of it replays its rows."""
         self._streams.pop(stream, None)

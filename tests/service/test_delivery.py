@@ -105,8 +105,11 @@ def test_the_same_burst_live_drops_frames_and_says_so(server: Server, rows: np.n
     assert sorted(m["seq"] for m in answers) == list(range(len(rows)))
     assert kinds["dropped"] > 0 and kinds["label"] == end["processed"]
     labels = [m for m in answers if m["type"] == "label"]
-    assert [m["row"] for m in labels] == list(range(len(labels)))  # in order, no gap in rows
-    assert [m["seq"] for m in labels] == sorted(m["seq"] for m in labels)
+    assert [m["seq"] for m in labels] == sorted(m["seq"] for m in labels)  # in order
+    # Frames carry capture times (seq / fps): the gap a drop leaves may be filled by
+    # repeating the last row (short gaps) or not (long ones), so rows only increase.
+    rows_seen = [m["row"] for m in labels]
+    assert rows_seen[0] == 0 and rows_seen == sorted(set(rows_seen))
     counted = metric(server, "gad_frames_dropped_total", reason="queue_full") - dropped_before
     assert counted == kinds["dropped"]
 

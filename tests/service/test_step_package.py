@@ -39,6 +39,11 @@ def test_a_stream_steps_every_frame_as_offline(package: Path) -> None:
         assert ready["type"] == "ready" and ready["window"] is None
         replies = stream_rows(ws, rows, FPS)
         info = http.get("/v1/models").json()["models"][0]
+        stepper = http.app.state.runtime.stepper
+        assert "s1" in stepper
+        ws.send_json({"type": "end"})
+        assert ws.receive_json()["type"] == "end"
+        assert "s1" not in stepper  # an ended stream's rings are dropped
     expected = offline(package, rows)
     assert [r["row"] for r in replies] == list(range(30))
     assert [r["index"] for r in replies] == expected.argmax(1).tolist()
