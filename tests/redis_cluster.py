@@ -23,7 +23,6 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Self
@@ -33,6 +32,7 @@ from redis.cluster import key_slot
 from redis.exceptions import RedisClusterException
 
 from service.cache.urls import parse_cluster_url
+from tests.redis_server import RedisServer
 
 ENV_URL = "GAD_TEST_REDIS_CLUSTER_URL"
 SETUP_HINT = (
@@ -81,14 +81,11 @@ def node_id(port: int) -> str:
         return str(client.execute_command("CLUSTER", "MYID").decode())
 
 
-class ClusterNode:
-    """One `redis-server --cluster-enabled yes`: kill it and restart it on its port."""
+class ClusterNode(RedisServer):
+    """One `redis-server --cluster-enabled yes`: kill it and restart it on its port (with
+    its nodes.conf); stopping it is a kill, as a crashed host."""
 
-    def __init__(self, folder: Path, port: int, binary: str) -> None:
-        self.folder = folder
-        self.port = port
-        self.binary = binary
-        self.process: subprocess.Popen[bytes] | None = None
+    role = "cluster node"
 
     @property
     def name(self) -> str:
@@ -98,38 +95,12 @@ class ClusterNode:
     def nodes_conf(self) -> Path:
         return self.folder / "nodes.conf"
 
-    def restart(self, timeout_s: float = 10.0) -> None:
-        """Start the node (again) on its port with its nodes.conf; wait for PING."""
-        self.kill()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        log = (self.folder / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(self.nodes_conf),
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.folder),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with node_client(self.port, timeout_s=0.2) as client:
-                    if client.ping():
-                        return
-            except (redis.RedisError, OSError):
-                time.sleep(0.02)
-        tail = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
-        self.kill()
-        raise RuntimeError(f"cluster node on port {self.port} did not start:\n{tail}")
+    def server_args(self) -> list[str]:
+        return [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.nodes_conf),
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+        ]  # fmt: skip
 
     def kill(self) -> None:
         """SIGKILL, as a crashed host: no shutdown save, connections drop at once."""
@@ -139,6 +110,9 @@ class ClusterNode:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def stop(self) -> None:
+        self.kill()
 
 
 class LocalCluster:

@@ -52,6 +52,8 @@ def delete_prefix(url: str, prefix: str) -> int:
 class RedisServer:
     """A private redis-server process on a free port; stop/restart keep the port."""
 
+    role = "redis-server"  # in error messages
+
     def __init__(self, folder: Path, port: int, binary: str) -> None:
         self.folder = folder
         self.port = port
@@ -84,16 +86,21 @@ class RedisServer:
                 error = str(exc)
         raise RuntimeError(error)
 
+    def server_args(self) -> list[str]:
+        """redis-server's arguments besides port, bind address, persistence and folder."""
+        return ["--unixsocket", str(self.socket_path)]
+
     def restart(self, timeout_s: float = 10.0) -> None:
         """Start the server (again) on the same port and wait until it answers PING."""
         self.stop()
+        self.folder.mkdir(parents=True, exist_ok=True)
         log = (self.folder / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [
                 self.binary,
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
-                "--unixsocket", str(self.socket_path),
+                *self.server_args(),
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(self.folder),
@@ -111,7 +118,7 @@ class RedisServer:
             time.sleep(0.02)
         tail = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
         self.stop()
-        raise RuntimeError(f"redis-server on port {self.port} did not start:\n{tail}")
+        raise RuntimeError(f"{self.role} on port {self.port} did not start:\n{tail}")
 
     def stop(self) -> None:
         if self.process is None:
