@@ -214,16 +214,21 @@ class Runtime:
         }
 
 
+def _torch_backend(settings: Settings) -> tuple[Path, Any]:
+    """GAD_CHECKPOINT and model.torch_engine, imported by name only now, so the import rules
+    (and the serving image) never see torch here."""
+    if settings.checkpoint is None:
+        raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
+    return settings.checkpoint, importlib.import_module("model.torch_engine")
+
+
 def load_engine(settings: Settings, package: ModelPackage) -> Engine:
     """head.onnx in onnxruntime, or (backend=torch) the checkpoint the package came from,
     in PyTorch — imported only then: the ONNX path never loads torch."""
     if settings.backend == "onnx":
         return OnnxEngine.load(package, providers=settings.providers, threads=settings.threads)
-    if settings.checkpoint is None:
-        raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
-    # By name, so the import rules (and the serving image) never see torch here.
-    torch_engine = importlib.import_module("model.torch_engine")
-    engine = torch_engine.TorchEngine.load(settings.checkpoint, dtype=settings.torch_dtype)
+    checkpoint, torch_engine = _torch_backend(settings)
+    engine = torch_engine.TorchEngine.load(checkpoint, dtype=settings.torch_dtype)
     if not isinstance(engine, Engine):  # what mypy cannot see through import_module
         raise TypeError(f"{type(engine).__name__} does not implement runtime.engine.Engine")
     if engine.classes != package.classes or engine.feature_dim != package.feature_dim:
@@ -239,12 +244,8 @@ def load_step_engine(settings: Settings, package: ModelPackage) -> StepEngine:
     """step.onnx in onnxruntime, or (backend=torch) the streaming checkpoint in PyTorch."""
     if settings.backend == "onnx":
         return StepEngine.load(package, providers=settings.providers, threads=settings.threads)
-    if settings.checkpoint is None:
-        raise ConfigError("GAD_BACKEND=torch needs GAD_CHECKPOINT (a gad train checkpoint)")
-    torch_engine = importlib.import_module("model.torch_engine")  # by name: see load_engine
-    engine = torch_engine.TorchStepEngine.load_checkpoint(
-        settings.checkpoint, dtype=settings.torch_dtype
-    )
+    checkpoint, torch_engine = _torch_backend(settings)
+    engine = torch_engine.TorchStepEngine.load_checkpoint(checkpoint, dtype=settings.torch_dtype)
     if not isinstance(engine, StepEngine):
         raise TypeError(f"{type(engine).__name__} is not a runtime.stepping.StepEngine")
     if engine.classes != package.classes or engine.ring_shape != package.ring_shape:
