@@ -287,14 +287,21 @@ def console_problems(cdp: DevTools) -> list[dict[str, Any]]:
     return problems
 
 
-async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> list[str]:
-    """The page's camera on Chromium's fake device playing a real clip: labels arrive."""
-    failures: list[str] = []
+class Checks:
+    """A drive's checks: each printed as it is made, the failed ones kept."""
 
-    def check(ok: bool, what: str) -> None:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def __call__(self, ok: bool, what: str) -> None:
         say(("ok   " if ok else "FAIL ") + what)
         if not ok:
-            failures.append(what)
+            self.failures.append(what)
+
+
+async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> list[str]:
+    """The page's camera on Chromium's fake device playing a real clip: labels arrive."""
+    check = Checks()
 
     async with websockets.connect(page_ws, max_size=64 << 20) as ws:
         cdp = await open_page(ws, url)
@@ -327,7 +334,7 @@ async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> li
         await asyncio.sleep(1)
         check(not console_problems(cdp), "no JavaScript exceptions or console errors")
         cdp.reader.cancel()
-    return failures
+    return check.failures
 
 
 def unexpected(entry: dict[str, Any]) -> bool:
@@ -337,12 +344,7 @@ def unexpected(entry: dict[str, Any]) -> bool:
 
 
 async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float) -> list[str]:
-    failures: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        say(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            failures.append(what)
+    check = Checks()
 
     async with websockets.connect(page_ws, max_size=64 << 20) as ws:
         cdp = await open_page(ws, url)
@@ -454,7 +456,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
 
         check(not console_problems(cdp), "no JavaScript exceptions or console errors")
         cdp.reader.cancel()
-    return failures
+    return check.failures
 
 
 def main() -> int:
