@@ -163,7 +163,7 @@ def streaming_attention(
             outs.append(_mix(scores, values))
         return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
     if ctx.mode == "step":  # query: [f_t, c_t]; grouped: [B, kvH, groups, d], no repeat_kv
-        return _step_attention(ctx, layer, query, key, value, scale, groups), None
+        return _step_attention(ctx, layer, query, key, value, scale, groups, cos, sin), None
     raise ConfigError(f"unknown streaming mode {ctx.mode!r}")
 
 
@@ -175,12 +175,13 @@ def _step_attention(
     value: torch.Tensor,
     scale: float,
     groups: int,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
 ) -> torch.Tensor:
     """One step: [f_t, c_t] against the prompt, the ring + f_t and (for c_t) itself.
     Scores are computed per key/value head for its group of query heads
     ([B, kvH, groups, d] against [B, kvH, K, d]), so no K/V is copied per query head."""
     p, w = ctx.prompt, ctx.window
-    cos, sin = ctx.cos.to(query.dtype), ctx.sin.to(query.dtype)
     batch, heads, _, dim = query.shape
     kv_heads = key.shape[1]
     ring_k, ring_v = ctx.ring_kv[layer]

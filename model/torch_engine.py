@@ -83,7 +83,6 @@ class TorchStepEngine(StepEngine):
             feature_dim=model.config.feature_dim,
             classes=tuple(model.config.class_names),
             providers=(f"torch:{device}",),
-            reach=shape[0] * shape[3] + 1,
             _session=graph,
         )
 

@@ -61,7 +61,6 @@ class StepEngine:
     feature_dim: int
     classes: tuple[str, ...]
     providers: tuple[str, ...]
-    reach: int  # feature rows that rebuild a stream's rings exactly
     skipped: dict[str, str] = field(default_factory=dict)
     package: ModelPackage | None = None
     _session: Any = field(default=None, repr=False)
@@ -84,14 +83,14 @@ class StepEngine:
         if set(inputs) != {"features", "ring", "ring_mask"} or "logits" not in outputs:
             raise GADError(f"{path} is not a step graph (inputs {sorted(inputs)})")
         shape = tuple(int(n) for n in ring_shape)
-        layers, _, _, ring, _ = shape
+        if len(shape) != 5:
+            raise GADError(f"a ring is [layers, 2, kv heads, W-1, head dim], got {list(shape)}")
         n_classes = outputs["logits"][-1]
         return cls(
             ring_shape=shape,
             feature_dim=int(inputs["features"][-1]),
             classes=tuple(classes) if classes else tuple(str(i) for i in range(n_classes)),
             providers=active,
-            reach=layers * ring + 1,
             skipped=skipped,
             package=package,
             _session=session,
@@ -125,6 +124,11 @@ class StepEngine:
     @property
     def window(self) -> int:
         return self.ring_shape[3] + 1
+
+    @property
+    def reach(self) -> int:
+        """Feature rows a label depends on: replaying that many rebuilds the rings exactly."""
+        return self.ring_shape[0] * self.ring_shape[3] + 1
 
     def new_state(self) -> StepState:
         """Empty rings for a stream that starts now."""

@@ -57,7 +57,6 @@ class Stepper:
             validate=self._check,
             on_batch=on_batch,
         )
-        self.replays = 0  # streams whose rings were rebuilt from cached rows
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -90,7 +89,6 @@ class Stepper:
             history = np.asarray(rows[:-1][-self.replay_rows :], np.float32)
             state, _ = await asyncio.to_thread(self.engine.replay, history)
             rings, missing = _Rings(state, total - 1), 0
-            self.replays += 1
         for row in rows[len(rows) - 1 - missing : -1]:  # rows fps sampling repeated
             await self._batcher.submit(np.asarray(row), rings.state)
         probs = await self._batcher.submit(np.asarray(rows[-1]), rings.state)
