@@ -50,7 +50,9 @@ class StreamPass:
 
     mode "prompt": the prompt alone, causal; its rotated K/V per layer go to `prompt_kv`.
     mode "train": N frame tokens | N [CLS] tokens against `prompt_kv`, banded;
-      `frame_mask` [B, N] marks frames that exist (padding is never read).
+      `frame_mask` [B, N] marks frames that exist (padding is never read). With `tail`
+      A > 0, N·A more tokens follow (frame-major): each frame's label text, which sees
+      what its [CLS] sees, the [CLS] and its own earlier tokens; nothing else sees it.
     mode "step": one frame token and its [CLS] against `prompt_kv` and the rings
       (`ring_kv[layer]` = pre-RoPE K, V [B, kvH, W-1, d], oldest first; `ring_mask` [B, W-1]);
       each layer's new pre-RoPE K/V row goes to `new_kv`.
@@ -66,6 +68,9 @@ class StreamPass:
     ring_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     ring_mask: torch.Tensor | None = None
     new_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    tail: int = 0
+    tail_cos: torch.Tensor | None = None  # [A, d]: slots P+W+1 … P+W+A
+    tail_sin: torch.Tensor | None = None
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -132,7 +137,7 @@ def streaming_attention(
         prompt_k, prompt_v = ctx.prompt_kv[layer]
         prompt_k = repeat_kv(prompt_k, groups).expand(query.shape[0], -1, -1, -1)
         prompt_v = repeat_kv(prompt_v, groups).expand(query.shape[0], -1, -1, -1)
-        n = query.shape[2] // 2
+        n = query.shape[2] // (2 + ctx.tail)
         frames, cls = slice(0, n), slice(n, 2 * n)
         band_k, band_v = _bands(
             repeat_kv(key[:, :, frames], groups),
@@ -161,10 +166,63 @@ def streaming_attention(
                 scores.append((q * cls_k).sum(-1, keepdim=True) * scale)
                 values.append(cls_v.unsqueeze(-2))
             outs.append(_mix(scores, values))
+        if ctx.tail:
+            tail = (query[:, :, 2 * n :], key[:, :, 2 * n :], value[:, :, 2 * n :])
+            outs.append(
+                _tail_attention(
+                    ctx,
+                    tail,
+                    groups,
+                    scale,
+                    (prompt_k, prompt_v),
+                    (band_k, band_v),
+                    valid,
+                    (cls_k, cls_v),
+                )
+            )
         return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
     if ctx.mode == "step":  # query: [f_t, c_t]; grouped: [B, kvH, groups, d], no repeat_kv
         return _step_attention(ctx, layer, query, key, value, scale, groups, cos, sin), None
     raise ConfigError(f"unknown streaming mode {ctx.mode!r}")
+
+
+def _tail_attention(
+    ctx: StreamPass,
+    tail: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    groups: int,
+    scale: float,
+    prompt: tuple[torch.Tensor, torch.Tensor],
+    band: tuple[torch.Tensor, torch.Tensor],
+    valid: torch.Tensor,
+    cls: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """The label-text tokens of a training pass: frame t's A tokens (queries [B, H, N·A, d],
+    unrotated, at slots P+W+1 …) see the prompt, frame t's band, c_t and their own earlier
+    tokens. Returns [B, H, N·A, d]."""
+    assert ctx.tail_cos is not None and ctx.tail_sin is not None
+    query, key, value = tail
+    batch, heads, _, dim = query.shape
+    a = ctx.tail
+    n = query.shape[2] // a
+    cos, sin = ctx.tail_cos.to(query.dtype), ctx.tail_sin.to(query.dtype)
+    q = _rope(query.reshape(batch, heads, n, a, dim), cos, sin)
+    k = _rope(repeat_kv(key, groups).reshape(batch, heads, n, a, dim), cos, sin)
+    v = repeat_kv(value, groups).reshape(batch, heads, n, a, dim)
+    (prompt_k, prompt_v), (band_k, band_v), (cls_k, cls_v) = prompt, band, cls
+    causal = torch.ones(a, a, dtype=torch.bool, device=query.device).tril()
+    scores = [
+        (q.flatten(2, 3) @ prompt_k.transpose(-1, -2)).reshape(batch, heads, n, a, -1),
+        torch.einsum("bhnad,bhnwd->bhnaw", q, band_k).masked_fill(~valid.unsqueeze(-2), -torch.inf),
+        torch.einsum("bhnad,bhnd->bhna", q, cls_k).unsqueeze(-1),
+        torch.einsum("bhnad,bhned->bhnae", q, k).masked_fill(~causal, -torch.inf),
+    ]
+    probs = torch.softmax(torch.cat(scores, dim=-1) * scale, dim=-1)
+    p, w = prompt_k.shape[2], band_k.shape[3]
+    out = (probs[..., :p].flatten(2, 3) @ prompt_v).reshape(batch, heads, n, a, dim)
+    out = out + torch.einsum("bhnaw,bhnwd->bhnad", probs[..., p : p + w], band_v)
+    out = out + probs[..., p + w : p + w + 1] * cls_v.unsqueeze(3)
+    out = out + torch.einsum("bhnae,bhned->bhnad", probs[..., p + w + 1 :], v)
+    return out.reshape(batch, heads, n * a, dim)
 
 
 def _step_attention(
@@ -264,22 +322,41 @@ class StreamingGAD:
     ) -> torch.Tensor:
         """Class logits [B, N, C] for every frame of sequences features [B, N, D] that start
         their streams (training: one pass supervises all N frames)."""
+        assert self.model.head is not None
+        cls, _ = self.frame_pass(features, frame_mask)
+        return self.model.head(cls.float())
+
+    def frame_pass(
+        self,
+        features: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        tail_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final hidden states of every frame's [CLS], [B, N, H], and — given each frame's
+        label-text token ids `tail_ids` [B, N, A] — of those tokens, [B, N, A, H]. The
+        [CLS] states do not depend on the tail (nothing but the tail reads it)."""
         model = self.model
         batch, n, _ = features.shape
         dtype = model._lm_dtype
-        assert model.cls_embedding is not None and model.head is not None
+        assert model.cls_embedding is not None
+        parts = [
+            model.connector(features.float()).to(dtype),
+            model.cls_embedding.to(dtype).reshape(1, 1, -1).expand(batch, n, -1),
+        ]
+        tail = 0 if tail_ids is None else tail_ids.shape[-1]
+        if tail_ids is not None:
+            parts.append(model._embed_tokens(tail_ids.flatten(1)).to(dtype))
         with _streaming(model) as decoder:
             prompt_kv = self.prompt_state(decoder)
-            ctx = self._pass("train", frame_mask=frame_mask, prompt_kv=prompt_kv)
-            embeds = torch.cat(
-                [
-                    model.connector(features.float()).to(dtype),
-                    model.cls_embedding.to(dtype).reshape(1, 1, -1).expand(batch, n, -1),
-                ],
-                dim=1,
-            )
-            hidden = self._run(decoder, embeds, ctx)
-        return model.head(hidden[:, n:].float())
+            ctx = self._pass("train", frame_mask=frame_mask, prompt_kv=prompt_kv, tail=tail)
+            if tail:
+                slots = torch.arange(tail, device=features.device) + self.prompt + self.window + 1
+                probe = torch.zeros(1, 1, dtype=dtype, device=features.device)
+                cos, sin = decoder.rotary_emb(probe, slots[None])
+                ctx.tail_cos, ctx.tail_sin = cos[0].float(), sin[0].float()
+            hidden = self._run(decoder, torch.cat(parts, dim=1), ctx)
+        tail_hidden = hidden[:, 2 * n :].reshape(batch, n, tail, -1) if tail else None
+        return hidden[:, n : 2 * n], tail_hidden
 
     def start(self, batch: int) -> StreamState:
         """Empty rings for `batch` streams (and the prompt's K/V)."""
@@ -348,35 +425,75 @@ class StreamState:
 class StreamingObjective(torch.nn.Module):
     """The training loss of a streaming model over sequences: cross-entropy at every
     frame's [CLS] (background frames weighted by `background_weight`), frames with label
-    -100 left out. What `gad train --attention streaming` optimises; `model` is the
-    GADClassifier that is saved."""
+    -100 left out; for GAD, + λ · the LM loss on every supervised frame's label text
+    ("\nAssistant: {label}[, {previous}]<eos>" after its [CLS], seeing what the [CLS]
+    sees). What `gad train --attention streaming` optimises; `model` is what is saved."""
 
     def __init__(self, model: GADClassifier) -> None:
         super().__init__()
         cfg = model.config
         if not cfg.is_streaming:
             raise ConfigError("the model was not configured for streaming attention")
-        if cfg.uses_lm_loss:
-            raise ConfigError(
-                "streaming GAD's LM loss (label text after every [CLS], same visibility) is "
-                "not built yet: train --kind discriminative with --attention streaming"
-            )
         self.model = model
         self.stream = StreamingGAD(model, cfg.stream_window)
 
     def forward(
-        self, features: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        labels: torch.Tensor,
+        previous: torch.Tensor | None = None,
     ) -> GADOutput:
-        logits = self.stream.frame_logits(features, mask)
+        cfg = self.model.config
+        tail = self._tails(labels, previous) if cfg.uses_lm_loss else None
+        cls, tail_hidden = self.stream.frame_pass(features, mask, None if tail is None else tail[0])
+        assert self.model.head is not None
+        logits = self.model.head(cls.float())
         per_frame = F.cross_entropy(
             logits.flatten(0, 1), labels.flatten(), reduction="none", ignore_index=-100
         )
         supervised = (labels.flatten() != -100).float()
         weight = supervised
-        bg = self.model.config.background_index
+        bg = cfg.background_index
         if bg is not None:  # as the windowed loss: weighted, then the mean over samples
-            weight = torch.where(
-                labels.flatten() == bg, weight * self.model.config.background_weight, weight
-            )
-        loss = (per_frame * weight).sum() / supervised.sum().clamp(min=1.0)
-        return GADOutput(loss=loss, logits=logits, cls_loss=loss, lm_loss=None)
+            weight = torch.where(labels.flatten() == bg, weight * cfg.background_weight, weight)
+        cls_loss = (per_frame * weight).sum() / supervised.sum().clamp(min=1.0)
+        if tail is None or tail_hidden is None:
+            return GADOutput(loss=cls_loss, logits=logits, cls_loss=cls_loss, lm_loss=None)
+        lm_loss = self._lm_loss(tail_hidden, tail[1])
+        loss = cls_loss + cfg.lm_weight * lm_loss
+        return GADOutput(loss=loss, logits=logits, cls_loss=cls_loss, lm_loss=lm_loss)
+
+    def _tails(
+        self, labels: torch.Tensor, previous: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every frame's tail ids [B, N, A] ("\\nAssistant:" + answer, right-padded) and the
+        answer ids that are LM targets [B, N, A'] (-100 where none); the answers start
+        after the assistant prompt."""
+        prompt = self.model.prompt
+        assistant = list(prompt.assistant)
+        flat = labels.flatten().tolist()
+        prev = [-1] * len(flat) if previous is None else previous.flatten().tolist()
+        answers = [
+            prompt.answer(lab, prv) if lab >= 0 else [] for lab, prv in zip(flat, prev, strict=True)
+        ]
+        width = max(1, max(map(len, answers)))
+        ids = torch.full((len(flat), len(assistant) + width), prompt.eos, dtype=torch.long)
+        targets = torch.full((len(flat), width), -100, dtype=torch.long)
+        ids[:, : len(assistant)] = torch.tensor(assistant)
+        for i, answer in enumerate(answers):
+            ids[i, len(assistant) : len(assistant) + len(answer)] = torch.tensor(answer)
+            targets[i, : len(answer)] = torch.tensor(answer)
+        shape = (*labels.shape, -1)
+        device = labels.device
+        return ids.reshape(shape).to(device), targets.reshape(shape).to(device)
+
+    def _lm_loss(self, tail_hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the answer tokens, each predicted by the token before it."""
+        first = len(self.model.prompt.assistant) - 1
+        predictors = tail_hidden[:, :, first : first + targets.shape[-1]]
+        keep = targets != -100
+        if not bool(keep.any()):
+            return tail_hidden.sum() * 0.0
+        logits = self.model._lm_head(predictors[keep]).float()
+        return F.cross_entropy(logits, targets[keep])

@@ -73,7 +73,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="window: every frame re-reads its window (--long + --short; default); "
         "streaming: each frame is read once, its [CLS] sees the question and the last "
         "--window frames through per-layer K/V rings — one step per frame when served "
-        "(docs/streaming.md; --kind discriminative for now)",
+        "(docs/streaming.md; --kind discriminative or gad)",
     )
     parser.add_argument(
         "--window", type=int, default=40, help="streaming: frames each frame sees (default 40)"
