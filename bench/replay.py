@@ -5,8 +5,10 @@ feature rows from the cache (service/stepping.py). Replaying `reach` rows (layer
 + 1) is exact; fewer rows are cheaper but the rebuilt rings lack history. For each replay
 length this cuts every test video at several points, resumes there, and reports the label
 agreement with the uninterrupted stream over the next frames, the max |Δ probability|, and
-the replay's time; beside it, option (a): storing each frame's K/V row in Redis instead
-(bytes per frame and per stream, fp16), which resumes exactly at no replay cost.
+the replay's time — through prefill.onnx when the package has it, and beside it the same
+replay step by step (`replay ms, step loop`); then option (a): storing each frame's K/V
+row in Redis instead (bytes per frame and per stream, fp16), which resumes exactly at no
+replay cost.
 
     python -m bench.replay models/stream --data data/synth --frames 200 --threads 2
 """
@@ -27,9 +29,15 @@ from runtime.system import cpu_name
 
 
 def measure(
-    engine: StepEngine, videos: list[np.ndarray], replay: int, *, frames: int, cuts: int
+    engine: StepEngine,
+    videos: list[np.ndarray],
+    replay: int,
+    *,
+    frames: int,
+    cuts: int,
+    stepper: StepEngine | None = None,
 ) -> dict[str, float]:
-    agree, gaps, seconds, counted = [], [], [], 0
+    agree, gaps, seconds, stepped, counted = [], [], [], [], 0
     for rows in videos:
         if len(rows) < replay + frames + 1:
             continue
@@ -39,6 +47,10 @@ def measure(
             start = time.perf_counter()
             state, _ = engine.replay(rows[cut - replay : cut])
             seconds.append(time.perf_counter() - start)
+            if stepper is not None:  # the same replay one step per row, timed alongside
+                start = time.perf_counter()
+                stepper.replay(rows[cut - replay : cut])
+                stepped.append(time.perf_counter() - start)
             after = softmax(
                 np.stack([engine.step(r[None], [state])[0] for r in rows[cut:][:frames]])
             )
@@ -53,6 +65,7 @@ def measure(
         "worst_agreement": min(agree) if agree else float("nan"),
         "max_prob_diff": max(gaps) if gaps else float("nan"),
         "replay_ms": 1e3 * statistics.median(seconds) if seconds else float("nan"),
+        "step_loop_ms": 1e3 * statistics.median(stepped) if stepped else float("nan"),
     }
 
 
@@ -71,30 +84,36 @@ def main() -> None:
 
     package = read_package(args.package)
     engine = StepEngine.load(package, providers=("cpu",), threads=args.threads)
+    stepper = None
+    if engine._prefill is not None:
+        stepper = StepEngine.load(package, providers=("cpu",), threads=args.threads)
+        stepper._prefill = None
     info = load_data_info(args.data)
     videos = [np.array(v.features, np.float32) for v in load_split(info, "test")[: args.videos]]
     window, reach = engine.window, engine.reach
     lengths = sorted({window - 1, 2 * (window - 1), reach // 2, reach})
     layers, _, kv_heads, ring, head_dim = engine.ring_shape
     row_bytes = layers * 2 * kv_heads * head_dim * 2
+    prefill = ", prefill.onnx" if stepper is not None else ", step loop"
     print(  # noqa: T201
         f"{package.name}: W = {window}, {layers} layers, reach {reach} rows; {len(videos)} test "
         f"videos, {args.cuts} resumes each, {args.frames} frames compared; CPU {cpu_name()}, "
         f"{args.threads or 'default'} threads\n\n"
-        "| resume by | rows kept per stream | bytes per stream | replay ms (median) | "
-        "label agreement (mean / worst) | max abs prob diff |\n|---|---:|---:|---:|---:|---:|"
+        f"| resume by | rows kept per stream | bytes per stream | replay ms (median{prefill}) | "
+        "replay ms, step loop | label agreement (mean / worst) | max abs prob diff |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
     )
     dim = engine.feature_dim
     for replay in lengths:
-        r = measure(engine, videos, replay, frames=args.frames, cuts=args.cuts)
+        r = measure(engine, videos, replay, frames=args.frames, cuts=args.cuts, stepper=stepper)
         print(  # noqa: T201
             f"| replaying features | {replay} | {replay * dim * 4:,} (fp32) | "
-            f"{r['replay_ms']:.0f} | {100 * r['agreement']:.2f}% / "
+            f"{r['replay_ms']:.0f} | {r['step_loop_ms']:.0f} | {100 * r['agreement']:.2f}% / "
             f"{100 * r['worst_agreement']:.2f}% | {r['max_prob_diff']:.2g} |"
         )
     print(  # noqa: T201
         f"| K/V rows in Redis (a) | {ring} | {ring * row_bytes:,} (fp16; {row_bytes:,} per "
-        "frame) | 0 | 100% (exact up to fp16) | — |"
+        "frame) | 0 | — | 100% (exact up to fp16) | — |"
     )
 
 

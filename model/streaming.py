@@ -139,19 +139,24 @@ def streaming_attention(
         prompt_v = repeat_kv(prompt_v, groups).expand(query.shape[0], -1, -1, -1)
         n = query.shape[2] // (2 + ctx.tail)
         frames, cls = slice(0, n), slice(n, 2 * n)
-        band_k, band_v = _bands(
-            repeat_kv(key[:, :, frames], groups),
-            repeat_kv(value[:, :, frames], groups),
-            w,
-            cos,
-            sin,
-        )
-        steps = torch.arange(n, device=query.device)
+        frame_k, frame_v, fm = key[:, :, frames], value[:, :, frames], ctx.frame_mask
+        lead = 0
+        if layer in ctx.ring_kv:  # a prefill: the frames continue the stream held in the rings
+            ring_k, ring_v = ctx.ring_kv[layer]
+            assert ctx.ring_mask is not None
+            lead = ring_k.shape[2]
+            frame_k, frame_v = torch.cat([ring_k, frame_k], 2), torch.cat([ring_v, frame_v], 2)
+            ctx.new_kv[layer] = (frame_k[:, :, n:], frame_v[:, :, n:])  # the last W-1 rows
+            ones = ctx.ring_mask.new_ones(ring_k.shape[0], n)
+            fm = torch.cat([ctx.ring_mask, ones if fm is None else fm.to(ones.dtype)], dim=1)
+        band_k, band_v = _bands(repeat_kv(frame_k, groups), repeat_kv(frame_v, groups), w, cos, sin)
+        band_k, band_v = band_k[:, :, lead:], band_v[:, :, lead:]
+        steps = torch.arange(lead, lead + n, device=query.device)
         ages = torch.arange(w, device=query.device)
         valid = (steps[:, None] - ages[None, :]) >= 0  # [N, W]
-        if ctx.frame_mask is not None:
-            fm = ctx.frame_mask.bool()
-            shifted = torch.stack([F.pad(fm, (j, 0))[:, :n] for j in range(w)], dim=-1)
+        if fm is not None:
+            fm = fm.bool()
+            shifted = torch.stack([F.pad(fm, (j, 0))[:, lead : lead + n] for j in range(w)], -1)
             valid = valid & shifted[:, None]  # [B, 1, N, W]
         cls_k = _rope(repeat_kv(key[:, :, cls], groups), cos[-1], sin[-1])
         cls_v = repeat_kv(value[:, :, cls], groups)
@@ -357,6 +362,34 @@ class StreamingGAD:
             hidden = self._run(decoder, torch.cat(parts, dim=1), ctx)
         tail_hidden = hidden[:, 2 * n :].reshape(batch, n, tail, -1) if tail else None
         return hidden[:, n : 2 * n], tail_hidden
+
+    def prefill_rows(
+        self,
+        features: torch.Tensor,
+        prompt_kv: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        rings: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """N steps in one banded pass (what prefill.onnx computes): the logits [B, N, C] of
+        frames features [B, N, D] that continue streams held in `rings` / `mask` (as for
+        `step_rows`), and the rings and mask after them. Equal to N calls of `step_rows`."""
+        model = self.model
+        batch, n, _ = features.shape
+        dtype = model._lm_dtype
+        assert model.cls_embedding is not None and model.head is not None
+        embeds = torch.cat(
+            [
+                model.connector(features.float()).to(dtype),
+                model.cls_embedding.to(dtype).reshape(1, 1, -1).expand(batch, n, -1),
+            ],
+            dim=1,
+        )
+        ctx = self._pass("train", prompt_kv=prompt_kv, ring_kv=rings, ring_mask=mask)
+        with _streaming(model) as decoder:
+            hidden = self._run(decoder, embeds, ctx)
+        ones = mask.new_ones(batch, n)
+        new_mask = torch.cat([mask, ones], dim=1)[:, n:]
+        return model.head(hidden[:, n : 2 * n].float()), ctx.new_kv, new_mask
 
     def start(self, batch: int) -> StreamState:
         """Empty rings for `batch` streams (and the prompt's K/V)."""

@@ -28,6 +28,7 @@ IMAGE_KIND, POSE_KIND = "image", "pose-blazepose"
 ENCODER_KINDS = (IMAGE_KIND, POSE_KIND)
 CLIP_FILE = "clip.onnx"
 STEP_FILE = "step.onnx"  # a streaming-attention package's per-frame step (no head.onnx)
+PREFILL_FILE = "prefill.onnx"  # its N-steps-in-one-pass graph (replays, clips); optional
 # clip.onnx's outputs, in the order ClipEngine returns them, and the names each one scores.
 CLIP_OUTPUTS = {"step_logits": "steps", "task_logits": "tasks", "next_logits": "steps"}
 REQUIRED = (
@@ -318,7 +319,9 @@ def _shape(section: Any, name: str) -> list[Any] | None:
 def _check_files(package: ModelPackage, *, check_hashes: bool) -> None:
     files: dict[str, Any] = package.manifest["files"]
     needed = set()
-    for section in (package.manifest["head"], package.encoder, package.clip, package.step):
+    prefill = (package.step or {}).get("prefill")
+    sections = (package.manifest["head"], package.encoder, package.clip, package.step, prefill)
+    for section in sections:
         if section is not None:  # each graph: its file, plus external data files if any
             needed.update([section["file"], *section.get("files", [])])
     unlisted = needed - set(files)

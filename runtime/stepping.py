@@ -8,8 +8,10 @@ Each StepState holds its stream's K/V rings ([L, 2, kvH, W-1, d], oldest first) 
 validity; `step` stacks the given streams' rings into one batch, runs the graph once, and
 pushes each stream's new row (the oldest falls out). Streams of any age batch together: a
 stream still filling its window masks its empty slots. The rings live with the process that
-serves the stream; `StepState.replay` rebuilds them from a stream's last feature rows
-(exact when it is given `reach` rows, or the stream's whole history if shorter).
+serves the stream; `replay` rebuilds them from a stream's last feature rows (exact when it
+is given `reach` rows, or the stream's whole history if shorter). A package with
+prefill.onnx runs those rows — and `/classify`'s clips — as a few banded passes of
+`prefill_chunk` rows instead of one step per row (equal to the step loop).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ class StepEngine:
     providers: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)
     package: ModelPackage | None = None
+    prefill_chunk: int = 256
     _session: Any = field(default=None, repr=False)
+    _prefill: Any = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -118,8 +122,27 @@ class StepEngine:
             classes=package.classes,
             package=package,
         )
-        log.info("step engine %s v%s on %s", package.name, package.version, engine.providers)
+        prefill = step.get("prefill")
+        if isinstance(prefill, dict):
+            engine.open_prefill(package.folder / prefill["file"], threads=threads)
+        log.info(
+            "step engine %s v%s on %s%s",
+            package.name,
+            package.version,
+            engine.providers,
+            " (with prefill)" if engine._prefill is not None else "",
+        )
         return engine
+
+    def open_prefill(self, path: Path, *, threads: int | None = None) -> None:
+        """Run replays and clips through prefill.onnx (N steps in one pass)."""
+        session: Any
+        session, _, _ = open_session(Path(path), self.providers, threads)
+        inputs = {i.name for i in session.get_inputs()}
+        outputs = {o.name for o in session.get_outputs()}
+        if inputs != {"features", "ring", "ring_mask"} or "ring_out" not in outputs:
+            raise GADError(f"{path} is not a prefill graph (inputs {sorted(inputs)})")
+        self._prefill = session
 
     @property
     def window(self) -> int:
@@ -174,6 +197,37 @@ class StepEngine:
         """A stream's state after its feature `rows` [N, D] (oldest first) and each row's
         logits [N, C]; exact when `rows` is the whole stream or its last `reach` rows."""
         state = self.new_state()
-        logits = [self.step(row[None], [state])[0] for row in np.asarray(rows)]
-        out = np.stack(logits) if logits else np.zeros((0, len(self.classes)), np.float32)
-        return state, out
+        return state, self.run(rows, state)
+
+    def run(self, rows: np.ndarray, state: StepState) -> np.ndarray:
+        """Step one stream through its next feature `rows` [N, D]: logits [N, C]; the state
+        advances. Through prefill.onnx in chunks when the package has it, else step by step."""
+        rows = np.asarray(rows)
+        if rows.ndim != 2 or rows.shape[1] != self.feature_dim:
+            raise EngineInputError(
+                f"rows must be [frames, {self.feature_dim}], got {list(rows.shape)}"
+            )
+        if self._prefill is None:
+            logits = [self.step(row[None], [state])[0] for row in rows]
+        else:
+            logits = [
+                self._prefill_chunk(rows[at : at + self.prefill_chunk], state)
+                for at in range(0, len(rows), self.prefill_chunk)
+            ]
+        if not logits:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate(logits) if self._prefill is not None else np.stack(logits)
+
+    def _prefill_chunk(self, rows: np.ndarray, state: StepState) -> np.ndarray:
+        if not np.isfinite(rows).all():
+            raise EngineInputError("step features must be finite numbers")
+        feeds = {
+            "features": np.ascontiguousarray(rows[None], dtype=np.float32),
+            "ring": state.ring[None],
+            "ring_mask": state.mask[None],
+        }
+        logits, ring, mask = self._prefill.run(["logits", "ring_out", "ring_mask_out"], feeds)
+        state.ring, state.mask = ring[0], mask[0]
+        state.frames += len(rows)
+        result: np.ndarray = logits[0]
+        return result

@@ -40,6 +40,7 @@ from runtime.errors import CheckpointError
 from runtime.manifest import (
     HEAD_FILE,
     MANIFEST_FILE,
+    PREFILL_FILE,
     SCHEMA_VERSION,
     STEP_FILE,
     file_digest,
@@ -165,7 +166,14 @@ def _export_step(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """step.onnx of a streaming checkpoint, checked frame by frame against PyTorch's
     banded pass (unmerged, the training forward) over a few streams from their start."""
-    from model.export.step import StepGraph, export_step, step_manifest, verify_step
+    from model.export.step import (
+        PrefillGraph,
+        StepGraph,
+        export_prefill,
+        export_step,
+        step_manifest,
+        verify_step,
+    )
     from model.streaming import StreamingGAD
 
     model = load_checkpoint(checkpoint, backbone=backbone)
@@ -177,12 +185,23 @@ def _export_step(
     graph = StepGraph(model, window)
     path = folder / STEP_FILE
     files = export_step(graph, path)
+    prefill = folder / PREFILL_FILE
+    manifest = step_manifest(graph, files, path)
+    manifest["prefill"] = {
+        "file": prefill.name,
+        "files": export_prefill(PrefillGraph(model, window), prefill),
+    }
     verified = None
     if verify:
         verified = verify_step(
-            path, features, reference.float().numpy(), graph.ring_shape(), tolerance=tolerance
+            path,
+            features,
+            reference.float().numpy(),
+            graph.ring_shape(),
+            tolerance=tolerance,
+            prefill=prefill,
         )
-    return step_manifest(graph, files, path), verified
+    return manifest, verified
 
 
 def step_probe(dim: int, window: int, rows: np.ndarray | None, *, seed: int = 0) -> np.ndarray:

@@ -30,6 +30,7 @@ from runtime.errors import CheckpointError
 
 STEP_INPUTS = ("features", "ring", "ring_mask")
 STEP_OUTPUTS = ("logits", "rows")
+PREFILL_OUTPUTS = ("logits", "ring_out", "ring_mask_out")
 
 
 class StepGraph(nn.Module):
@@ -57,27 +58,76 @@ class StepGraph(nn.Module):
         """One stream's ring: [L, 2, kvH, W-1, d]."""
         return (self.layers, 2, self.kv_heads, self.stream.window - 1, self.head_dim)
 
-    def forward(
-        self, features: torch.Tensor, ring: torch.Tensor, ring_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prompt_kv(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         dtype = self.model._lm_dtype
-        prompt_kv = {
+        return {
             layer: (
                 getattr(self, f"prompt_k{layer}").to(dtype),
                 getattr(self, f"prompt_v{layer}").to(dtype),
             )
             for layer in range(self.layers)
         }
-        rings = {
+
+    def _rings(self, ring: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        dtype = self.model._lm_dtype
+        return {
             layer: (ring[:, layer, 0].to(dtype), ring[:, layer, 1].to(dtype))
             for layer in range(self.layers)
         }
-        logits, new = self.stream.step_rows(features, prompt_kv, rings, ring_mask.bool())
+
+    def forward(
+        self, features: torch.Tensor, ring: torch.Tensor, ring_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rings = self._rings(ring)
+        logits, new = self.stream.step_rows(features, self._prompt_kv(), rings, ring_mask.bool())
         rows = torch.stack(
             [torch.stack([new[layer][0][:, :, 0], new[layer][1][:, :, 0]], 1) for layer in rings],
             dim=1,
         )
         return logits.float(), rows.float()
+
+
+class PrefillGraph(StepGraph):
+    """What prefill.onnx computes: N steps of each stream in one banded pass.
+
+        features   [B, N, D]               float32  the streams' next N frames
+        ring       [B, L, 2, kvH, W-1, d]  float32  as for step.onnx
+        ring_mask  [B, W-1]                int64
+        → logits     [B, N, C]             float32  each frame's logits
+          ring       [B, L, 2, kvH, W-1, d]         the rings after the N frames
+          ring_mask  [B, W-1]              int64
+
+    Equal to N calls of step.onnx; a resume replays a stream's cached rows through it in
+    a few calls instead of one call per row, and `/classify` runs a clip through it."""
+
+    def forward(  # type: ignore[override]
+        self, features: torch.Tensor, ring: torch.Tensor, ring_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, new, mask = self.stream.prefill_rows(
+            features, self._prompt_kv(), self._rings(ring), ring_mask.bool()
+        )
+        rings = torch.stack(
+            [torch.stack([new[layer][0], new[layer][1]], 1) for layer in range(self.layers)],
+            dim=1,
+        )
+        return logits.float(), rings.float(), mask.long()
+
+
+def export_prefill(graph: PrefillGraph, path: Path) -> list[str]:
+    """Write prefill.onnx (dynamic batch and frames); returns the file names written."""
+    dim = graph.model.config.feature_dim
+    example = (
+        torch.zeros(2, 5, dim),
+        torch.zeros(2, *graph.ring_shape()),
+        torch.zeros(2, graph.stream.window - 1, dtype=torch.long),
+    )
+    batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames")
+    dims = {
+        "features": {0: batch, 1: frames},
+        "ring": {0: batch},
+        "ring_mask": {0: batch},
+    }
+    return save_onnx(graph, example, path, list(PREFILL_OUTPUTS), dims)
 
 
 def export_step(graph: StepGraph, path: Path) -> list[str]:
@@ -127,10 +177,12 @@ def verify_step(
     ring_shape: tuple[int, ...],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    prefill: Path | None = None,
 ) -> dict[str, Any]:
     """Run the step loop in onnxruntime over `features` [B, N, D] (streams from their
     start, batched) and compare every frame's logits with PyTorch's banded pass
-    `reference` [B, N, C]; raise above `tolerance`."""
+    `reference` [B, N, C]; with `prefill`, also each stream through prefill.onnx in
+    uneven chunks (its rings carried between them); raise above `tolerance`."""
     from runtime.stepping import StepEngine  # the serving loop itself, not a copy of it
 
     engine = StepEngine.open(path, ring_shape=ring_shape, providers=("cpu",))
@@ -139,6 +191,12 @@ def verify_step(
     # batch independence (and a batch dimension left dynamic): the first stream alone
     alone = engine.replay(features[0])[1]
     diff = max(float(np.abs(got - reference).max()), float(np.abs(alone - reference[0]).max()))
+    if prefill is not None:
+        engine.open_prefill(prefill)
+        frames = features.shape[1]
+        engine.prefill_chunk = max(1, frames // 3 + 1)  # chunks that end mid-ring
+        for stream, want in zip(features, reference, strict=True):
+            diff = max(diff, float(np.abs(engine.replay(stream)[1] - want).max()))
     result = {
         "max_abs_diff": diff,
         "tolerance": tolerance,
@@ -146,6 +204,7 @@ def verify_step(
         "frames": int(features.shape[1]),
         "argmax_agreement": float((got.argmax(-1) == reference.argmax(-1)).mean()),
         "provider": "CPUExecutionProvider",
+        "prefill": prefill is not None,
     }
     if not diff <= tolerance:
         raise CheckpointError(

@@ -45,10 +45,12 @@ def test_the_package_is_a_step_package_verified_at_export(
     _, folder = exported
     package = read_package(folder)
     assert package.is_streaming and not package.has_head
-    assert set(package.manifest["files"]) == {"step.onnx"}
+    assert set(package.manifest["files"]) == {"step.onnx", "prefill.onnx"}
+    assert package.step["prefill"]["file"] == "prefill.onnx"
     assert package.ring_shape == (2, 2, 2, WINDOW - 1, 16)  # tiny: 2 layers, 2 kv heads, d 16
     assert package.step["reach"] == 2 * (WINDOW - 1) + 1
     assert package.manifest["verify"]["max_abs_diff"] <= 1e-4
+    assert package.manifest["verify"]["prefill"] is True  # checked in chunks too
     with pytest.raises(PackageError, match="streaming package: it has no window"):
         package.window  # noqa: B018
 
@@ -64,6 +66,29 @@ def test_onnx_steps_equal_the_training_pass_on_every_frame_of_300(
     got = np.stack([engine.step(features[:, t], streams) for t in range(300)], axis=1)
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-4)
     assert streams[0].frames == 300 and streams[0].mask.all()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 256])
+def test_prefill_in_chunks_equals_the_step_loop(
+    exported: tuple[GADClassifier, Path], chunk: int
+) -> None:
+    model, folder = exported
+    features = np.random.default_rng(2).standard_normal((60, FEATURE_DIM), np.float32)
+    stepping = StepEngine.load(folder, providers=("cpu",))
+    stepping._prefill = None  # the step-by-step loop
+    stepped_state, stepped = stepping.replay(features)
+    engine = StepEngine.load(folder, providers=("cpu",))
+    assert engine._prefill is not None
+    engine.prefill_chunk = chunk
+    state, got = engine.replay(features[:25])
+    more = engine.run(features[25:], state)  # a stream continued after a prefill
+    np.testing.assert_allclose(np.concatenate([got, more]), stepped, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(state.ring, stepped_state.ring, rtol=0, atol=1e-4)
+    assert state.frames == 60 and state.mask.all()
+    reference = _banded(model, features[None])[0]
+    np.testing.assert_allclose(stepped, reference, rtol=0, atol=1e-4)
+    with pytest.raises(EngineInputError, match="finite"):
+        engine.run(np.full((3, FEATURE_DIM), np.nan, np.float32), engine.new_state())
 
 
 def test_streams_of_any_age_batch_together(exported: tuple[GADClassifier, Path]) -> None:
