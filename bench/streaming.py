@@ -3,10 +3,12 @@
 For each backbone: one GAD model, a window of W frames for both modes — the windowed head
 re-reads the prompt and all W frames + [CLS] per frame, the step reads one frame + its
 [CLS] against the K/V rings — and the median ms per frame at each batch size, timed
-round-robin. Two runners, each like with like:
-  pytorch      LoRA unmerged on both sides (the training forward)
-  onnxruntime  what the service runs: head.onnx vs step.onnx, LoRA merged on both sides
-`python -m bench.streaming --backbone tiny --backbone smollm2-135m --threads 2`.
+round-robin. Runners, each like with like:
+  pytorch          LoRA unmerged on both sides (the training forward)
+  pytorch, merged  LoRA merged on both sides (what GAD_BACKEND=torch serves)
+  onnxruntime      what the service runs: head.onnx vs step.onnx, LoRA merged on both sides
+`python -m bench.streaming --backbone tiny --backbone smollm2-135m --threads 2`; on a GPU
+(scripts/gpu_bench.sh) `--device cuda --dtype bfloat16 --merged --runner pytorch`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ class StepRow:
         return self.window_ms / self.step_ms
 
 
-def _model(spec: str, window: int, feature_dim: int) -> GADClassifier:
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _model(spec: str, window: int, feature_dim: int, dtype: str = "float32") -> GADClassifier:
     config = ModelConfig(
         backbone=spec,
         kind="gad",
@@ -53,32 +58,49 @@ def _model(spec: str, window: int, feature_dim: int) -> GADClassifier:
         short_frames=window,
     )
     torch.manual_seed(0)
-    return GADClassifier(config, resolve_backbone(spec)).eval()
+    return GADClassifier(config, resolve_backbone(spec, dtype=DTYPES[dtype])).eval()
 
 
 def bench_steps(
-    spec: str, *, window: int, batches: tuple[int, ...], repeats: int, feature_dim: int = 2048
+    spec: str,
+    *,
+    window: int,
+    batches: tuple[int, ...],
+    repeats: int,
+    feature_dim: int = 2048,
+    device: str = "cpu",
+    dtype: str = "float32",
+    merged: bool = False,
 ) -> list[StepRow]:
-    model = _model(spec, window, feature_dim)
+    from model.lora import merge_for_head
+
+    model = _model(spec, window, feature_dim, dtype)
+    if merged:  # both sides: the [CLS] path with LoRA merged, as the torch backend serves
+        model.lm = merge_for_head(model.lm)
+        model.freeze_prefix()
+    model = model.to(device).eval()
     stream = StreamingGAD(model, window)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    runner = "pytorch, merged" if merged else "pytorch"
     rows = []
     with torch.inference_mode():
         for batch in batches:
-            windows = torch.randn(batch, window, feature_dim)
+            windows = torch.randn(batch, window, feature_dim, device=device)
             state = stream.start(batch)
             for t in range(window):  # fill the rings: a stream in its steady state
                 stream.step(windows[:, t], state)
-            frame = torch.randn(batch, feature_dim)
+            frame = torch.randn(batch, feature_dim, device=device)
             runs = _interleaved(  # round-robin: the machine's load falls on both sides
                 {
                     "window": lambda w=windows: model.class_logits(w),
                     "step": lambda f=frame, s=state: stream.step(f, s),
                 },
                 repeats,
-                lambda: None,
+                sync,
             )
             ms = {key: 1e3 * statistics.median(times) / batch for key, times in runs.items()}
-            rows.append(StepRow(spec, window, batch, ms["window"], ms["step"]))
+            rows.append(StepRow(spec, window, batch, ms["window"], ms["step"], runner))
     return rows
 
 
@@ -137,11 +159,16 @@ def bench_onnx_steps(
     return rows
 
 
-def render(rows: list[StepRow], repeats: int) -> str:
+def render(rows: list[StepRow], repeats: int, device: str = "cpu", dtype: str = "float32") -> str:
+    where = (
+        f"GPU {torch.cuda.get_device_name()}"
+        if device.startswith("cuda")
+        else f"CPU {cpu_name()}, {torch.get_num_threads()} threads"
+    )
     lines = [
-        f"Streaming step vs full window, fp32, median of {repeats} runs timed round-robin "
-        f"after a warm-up; CPU {cpu_name()}, {torch.get_num_threads()} threads. pytorch: "
-        "LoRA unmerged on both sides; onnxruntime: head.onnx vs step.onnx, LoRA merged on "
+        f"Streaming step vs full window, {dtype}, median of {repeats} runs timed round-robin "
+        f"after a warm-up; {where}. pytorch: LoRA unmerged on both sides; pytorch, merged: "
+        "LoRA merged on both sides; onnxruntime: head.onnx vs step.onnx, LoRA merged on "
         "both sides (what the service runs).",
         "",
         "| backbone | runner | window W | batch | full window ms/frame | step ms/frame | "
@@ -166,6 +193,11 @@ def main() -> None:
     parser.add_argument(
         "--runner", action="append", choices=("pytorch", "onnxruntime"), help="default both"
     )
+    parser.add_argument("--device", default="cpu", help="pytorch runner: cpu | cuda")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument(
+        "--merged", action="store_true", help="pytorch runner: LoRA merged on both sides"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -175,7 +207,15 @@ def main() -> None:
             batches = tuple(args.batch or [1, 16])
             runners = args.runner or ["pytorch", "onnxruntime"]
             if "pytorch" in runners:
-                rows += bench_steps(spec, window=window, batches=batches, repeats=args.repeats)
+                rows += bench_steps(
+                    spec,
+                    window=window,
+                    batches=batches,
+                    repeats=args.repeats,
+                    device=args.device,
+                    dtype=args.dtype,
+                    merged=args.merged,
+                )
             if "onnxruntime" in runners:
                 rows += bench_onnx_steps(
                     spec,
@@ -184,7 +224,7 @@ def main() -> None:
                     repeats=args.repeats,
                     threads=args.threads,
                 )
-    print(render(rows, args.repeats))  # noqa: T201
+    print(render(rows, args.repeats, args.device, args.dtype))  # noqa: T201
 
 
 if __name__ == "__main__":

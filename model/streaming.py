@@ -399,7 +399,8 @@ class StreamingGAD:
             layer: (k.new_zeros(batch, k.shape[1], self.window - 1, k.shape[-1]),) * 2
             for layer, (k, _) in prompt_kv.items()
         }
-        mask = torch.zeros(batch, self.window - 1, dtype=torch.bool)
+        device = self.model.prefix_ids.device
+        mask = torch.zeros(batch, self.window - 1, dtype=torch.bool, device=device)
         return StreamState(prompt_kv, rings, mask)
 
     def step(self, features: torch.Tensor, state: StreamState) -> torch.Tensor:

@@ -13,3 +13,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$GAD" bench engine --backbone llama3.2-1b-random --backbone smollm2-135m \
   --device cuda --dtype bfloat16 --latency-batch 1 --latency-batch 32 --no-onnx \
   --repeats 10 --out "$OUT/engine-gpu.md"
+# Streaming attention (docs/streaming.md): one step per frame against the K/V rings vs the
+# full window, same model, LoRA merged on both sides, bf16, batch 1 / 16 / 64, the paper's
+# window (128 + 32 = 160) and the demo's (40).
+.venv/bin/python -m bench.streaming --backbone llama3.2-1b-random --runner pytorch \
+  --device cuda --dtype bfloat16 --merged --window 160 --window 40 \
+  --batch 1 --batch 16 --batch 64 --repeats 10 | tee "$OUT/streaming-gpu.md"
