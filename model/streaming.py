@@ -391,6 +391,19 @@ class StreamingGAD:
         new_mask = torch.cat([mask, ones], dim=1)[:, n:]
         return model.head(hidden[:, n : 2 * n].float()), ctx.new_kv, new_mask
 
+    def stream_logits(self, features: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+        """Logits [B, N, C] of whole streams features [B, N, D] from their start, in
+        banded passes of `chunk` frames that carry the rings (memory O(chunk · W) per
+        layer however long the video; equal to one pass and to the step loop)."""
+        state = self.start(features.shape[0])
+        rings, mask, out = state.rings, state.mask, []
+        for at in range(0, features.shape[1], chunk):
+            logits, rings, mask = self.prefill_rows(
+                features[:, at : at + chunk], state.prompt_kv, rings, mask
+            )
+            out.append(logits)
+        return torch.cat(out, dim=1)
+
     def start(self, batch: int) -> StreamState:
         """Empty rings for `batch` streams (and the prompt's K/V)."""
         with _streaming(self.model) as decoder:

@@ -105,12 +105,12 @@ def score_video(
     constrained: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """([T, C_model] scores, [T] decoded model classes or None) for every frame of a video."""
-    if model.config.is_streaming:  # one pass over the whole video, as a live stream reads it
+    if model.config.is_streaming:  # the whole video as a live stream reads it, in chunks
         from model.streaming import StreamingGAD
 
         rows = torch.from_numpy(np.array(video.features, np.float32))[None].to(device)
         with torch.no_grad():
-            logits = StreamingGAD(model, model.config.stream_window).frame_logits(rows)
+            logits = StreamingGAD(model, model.config.stream_window).stream_logits(rows)
         return torch.softmax(logits[0].float(), -1).cpu().numpy(), None
     scores, decoded = [], []
     for start in range(0, len(video), batch_size):

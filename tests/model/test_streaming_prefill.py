@@ -43,3 +43,13 @@ def test_a_short_prefill_keeps_the_empty_slots_masked() -> None:
             torch.randn(1, 3, FEATURE_DIM), state.prompt_kv, state.rings, state.mask
         )
     assert mask.tolist() == [[False] * 4 + [True] * 3]
+
+
+def test_a_long_stream_scored_in_chunks_equals_one_pass() -> None:
+    model = tiny_streaming_model(window=5)
+    stream = StreamingGAD(model, 5)
+    features = torch.randn(1, 70, FEATURE_DIM, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = stream.frame_logits(features)
+        chunked = stream.stream_logits(features, chunk=16)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
