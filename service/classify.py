@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from runtime.engine import ClipModel, softmax
+from runtime.pose.track import clip_encoder
 from runtime.preprocess import FrameError as PreprocessError
 from runtime.segments import to_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
@@ -60,6 +61,7 @@ def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
     if duration is not None and duration > limit:
         raise TooLarge(f"clip of {duration:.1f} s is over the {limit:g} s limit")
     encoder = runtime.encoder
+    encode = clip_encoder(encoder)  # a pose encoder tracks its ROI frame to frame
     rows, batch = [], []
     try:
         for frame in reader:
@@ -68,10 +70,10 @@ def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
             # Preprocessed at once: a batch of full-size 4K frames would hold 800 MB.
             batch.append(encoder.preprocess.apply(frame.rgb)[0])
             if len(batch) == ENCODE_BATCH:
-                rows.append(encoder.encode_pixels(np.stack(batch)))
+                rows.append(encode(np.stack(batch)))
                 batch = []
         if batch:
-            rows.append(encoder.encode_pixels(np.stack(batch)))
+            rows.append(encode(np.stack(batch)))
     except (VideoError, PreprocessError) as exc:  # PreprocessError: e.g. a 1 × 2000 video
         raise UnusableInput(str(exc)) from exc
     if not rows:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from runtime.encoders import FrameEncoderKind, FramePreprocess, open_frame_encod
 from runtime.engine import ClipEngine, ClipModel, Engine, OnnxEngine
 from runtime.errors import ConfigError
 from runtime.manifest import ModelPackage, read_package
+from runtime.pose.encoder import PoseFrameEncoder
+from runtime.pose.roi import Roi, rois_from_array, rois_to_array
 from runtime.stepping import StepEngine
 from runtime.windowing import WindowSpec, build_window
 from service.batcher import MicroBatcher
@@ -91,7 +94,19 @@ class Runtime:
             )
         )
         frames = None
-        if encoder is not None:
+        if isinstance(encoder, PoseFrameEncoder):  # each item a frame and its stream's ROI
+            frames = MicroBatcher(
+                _tracked_batch(encoder),
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                collate=lambda items: (
+                    np.stack([i[0] for i in items]),
+                    np.stack([i[1] for i in items]),
+                ),
+                validate=_tracked_item(encoder),
+                on_batch=metrics.on_encoder_batch,
+            )
+        elif encoder is not None:
             frames = MicroBatcher(
                 encoder.encode_pixels,
                 max_batch=settings.max_batch,
@@ -156,12 +171,22 @@ class Runtime:
             await self.frames.close()
         await self.cache.close()
 
-    async def encode(self, pixels: np.ndarray) -> np.ndarray:
-        """One preprocessed frame [3, S, S] → its feature row, batched across streams.
-        (Decoding and preprocessing run in the caller's worker thread, off the loop.)"""
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        """One preprocessed frame → its feature row, batched across streams, and the
+        stream's tracker state for its next frame. A pose encoder's state is the ROI of
+        the person it follows (`track` the previous frame's, None: run the detector; the
+        next is None when nobody is in view); an image encoder keeps none. (Decoding and
+        preprocessing run in the caller's worker thread, off the loop.)"""
         if self.frames is None:
             raise RuntimeError("this model has no encoder")
-        return await self.frames.submit(pixels)
+        if not isinstance(self.encoder, PoseFrameEncoder):
+            return await self.frames.submit(pixels), None
+        out = await self.frames.submit(pixels, rois_to_array([track])[0])
+        dim = self.encoder.feature_dim
+        (roi,) = rois_from_array(out[None, dim:])
+        return out[:dim].astype(np.float32), roi
 
     async def scores(
         self, rows: np.ndarray, t: int, *, stream: str | None = None, total: int | None = None
@@ -212,6 +237,28 @@ class Runtime:
                 "providers": list(self.clip.providers),
             },
         }
+
+
+def _tracked_batch(encoder: PoseFrameEncoder) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The pose encoder's batch for the micro-batcher: frames [B, S, S, 3] and their
+    streams' ROIs [B, 4] → [B, D + 4], each row followed by its stream's next ROI (one
+    array, so each caller gets its own row of it)."""
+
+    def run(pixels: np.ndarray, rois: np.ndarray) -> np.ndarray:
+        rows, following = encoder.encode_pixels_tracked(pixels, rois)
+        return np.concatenate([rows.astype(np.float64), following], axis=1)
+
+    return run
+
+
+def _tracked_item(encoder: PoseFrameEncoder) -> Callable[..., tuple[np.ndarray, ...]]:
+    """One stream's item: a letterboxed frame and its ROI (float [4], NaN: none)."""
+
+    def check(pixels: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, ...]:
+        rois_from_array(np.asarray(roi)[None])  # a bad ROI fails its caller, not the batch
+        return (*encoder.check_pixels(pixels), np.asarray(roi, dtype=np.float64))
+
+    return check
 
 
 def _torch_backend(settings: Settings) -> tuple[Path, Any]:

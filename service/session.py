@@ -6,7 +6,8 @@ Per frame, in order:
      refused (a replay), the stream goes on.
   2. fps sampling by timestamp (runtime/video.py's FpsSampler, the rule files use): a frame
      in an already-filled slot is answered with the latest label, flagged `carried`.
-  3. a taken frame becomes a feature row: decoded and encoded (images), or taken as is
+  3. a taken frame becomes a feature row: decoded and encoded (images; a pose encoder
+     starts from the ROI the stream's previous frame left, `self.track`), or taken as is
      (feature messages); slots the input skipped repeat the previous row, as for files.
   4. the row is appended to the feature cache (Redis or in-process) with the sampler's
      state, so a reconnect — to any replica — resumes exactly here;
@@ -34,6 +35,7 @@ import numpy as np
 
 from runtime.encoders import FramePreprocess
 from runtime.manifest import ModelPackage
+from runtime.pose.roi import Roi
 from runtime.preprocess import FrameError as PreprocessError
 from runtime.video import FpsSampler
 from service.cache import (
@@ -66,7 +68,12 @@ class StreamModel(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    async def encode(self, pixels: np.ndarray) -> np.ndarray: ...
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        """A frame's row, and the stream's encoder state for its next frame (a pose
+        encoder's ROI; None: none kept, or detect afresh)."""
+        ...
 
     async def scores(
         self, rows: np.ndarray, t: int, *, stream: str | None = None, total: int | None = None
@@ -154,6 +161,10 @@ class StreamSession:
         self.storage = storage_dtype(options.cache_dtype)  # what the cache stores
         self.recent: list[dict[str, Any]] = json.loads(str(meta.get("recent", "[]")))
         self.latest: dict[str, Any] | None = None  # the last label message's fields
+        # The encoder's state, the stream's own like its window (DESIGN.md): a pose
+        # encoder's ROI from the last frame taken. Kept by this connection only: a stream
+        # resumed here or on another replica detects its person again on its first frame.
+        self.track: Roi | None = None
         self.processed = 0
         self.carried = 0
 
@@ -219,7 +230,7 @@ class StreamSession:
         if not taken:
             return await self._carried(seq, frame)
         try:
-            row = await self._row(frame)
+            row, track = await self._row(frame)
             repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
             # Score the new window before storing it, and store the row with its label:
             # a replica that dies between the two never leaves a row whose label is lost
@@ -244,6 +255,7 @@ class StreamSession:
             for pushed in rounded:
                 self.state = await self._append(pushed, meta)
             metrics.cache.labels("append").observe(time.monotonic() - started)
+            self.track = track
         except FrameError as exc:
             self.sampler, self.next_seq = before
             return self._refuse(exc, seq=seq)
@@ -284,13 +296,14 @@ class StreamSession:
         self.state = await cache.restore(self.state)
         return await cache.append(self.state, row, meta)
 
-    async def _row(self, frame: Frame) -> np.ndarray:
+    async def _row(self, frame: Frame) -> tuple[np.ndarray, Roi | None]:
+        """The frame's row and the encoder's state after it (None after a feature row)."""
         if frame.features is not None:
             if frame.features.shape != (self.feature_dim,):
                 raise FrameError(
                     f"features must have {self.feature_dim} values, got {frame.features.size}"
                 )
-            return frame.features
+            return frame.features, None
         preprocess = self.model.preprocess
         if preprocess is None:
             raise FrameError(
@@ -313,9 +326,9 @@ class StreamSession:
 
         pixels = await asyncio.to_thread(prepare)  # decode + resize off the event loop
         started = time.monotonic()
-        row = await self.model.encode(pixels)
+        encoded = await self.model.encode(pixels, self.track)
         self.metrics.encoder.observe(time.monotonic() - started)
-        return row
+        return encoded
 
     async def _carried(self, seq: int, frame: Frame) -> dict[str, Any] | None:
         self.carried += 1

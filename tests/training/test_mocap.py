@@ -243,11 +243,16 @@ def test_dataset_loads_and_rows_carry_their_segments_labels(
     for video in videos:
         assert video.features.shape == (len(video), 40) and np.isfinite(video.features).all()
         times = np.arange(len(video)) / info.fps
-        for start, end, source in details["sessions"][video.session]["segments"]:
+        session = details["sessions"][video.session]
+        lost = np.zeros(len(video), bool)  # whole-person dropouts (training augmentation)
+        lost[session["lost_rows"]] = True
+        assert (video.features[lost, 39] < 0.5).all() and not video.features[lost, :39].any()
+        for start, end, source in session["segments"]:
             rows = (times >= start) & (times < end)
             labels = video.labels[rows]
             if source in ("idle", "nobody"):
                 assert (labels == 0).all()
+                rows &= ~lost
                 present = video.features[rows, 39]
                 assert (present < 0.5).all() if source == "nobody" else (present > 0.5).all()
                 if source == "nobody":

@@ -16,13 +16,20 @@ whose points are noisier too. Keypoint noise is Gaussian, a share of the torso's
 pixels, plus now and then a joint lost for a frame (low visibility, a large error). A mirrored
 camera flips x and swaps left and right (MIRROR_INDEX), as a selfie preview does.
 
+Framing (CameraRanges.draw_framing, training only): the picture the estimator sees may be
+cut by an edge through the body — its bottom at the waist (the legs out of frame, as a
+webcam on a desk shows a person), a side through the shoulder or the hip, or its top
+through the head — so those joints are out of the picture: unsure and noisier, as above.
+A crop is set in metres of the person frame at the aim point (the body stays centred
+there: clips are centred on the hip midpoint), turned into pixels through the camera.
+
 The split's camera ranges are set in mocap.py (train and test draw from disjoint ones).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,10 +54,28 @@ class Camera:
     mirror: bool
     noise: float  # keypoint noise std, share of TORSO_METRES in pixels
     dropout: float  # chance per joint and frame that the estimator loses it
+    # The part of the image the estimator sees (x0, y0, x1, y1 pixels); None: all of it.
+    crop: tuple[float, float, float, float] | None = None
 
     @property
     def focal(self) -> float:
         return self.height * self.distance / self.view_height
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """What the estimator sees, in image pixels: the crop within the image."""
+        x0, y0, x1, y1 = self.crop or (0.0, 0.0, float(self.width), float(self.height))
+        return max(x0, 0.0), max(y0, 0.0), min(x1, float(self.width)), min(y1, float(self.height))
+
+    def pixel(self, height: float, lateral: float = 0.0) -> tuple[float, float]:
+        """Where the point `height` metres above the ground and `lateral` metres to the
+        image's right of the body's centre line lands (x, y pixels, before mirroring)."""
+        p = math.radians(self.pitch)
+        forward = -np.array([math.cos(p), math.sin(p), 0.0])
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        right /= np.linalg.norm(right)
+        points, _ = self.project((np.array([0.0, height, 0.0]) + lateral * right)[None, None])
+        return float(points[0, 0, 0]), float(points[0, 0, 1])
 
     def project(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joints [T, J, 3] in the person frame (camera in front, +x towards it) →
@@ -79,11 +104,12 @@ class Camera:
         t, j = depth.shape
         torso_depth = depth[:, _TORSO].mean(axis=1, keepdims=True)
         hidden = depth > torso_depth + OCCLUSION_DEPTH
+        x0, y0, x1, y1 = self.box
         outside = (
-            (points[..., 0] < 0)
-            | (points[..., 0] > self.width)
-            | (points[..., 1] < 0)
-            | (points[..., 1] > self.height)
+            (points[..., 0] < x0)
+            | (points[..., 0] > x1)
+            | (points[..., 1] < y0)
+            | (points[..., 1] > y1)
         )
         vis = rng.uniform(0.88, 1.0, (t, j))
         vis = np.where(hidden, rng.uniform(0.45, 0.85, (t, j)), vis)
@@ -115,6 +141,18 @@ class CameraRanges:
     noise: tuple[float, float] = (0.01, 0.05)
     dropout: tuple[float, float] = (0.0, 0.02)
     mirror: float = 0.5  # chance a video's camera is mirrored
+    # Framing (draw_framing): chances that an edge of the picture cuts the body, and where.
+    waist_cut: float = 0.0  # the bottom edge at `waist_height` metres above the ground
+    waist_height: tuple[float, float] = (0.7, 1.15)  # knees .. waist (hips ~0.9)
+    side_cut: float = 0.0  # a side edge at `side_offset` metres from the body's centre line
+    side_offset: tuple[float, float] = (-0.05, 0.35)
+    top_cut: float = 0.0  # the top edge at `top_height` metres: the head out of the picture
+    top_height: tuple[float, float] = (1.3, 1.55)
+    # Whole-person dropouts: per row, the chance (drawn per video from this range) that the
+    # estimator loses the person for a run of `dropout_rows` rows (present < 0.5: the
+    # "nobody" row), as real detection flickers in mid-action.
+    person_dropout: tuple[float, float] = (0.0, 0.0)
+    dropout_rows: tuple[int, int] = (1, 3)
 
     def draw_camera(self, rng: np.random.Generator) -> Camera:
         width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
@@ -129,6 +167,37 @@ class CameraRanges:
             noise=float(rng.uniform(*self.noise)),
             dropout=float(rng.uniform(*self.dropout)),
         )
+
+    def draw_framing(self, camera: Camera, rng: np.random.Generator) -> Camera:
+        """The camera with its picture cut by the edges this range's chances draw."""
+        x0, y0, x1, y1 = 0.0, 0.0, float(camera.width), float(camera.height)
+        if rng.random() < self.waist_cut:
+            y1 = min(y1, camera.pixel(float(rng.uniform(*self.waist_height)))[1])
+        if rng.random() < self.side_cut:
+            side = 1.0 if rng.random() < 0.5 else -1.0
+            x = camera.pixel(camera.aim_height, side * float(rng.uniform(*self.side_offset)))[0]
+            x0, x1 = (x0, min(x1, x)) if side > 0 else (max(x0, x), x1)
+        if rng.random() < self.top_cut:
+            y0 = max(y0, camera.pixel(float(rng.uniform(*self.top_height)))[1])
+        if (x0, y0, x1, y1) == (0.0, 0.0, float(camera.width), float(camera.height)):
+            return camera
+        return replace(camera, crop=(x0, y0, x1, y1))
+
+    def draw_person_dropouts(self, rows: int, rng: np.random.Generator) -> np.ndarray:
+        """bool [rows]: the rows where the estimator loses the person."""
+        lost = np.zeros(rows, dtype=bool)
+        chance = float(rng.uniform(*self.person_dropout))
+        if chance <= 0:
+            return lost
+        low, high = self.dropout_rows
+        starts, lengths = rng.random(rows) < chance, rng.integers(low, high + 1, rows)
+        i = 0
+        while i < rows:  # runs apart: a run, then at least one row with the person
+            if starts[i]:
+                lost[i : i + int(lengths[i])] = True
+                i += int(lengths[i])
+            i += 1
+        return lost
 
     def draw_yaw(self, rng: np.random.Generator) -> float:
         """Radians, uniform over the union of the sectors."""

@@ -10,6 +10,14 @@ of the standing pose (the blend rows are labelled ambiguous, the ignore class). 
 video (camera.py: pitch, distance, framing, image size, mirroring, keypoint noise, lost
 joints). Rows at `fps` (4, as the demo extracts). Same seed, same files.
 
+Training videos only (TRAIN_RANGES), what real detection does that a clean camera does not
+(docs/pose.md, real footage): whole-person dropouts (runs of 1-3 "nobody" rows in
+mid-action, still labelled with the action), waist-cut framing (the picture ends between
+the knees and the waist: the legs are out of it, unsure), and partial crops (a side edge
+through the body, or the top through the head). They are drawn from a second random stream
+of each video's seed, so the rest of the dataset — the test split entirely — is what it was
+without them (`augment=False` leaves them out).
+
 Held out for the test split (nothing of it is seen in training):
   camera  body heading relative to the camera within ±10° of the diagonals (45°, 135°, 225°,
           315°); train uses every other heading. Camera pitch 50..60° (train -10..50°).
@@ -67,6 +75,12 @@ TRAIN_RANGES = CameraRanges(
     pitch=(-10.0, 50.0),
     speed=((0.8, 1.25),),
     dropout=(0.0, 0.12),
+    # Recipe v3: about a third of training videos are framed with a cut, and the person
+    # flickers out for a row or three in up to 8 % of rows (real footage, docs/pose.md).
+    waist_cut=0.2,
+    side_cut=0.1,
+    top_cut=0.05,
+    person_dropout=(0.0, 0.08),
 )
 TEST_RANGES = CameraRanges(
     yaw_sectors=tuple((d - 10.0, d + 10.0) for d in _DIAGONALS),
@@ -90,6 +104,7 @@ class MocapConfig:
     nobody: float = 0.12  # chance that a gap is an empty frame instead of standing
     blend: float = 0.4  # seconds to blend into and out of an action, at most
     holdout_clips: bool = True  # TEST_ONLY_CLIPS only in test
+    augment: bool = True  # the training split's dropouts and cut framing (TRAIN_RANGES)
     seed: int = 0
     name: str = "MOCAP"
 
@@ -215,15 +230,26 @@ def render_rows(
 
 
 def mocap_video(
-    lib: Library, cfg: MocapConfig, split: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, list[Segment], Camera]:
-    """(features [T, 40] float32, labels [T], segments, camera) of one video."""
+    lib: Library,
+    cfg: MocapConfig,
+    split: str,
+    rng: np.random.Generator,
+    augment: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Segment], Camera, np.ndarray]:
+    """(features [T, 40] float32, labels [T], segments, camera, the rows a whole-person
+    dropout emptied) of one video. `augment` (a second random stream) draws its framing
+    and dropouts; None: none."""
     ranges = TEST_RANGES if split == "test" else TRAIN_RANGES
     camera = ranges.draw_camera(rng)
     segments = plan_video(lib, cfg, ranges, split, rng)
     joints, present, labels = render_rows(segments, cfg, rng)
+    lost = np.zeros(0, dtype=np.int64)
+    if augment is not None:
+        camera = ranges.draw_framing(camera, augment)
+        lost = np.flatnonzero(ranges.draw_person_dropouts(len(present), augment))
+        present[lost] = augment.uniform(0.0, 0.45, len(lost))
     points, vis = camera.observe(joints, rng)
-    return pose_features_batch(points, vis, present), labels, segments, camera
+    return pose_features_batch(points, vis, present), labels, segments, camera, lost
 
 
 def write_mocap_dataset(
@@ -246,8 +272,11 @@ def write_mocap_dataset(
 
         bar = tqdm(total=len(splits), desc="mocap", unit="video")
     for split, seed in zip(splits, seeds, strict=True):
-        features, labels, segments, camera = mocap_video(
-            lib, cfg, split, np.random.default_rng(seed)
+        # The augmentations' own stream (a child of the video's seed): with or without
+        # them, every other draw of the video is the same.
+        augment = np.random.default_rng(seed.spawn(1)[0]) if cfg.augment else None
+        features, labels, segments, camera, lost = mocap_video(
+            lib, cfg, split, np.random.default_rng(seed), augment
         )
         session = layout.add(split, features, one_hot(labels, len(names)))
         stats[split]["videos"] += 1
@@ -258,6 +287,7 @@ def write_mocap_dataset(
         sessions[session] = {
             "camera": asdict(camera),
             "segments": [[s.start, s.end, s.source] for s in segments],
+            "lost_rows": lost.tolist(),  # rows a whole-person dropout emptied
         }
         if bar is not None:
             bar.update()
