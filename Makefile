@@ -1,6 +1,8 @@
 # GAD Stream — the commands a user needs:
-#   make setup   .venv with everything (CPU torch 2.13.0) + the demo model (~2 min, cached)
-#   make run     serve the demo model: http://127.0.0.1:8000 (live page), WS /v1/streams/ID
+#   make setup   .venv with everything (CPU torch 2.13.0) + the two demo models (pose ~3 min,
+#                render ~2 min on 2 idle cores, up to 8 and 12 loaded; cached, built once)
+#   make run     serve the pose demo: http://127.0.0.1:8000 (live page: "Use camera"), WS
+#                /v1/streams/ID; `.venv/bin/gad serve --demo render` serves the render demo
 #   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
 #   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
@@ -22,7 +24,8 @@ lint:
 test: lint
 	$(BIN)/pytest -q
 
-# The product: the demo model (built by setup) behind the streaming service.
+# The product: the pose demo model (built by setup; real body keypoints from a camera)
+# behind the streaming service.
 run:
 	$(BIN)/gad serve
 

@@ -1,12 +1,20 @@
 """The demo models, built once and cached. Two kinds:
 
-- render (the default for now): the rendered stick-figure benchmark → EfficientNet-Lite0
-  features → a tiny GAD model → package `demo` under CACHE/demo. `gad serve` with no
-  --model serves it; `make setup` builds it (about 5 minutes on 2 cores, then cached).
-- pose: real motion capture seen as 2D body keypoints (`gad data mocap`, the rows the
-  BlazePose encoder writes) → a tiny GAD model → package `demo-pose` under CACHE/demo-pose,
-  with the two BlazePose graphs inside, so a person in front of a webcam gets labels that
-  mean something (docs/pose.md). About 3 minutes on 2 cores. `gad serve --demo pose`.
+- pose (the served one, SERVED_KIND): real motion capture seen as 2D body keypoints
+  (`gad data mocap`, the rows the BlazePose encoder writes) → a tiny GAD model → package
+  `demo-pose` under CACHE/demo-pose, with the two BlazePose graphs inside, so a person in
+  front of a webcam gets labels that mean something (docs/pose.md). `gad serve` and
+  `make run` with no --model serve it; `gad demo build` (no --kind) builds it. About 3
+  minutes on 2 cores, 8 on a heavily loaded machine (docs/pose.md), then cached.
+- render: the rendered stick-figure benchmark → EfficientNet-Lite0 features → a tiny GAD
+  model → package `demo` under CACHE/demo. Its labels mean nothing on a real person, but
+  its test videos and image encoder are what the service benchmarks (`gad bench service`,
+  `load`, `soak`), the service tests and the demo page's browser check stream: the
+  functions below default to it. `gad demo build --kind render`; `gad serve --demo
+  render`. About 2 minutes on 2 idle cores, 12 on a loaded machine (extraction is most of
+  it), then cached.
+
+`make setup` builds both, pose first.
 
 A recipe is a sequence of ordinary `gad` commands (printed as they run, so anyone can
 rerun a step by hand). A stamp per kind records its recipe; a changed recipe, or --force,
@@ -28,7 +36,11 @@ from pathlib import Path
 from runtime.cache_files import default_cache_dir
 
 KINDS = ("render", "pose")
-DEFAULT_KIND = "render"
+# What `gad serve` / `make run` with no --model serve and `gad demo build` with no --kind builds.
+SERVED_KIND = "pose"
+# What the functions below default to: the render demo, whose benchmark videos (demo_video)
+# and image encoder the benchmarks and the service tests stream.
+RENDER_KIND = "render"
 STAMP = "demo.json"
 
 DEMO_NAME = "demo"
@@ -108,22 +120,22 @@ RECIPES = {
 }
 
 
-def recipe(kind: str = DEFAULT_KIND) -> DemoRecipe:
+def recipe(kind: str = RENDER_KIND) -> DemoRecipe:
     try:
         return RECIPES[kind]
     except KeyError:
         raise ValueError(f"demo kind must be one of {', '.join(KINDS)}; got {kind!r}") from None
 
 
-def recipe_id(kind: str = DEFAULT_KIND) -> str:
+def recipe_id(kind: str = RENDER_KIND) -> str:
     return recipe(kind).recipe_id()
 
 
-def demo_root(cache_dir: Path | None = None, *, kind: str = DEFAULT_KIND) -> Path:
+def demo_root(cache_dir: Path | None = None, *, kind: str = RENDER_KIND) -> Path:
     return (cache_dir or default_cache_dir()) / recipe(kind).folder
 
 
-def package_dir(root: Path, *, kind: str = DEFAULT_KIND) -> Path:
+def package_dir(root: Path, *, kind: str = RENDER_KIND) -> Path:
     return root / "models" / recipe(kind).name
 
 
@@ -135,7 +147,7 @@ def demo_video(root: Path) -> Path:
     return render / "videos" / f"{session}.mp4"
 
 
-def is_built(root: Path, *, kind: str = DEFAULT_KIND) -> bool:
+def is_built(root: Path, *, kind: str = RENDER_KIND) -> bool:
     stamp = root / STAMP
     if not stamp.is_file() or not (package_dir(root, kind=kind) / "1" / "manifest.json").is_file():
         return False
@@ -145,7 +157,7 @@ def is_built(root: Path, *, kind: str = DEFAULT_KIND) -> bool:
         return False
 
 
-def build_demo(root: Path, *, force: bool = False, kind: str = DEFAULT_KIND) -> Path:
+def build_demo(root: Path, *, force: bool = False, kind: str = RENDER_KIND) -> Path:
     """Build (or find) the demo package of `kind` under `root`; returns its folder."""
     from gad.cli import main
 

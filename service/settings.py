@@ -20,7 +20,7 @@ from runtime.cache_files import default_cache_dir
 from service.cache.urls import cache_backend
 
 MiB = 1 << 20
-DEMO_MODEL = ("demo", "models", "demo")  # under the cache dir: `gad demo build` writes it
+DEMO_MODEL = ("demo-pose", "models", "demo-pose")  # under the cache dir: `gad demo build`
 
 
 def default_model_dir() -> Path:

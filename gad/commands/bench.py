@@ -350,8 +350,8 @@ def run_clip(args: argparse.Namespace) -> int:
 
 
 def build_service(bench: argparse.ArgumentParser) -> None:
-    bench.add_argument("--model", type=Path, help="package (default: the demo model)")
-    bench.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    bench.add_argument("--model", type=Path, help="package (default: the render demo)")
+    bench.add_argument("--video", type=Path, help="video to stream (default: a render demo video)")
     bench.add_argument("--streams", type=int, action="append", help="N (default 1 4 16)")
     bench.add_argument("--seconds", type=float, default=20.0, help="per run (default 20)")
     bench.add_argument("--redis-url", help="also run with this Redis as the cache")
@@ -361,8 +361,8 @@ def build_service(bench: argparse.ArgumentParser) -> None:
 
 
 def build_load(load: argparse.ArgumentParser) -> None:
-    load.add_argument("--model", type=Path, help="package (default: the demo model)")
-    load.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    load.add_argument("--model", type=Path, help="package (default: the render demo)")
+    load.add_argument("--video", type=Path, help="video to stream (default: a render demo video)")
     load.add_argument(
         "--streams", type=int, action="append", help="run exactly these N, all of them (repeatable)"
     )
@@ -385,8 +385,8 @@ def build_load(load: argparse.ArgumentParser) -> None:
 
 
 def build_soak(soak: argparse.ArgumentParser) -> None:
-    soak.add_argument("--model", type=Path, help="package (default: the demo model)")
-    soak.add_argument("--video", type=Path, help="video to stream (default: a demo test video)")
+    soak.add_argument("--model", type=Path, help="package (default: the render demo)")
+    soak.add_argument("--video", type=Path, help="video to stream (default: a render demo video)")
     soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
     soak.add_argument("--streams", type=int, default=8, help="concurrent streams (default 8)")
     soak.add_argument(
@@ -399,11 +399,13 @@ def build_soak(soak: argparse.ArgumentParser) -> None:
 
 
 def _package_and_video(args: argparse.Namespace) -> tuple[Path, Path]:
-    """--model and --video, by default the demo model and a test video of its benchmark."""
+    """--model and --video, by default the render demo (`gad demo build --kind render`, not
+    the served pose demo: its package and video are what the benchmark figures were measured
+    on) and a test video of its benchmark."""
     from gad.demo import demo_root, demo_video, package_dir
 
-    root = demo_root()
-    return args.model or package_dir(root), args.video or demo_video(root)
+    root = demo_root(kind="render")
+    return args.model or package_dir(root, kind="render"), args.video or demo_video(root)
 
 
 def run_service(args: argparse.Namespace) -> int:
@@ -443,8 +445,8 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def build_delivery(delivery: argparse.ArgumentParser) -> None:
-    delivery.add_argument("--model", type=Path, help="package (default: the demo model)")
-    delivery.add_argument("--video", type=Path, help="video (default: a demo test video)")
+    delivery.add_argument("--model", type=Path, help="package (default: the render demo)")
+    delivery.add_argument("--video", type=Path, help="video (default: a render demo test video)")
     delivery.add_argument("--streams", type=int, default=4, help="concurrent streams (default 4)")
     delivery.add_argument(
         "--rate", type=float, default=25.0, help="new frames/s offered per stream (default 25)"

@@ -144,6 +144,12 @@ def build_mocap(mocap: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let training see every clip (by default dance_b and getup_faceup are test-only)",
     )
+    mocap.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="leave out the training split's augmentations (whole-person dropouts, waist-cut "
+        "framing, partial crops); the test split is the same either way",
+    )
     mocap.add_argument("--seed", type=int, default=0)
     mocap.add_argument(
         "--wheel", type=Path, default=None, help="a pybullet 3.2.7 wheel on disk (else pip)"
@@ -264,6 +270,7 @@ def run_mocap(args: argparse.Namespace) -> int:
         seconds=tuple(args.seconds),
         fps=args.fps,
         holdout_clips=not args.no_holdout_clips,
+        augment=not args.no_augment,
         seed=args.seed,
     )
     files = ensure_mocap_files(wheel=args.wheel, say=_say)

@@ -1,8 +1,8 @@
 """`gad serve`: the service over HTTP and WebSocket (torch-free, like the service):
 settings from GAD_* and the flags → create_app → uvicorn.
 
-    gad serve                                   the demo model (gad demo build)
-    gad serve --demo pose                       the pose demo (gad demo build --kind pose)
+    gad serve                                   the pose demo (gad demo build; make setup)
+    gad serve --demo render                     the render demo (gad demo build --kind render)
     gad serve --model models/gad --redis-url redis://127.0.0.1:6379/0
 """
 
@@ -20,20 +20,21 @@ def register(commands: Subcommands) -> None:
         build,
         help="run the service: WebSocket streams, /classify, /metrics, the demo page",
         description="Serve a model package over HTTP and WebSocket (uvicorn). Settings come "
-        "from GAD_* environment variables; these flags override them. With no --model, "
-        "the demo model built by `gad demo build` (make setup) is served.",
+        "from GAD_* environment variables; these flags override them. With neither --model "
+        "nor GAD_MODEL, the pose demo built by `gad demo build` (make setup) is served.",
     )
 
 
 def build(serve: argparse.ArgumentParser) -> None:
-    from gad.demo import KINDS
+    from gad.demo import KINDS, SERVED_KIND
 
     which = serve.add_mutually_exclusive_group()
     which.add_argument("--model", type=Path, help="package folder (gad export) [GAD_MODEL]")
     which.add_argument(
         "--demo",
         choices=KINDS,
-        help="serve a demo model from the cache (`gad demo build --kind KIND` makes it)",
+        help=f"serve a demo model from the cache (default {SERVED_KIND} when there is no "
+        "--model or GAD_MODEL; `gad demo build --kind KIND` makes it)",
     )
     serve.add_argument("--host", help="bind address (default 127.0.0.1) [GAD_HOST]")
     serve.add_argument("--port", type=int, help="port (default 8000) [GAD_PORT]")
@@ -51,6 +52,7 @@ def build(serve: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from gad.demo import SERVED_KIND
     from service.server import serve
     from service.settings import Settings
 
@@ -65,7 +67,10 @@ def run_serve(args: argparse.Namespace) -> int:
         "max_streams": args.max_streams,
         "log_json": None if args.log_format is None else args.log_format == "json",
     }
-    serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.model is None:  # neither --model, --demo nor GAD_MODEL: the served demo
+        settings = settings.model_copy(update={"model": demo_package(SERVED_KIND)})
+    serve(settings)
     return 0
 
 
@@ -76,6 +81,7 @@ def demo_package(kind: str) -> Path:
     root = demo_root(kind=kind)
     if not is_built(root, kind=kind):
         raise ConfigError(
-            f"the {kind} demo model is not built ({root}): run `gad demo build --kind {kind}`"
+            f"the {kind} demo model is not built ({root}): run `gad demo build --kind {kind}` "
+            "(make setup builds both demos), or pass --model DIR from `gad export`"
         )
     return package_dir(root, kind=kind)

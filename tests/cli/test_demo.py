@@ -1,9 +1,11 @@
-"""`gad demo build --kind render|pose` and `gad serve --demo`: two demo models that live
+"""`gad demo build --kind pose|render` and `gad serve --demo`: two demo models that live
 apart, each with its own recipe stamp (building them is what the service tests and
-`make setup` do; here only what decides whether one is built and where)."""
+`make setup` do; here only what decides whether one is built, where, and which one each
+command uses: `gad serve` and `gad demo build` the pose demo, the benchmarks the render one)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -56,6 +58,75 @@ def test_serve_demo_pose_says_how_to_build_it(
     monkeypatch.setenv("GAD_CACHE_DIR", str(tmp_path))
     assert main(["serve", "--demo", "pose"]) == 2
     assert "run `gad demo build --kind pose`" in capsys.readouterr().err
+    assert main(["serve", "--demo", "render"]) == 2
+    assert "run `gad demo build --kind render`" in capsys.readouterr().err
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
+    """The settings `gad serve` would start the service with (nothing is started)."""
+    monkeypatch.setenv("GAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GAD_MODEL", raising=False)
+    seen: list = []
+    monkeypatch.setattr("service.server.serve", seen.append)
+    return seen
+
+
+def test_serve_with_no_model_serves_the_pose_demo(
+    tmp_path: Path, served: list, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert demo.SERVED_KIND == "pose"
+    assert main(["serve"]) == 2  # nothing built yet: the error names the command
+    err = capsys.readouterr().err
+    assert "the pose demo model is not built" in err and "`gad demo build --kind pose`" in err
+    render = demo.demo_root(tmp_path)
+    built_package(render, "render", demo.recipe_id("render"))
+    assert main(["serve"]) == 2  # the render demo alone is not the default
+    pose = demo.demo_root(tmp_path, kind="pose")
+    built_package(pose, "pose", demo.recipe_id("pose"))
+    assert main(["serve"]) == 0
+    assert main(["serve", "--demo", "render"]) == 0
+    assert [s.model for s in served] == [
+        demo.package_dir(pose, kind="pose"),
+        demo.package_dir(render),
+    ]
+
+
+def test_serve_prefers_model_and_gad_model_to_the_demo(
+    tmp_path: Path, served: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No demo is built: --model or GAD_MODEL is served without looking for one."""
+    assert main(["serve", "--model", str(tmp_path / "flag")]) == 0
+    monkeypatch.setenv("GAD_MODEL", str(tmp_path / "env"))
+    assert main(["serve"]) == 0
+    assert [s.model for s in served] == [tmp_path / "flag", tmp_path / "env"]
+
+
+def test_demo_build_builds_the_served_kind_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GAD_CACHE_DIR", str(tmp_path))
+    calls: list[tuple[Path, str]] = []
+    monkeypatch.setattr(demo, "build_demo", lambda root, *, force, kind: calls.append((root, kind)))
+    assert main(["demo", "build"]) == 0
+    assert main(["demo", "build", "--kind", "render"]) == 0
+    assert calls == [(tmp_path / "demo-pose", "pose"), (tmp_path / "demo", "render")]
+
+
+def test_the_service_benchmarks_default_to_the_render_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gad bench service/load/soak/delivery` stream the render demo's test video through
+    its package, whichever demo `gad serve` serves."""
+    from gad.commands.bench import _package_and_video
+
+    monkeypatch.setenv("GAD_CACHE_DIR", str(tmp_path))
+    render = tmp_path / "demo" / "render"
+    render.mkdir(parents=True)
+    (render / "split.json").write_text(json.dumps({"train": ["a"], "test": ["b", "c"]}))
+    model, video = _package_and_video(argparse.Namespace(model=None, video=None))
+    assert model == tmp_path / "demo" / "models" / "demo"
+    assert video == render / "videos" / "b.mp4"
 
 
 def test_demo_kind_and_serve_flags_are_checked(capsys: pytest.CaptureFixture[str]) -> None:

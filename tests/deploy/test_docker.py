@@ -177,6 +177,7 @@ def test_the_copy_check_catches_an_ignored_or_missing_source(tmp_path: Path) -> 
     [
         (".venv/bin/python", True),
         (".cache/gad/demo/models/demo/1/head.onnx", True),
+        (".cache/gad/demo-pose/models/demo-pose/1/pose_landmark.onnx", True),
         ("docker/.env", True),
         (".env", True),
         ("service/__pycache__/app.cpython-311.pyc", True),
@@ -399,6 +400,31 @@ def test_every_compose_variable_is_in_the_env_example() -> None:
             assert name in assigned, f"{name} is required: set it in docker/.env.example"
         else:
             assert name in assigned | documented, f"{name}: document it in docker/.env.example"
+
+
+def test_the_default_model_is_the_served_demo() -> None:
+    """The images, the compose stack and docker/.env.example all default to the package
+    `gad serve` serves with no --model (gad/demo.py), where `make setup` writes it."""
+    from gad.demo import SERVED_KIND, demo_root, package_dir
+
+    served = package_dir(demo_root(ROOT / ".cache" / "gad", kind=SERVED_KIND), kind=SERVED_KIND)
+    assert served.name == "demo-pose"
+    folder = "../" + served.parent.relative_to(ROOT).as_posix()
+    for name in SERVING:
+        env = " ".join(ins.args for ins in instructions(name) if ins.keyword == "ENV")
+        assert f"GAD_MODEL=/models/{served.name} " in env, name
+        assert f"--build-context model={served.parent.relative_to(ROOT).as_posix()} " in (
+            (DOCKER / name).read_text()
+        )
+    variables = compose_variables(STACK, env_file=None)
+    assert variables["GAD_MODELS_DIR"]["DefaultValue"] == folder
+    assert variables["GAD_MODEL_PATH"]["DefaultValue"] == served.name
+    example = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if re.match(r"^\w+=", line)
+    )
+    assert example["GAD_MODELS_DIR"] == folder and example["GAD_MODEL_PATH"] == served.name
 
 
 def test_no_secret_in_the_compose_files() -> None:
@@ -724,21 +750,23 @@ sys.exit(subprocess.call(args, env=env))
 
 @pytest.fixture(scope="module")
 def smoke_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`gad serve` on the demo model with an API key, and the environment under which
+    """`gad serve` on the model the compose stack serves by default (the pose demo, its
+    BlazePose encoder inside) with an API key, and the environment under which
     docker/gpu-smoke.sh sees it as the compose service `gad`."""
     from bench.launch import served
-    from gad.demo import build_demo, demo_root, is_built, package_dir
+    from gad.demo import SERVED_KIND, build_demo, demo_root, is_built, package_dir
 
-    root = demo_root()
-    if not is_built(root):
-        build_demo(root)
+    kind = SERVED_KIND
+    root = demo_root(kind=kind)
+    if not is_built(root, kind=kind):
+        build_demo(root, kind=kind)
     folder = tmp_path_factory.mktemp("smoke")
     fake = folder / "fake-compose"
     fake.write_text(FAKE_COMPOSE.format(python=sys.executable))
     fake.chmod(0o755)
     key = "smoke-test-key"
     env = {"GAD_API_KEYS": key, "GAD_PROVIDERS": "cpu", "GAD_THREADS": "1"}
-    with served(package_dir(root), env=env) as server:
+    with served(package_dir(root, kind=kind), env=env) as server:
         port = server.url.rsplit(":", 1)[1]
         yield (
             os.environ
@@ -771,7 +799,7 @@ def test_gpu_smoke_script_end_to_end(smoke_server: dict[str, str]) -> None:
     done = run_smoke(smoke_server | {"EXPECT_PROVIDER": "CPUExecutionProvider"})
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "ok   /readyz: model demo/" in out
+    assert "ok   /readyz: model demo-pose/" in out
     assert "on CPUExecutionProvider" in out
     sent = re.search(r"(\d+) frames sent, (\d+) labels .* 0 errors", out)
     assert sent and int(sent.group(1)) == int(sent.group(2)) >= 30, out  # 8 s at 4 fps

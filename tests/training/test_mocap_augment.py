@@ -118,3 +118,31 @@ def test_augmented_training_videos_and_an_unchanged_test_split(
     cut = [aug[name]["camera"]["crop"] for name in train if aug[name]["camera"]["crop"]]
     assert 0 < len(cut) < len(train)  # about a third of training videos are cut
     assert all(plain[name]["camera"]["crop"] is None for name in train)
+
+
+def test_gad_data_mocap_no_augment_writes_the_plain_dataset(
+    files: Path, gad_cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gad data mocap --no-augment` is MocapConfig(augment=False): the same files, byte for
+    byte; without the flag the training split is augmented."""
+    from gad.cli import main
+
+    monkeypatch.setenv("GAD_CACHE_DIR", str(gad_cache_dir))  # where `files` already are
+    small = ["--train-videos", "6", "--test-videos", "1", "--seconds", "30", "40"]
+    assert main(["data", "mocap", "--out", str(tmp_path / "cli"), *small, "--no-augment",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert main(["data", "mocap", "--out", str(tmp_path / "aug"), *small, "--no-progress"]) == 0
+    config = MocapConfig(videos_train=6, videos_test=1, seconds=(30.0, 40.0), augment=False)
+    write_mocap_dataset(tmp_path / "api", config, files, progress=False)
+    cli = json.loads((tmp_path / "cli" / "mocap.json").read_text())
+    aug = json.loads((tmp_path / "aug" / "mocap.json").read_text())
+    assert cli["config"]["augment"] is False and aug["config"]["augment"] is True
+    names = sorted(cli["sessions"])
+    assert len(names) == 7
+    for name in names:
+        a = (tmp_path / "cli" / "features" / f"{name}.npy").read_bytes()
+        assert a == (tmp_path / "api" / "features" / f"{name}.npy").read_bytes()
+        assert cli["sessions"][name]["lost_rows"] == []
+        assert cli["sessions"][name]["camera"]["crop"] is None
+    augmented = [aug["sessions"][n] for n in names if n.startswith("train")]
+    assert any(s["lost_rows"] or s["camera"]["crop"] for s in augmented)
