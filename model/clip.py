@@ -16,9 +16,16 @@ the answer — free and mapped to the nearest name by edit distance (the paper's
 or constrained to the names by a trie — and scores each name by the teacher-forced
 log-likelihood of that answer (`question_log_likelihoods`). `clip_logits` answers all
 three questions in one batched pass: the exported graph.
+
+A row is one LLM token by default. The paper's COIN setup reads several tokens per frame
+(an image [CLS] + 3×3 pooled patches: 10) joined by "," over clips of up to 1,200 rows
+(10 min at 2 fps): config `tokens_per_frame` / `frame_tokens` / `frame_separator`, built
+by the Connector (model/connector.py) and laid out here in `_sequence`.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +33,13 @@ from torch import nn
 
 from model.backbone import Backbone
 from model.config import ModelConfig
-from model.connector import ClsHead
+from model.connector import ClsHead, Connector
 from model.gad import GADClassifier, GADOutput
 from model.generative import Generation
 from model.prompt import ClipPrompt
 from runtime.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 STEP, TASK, NEXT = 0, 1, 2
 QUESTIONS = ("step", "task", "next")
@@ -42,6 +51,27 @@ class ClipClassifier(GADClassifier):
             raise ConfigError("a clip model needs task_names and clip_frames in its config")
         super().__init__(config, backbone)
         self.clip_prompt = ClipPrompt.build(backbone.tokenizer, config)
+        if config.tokens_per_frame > 1 or self.clip_prompt.separator:
+            with torch.no_grad():  # the LM's own (frozen) embedding of the separator text
+                ids = torch.tensor(self.clip_prompt.separator, dtype=torch.long)
+                separator = self._embed_tokens(ids)
+            self.connector = Connector(
+                config.feature_dim,
+                backbone.hidden_size,
+                tokens=config.tokens_per_frame,
+                layout=config.frame_tokens,
+                separator=separator.reshape(-1, backbone.hidden_size),
+            )
+        longest = self.sequence_tokens(config.clip_frames)
+        limit = getattr(backbone.model.config, "max_position_embeddings", None)
+        if limit and longest > limit:
+            log.warning(
+                "a clip of %d rows is %d LLM tokens, past %s's %d positions",
+                config.clip_frames,
+                longest,
+                config.backbone,
+                limit,
+            )
         self.tries = [self.clip_prompt.trie(q) for q in range(len(QUESTIONS))]
         self.task_head: ClsHead | None = None
         if config.uses_cls:
@@ -61,6 +91,43 @@ class ClipClassifier(GADClassifier):
     @property
     def task_names(self) -> tuple[str, ...]:
         return self.config.task_names
+
+    def sequence_tokens(self, rows: int) -> int:
+        """LLM tokens of a clip of `rows` rows: question, frames, [CLS], longest answer."""
+        frames = rows * self.connector.per_row - len(self.connector.separator)
+        answer = len(self.prompt.assistant) + max(
+            self.clip_prompt.max_answer_tokens(q) for q in range(len(QUESTIONS))
+        )
+        return max(map(len, self.clip_prompt.questions)) + frames + 1 + answer
+
+    def _sequence(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        tail_ids: torch.Tensor | None = None,
+        tail_mask: torch.Tensor | None = None,
+        with_cls: bool,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GADClassifier's prefix | frames | [CLS] | tail, where a row is the connector's
+        tokens (k per row, the separator between rows): the rows' mask, one entry per
+        row in the frames' slot, becomes one entry per token."""
+        embeds, attention = super()._sequence(
+            features,
+            mask,
+            tail_ids=tail_ids,
+            tail_mask=tail_mask,
+            with_cls=with_cls,
+            prefix=prefix,
+        )
+        if self.connector.one_token_per_row:
+            return embeds, attention
+        start = (self.prefix_ids if prefix is None else prefix[1][0]).shape[0]
+        end = start + features.shape[1]
+        frames = self.connector.token_mask(attention[:, start:end])
+        attention = torch.cat([attention[:, :start], frames, attention[:, end:]], dim=1)
+        return embeds, attention
 
     def freeze_prefix(self) -> None:
         super().freeze_prefix()

@@ -15,6 +15,9 @@ from runtime.windowing import WindowSpec
 ClassifierKind = Literal["generative", "discriminative", "gad"]
 CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
 ATTENTIONS = ("window", "streaming")
+# How the clip model cuts a row into k > 1 tokens (model/connector.py).
+FrameTokens = Literal["expand", "split"]
+FRAME_TOKENS: tuple[str, ...] = get_args(FrameTokens)
 
 # Llama-family projection names; the paper adapts all seven (DESIGN.md §1).
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -85,6 +88,14 @@ class ModelConfig:
     task_names: tuple[str, ...] = ()
     clip_frames: int = 0
     clip_questions: tuple[str, ...] = CLIP_QUESTIONS
+    # How the clip model reads a row (model/connector.py): `tokens_per_frame` LLM tokens,
+    # by `frame_tokens` "expand" (one feature → k tokens) or "split" (the row is k token
+    # features concatenated, e.g. an image [CLS] + 3×3 pooled patches as the authors feed
+    # COIN), with `frame_separator` text between rows (None: "," — the authors' — when
+    # k > 1, else nothing). 1 token and no separator: a config saved before these keys.
+    tokens_per_frame: int = 1
+    frame_tokens: FrameTokens = "expand"
+    frame_separator: str | None = None
     # How class names are spelt in the LM target and in decoding (model/label_text.py):
     # "normalised" ("BaseballPitch" → "baseball pitch", the authors' targets) for new
     # models; a saved config without the key is "raw" (see from_dict), as it was trained.
@@ -121,6 +132,7 @@ class ModelConfig:
                 )
         elif self.clip_frames:
             raise ConfigError("clip_frames is set but task_names is empty")
+        self._check_frame_tokens()
         label_texts(self.class_names, self.label_text)  # refuses names that read the same
         label_texts(self.task_names, self.label_text, "task")
         n = len(self.class_names)
@@ -148,6 +160,27 @@ class ModelConfig:
             raise ConfigError(
                 f"window needs short_frames > 0, long_frames >= 0 and long_stride > 0, "
                 f"got {self.short_frames}/{self.long_frames}/{self.long_stride}"
+            )
+
+    def _check_frame_tokens(self) -> None:
+        """The clip model's tokens per row (the per-frame model reads one, unseparated)."""
+        if self.frame_separator is None:
+            object.__setattr__(self, "frame_separator", "," if self.tokens_per_frame > 1 else "")
+        if self.tokens_per_frame < 1:
+            raise ConfigError(f"tokens_per_frame must be >= 1, got {self.tokens_per_frame}")
+        if self.frame_tokens not in FRAME_TOKENS:
+            raise ConfigError(
+                f"frame_tokens must be one of {FRAME_TOKENS}, got {self.frame_tokens!r}"
+            )
+        if self.frame_tokens == "split" and self.feature_dim % self.tokens_per_frame:
+            raise ConfigError(
+                f"frame_tokens 'split' cuts a row into {self.tokens_per_frame} token features: "
+                f"feature_dim {self.feature_dim} is not a multiple of it"
+            )
+        if not self.is_clip and (self.tokens_per_frame != 1 or self.frame_separator):
+            raise ConfigError(
+                "tokens_per_frame and frame_separator are for the clip model (task_names set); "
+                "the per-frame model reads one token per row"
             )
 
     @property

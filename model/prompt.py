@@ -78,7 +78,9 @@ class ClipPrompt:
         task:         [<bos> question] [frames] [CLS] "\\nAssistant:" " task" <eos>
 
     (The authors' GAD targets: the step label plus the task name for step recognition and
-    forecasting, the task name for task recognition.)
+    forecasting, the task name for task recognition.) [frames] is k tokens per row with
+    the `separator` text's tokens between rows (config `tokens_per_frame`,
+    `frame_separator`; none by default).
     """
 
     questions: tuple[tuple[int, ...], ...]  # per question: <bos> + question
@@ -86,6 +88,7 @@ class ClipPrompt:
     tasks: tuple[tuple[int, ...], ...]  # " {task text}"
     task_suffix: tuple[tuple[int, ...], ...]  # ", {task text}"
     eos: int
+    separator: tuple[int, ...] = ()  # between frames' tokens
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> ClipPrompt:
@@ -98,6 +101,7 @@ class ClipPrompt:
             tasks=tuple(ids(" " + text) for text in tasks),
             task_suffix=tuple(ids(", " + text) for text in tasks),
             eos=int(tokenizer.eos_token_id),
+            separator=ids(config.frame_separator) if config.frame_separator else (),
         )
 
     def answer(self, question: int, label: int, task: int) -> list[int]:

@@ -232,6 +232,11 @@ class ClipEngine(PackageSession):
 
     def logits(self, features: np.ndarray, mask: np.ndarray) -> ClipScores:
         features, mask = check_windows(features, mask, self.package.feature_dim)
+        if features.shape[1] > self.max_frames:
+            raise EngineInputError(
+                f"clips of {features.shape[1]} rows: this clip model reads at most "
+                f"{self.max_frames} (runtime.windowing.build_clip subsamples longer clips)"
+            )
         if not len(features):
             sizes = (len(self.steps), len(self.tasks), len(self.steps))
             return ClipScores(*(np.zeros((0, n), np.float32) for n in sizes))

@@ -147,10 +147,18 @@ def source(clip: ClipRows, fps: float) -> dict[str, Any]:
     return clip.source | {"rows": rows, "duration_s": round(rows / fps, 3)}
 
 
+MIN_CLIP_ROWS = 2  # clip.onnx's `time` axis starts at 2 (model/export/graph.py)
+
+
 def procedure(engine: ClipModel, rows: np.ndarray) -> dict[str, Any]:
     """The whole clip's step, task and next step: `rows` [T, D] at the model's fps,
-    subsampled to the clip model's max_frames by build_clip, in one forward pass."""
-    features, mask = build_clip(rows, engine.max_frames)
+    subsampled to the clip model's max_frames by build_clip, in one forward pass.
+
+    A clip shorter than max_frames goes in unpadded (its graph's time axis is dynamic):
+    padding is masked out and takes no position, so the answer is the padded one, and
+    a 30-row clip does not pay for a 1,200-row model's padding."""
+    size = min(engine.max_frames, max(len(rows), MIN_CLIP_ROWS))
+    features, mask = build_clip(rows, size)
     scores = engine.classify(features[None], mask[None])
     return {
         "step": ranked(scores.step[0], engine.steps, PROCEDURE_TOP),

@@ -84,6 +84,30 @@ def label_questions(
     return model.generate_clip(features, mask, question, constrained=constrained).indices
 
 
+TOKENS_PER_BATCH = 8192  # 64 clips of 128 rows, or 6 of the paper's 1,200-row clips
+
+
+def clip_batches(items: ClipSamples, batch_size: int, rows_per_batch: int) -> list[list[int]]:
+    """Consecutive item indices in batches of at most `batch_size` clips whose padded
+    size (clips × the longest clip's rows after subsampling) stays within
+    `rows_per_batch` (a clip longer than that goes alone)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i, sample in enumerate(items.samples):
+        rows = min(sample.end - sample.start, items.max_frames)
+        if current and (
+            len(current) == batch_size or max(longest, rows) * (len(current) + 1) > rows_per_batch
+        ):
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, rows)
+    return [*batches, current] if current else batches
+
+
 def _asked(features: torch.Tensor, question: int) -> torch.Tensor:
     return torch.full((len(features),), question, dtype=torch.long, device=features.device)
 
@@ -96,24 +120,25 @@ def predict_clips(
     device: str | torch.device = "cpu",
     constrained: bool = False,
     progress: bool = True,
+    tokens_per_batch: int = TOKENS_PER_BATCH,
 ) -> dict[str, QuestionScores]:
     """Scores (and, for `generative`, decoded answers) of every step, task and next-step
     clip of `videos`, per question. `constrained`: `generative` decodes among the names
-    only (a trie) instead of the paper's free decoding; other kinds ignore it."""
+    only (a trie) instead of the paper's free decoding; other kinds ignore it. A batch
+    holds at most `batch_size` clips and `tokens_per_batch` frame tokens (clips × the
+    longest clip's rows × the model's tokens per row): long clips go a few at a time."""
     model.eval().to(device)
     results = {}
     for question, name in enumerate(QUESTIONS):
         items = ClipSamples(videos, model.config.clip_frames, questions=(question,))
         scores, decoded, labels = [], [], []
-        for start in tqdm(
-            range(0, len(items), batch_size),
+        for indices in tqdm(
+            clip_batches(items, batch_size, tokens_per_batch // model.connector.per_row),
             desc=f"eval {model.config.kind} {name}",
             unit="batch",
             disable=not progress,
         ):
-            batch = collate_clips(
-                [items[i] for i in range(start, min(start + batch_size, len(items)))]
-            )
+            batch = collate_clips([items[i] for i in indices])
             batch_scores, batch_decoded = score_questions(
                 model,
                 batch["features"].to(device),

@@ -11,7 +11,8 @@ Per video with steps s_1 … s_n (task k):
 
 A clip longer than `max_frames` rows is uniformly subsampled by runtime/windowing.py's
 `build_clip` (the function /classify uses): bin middles for evaluation, a random row per
-bin for training.
+bin for training. `max_frames` may be the paper's 1,200 (10 min at 2 fps): a batch is cut
+to its longest clip (`collate_clips`), so short step clips do not pay for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from training.data.coin import COIN_FILE, CoinAnnotations, CoinVideo, load_coin
 from training.data_info import DATA_INFO, load_data_info
 
 log = logging.getLogger(__name__)
+
+MIN_ROWS = 2  # a batch keeps at least this many rows (clip.onnx's time axis starts at 2)
 
 
 @dataclass(frozen=True)
@@ -213,11 +216,16 @@ class ClipSamples:
 
 
 def collate_clips(items: list[tuple[np.ndarray, np.ndarray, int, int, int]]) -> dict[str, Any]:
+    """A batch of clips, cut to its longest clip: the left padding no clip of the batch
+    needs is dropped (it is masked out and takes no position, so nothing else changes),
+    so a batch of 30-row steps under `max_frames` = 1,200 reads 30 rows, not 1,200."""
     import torch
 
+    features, mask = np.stack([i[0] for i in items]), np.stack([i[1] for i in items])
+    cut = min(int(mask.any(0).argmax()), max(mask.shape[1] - MIN_ROWS, 0))
     return {
-        "features": torch.from_numpy(np.stack([i[0] for i in items])),
-        "mask": torch.from_numpy(np.stack([i[1] for i in items])).long(),
+        "features": torch.from_numpy(np.ascontiguousarray(features[:, cut:])),
+        "mask": torch.from_numpy(mask[:, cut:]).long(),
         "labels": torch.tensor([i[2] for i in items]),
         "questions": torch.tensor([i[3] for i in items]),
         "goals": torch.tensor([i[4] for i in items]),

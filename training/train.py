@@ -32,7 +32,7 @@ from model.backbone import resolve_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.checkpoint_info import CHECKPOINT_DIR
 from model.clip import new_classifier
-from model.config import LoraSettings, ModelConfig
+from model.config import FrameTokens, LoraSettings, ModelConfig
 from runtime.errors import ConfigError
 from training.clips import (
     ClipSamples,
@@ -82,6 +82,11 @@ class TrainConfig:
     # step / task / next-step model over COIN-style annotations (training/clips.py).
     task: str = "frame"
     clip_frames: int = 32
+    # The clip model's tokens per row and the text between rows (model/config.py
+    # tokens_per_frame, frame_tokens, frame_separator; None: "," when k > 1).
+    clip_tokens_per_frame: int = 1
+    clip_frame_tokens: FrameTokens = "expand"
+    clip_separator: str | None = None
     annotations: Path | None = None
     fps: float | None = None
     # "streaming": each frame read once against the last `stream_window` frames
@@ -182,6 +187,9 @@ def clip_task(cfg: TrainConfig) -> TrainTask:
         background_index=None,
         task_names=source.annotations.task_names,
         clip_frames=cfg.clip_frames,
+        tokens_per_frame=cfg.clip_tokens_per_frame,
+        frame_tokens=cfg.clip_frame_tokens,
+        frame_separator=cfg.clip_separator,
     )
     samples = ClipSamples(videos, cfg.clip_frames, seed=cfg.seed, jitter=True)
     return TrainTask(model_cfg, samples, collate_clips, source.name, source.fps, source.encoder)

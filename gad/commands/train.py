@@ -55,7 +55,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip-frames",
         type=int,
         default=32,
-        help="clip task: longer clips are uniformly subsampled to this many rows (default 32)",
+        help="clip task: longer clips are uniformly subsampled to this many rows (default 32; "
+        "the paper's COIN setup: 1200, 10 min at 2 fps)",
+    )
+    parser.add_argument(
+        "--clip-tokens-per-frame",
+        type=int,
+        default=1,
+        help="clip task: LLM tokens per row (default 1; the paper's COIN setup reads 10: "
+        "an image [CLS] + 3x3 pooled patches)",
+    )
+    parser.add_argument(
+        "--clip-frame-tokens",
+        choices=["expand", "split"],
+        default="expand",
+        help="clip task, k > 1 tokens per row: expand (one feature -> k tokens, default) or "
+        "split (the row is k token features concatenated, each through the connector)",
+    )
+    parser.add_argument(
+        "--clip-separator",
+        default=None,
+        help='clip task: text between rows (default "," when k > 1, as the paper; "" for none)',
     )
     parser.add_argument(
         "--annotations",
@@ -143,6 +163,8 @@ def train_config(args: argparse.Namespace, out: Path) -> TrainConfig:
         device=args.device, bf16=args.bf16, save_every=args.save_every, resume=args.resume,
         limit_videos=args.limit_videos, progress=not args.no_progress, task=args.task,
         clip_frames=args.clip_frames, annotations=args.annotations, fps=args.fps,
+        clip_tokens_per_frame=args.clip_tokens_per_frame,
+        clip_frame_tokens=args.clip_frame_tokens, clip_separator=args.clip_separator,
         attention=args.attention, crop_frames=args.crop,
         stream_window=args.window if args.attention == "streaming" else 0,
     )  # fmt: skip

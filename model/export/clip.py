@@ -6,6 +6,8 @@
 The graph is `ClipClassifier.clip_logits`: the three questions asked of each clip in one
 batched pass, LoRA merged, question prefixes embedded once. It reads the same rows as the
 head (same features, fps and encoder), so a package gains it only when they agree.
+`time` is dynamic (2 … any): a clip of fewer rows than `max_frames` (up to the paper's
+1,200 at 2 fps) needs no padding; k tokens per row and the separator live inside the graph.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from runtime.manifest import CLIP_FILE
 from runtime.windowing import build_clip
 
 OUTPUTS = ["step_logits", "task_logits", "next_logits"]
+EXAMPLE_ROWS = 16  # the export traces at this many rows; `time` stays dynamic
+# Verification clips hold at most this many frame tokens (rows × tokens per row): the
+# graph answers three questions per clip with full attention matrices, so three probes
+# of 1,200 rows × 5 tokens would take tens of GB. The graph is the same at any length.
+PROBE_FRAME_TOKENS = 2400
 
 
 class ClipGraph(nn.Module):
@@ -73,8 +80,10 @@ def probe_clips(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clips to compare ONNX with PyTorch on: spans of real feature `rows` (one video,
     e.g. `training.probes.clip_probe_rows`) when given — a short span first, so padding is
-    exercised — else random rows."""
-    size, dim = model.config.clip_frames, model.config.feature_dim
+    exercised — else random rows; at most PROBE_FRAME_TOKENS frame tokens a clip."""
+    per_row = model.connector.per_row
+    size = max(2, min(model.config.clip_frames, PROBE_FRAME_TOKENS // per_row))
+    dim = model.config.feature_dim
     if rows is None:
         gen = np.random.default_rng(seed)
         rows = gen.normal(size=(3 * size, dim)).astype(np.float32)
@@ -115,7 +124,7 @@ def export_clip(
         ClipGraph(model),
         folder / CLIP_FILE,
         OUTPUTS,
-        steps=cfg.clip_frames,
+        steps=min(cfg.clip_frames, EXAMPLE_ROWS),
         feature_dim=cfg.feature_dim,
     )
     verified = None
@@ -129,6 +138,9 @@ def export_clip(
         "steps": list(cfg.class_names),
         "tasks": list(cfg.task_names),
         "max_frames": cfg.clip_frames,
+        "tokens_per_frame": cfg.tokens_per_frame,
+        "frame_tokens": cfg.frame_tokens,
+        "frame_separator": cfg.frame_separator,
         "questions": list(cfg.clip_questions),
         "inputs": {
             "features": {"shape": ["batch", "time", cfg.feature_dim], "dtype": "float32"},
