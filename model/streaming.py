@@ -369,10 +369,13 @@ class StreamingGAD:
         prompt_kv: dict[int, tuple[torch.Tensor, torch.Tensor]],
         rings: dict[int, tuple[torch.Tensor, torch.Tensor]],
         mask: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
         """N steps in one banded pass (what prefill.onnx computes): the logits [B, N, C] of
         frames features [B, N, D] that continue streams held in `rings` / `mask` (as for
-        `step_rows`), and the rings and mask after them. Equal to N calls of `step_rows`."""
+        `step_rows`), and the rings and mask after them. Equal to N calls of `step_rows`.
+        `frame_mask` [B, N] marks real frames: padding at the front of a stream that starts
+        empty is never read, so a stream can be padded to a whole number of chunks."""
         model = self.model
         batch, n, _ = features.shape
         dtype = model._lm_dtype
@@ -384,11 +387,13 @@ class StreamingGAD:
             ],
             dim=1,
         )
-        ctx = self._pass("train", prompt_kv=prompt_kv, ring_kv=rings, ring_mask=mask)
+        ctx = self._pass(
+            "train", prompt_kv=prompt_kv, ring_kv=rings, ring_mask=mask, frame_mask=frame_mask
+        )
         with _streaming(model) as decoder:
             hidden = self._run(decoder, embeds, ctx)
-        ones = mask.new_ones(batch, n)
-        new_mask = torch.cat([mask, ones], dim=1)[:, n:]
+        real = mask.new_ones(batch, n) if frame_mask is None else frame_mask.to(mask.dtype)
+        new_mask = torch.cat([mask, real], dim=1)[:, n:]
         return model.head(hidden[:, n : 2 * n].float()), ctx.new_kv, new_mask
 
     def stream_logits(self, features: torch.Tensor, chunk: int = 512) -> torch.Tensor:

@@ -10,8 +10,10 @@ pushes each stream's new row (the oldest falls out). Streams of any age batch to
 stream still filling its window masks its empty slots. The rings live with the process that
 serves the stream; `replay` rebuilds them from a stream's last feature rows (exact when it
 is given `reach` rows, or the stream's whole history if shorter). A package with
-prefill.onnx runs those rows — and `/classify`'s clips — as a few banded passes of
-`prefill_chunk` rows instead of one step per row (equal to the step loop).
+prefill.onnx runs those rows — and `/classify`'s clips — as banded passes of its fixed
+chunk of frames instead of one step per row (equal to the step loop): a stream that starts
+empty is padded at the front to whole chunks (padding is never read); a stream continued
+from its rings takes whole chunks, then single steps.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class StepEngine:
     providers: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)
     package: ModelPackage | None = None
-    prefill_chunk: int = 256
+    prefill_chunk: int = 0  # frames per prefill.onnx call (its fixed shape); 0: none
     _session: Any = field(default=None, repr=False)
     _prefill: Any = field(default=None, repr=False)
 
@@ -135,14 +137,18 @@ class StepEngine:
         return engine
 
     def open_prefill(self, path: Path, *, threads: int | None = None) -> None:
-        """Run replays and clips through prefill.onnx (N steps in one pass)."""
+        """Run replays and clips through prefill.onnx (a chunk of frames in one pass)."""
         session: Any
         session, _, _ = open_session(Path(path), self.providers, threads)
-        inputs = {i.name for i in session.get_inputs()}
+        inputs = {i.name: i.shape for i in session.get_inputs()}
         outputs = {o.name for o in session.get_outputs()}
-        if inputs != {"features", "ring", "ring_mask"} or "ring_out" not in outputs:
+        expected = {"features", "frame_mask", "ring", "ring_mask"}
+        if set(inputs) != expected or "ring_out" not in outputs:
             raise GADError(f"{path} is not a prefill graph (inputs {sorted(inputs)})")
-        self._prefill = session
+        frames = inputs["features"][1]
+        if not isinstance(frames, int) or frames < 1:
+            raise GADError(f"{path}: a prefill graph has a fixed chunk of frames, got {frames}")
+        self._prefill, self.prefill_chunk = session, frames
 
     @property
     def window(self) -> int:
@@ -207,27 +213,39 @@ class StepEngine:
             raise EngineInputError(
                 f"rows must be [frames, {self.feature_dim}], got {list(rows.shape)}"
             )
-        if self._prefill is None:
-            logits = [self.step(row[None], [state])[0] for row in rows]
-        else:
-            logits = [
-                self._prefill_chunk(rows[at : at + self.prefill_chunk], state)
-                for at in range(0, len(rows), self.prefill_chunk)
-            ]
-        if not logits:
-            return np.zeros((0, len(self.classes)), np.float32)
-        return np.concatenate(logits) if self._prefill is not None else np.stack(logits)
-
-    def _prefill_chunk(self, rows: np.ndarray, state: StepState) -> np.ndarray:
         if not np.isfinite(rows).all():
             raise EngineInputError("step features must be finite numbers")
-        feeds = {
-            "features": np.ascontiguousarray(rows[None], dtype=np.float32),
-            "ring": state.ring[None],
-            "ring_mask": state.mask[None],
-        }
-        logits, ring, mask = self._prefill.run(["logits", "ring_out", "ring_mask_out"], feeds)
-        state.ring, state.mask = ring[0], mask[0]
-        state.frames += len(rows)
-        result: np.ndarray = logits[0]
-        return result
+        chunk, out = self.prefill_chunk, []
+        if self._prefill is not None and len(rows):
+            real = np.ones(len(rows), np.int64)
+            if not state.mask.any():  # an empty stream: pad its front to whole chunks
+                pad = -len(rows) % chunk
+                rows = np.concatenate([np.zeros((pad, rows.shape[1]), rows.dtype), rows])
+                real = np.concatenate([np.zeros(pad, np.int64), real])
+                out.append(self._prefill_chunks(rows, real, state)[pad:])
+                rows = rows[len(rows) :]
+            else:
+                whole = len(rows) - len(rows) % chunk
+                out.append(self._prefill_chunks(rows[:whole], real[:whole], state))
+                rows = rows[whole:]
+        out += [self.step(row[None], [state]) for row in rows]
+        if not out:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate(out)
+
+    def _prefill_chunks(self, rows: np.ndarray, real: np.ndarray, state: StepState) -> np.ndarray:
+        """Whole chunks of `rows` (len a multiple of the chunk) through prefill.onnx."""
+        out = []
+        for at in range(0, len(rows), self.prefill_chunk):
+            part = slice(at, at + self.prefill_chunk)
+            feeds = {
+                "features": np.ascontiguousarray(rows[None, part], dtype=np.float32),
+                "frame_mask": real[None, part],
+                "ring": state.ring[None],
+                "ring_mask": state.mask[None],
+            }
+            logits, ring, mask = self._prefill.run(["logits", "ring_out", "ring_mask_out"], feeds)
+            state.ring, state.mask = ring[0], mask[0]
+            state.frames += int(real[part].sum())
+            out.append(logits[0])
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)

@@ -187,9 +187,11 @@ def _export_step(
     files = export_step(graph, path)
     prefill = folder / PREFILL_FILE
     manifest = step_manifest(graph, files, path)
+    chunk = PrefillGraph(model, window, frames=max(8, 2 * window))  # rings wrap in a chunk
     manifest["prefill"] = {
         "file": prefill.name,
-        "files": export_prefill(PrefillGraph(model, window), prefill),
+        "files": export_prefill(chunk, prefill),
+        "frames": chunk.frames,
     }
     verified = None
     if verify:

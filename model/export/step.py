@@ -30,6 +30,7 @@ from runtime.errors import CheckpointError
 
 STEP_INPUTS = ("features", "ring", "ring_mask")
 STEP_OUTPUTS = ("logits", "rows")
+PREFILL_INPUTS = ("features", "frame_mask", "ring", "ring_mask")
 PREFILL_OUTPUTS = ("logits", "ring_out", "ring_mask_out")
 
 
@@ -88,23 +89,35 @@ class StepGraph(nn.Module):
 
 
 class PrefillGraph(StepGraph):
-    """What prefill.onnx computes: N steps of each stream in one banded pass.
+    """What prefill.onnx computes: `frames` steps of one stream in one banded pass.
 
-        features   [B, N, D]               float32  the streams' next N frames
-        ring       [B, L, 2, kvH, W-1, d]  float32  as for step.onnx
-        ring_mask  [B, W-1]                int64
-        → logits     [B, N, C]             float32  each frame's logits
-          ring       [B, L, 2, kvH, W-1, d]         the rings after the N frames
-          ring_mask  [B, W-1]              int64
+        features    [1, F, D]               float32  the stream's next F frames
+        frame_mask  [1, F]                  int64    1 for a real frame (0: front padding
+                                                     of a stream that starts empty)
+        ring        [1, L, 2, kvH, W-1, d]  float32  as for step.onnx
+        ring_mask   [1, W-1]                int64
+        → logits        [1, F, C]           float32  each frame's logits
+          ring_out      [1, L, 2, kvH, W-1, d]       the rings after the F frames
+          ring_mask_out [1, W-1]            int64
 
-    Equal to N calls of step.onnx; a resume replays a stream's cached rows through it in
-    a few calls instead of one call per row, and `/classify` runs a clip through it."""
+    Equal to F calls of step.onnx. The shapes are fixed (F = `frames`): a dynamic frame
+    axis makes torch.export's symbolic shape reasoning take hours on a 30-layer model. A
+    resume or a clip starts empty, so it is padded at the front to whole chunks; a stream
+    continued from its rings takes whole chunks, then single steps."""
+
+    def __init__(self, model: GADClassifier, window: int, frames: int) -> None:
+        super().__init__(model, window)
+        self.frames = frames
 
     def forward(  # type: ignore[override]
-        self, features: torch.Tensor, ring: torch.Tensor, ring_mask: torch.Tensor
+        self,
+        features: torch.Tensor,
+        frame_mask: torch.Tensor,
+        ring: torch.Tensor,
+        ring_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, new, mask = self.stream.prefill_rows(
-            features, self._prompt_kv(), self._rings(ring), ring_mask.bool()
+            features, self._prompt_kv(), self._rings(ring), ring_mask.bool(), frame_mask.bool()
         )
         rings = torch.stack(
             [torch.stack([new[layer][0], new[layer][1]], 1) for layer in range(self.layers)],
@@ -114,19 +127,15 @@ class PrefillGraph(StepGraph):
 
 
 def export_prefill(graph: PrefillGraph, path: Path) -> list[str]:
-    """Write prefill.onnx (dynamic batch and frames); returns the file names written."""
+    """Write prefill.onnx (static shapes: one stream, `graph.frames` frames)."""
     dim = graph.model.config.feature_dim
     example = (
-        torch.zeros(2, 5, dim),
-        torch.zeros(2, *graph.ring_shape()),
-        torch.zeros(2, graph.stream.window - 1, dtype=torch.long),
+        torch.zeros(1, graph.frames, dim),
+        torch.ones(1, graph.frames, dtype=torch.long),
+        torch.zeros(1, *graph.ring_shape()),
+        torch.zeros(1, graph.stream.window - 1, dtype=torch.long),
     )
-    batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames")
-    dims = {
-        "features": {0: batch, 1: frames},
-        "ring": {0: batch},
-        "ring_mask": {0: batch},
-    }
+    dims: dict[str, dict[int, Any]] = {name: {} for name in PREFILL_INPUTS}
     return save_onnx(graph, example, path, list(PREFILL_OUTPUTS), dims)
 
 
@@ -191,12 +200,13 @@ def verify_step(
     # batch independence (and a batch dimension left dynamic): the first stream alone
     alone = engine.replay(features[0])[1]
     diff = max(float(np.abs(got - reference).max()), float(np.abs(alone - reference[0]).max()))
-    if prefill is not None:
+    if prefill is not None:  # from empty (front-padded), and continued after 3 steps
         engine.open_prefill(prefill)
-        frames = features.shape[1]
-        engine.prefill_chunk = max(1, frames // 3 + 1)  # chunks that end mid-ring
         for stream, want in zip(features, reference, strict=True):
             diff = max(diff, float(np.abs(engine.replay(stream)[1] - want).max()))
+            state, head = engine.replay(stream[:3])
+            rest = engine.run(stream[3:], state)
+            diff = max(diff, float(np.abs(np.concatenate([head, rest]) - want).max()))
     result = {
         "max_abs_diff": diff,
         "tolerance": tolerance,
