@@ -62,10 +62,13 @@ def save_onnx(
     path: Path,
     outputs: list[str],
     dynamic_shapes: dict[str, dict[int, Any]],
+    *,
+    optimize: bool = True,
 ) -> list[str]:
     """torch.onnx.export (dynamo) of `graph` on `example`, inputs named as `dynamic_shapes`;
     the weights go to an external data file when the graph is over protobuf's limit.
-    Returns the file names written."""
+    `optimize=False` skips onnxscript's graph optimiser (onnxruntime optimises the graph
+    when it loads it anyway). Returns the file names written."""
     size = sum(t.numel() * t.element_size() for t in [*graph.parameters(), *graph.buffers()])
     with quiet_exporter():
         program = torch.onnx.export(
@@ -76,6 +79,7 @@ def save_onnx(
             input_names=list(dynamic_shapes),
             output_names=outputs,
             dynamic_shapes=dynamic_shapes,
+            optimize=optimize,
             verbose=False,
         )
         program.save(str(path), external_data=size > SINGLE_FILE_LIMIT)
