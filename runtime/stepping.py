@@ -215,23 +215,18 @@ class StepEngine:
             )
         if not np.isfinite(rows).all():
             raise EngineInputError("step features must be finite numbers")
-        chunk, out = self.prefill_chunk, []
+        out = [np.zeros((0, len(self.classes)), np.float32)]
         if self._prefill is not None and len(rows):
             real = np.ones(len(rows), np.int64)
             if not state.mask.any():  # an empty stream: pad its front to whole chunks
-                pad = -len(rows) % chunk
+                pad = -len(rows) % self.prefill_chunk
                 rows = np.concatenate([np.zeros((pad, rows.shape[1]), rows.dtype), rows])
                 real = np.concatenate([np.zeros(pad, np.int64), real])
-                out.append(self._prefill_chunks(rows, real, state)[pad:])
-                rows = rows[len(rows) :]
-            else:
-                whole = len(rows) - len(rows) % chunk
-                out.append(self._prefill_chunks(rows[:whole], real[:whole], state))
-                rows = rows[whole:]
-        out += [self.step(row[None], [state]) for row in rows]
-        if not out:
-            return np.zeros((0, len(self.classes)), np.float32)
-        return np.concatenate(out)
+                return self._prefill_chunks(rows, real, state)[pad:]
+            whole = len(rows) - len(rows) % self.prefill_chunk
+            out.append(self._prefill_chunks(rows[:whole], real[:whole], state))
+            rows = rows[whole:]
+        return np.concatenate(out + [self.step(row[None], [state]) for row in rows])
 
     def _prefill_chunks(self, rows: np.ndarray, real: np.ndarray, state: StepState) -> np.ndarray:
         """Whole chunks of `rows` (len a multiple of the chunk) through prefill.onnx."""
