@@ -124,6 +124,16 @@ class ModelPackage:
         return WindowSpec(int(w["long_frames"]), int(w["short_frames"]), int(w["long_stride"]))
 
     @property
+    def window_text(self) -> str:
+        """What a frame's label reads, for logs and reports: "window 32+8" (whole-window
+        head), "streaming window 40 (step.onnx)", or "no window (clip-only)"."""
+        if self.is_streaming:
+            return f"streaming window {self.ring_shape[3] + 1} (step.onnx)"
+        if not self.has_head:
+            return "no window (clip-only)"
+        return f"window {self.window.long_frames}+{self.window.short_frames}"
+
+    @property
     def head_path(self) -> Path:
         if not self.has_head:
             raise PackageError(f"{self.folder} is a clip-only package: it has no head.onnx")

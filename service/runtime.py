@@ -126,12 +126,12 @@ class Runtime:
         )
         where = redact_url(settings.redis_url) if settings.redis_url else "in-process"
         log.info(
-            "model %s v%s, %d classes, %g fps, window %s; cache %s",
+            "model %s v%s, %d classes, %g fps, %s; cache %s",
             package.name,
             package.version,
             len(package.classes),
             package.fps,
-            _window_text(package),
+            package.window_text,
             where,
         )
         return cls(settings, package, engine, encoder, cache, metrics, head, frames, clip, stepper)
@@ -311,12 +311,6 @@ def _providers(engine: Engine | Stepper | None, clip: ClipModel | None) -> tuple
     model = engine or clip
     assert model is not None  # read_package refuses a package with neither
     return model.providers
-
-
-def _window_text(package: ModelPackage) -> str:
-    if package.is_streaming:
-        return f"streaming ({package.ring_shape[3] + 1} frames, step.onnx)"
-    return str(package.window) if package.has_head else "none (clip-only package)"
 
 
 def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -53,6 +53,16 @@ def test_the_package_is_a_step_package_verified_at_export(
     assert package.manifest["verify"]["prefill"] is True  # checked in chunks too
     with pytest.raises(PackageError, match="streaming package: it has no window"):
         package.window  # noqa: B018
+    assert package.window_text == f"streaming window {WINDOW} (step.onnx)"
+
+
+def test_the_load_report_names_a_streaming_window(exported: tuple[GADClassifier, Path]) -> None:
+    from bench.load import LoadResult, Step, render_load
+
+    step = Step(streams=4, replicas=2, seconds=10.0, fps=4.0)
+    result = LoadResult([step], 250.0, None, step, 0, 2, 2)
+    text = render_load(result, package=exported[1], cpu="test CPU")
+    assert f"(features, streaming window {WINDOW} (step.onnx), 4 fps)" in text
 
 
 def test_onnx_steps_equal_the_training_pass_on_every_frame_of_300(
