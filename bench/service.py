@@ -106,8 +106,8 @@ def render_table(rows: list[tuple[StreamsResult, float]], *, package: Path, cpu:
     manifest = read_package(package)
     lines = [
         f"Model {manifest.name} v{manifest.version} ({manifest.manifest['kind']}, "
-        f"{manifest.encoder['name'] if manifest.encoder else 'features'}, window "
-        f"{manifest.window.long_frames}+{manifest.window.short_frames}, {manifest.fps:g} fps); "
+        f"{manifest.encoder['name'] if manifest.encoder else 'features'}, "
+        f"{manifest.window_text}, {manifest.fps:g} fps); "
         f"JPEG frames paced at {manifest.fps:g} fps per stream; server and client on one "
         f"machine: {cpu}; onnxruntime 1 thread for the encoder and the head each.",
         "",
