@@ -19,7 +19,7 @@ ATTENTIONS = ("window", "streaming")
 FrameTokens = Literal["expand", "split"]
 FRAME_TOKENS: tuple[str, ...] = get_args(FrameTokens)
 
-# Llama-family projection names; the paper adapts all seven (DESIGN.md §1).
+# Llama-family projection names; the paper adapts all seven (docs/design.md, the method).
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_QUESTION = "What is the action in the last frame?"
 # The offline clip model asks one question per task (step, task, next step) of the same

@@ -2,8 +2,9 @@
 host). TorchEngine implements runtime.engine.Engine, as OnnxEngine does; TorchStepEngine
 is a streaming checkpoint's step (runtime.stepping.StepEngine with the graph in PyTorch).
 
-The service imports this module only when asked for the torch backend; nothing else in
-the serving path imports torch.
+TorchBackend opens both for a package (runtime.backends.Backend): `gad serve` builds it
+when GAD_BACKEND=torch and hands it to the service, which never imports torch or names this
+module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from model.export.graph import prepare_for_export
 from model.export.step import STEP_INPUTS, StepGraph
 from model.gad import GADClassifier
 from runtime.engine import check_windows
+from runtime.manifest import ModelPackage
 from runtime.stepping import StepEngine
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -97,3 +99,22 @@ class TorchStepEngine(StepEngine):
                 *(torch.from_numpy(feeds[name]).to(device) for name in STEP_INPUTS)
             )
         return logits.float().cpu().numpy(), rows.float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class TorchBackend:
+    """runtime.backends.Backend over a checkpoint in PyTorch (GAD_BACKEND=torch): `gad
+    serve` builds it and hands it to the service, which never names this module."""
+
+    checkpoint: Path
+    dtype: str = "bfloat16"
+    device: str = "auto"
+    name: str = "torch"
+
+    def head(self, package: ModelPackage) -> TorchEngine:
+        return TorchEngine.load(self.checkpoint, device=self.device, dtype=self.dtype)
+
+    def step(self, package: ModelPackage) -> TorchStepEngine:
+        return TorchStepEngine.load_checkpoint(
+            self.checkpoint, device=self.device, dtype=self.dtype
+        )

@@ -1,10 +1,10 @@
 """A streaming package's step.onnx in onnxruntime: one step per frame per stream. No torch.
 
     engine = StepEngine.load(package, providers=("cpu",), threads=2)
-    streams = [engine.new_state() for _ in range(3)]        # one StepState per stream
+    streams = [engine.new_state() for _ in range(3)]        # one KVRings per stream
     logits = engine.step(features, streams)                  # features [3, D] → [3, C]
 
-Each StepState holds its stream's K/V rings ([L, 2, kvH, W-1, d], oldest first) and their
+Each KVRings holds its stream's K/V rings ([L, 2, kvH, W-1, d], oldest first) and their
 validity; `step` stacks the given streams' rings into one batch, runs the graph once, and
 pushes each stream's new row (the oldest falls out). Streams of any age batch together: a
 stream still filling its window masks its empty slots. The rings live with the process that
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class StepState:
+class KVRings:
     """One stream's rings: K/V of its last W-1 frames per layer, and which slots hold one."""
 
     ring: np.ndarray  # [L, 2, kvH, W-1, d] float32, oldest first
@@ -159,13 +159,13 @@ class StepEngine:
         """Feature rows a label depends on: replaying that many rebuilds the rings exactly."""
         return self.ring_shape[0] * self.ring_shape[3] + 1
 
-    def new_state(self) -> StepState:
+    def new_state(self) -> KVRings:
         """Empty rings for a stream that starts now."""
-        return StepState(
+        return KVRings(
             np.zeros(self.ring_shape, np.float32), np.zeros(self.ring_shape[3], np.int64)
         )
 
-    def step(self, features: np.ndarray, streams: Sequence[StepState]) -> np.ndarray:
+    def step(self, features: np.ndarray, streams: Sequence[KVRings]) -> np.ndarray:
         """Logits [B, C] for one new frame of each of `streams` (features [B, D]); each
         stream's rings advance by the frame."""
         features = np.asarray(features)
@@ -195,17 +195,17 @@ class StepEngine:
         logits, rows = self._session.run(["logits", "rows"], feeds)
         return logits, rows
 
-    def classify(self, features: np.ndarray, streams: Sequence[StepState]) -> np.ndarray:
+    def classify(self, features: np.ndarray, streams: Sequence[KVRings]) -> np.ndarray:
         """Class probabilities [B, C]: softmax of `step`."""
         return softmax(self.step(features, streams))
 
-    def replay(self, rows: np.ndarray) -> tuple[StepState, np.ndarray]:
+    def replay(self, rows: np.ndarray) -> tuple[KVRings, np.ndarray]:
         """A stream's state after its feature `rows` [N, D] (oldest first) and each row's
         logits [N, C]; exact when `rows` is the whole stream or its last `reach` rows."""
         state = self.new_state()
         return state, self.run(rows, state)
 
-    def run(self, rows: np.ndarray, state: StepState) -> np.ndarray:
+    def run(self, rows: np.ndarray, state: KVRings) -> np.ndarray:
         """Step one stream through its next feature `rows` [N, D]: logits [N, C]; the state
         advances. Through prefill.onnx in chunks when the package has it, else step by step."""
         rows = np.asarray(rows)
@@ -228,7 +228,7 @@ class StepEngine:
             rows = rows[whole:]
         return np.concatenate(out + [self.step(row[None], [state]) for row in rows])
 
-    def _prefill_chunks(self, rows: np.ndarray, real: np.ndarray, state: StepState) -> np.ndarray:
+    def _prefill_chunks(self, rows: np.ndarray, real: np.ndarray, state: KVRings) -> np.ndarray:
         """Whole chunks of `rows` (len a multiple of the chunk) through prefill.onnx."""
         out = []
         for at in range(0, len(rows), self.prefill_chunk):

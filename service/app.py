@@ -22,24 +22,26 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from runtime.backends import Backend
 from runtime.errors import GADError
 from service.api import http, ws
 from service.api.deps import Streams
-from service.runtime import Runtime
-from service.settings import Settings, default_model_dir
+from service.served import ServedModel
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> FastAPI:
+    """The app serving settings.model; `backend` opens its graphs (None: onnxruntime; the
+    composition root, `gad serve`, builds the one GAD_BACKEND names)."""
     settings = settings or Settings()
-    model = settings.model or default_model_dir()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings, model=model)
-        runtime.start()
-        app.state.runtime = runtime
+        served = ServedModel.build(settings, backend)
+        served.start()
+        app.state.served = served
         app.state.streams = Streams()
         app.state.classifying = 0
         if not settings.auth_enabled:
@@ -48,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await _shutdown(app)
-            await runtime.close()
+            await served.close()
 
     app = FastAPI(
         title="GAD Stream",

@@ -20,17 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import ClipModel, softmax
+from runtime.engine import ClipModel
 from runtime.pose.track import clip_encoder
 from runtime.preprocess import FrameError as PreprocessError
 from runtime.segments import to_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
-from runtime.windowing import build_clip, build_windows
+from runtime.windowing import build_clip
 from service.errors import ServiceError, TooLarge, UnusableInput
-from service.runtime import Runtime
+from service.frames import FrameError, feature_rows
+from service.served import ServedModel
 
 ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size
-WINDOW_BATCH = 32
 PROCEDURE_TOP = 5  # alternatives listed for each procedure answer
 
 
@@ -40,27 +40,27 @@ class ClipRows:
     source: dict[str, Any]
 
 
-def video_rows(runtime: Runtime, path: Path) -> ClipRows:
+def video_rows(served: ServedModel, path: Path) -> ClipRows:
     """Decode + sample + encode a video file (blocking: run it in a worker thread)."""
     try:
-        return _video_rows(runtime, path)
+        return _video_rows(served, path)
     except ServiceError as exc:  # the upload's temporary path is not the client's business
         raise type(exc)(str(exc).replace(str(path), "the video")) from exc
 
 
-def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
-    if runtime.encoder is None:
+def _video_rows(served: ServedModel, path: Path) -> ClipRows:
+    if served.encoding is None:
         raise UnusableInput("this model has no frame encoder: send JSON features instead")
-    fps = runtime.package.fps
+    fps = served.package.fps
     try:
-        reader = FrameReader(path, fps, max_pixels=runtime.settings.max_frame_pixels)
+        reader = FrameReader(path, fps, max_pixels=served.settings.max_frame_pixels)
     except VideoError as exc:
         raise UnusableInput(str(exc)) from exc
     duration = reader.info.duration_s
-    limit = runtime.settings.max_clip_seconds
+    limit = served.settings.max_clip_seconds
     if duration is not None and duration > limit:
         raise TooLarge(f"clip of {duration:.1f} s is over the {limit:g} s limit")
-    encoder = runtime.encoder
+    encoder = served.encoding.encoder
     encode = clip_encoder(encoder)  # a pose encoder tracks its ROI frame to frame
     rows, batch = [], []
     try:
@@ -88,56 +88,43 @@ def _video_rows(runtime: Runtime, path: Path) -> ClipRows:
     return ClipRows(np.concatenate(rows), source)
 
 
-def feature_rows(runtime: Runtime, features: np.ndarray, fps: float) -> ClipRows:
+def features_clip(served: ServedModel, features: np.ndarray, fps: float) -> ClipRows:
     """Rows given at `fps` → rows at the model's fps, by the sampler's timestamp rule."""
-    dim = runtime.package.feature_dim
-    if features.ndim != 2 or features.shape[1] != dim:
-        raise UnusableInput(f"features must be [frames, {dim}], got {list(features.shape)}")
+    try:
+        features = feature_rows(features, dim=served.package.feature_dim)
+    except FrameError as exc:
+        raise UnusableInput(str(exc)) from exc
     if not len(features):
         raise UnusableInput("features are empty")
-    if not np.isfinite(features).all():
-        raise UnusableInput("features contain NaN or infinity")
     if not (np.isfinite(fps) and fps > 0):
         raise UnusableInput(f"fps must be a positive number, got {fps}")
     duration = len(features) / fps
-    if duration > runtime.settings.max_clip_seconds:
+    if duration > served.settings.max_clip_seconds:
         raise TooLarge(f"clip of {duration:.1f} s is over the limit")
-    target = runtime.package.fps
+    target = served.package.fps
     if abs(fps - target) < 1e-9:
-        return ClipRows(features.astype(np.float32), {"kind": "features", "fps": fps})
+        return ClipRows(features, {"kind": "features", "fps": fps})
     sampler = FpsSampler(target)
     picked: list[int] = []
     for i in range(len(features)):
         if sampler.offer(i / fps):
             picked += [picked[-1] if picked else i] * sampler.repeat + [i]
     source = {"kind": "features", "fps": fps, "resampled_from": len(features)}
-    return ClipRows(features[picked].astype(np.float32), source)
+    return ClipRows(features[picked], source)
 
 
-def classify_rows(runtime: Runtime, clip: ClipRows) -> dict[str, Any]:
-    """Per-frame scores for every row, and the procedure when there is a clip model
-    (blocking: run it in a worker thread). A clip-only package gives only the procedure."""
-    package = runtime.package
-    if runtime.stepper is not None:  # a streaming package: the live recurrence, row by row
-        scores = softmax(runtime.stepper.engine.replay(clip.rows)[1])
-    elif runtime.engine is None:
-        assert runtime.clip is not None  # read_package refuses a package with neither
-        return {
-            "fps": package.fps,
-            "procedure": procedure(runtime.clip, clip.rows),
-            "source": source(clip, package.fps),
-        }
+def classify_rows(served: ServedModel, clip: ClipRows) -> dict[str, Any]:
+    """Per-frame scores for every row (as if streamed), and the procedure when there is a
+    clip model (blocking: run it in a worker thread). A clip-only package gives only the
+    procedure."""
+    package = served.package
+    scores = served.frames.clip_scores(clip.rows)
+    if scores is None:
+        result = {"fps": package.fps, "source": source(clip, package.fps)}
     else:
-        spec = runtime.window
-        probs = []
-        for start in range(0, len(clip.rows), WINDOW_BATCH):
-            frames = np.arange(start, min(start + WINDOW_BATCH, len(clip.rows)))
-            windows, mask = build_windows(clip.rows, frames, spec)
-            probs.append(runtime.engine.classify(windows, mask))
-        scores = np.concatenate(probs)
-    result = summarize(scores, package.classes, package.background_index, package.fps, clip)
-    if runtime.clip is not None:
-        result["procedure"] = procedure(runtime.clip, clip.rows)
+        result = summarize(scores, package.classes, package.background_index, package.fps, clip)
+    if served.clip is not None:
+        result["procedure"] = procedure(served.clip, clip.rows)
     return result
 
 
@@ -147,7 +134,7 @@ def source(clip: ClipRows, fps: float) -> dict[str, Any]:
     return clip.source | {"rows": rows, "duration_s": round(rows / fps, 3)}
 
 
-MIN_CLIP_ROWS = 2  # clip.onnx's `time` axis starts at 2 (model/export/graph.py)
+MIN_CLIP_ROWS = 2  # clip.onnx's `time` axis starts at 2 (its exported shape)
 
 
 def procedure(engine: ClipModel, rows: np.ndarray) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
@@ -32,6 +32,7 @@ import numpy as np
 
 from runtime.errors import GADError
 from runtime.video import read_frames
+from service.wire import End, Error, Label, NoLabel, Ready, ServerMessage
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -40,16 +41,16 @@ if TYPE_CHECKING:
 @dataclass
 class StreamReport:
     sent: int = 0
-    labels: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[Label | NoLabel] = field(default_factory=list)
+    errors: list[Error] = field(default_factory=list)
     dropped: int = 0
     round_trips_ms: list[float] = field(default_factory=list)
-    end: dict[str, Any] | None = None
-    ready: dict[str, Any] | None = None
+    end: End | None = None
+    ready: Ready | None = None
 
     def summary(self) -> dict[str, Any]:
         rtt = sorted(self.round_trips_ms)
-        server = sorted(m["latency_ms"] for m in self.labels if not m.get("carried"))
+        server = sorted(m["latency_ms"] for m in self.labels if m["label"] and not m["carried"])
 
         def pct(values: list[float], q: float) -> float | None:
             if not values:
@@ -57,10 +58,10 @@ class StreamReport:
             return round(values[min(len(values) - 1, int(q / 100 * len(values)))], 2)
 
         return {
-            "delivery": (self.ready or {}).get("delivery"),
+            "delivery": None if self.ready is None else self.ready["delivery"],
             "sent": self.sent,
             "labels": len(self.labels),
-            "carried": sum(bool(m.get("carried")) for m in self.labels),
+            "carried": sum(m["carried"] for m in self.labels),
             "errors": len(self.errors),
             "dropped": self.dropped,
             "round_trip_ms": {q: pct(rtt, q) for q in (50, 95, 99)},
@@ -85,7 +86,7 @@ class FrameStream:
     (bench/streams.py) send and read through it.
     """
 
-    def __init__(self, ws: ClientConnection, ready: dict[str, Any]) -> None:
+    def __init__(self, ws: ClientConnection, ready: Ready) -> None:
         self.ws = ws
         self.ready = ready  # the server's `ready` message
         self.pending: dict[int, float] = {}  # seq → monotonic time sent, until answered
@@ -98,14 +99,15 @@ class FrameStream:
     async def end(self) -> None:
         await self.ws.send('{"type":"end"}')
 
-    async def answers(self) -> AsyncIterator[tuple[dict[str, Any], float | None]]:
+    async def answers(self) -> AsyncIterator[tuple[ServerMessage, float | None]]:
         """Each message from the server, through its `end`, with the round trip in ms of the
         frame it answers (None when it answers no frame sent here)."""
         async for raw in self.ws:
-            message = json.loads(raw)
-            sent = self.pending.pop(message.get("seq"), None)
+            message = cast(ServerMessage, json.loads(raw))
+            seq = message.get("seq")
+            sent = self.pending.pop(seq, None) if isinstance(seq, int) else None
             yield message, None if sent is None else (time.monotonic() - sent) * 1e3
-            if message.get("type") == "end":
+            if message["type"] == "end":
                 return
 
 
@@ -148,9 +150,9 @@ async def open_stream(
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LOSSLESS_SEND_BUFFER)
         ready = json.loads(await ws.recv())
-        if ready.get("type") != "ready":
+        if not isinstance(ready, dict) or ready.get("type") != "ready":
             raise GADError(f"expected a ready message, got {ready}")
-        yield FrameStream(ws, ready)
+        yield FrameStream(ws, cast(Ready, ready))
 
 
 async def stream_video(
@@ -164,7 +166,7 @@ async def stream_video(
     realtime: bool = False,
     delivery: str | None = None,
     window: int = 4,
-    on_message: Callable[[dict[str, Any]], None] | None = None,
+    on_message: Callable[[ServerMessage], None] | None = None,
 ) -> StreamReport:
     """Stream `video` (every frame gets exactly one answer: a label, an error or a drop
     notice). `delivery` defaults to live with `realtime` (a camera) and lossless without (a
@@ -193,18 +195,17 @@ async def stream_video(
 
         async def receive() -> None:
             async for message, round_trip_ms in stream.answers():
-                kind = message.get("type")
-                if kind in ("label", "error", "dropped") and not paced_by_server:
+                if message["type"] in ("label", "error", "dropped") and not paced_by_server:
                     in_flight.release()
-                if kind == "label":
+                if message["type"] == "label":
                     report.labels.append(message)
                     if round_trip_ms is not None:
                         report.round_trips_ms.append(round_trip_ms)
-                elif kind == "error":
+                elif message["type"] == "error":
                     report.errors.append(message)
-                elif kind == "dropped":
+                elif message["type"] == "dropped":
                     report.dropped += 1
-                elif kind == "end":
+                elif message["type"] == "end":
                     report.end = message
                 if on_message is not None:
                     on_message(message)
@@ -213,14 +214,17 @@ async def stream_video(
     return report
 
 
-def print_message(message: dict[str, Any]) -> None:
-    kind = message.get("type")
-    if kind == "label":
-        top = ", ".join(f"{name} {score:.2f}" for name, score in message.get("top", [])[1:])
-        flag = " (carried)" if message.get("carried") else ""
+def print_message(message: ServerMessage) -> None:
+    kind = message["type"]
+    if message["type"] == "label" and message["label"] is None:
+        sys.stdout.write(f"seq {message['seq']:>5}  (no label yet)\n")
+    elif message["type"] == "label" and message["label"] is not None:
+        label = message
+        top = ", ".join(f"{name} {score:.2f}" for name, score in label["top"][1:])
+        flag = " (carried)" if label["carried"] else ""
         sys.stdout.write(
-            f"seq {message['seq']:>5}  t {message.get('t', 0):7.2f}s  {message['label']:<24} "
-            f"{message['score']:.2f}  {message['latency_ms']:7.1f} ms{flag}  | {top}\n"
+            f"seq {label['seq']:>5}  t {label['t']:7.2f}s  {label['label']:<24} "
+            f"{label['score']:.2f}  {label['latency_ms']:7.1f} ms{flag}  | {top}\n"
         )
     elif kind in ("error", "dropped"):
         sys.stdout.write(f"{kind}: {json.dumps(message)}\n")

@@ -22,6 +22,7 @@ from runtime.errors import GADError
 from service.auth import AuthError
 from service.cache import CacheError, CacheUnavailable
 from service.frames import FrameError
+from service.wire import Error
 
 
 class ServiceError(GADError):
@@ -155,6 +156,13 @@ def error_code(exc: BaseException) -> str:
     return code
 
 
-def error_message(exc: BaseException, **extra: Any) -> dict[str, Any]:
+def error_message(
+    exc: BaseException, *, seq: int | None = None, retry: bool | None = None
+) -> Error:
     """The `{"type": "error"}` message that refuses one frame (the stream goes on)."""
-    return {"type": "error", "code": error_code(exc), "error": str(exc)} | extra
+    message: Error = {"type": "error", "code": error_code(exc), "error": str(exc)}
+    if seq is not None:
+        message["seq"] = seq
+    if retry is not None:
+        message["retry"] = retry
+    return message

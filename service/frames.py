@@ -63,10 +63,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def decode_base64(text: object, *, field: str, max_bytes: int) -> bytes:
+def decode_base64(text: object, *, field: str, max_bytes: int | None = None) -> bytes:
+    """base64 text → bytes; `max_bytes` refuses longer text before decoding it (an image's
+    own size limit is decode_image's, the one rule for binary and base64 frames alike)."""
     if not isinstance(text, str):
         raise FrameError(f"'{field}' must be a base64 string")
-    if len(text) > (max_bytes * 4) // 3 + 4:
+    if max_bytes is not None and len(text) > (max_bytes * 4) // 3 + 4:
         raise FrameError(f"'{field}' is over the {max_bytes}-byte limit")
     try:
         return base64.b64decode(text, validate=True)
@@ -74,14 +76,33 @@ def decode_base64(text: object, *, field: str, max_bytes: int) -> bytes:
         raise FrameError(f"'{field}' is not valid base64") from exc
 
 
-def decode_features(text: object, *, dim: int) -> np.ndarray:
-    """base64 of `dim` little-endian float32 values → a finite feature row [dim]."""
-    raw = decode_base64(text, field="data", max_bytes=dim * 4 + 1024)  # exact size below
-    if len(raw) != dim * 4:
-        raise FrameError(
-            f"features must be {dim} float32 values ({dim * 4} bytes), got {len(raw)} bytes"
-        )
-    row = np.frombuffer(raw, "<f4").astype(np.float32)
-    if not np.isfinite(row).all():
+def feature_rows(values: np.ndarray, *, dim: int) -> np.ndarray:
+    """Feature rows [N, dim] as finite float32, or a FrameError naming what is wrong: the one
+    check of feature input, for a stream's feature message and a /classify clip alike."""
+    if values.ndim != 2 or values.shape[1] != dim:
+        raise FrameError(f"features must be [frames, {dim}], got {list(values.shape)}")
+    if not np.isfinite(values).all():
         raise FrameError("features contain NaN or infinity")
+    return values.astype(np.float32)
+
+
+def rows_from_bytes(raw: bytes, *, dim: int) -> np.ndarray:
+    """Little-endian float32 bytes → feature rows [N, dim] (checked by `feature_rows`)."""
+    if len(raw) % (4 * dim):
+        raise FrameError(
+            f"features must be whole rows of {dim} float32 values ({dim * 4} bytes each), "
+            f"got {len(raw)} bytes"
+        )
+    return feature_rows(np.frombuffer(raw, "<f4").reshape(-1, dim), dim=dim)
+
+
+def decode_features(text: object, *, dim: int) -> np.ndarray:
+    """base64 of `dim` little-endian float32 values → one finite feature row [dim]."""
+    raw = decode_base64(text, field="data", max_bytes=dim * 4 + 1024)
+    rows = rows_from_bytes(raw, dim=dim)
+    if len(rows) != 1:
+        raise FrameError(
+            f"a feature message holds one row of {dim} float32 values, got {len(rows)}"
+        )
+    row: np.ndarray = rows[0]
     return row

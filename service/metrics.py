@@ -1,5 +1,6 @@
-"""Prometheus metrics (DESIGN.md §3): prefix `gad_`, base units, histograms in seconds with
-sub-millisecond buckets. No per-stream labels on hot metrics (cardinality stays bounded).
+"""Prometheus metrics (docs/design.md, metrics): prefix `gad_`, base units, histograms in
+seconds with sub-millisecond buckets. No per-stream labels on hot metrics (cardinality
+stays bounded).
 
 Each app owns its registry, so several apps (tests, two replicas in one process) never
 share counters.

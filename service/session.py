@@ -11,13 +11,15 @@ Per frame, in order:
      (feature messages); slots the input skipped repeat the previous row, as for files.
   4. the row is appended to the feature cache (Redis or in-process) with the sampler's
      state, so a reconnect — to any replica — resumes exactly here;
-  5. the window for the newest row is built by runtime/windowing.py (the one window
-     function) and scored through the micro-batcher with every other stream's windows.
-A bad frame gets an error message and changes nothing: the sampler is rolled back.
+  5. the stream's next state (the row rounded through the cache's dtype) is scored by the
+     served model's FrameModel (service/frame_models/), batched with other streams.
+A bad frame gets an error message and changes nothing: the session's `_Checkpoint` is
+taken before a frame and put back when it fails half-way.
 
 The session holds only what it is given: the model side as a `StreamModel` (the service's
-Runtime is one), the feature cache, the metrics, and its `StreamOptions`. Refusals are
-the domain errors of service/errors.py; the route maps them to messages and close codes.
+ServedModel is one; a unit test's fake is another), the feature cache, the metrics, and its
+`StreamOptions`. Its messages are the types of service/wire.py. Refusals are the domain
+errors of service/errors.py; the route maps them to messages and close codes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -46,17 +48,17 @@ from service.cache import (
     Meta,
     StreamState,
 )
-from service.cache.state import round_row, storage_dtype
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.frames import FrameError, decode_image
 from service.metrics import Metrics
 from service.settings import Settings
+from service.wire import Brief, End, Error, Label, NoLabel, Ready, brief
 
 log = logging.getLogger(__name__)
 
 
 class StreamModel(Protocol):
-    """What a stream asks of the loaded model (service.runtime.Runtime is one): the
+    """What a stream asks of the served model (service.served.ServedModel is one): the
     package's facts, the frame encoder's preprocessing (None: feature rows only), and the
     two calls batched across streams."""
 
@@ -75,11 +77,8 @@ class StreamModel(Protocol):
         encoder's ROI; None: none kept, or detect afresh)."""
         ...
 
-    async def scores(
-        self, rows: np.ndarray, t: int, *, stream: str | None = None, total: int | None = None
-    ) -> np.ndarray:
-        """Probabilities for rows[t]; `stream` and its `total` rows let a streaming
-        package step that stream's K/V rings (service/stepping.py)."""
+    async def scores(self, state: StreamState) -> np.ndarray:
+        """Probabilities for the newest row of `state`."""
         ...
 
     def forget(self, stream: str) -> None:
@@ -105,12 +104,11 @@ DELIVERIES: tuple[Delivery, ...] = ("live", "lossless")
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """How one stream runs: the service's frame limits and cache dtype (settings) and the
-    client's choices (query parameters)."""
+    """How one stream runs: the service's frame limits (settings) and the client's choices
+    (query parameters)."""
 
     max_frame_bytes: int
     max_frame_pixels: int
-    cache_dtype: str = "float32"  # what the cache stores rows as
     carry_over: bool = True  # answer frames sampling skipped with the latest label
     top_k: int = 3
     delivery: Delivery = "live"
@@ -122,7 +120,6 @@ class StreamOptions:
         return cls(
             max_frame_bytes=settings.max_frame_bytes,
             max_frame_pixels=settings.max_frame_pixels,
-            cache_dtype=settings.cache_dtype,
             carry_over=carry_over,
             top_k=top_k,
             delivery=delivery,
@@ -158,10 +155,9 @@ class StreamSession:
         # the last one lands in a filled slot and is carried over.
         self.sampler.rows = state.total_rows
         self.next_seq = int(meta.get("next_seq", 0))
-        self.storage = storage_dtype(options.cache_dtype)  # what the cache stores
-        self.recent: list[dict[str, Any]] = json.loads(str(meta.get("recent", "[]")))
-        self.latest: dict[str, Any] | None = None  # the last label message's fields
-        # The encoder's state, the stream's own like its window (DESIGN.md): a pose
+        self.recent: list[Brief] = json.loads(str(meta.get("recent", "[]")))
+        self.latest: Label | None = None  # the last label message
+        # The encoder's state, the stream's own like its window (docs/design.md): a pose
         # encoder's ROI from the last frame taken. Kept by this connection only: a stream
         # resumed here or on another replica detects its person again on its first frame.
         self.track: Roi | None = None
@@ -176,7 +172,7 @@ class StreamSession:
     def feature_dim(self) -> int:
         return self.package.feature_dim
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self) -> Ready:
         info = self.model.describe()
         return {
             "type": "ready",
@@ -193,13 +189,13 @@ class StreamSession:
             "next_seq": self.next_seq,
             # A resumed stream keeps its clock: send timestamps after this one (a client
             # whose clock restarted can offset its own by it).
-            "last_ts": self.state.meta.get("last_ts"),
+            "last_ts": _float_or_none(self.state.meta.get("last_ts")),
             # The labels of the last frames stored: a client that lost its connection
             # before they arrived fills its gaps below next_seq from here.
             "recent": self.recent,
         }
 
-    async def process(self, frame: Frame) -> dict[str, Any] | None:
+    async def process(self, frame: Frame) -> Label | NoLabel | Error | None:
         """The message that answers `frame` (label, or error for a bad frame)."""
         reply = await self._process(frame)
         if reply is not None and reply["type"] == "error":
@@ -210,8 +206,7 @@ class StreamSession:
             )
         return reply
 
-    async def _process(self, frame: Frame) -> dict[str, Any] | None:
-        metrics = self.metrics
+    async def _process(self, frame: Frame) -> Label | NoLabel | Error | None:
         seq = self.next_seq if frame.seq is None else frame.seq
         if seq < self.next_seq:
             return self._refuse(
@@ -221,7 +216,7 @@ class StreamSession:
                 seq=seq,
             )
         ts = time.time() if frame.ts is None else frame.ts
-        before = copy.copy(self.sampler), self.next_seq  # a bad frame changes nothing
+        checkpoint = _Checkpoint.of(self)  # a frame that fails half-way changes nothing
         try:
             taken = self.sampler.offer(ts)
         except ValueError as exc:
@@ -230,63 +225,61 @@ class StreamSession:
         if not taken:
             return await self._carried(seq, frame)
         try:
-            row, track = await self._row(frame)
-            repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
-            # Score the new window before storing it, and store the row with its label:
-            # a replica that dies between the two never leaves a row whose label is lost
-            # (a resumed stream's `ready` carries the recent labels).
-            dim = self.state.dim
-            rounded = [round_row(r, dim=dim, dtype=self.storage) for r in [*repeats, row]]
-            window = self.state
-            for pushed in rounded:
-                window = window.pushed(pushed, window.meta)
-            probs = await self.model.scores(
-                window.rows, len(window.rows) - 1, stream=window.key, total=window.total_rows
-            )
-            message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
-            self.recent = [*self.recent, _brief(message)][-RECENT:]
-            meta: dict[str, Any] = {
-                "next_seq": self.next_seq,
-                "t0": self.sampler.t0,
-                "last_ts": ts,
-                "recent": json.dumps(self.recent, separators=(",", ":")),
-            }
-            started = time.monotonic()
-            for pushed in rounded:
-                self.state = await self._append(pushed, meta)
-            metrics.cache.labels("append").observe(time.monotonic() - started)
-            self.track = track
-        except FrameError as exc:
-            self.sampler, self.next_seq = before
-            return self._refuse(exc, seq=seq)
+            message = await self._take(seq, ts, frame)
         except CacheConflict as exc:
-            metrics.cache_errors.labels("conflict").inc()
+            self.metrics.cache_errors.labels("conflict").inc()
             raise StreamRefused("stream taken over by another connection") from exc
         except CacheUnavailable as exc:
-            self.sampler, self.next_seq = before
-            self.recent = self.recent[:-1]
-            metrics.cache_errors.labels("unavailable").inc()
+            checkpoint.restore(self)
+            self.metrics.cache_errors.labels("unavailable").inc()
             unavailable = CacheUnavailable(f"feature cache unavailable: {exc}")
             return error_message(unavailable, seq=seq, retry=True)
-        except CacheError as exc:  # a row the cache refuses (e.g. float16 overflow)
-            self.sampler, self.next_seq = before
-            if self.recent and self.recent[-1]["seq"] == seq:
-                self.recent = self.recent[:-1]
+        except (FrameError, CacheError) as exc:  # CacheError: a row the cache refuses
+            checkpoint.restore(self)
             return self._refuse(exc, seq=seq)
         self.processed += 1
-        metrics.frames_processed.inc()
+        self.metrics.frames_processed.inc()
         self.latest = message
         return message
 
-    def _refuse(self, exc: Exception, *, seq: int) -> dict[str, Any]:
+    async def _take(self, seq: int, ts: float, frame: Frame) -> Label:
+        """A frame fps sampling took: its row (and the rows the input skipped, repeated)
+        scored and stored. The label is scored before the rows are stored, and stored with
+        them: a replica that dies between the two never leaves a row whose label is lost
+        (a resumed stream's `ready` carries the recent labels)."""
+        row, track = await self._row(frame)
+        repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
+        pushed, window = [], self.state
+        for each in [*repeats, row]:
+            window = window.pushed(each)  # rounded through the cache's dtype, checked
+            pushed.append(window)
+        probs = await self.model.scores(window)
+        message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
+        recent = [*self.recent, brief(message)][-RECENT:]
+        t0 = self.sampler.t0
+        assert t0 is not None  # set by the frame it took
+        meta: Meta = {
+            "next_seq": self.next_seq,
+            "t0": t0,
+            "last_ts": ts,
+            "recent": json.dumps(recent, separators=(",", ":")),
+        }
+        started = time.monotonic()
+        for following in pushed:
+            self.state = await self._store(following.with_meta(meta))
+        self.metrics.cache.labels("append").observe(time.monotonic() - started)
+        self.recent, self.track = recent, track
+        return message
+
+    def _refuse(self, exc: Exception, *, seq: int) -> Error:
         """The error message refusing frame `seq` (counted by its code); nothing changes."""
         self.metrics.frame_errors.labels(error_code(exc)).inc()
         return error_message(exc, seq=seq)
 
-    async def _append(self, row: np.ndarray, meta: Meta) -> StreamState:
+    async def _store(self, following: StreamState) -> StreamState:
         cache = self.cache
         try:
-            return await cache.append(self.state, row, meta)
+            return await cache.store(following)
         except CacheConflict as exc:
             if not exc.gone:
                 raise
@@ -294,15 +287,11 @@ class StreamSession:
         # connection held it: put this connection's copy back, window and all.
         self.metrics.cache_errors.labels("restored").inc()
         self.state = await cache.restore(self.state)
-        return await cache.append(self.state, row, meta)
+        return await cache.store(following)
 
     async def _row(self, frame: Frame) -> tuple[np.ndarray, Roi | None]:
         """The frame's row and the encoder's state after it (None after a feature row)."""
-        if frame.features is not None:
-            if frame.features.shape != (self.feature_dim,):
-                raise FrameError(
-                    f"features must have {self.feature_dim} values, got {frame.features.size}"
-                )
+        if frame.features is not None:  # checked where it was decoded (service/frames.py)
             return frame.features, None
         preprocess = self.model.preprocess
         if preprocess is None:
@@ -330,7 +319,7 @@ class StreamSession:
         self.metrics.encoder.observe(time.monotonic() - started)
         return encoded
 
-    async def _carried(self, seq: int, frame: Frame) -> dict[str, Any] | None:
+    async def _carried(self, seq: int, frame: Frame) -> Label | NoLabel | None:
         self.carried += 1
         self.metrics.frames_carried.inc()
         if not self.options.carry_over:
@@ -339,18 +328,15 @@ class StreamSession:
             if not self.state.rows.size:
                 return {"type": "label", "seq": seq, "carried": True, "label": None}
             # Resumed on this connection: the latest label is the newest row's.
-            rows, total = self.state.rows, self.state.total_rows
-            probs = await self.model.scores(rows, len(rows) - 1, stream=self.state.key, total=total)
+            probs = await self.model.scores(self.state)
             self.latest = self._label(seq, probs, frame, carried=False)
-        return self.latest | {
-            "seq": seq,
-            "carried": True,
-            "latency_ms": _ms_since(frame.arrived),
-        }
+        carried: Label = {**self.latest, "seq": seq, "carried": True}
+        carried["latency_ms"] = _ms_since(frame.arrived)
+        return carried
 
     def _label(
         self, seq: int, probs: np.ndarray, frame: Frame, *, carried: bool, row: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Label:
         classes = self.package.classes
         order = np.argsort(-probs)[: self.options.top_k]
         index = int(order[0])
@@ -363,12 +349,12 @@ class StreamSession:
             "label": classes[index],
             "index": index,
             "score": round(float(probs[index]), 6),
-            "top": [[classes[int(i)], round(float(probs[i]), 6)] for i in order],
+            "top": [(classes[int(i)], round(float(probs[i]), 6)) for i in order],
             "carried": carried,
             "latency_ms": _ms_since(frame.arrived),
         }
 
-    async def end(self) -> dict[str, Any]:
+    async def end(self) -> End:
         """The client ended the stream: its cached window (and rings) are freed."""
         self.model.forget(self.state.key)
         with contextlib.suppress(CacheError):  # the TTL frees it anyway
@@ -385,9 +371,24 @@ class StreamSession:
 RECENT = 8  # labels kept with a stream's state (a resumed client's gap is at most its window)
 
 
-def _brief(message: dict[str, Any]) -> dict[str, Any]:
-    keys = ("seq", "row", "t", "label", "index", "score")
-    return {key: message[key] for key in keys}
+@dataclass(frozen=True)
+class _Checkpoint:
+    """What a frame changes before it is stored: the sampler and the next seq. Taken before
+    each frame, put back when the frame fails half-way (the rest changes only on success)."""
+
+    sampler: FpsSampler
+    next_seq: int
+
+    @classmethod
+    def of(cls, session: StreamSession) -> _Checkpoint:
+        return cls(copy.copy(session.sampler), session.next_seq)
+
+    def restore(self, session: StreamSession) -> None:
+        session.sampler, session.next_seq = self.sampler, self.next_seq
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(cast(float, value))
 
 
 def _ms_since(arrived: float) -> float:

@@ -16,16 +16,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from runtime.cache_files import default_cache_dir
+from runtime.errors import ConfigError
 from service.cache.urls import cache_backend
 
 MiB = 1 << 20
-DEMO_MODEL = ("demo-pose", "models", "demo-pose")  # under the cache dir: `gad demo build`
-
-
-def default_model_dir() -> Path:
-    """The demo model package `gad serve` uses when no model is given."""
-    return default_cache_dir().joinpath(*DEMO_MODEL)
 
 
 class Settings(BaseSettings):
@@ -35,7 +29,8 @@ class Settings(BaseSettings):
     )
 
     # --- model and engine
-    model: Path | None = Field(None, description="model package; unset: the demo model")
+    # Which model when none is named (the pose demo) is `gad serve`'s decision, not the service's.
+    model: Path | None = Field(None, description="model package (gad serve: default the demo)")
     backend: Literal["onnx", "torch"] = Field(
         "onnx", description="head.onnx in onnxruntime, or a checkpoint in PyTorch (GPU hosts)"
     )
@@ -114,6 +109,16 @@ class Settings(BaseSettings):
         if isinstance(keys, tuple) and any(not str(k).strip() for k in keys):
             raise ValueError("API keys must be non-empty")
         return keys
+
+    @property
+    def model_dir(self) -> Path:
+        """The model package to serve; ConfigError when none is set."""
+        if self.model is None:
+            raise ConfigError(
+                "no model package: set GAD_MODEL or pass --model DIR from `gad export` "
+                "(`gad serve` alone serves the demo model)"
+            )
+        return self.model
 
     @property
     def auth_enabled(self) -> bool:

@@ -84,3 +84,39 @@ def test_a_planted_violation_breaks_its_contract(tree: Path, plant: str) -> None
     assert contract in broken, done.stdout[-3000:]
     planted = line.split()[-1]  # the report names the planted import, or its module
     assert planted in broken or planted.rsplit(".", 1)[-1] in broken, broken
+
+
+FORBIDDEN_NAMES = ("model", "training", "torch")
+
+
+def names_in(source: str) -> set[str]:
+    """Top-level package names a module imports or spells as a dotted string (the way an
+    `importlib.import_module("model.x")` would reach past the import checker)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parts = node.value.strip().split(".")  # "model.torch_engine", not "model"
+            if len(parts) > 1 and all(part.isidentifier() for part in parts):
+                found.add(parts[0])
+    return found
+
+
+def test_no_service_module_names_the_torch_code_even_in_a_string() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(names_in(path.read_text()) & set(FORBIDDEN_NAMES))
+        for path in sorted((ROOT / "service").rglob("*.py"))
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_name_check_sees_a_string_import() -> None:
+    planted = 'import importlib\nengine = importlib.import_module("model.torch_engine")\n'
+    assert "model" in names_in(planted)
+    assert "model" in names_in('__import__("model.gad")\n')
+    assert "model" not in names_in('"""The model package."""\nreply = {"model": "a.b"}\n')

@@ -52,6 +52,9 @@ def build(serve: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """The composition root: the settings, the model (the served demo when none is named)
+    and the backend, handed to the service."""
+    from gad.backends import open_backend
     from gad.demo import SERVED_KIND
     from service.server import serve
     from service.settings import Settings
@@ -70,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.model is None:  # neither --model, --demo nor GAD_MODEL: the served demo
         settings = settings.model_copy(update={"model": demo_package(SERVED_KIND)})
-    serve(settings)
+    serve(settings, open_backend(settings))
     return 0
 
 

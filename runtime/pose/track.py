@@ -2,7 +2,7 @@
 
 `/classify` (service/classify.py) and the real-footage labels (docs/real-footage/) encode a
 whole clip batch after batch; a stream's session tracks its ROI frame by frame through the
-service's micro-batcher (service/runtime.py). Both track, so a clip posted to `/classify`
+service's micro-batcher (service/encoding.py). Both track, so a clip posted to `/classify`
 and the same clip streamed give the same rows.
 
     encode = clip_encoder(encoder)       # a new tracker per clip

@@ -1,7 +1,7 @@
-"""What the routes take from the app, as FastAPI dependencies: the settings, the runtime
-(model, batchers, cache, metrics), the open streams, and the API-key check. The lifespan in
-service/app.py puts them on `app.state`; only this module reads them from there, so a test
-can swap one with `app.dependency_overrides[get_runtime] = ...`.
+"""What the routes take from the app, as FastAPI dependencies: the settings, the served
+model (package, frame model, encoder, cache, metrics), the open streams, and the API-key
+check. The lifespan in service/app.py puts them on `app.state`; only this module reads them
+from there, so a test can swap one with `app.dependency_overrides[get_served] = ...`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from service.auth import authorize_request
-from service.runtime import Runtime
+from service.served import ServedModel
 from service.settings import Settings
 
 
@@ -31,9 +31,9 @@ def get_settings(connection: HTTPConnection) -> Settings:
     return settings
 
 
-def get_runtime(connection: HTTPConnection) -> Runtime:
-    runtime: Runtime = connection.app.state.runtime
-    return runtime
+def get_served(connection: HTTPConnection) -> ServedModel:
+    served: ServedModel = connection.app.state.served
+    return served
 
 
 def get_streams(connection: HTTPConnection) -> Streams:
@@ -42,7 +42,7 @@ def get_streams(connection: HTTPConnection) -> Streams:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ServedDep = Annotated[ServedModel, Depends(get_served)]
 StreamsDep = Annotated[Streams, Depends(get_streams)]
 
 

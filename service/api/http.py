@@ -31,8 +31,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Message
 
 from runtime.errors import GADError
-from service.api.deps import RuntimeDep, SettingsDep, StreamsDep, require_key
-from service.classify import ClipRows, classify_rows, feature_rows, video_rows
+from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
+from service.classify import ClipRows, classify_rows, features_clip, video_rows
 from service.errors import (
     BadRequest,
     BodyStalled,
@@ -43,8 +43,8 @@ from service.errors import (
     http_headers,
     http_status,
 )
-from service.frames import FrameError, decode_base64, decode_json
-from service.runtime import Runtime
+from service.frames import FrameError, decode_base64, decode_json, rows_from_bytes
+from service.served import ServedModel
 from service.settings import Settings
 
 STATIC = Path(__file__).parents[1] / "static"
@@ -99,41 +99,41 @@ async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-async def readyz(runtime: RuntimeDep, streams: StreamsDep) -> JSONResponse:
-    cache_ok = await runtime.cache.ping()
+async def readyz(served: ServedDep, streams: StreamsDep) -> JSONResponse:
+    cache_ok = await served.cache.ping()
     ready = cache_ok and not streams.closing
     body = {
         "ready": ready,
-        "model": f"{runtime.package.name}/{runtime.package.version}",
+        "model": f"{served.package.name}/{served.package.version}",
         "cache": "ok" if cache_ok else "unreachable",
         "shutting_down": streams.closing,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-async def metrics(runtime: RuntimeDep) -> Response:
-    registry = runtime.metrics.registry
+async def metrics(served: ServedDep) -> Response:
+    registry = served.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def models(runtime: RuntimeDep) -> dict[str, Any]:
-    return {"models": [runtime.describe()]}
+async def models(served: ServedDep) -> dict[str, Any]:
+    return {"models": [served.describe()]}
 
 
 async def demo_page() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
-async def classify(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
+async def classify(request: Request, served: ServedDep, settings: SettingsDep) -> JSONResponse:
     started = time.monotonic()
     try:
-        result = await _classify_in_slot(request, runtime, settings)
+        result = await _classify_in_slot(request, served, settings)
     except GADError as exc:
-        runtime.metrics.classify_requests.labels(str(http_status(exc))).inc()
+        served.metrics.classify_requests.labels(str(http_status(exc))).inc()
         raise
-    runtime.metrics.classify_requests.labels("200").inc()
-    runtime.metrics.classify_latency.observe(time.monotonic() - started)
-    result["model"] = {"name": runtime.package.name, "version": runtime.package.version}
+    served.metrics.classify_requests.labels("200").inc()
+    served.metrics.classify_latency.observe(time.monotonic() - started)
+    result["model"] = {"name": served.package.name, "version": served.package.version}
     return JSONResponse(result)
 
 
@@ -205,7 +205,7 @@ CLASSIFY_BODY = {
 
 
 async def _classify_in_slot(
-    request: Request, runtime: Runtime, settings: Settings
+    request: Request, served: ServedModel, settings: Settings
 ) -> dict[str, Any]:
     """At most GAD_MAX_CLASSIFY clips at once (`app.state.classifying` counts them)."""
     state = request.app.state
@@ -213,12 +213,12 @@ async def _classify_in_slot(
         raise Busy(f"{settings.max_classify} clips are being classified: retry shortly")
     state.classifying += 1
     try:
-        return await _classify(request, runtime, settings)
+        return await _classify(request, served, settings)
     finally:
         state.classifying -= 1
 
 
-async def _classify(request: Request, runtime: Runtime, settings: Settings) -> dict[str, Any]:
+async def _classify(request: Request, served: ServedModel, settings: Settings) -> dict[str, Any]:
     limit = settings.max_clip_bytes
     length = request.headers.get("content-length")
     # isdigit() alone lets "²" and 5000-digit strings through to int(), which raises.
@@ -230,14 +230,14 @@ async def _classify(request: Request, runtime: Runtime, settings: Settings) -> d
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         body = await _read_body(request, limit)
-        clip = _json_clip(runtime, body, limit)
+        clip = _json_clip(served, body, limit)
     elif kind == "multipart/form-data":
         if length is None:
             raise LengthRequired("multipart uploads need a Content-Length")
-        clip = await _multipart_clip(request, runtime)
+        clip = await _multipart_clip(request, served)
     else:
-        clip = await _raw_clip(request, runtime, limit)
-    return await asyncio.to_thread(classify_rows, runtime, clip)
+        clip = await _raw_clip(request, served, limit)
+    return await asyncio.to_thread(classify_rows, served, clip)
 
 
 def _body_timeout(request: Request, seconds: float) -> Request:
@@ -264,7 +264,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _json_clip(runtime: Runtime, body: bytes, limit: int) -> ClipRows:
+def _json_clip(served: ServedModel, body: bytes, limit: int) -> ClipRows:
     try:
         data = decode_json(body)
     except ValueError as exc:
@@ -278,15 +278,13 @@ def _json_clip(runtime: Runtime, body: bytes, limit: int) -> ClipRows:
         fps = float(fps)
     except OverflowError as exc:  # an integer of hundreds of digits
         raise UnusableInput(f"fps must be a positive number, got {str(fps)[:20]}...") from exc
-    dim = runtime.package.feature_dim
+    dim = served.package.feature_dim
     if "data" in data:
         try:
             raw = decode_base64(data["data"], field="data", max_bytes=limit)
+            features = rows_from_bytes(raw, dim=dim)
         except FrameError as exc:
             raise UnusableInput(str(exc)) from exc
-        if len(raw) % (4 * dim):
-            raise UnusableInput(f"'data' must hold whole rows of {dim} float32 values")
-        features = np.frombuffer(raw, "<f4").reshape(-1, dim).astype(np.float32)
     elif "features" in data:
         try:  # values past float32 become inf (refused below), without a warning each
             with np.errstate(over="ignore"):
@@ -295,10 +293,10 @@ def _json_clip(runtime: Runtime, body: bytes, limit: int) -> ClipRows:
             raise UnusableInput("'features' must be a list of equal-length number lists") from exc
     else:
         raise UnusableInput("send 'features' (nested lists) or 'data' (base64 float32)")
-    return feature_rows(runtime, features, fps)
+    return features_clip(served, features, fps)
 
 
-async def _raw_clip(request: Request, runtime: Runtime, limit: int) -> ClipRows:
+async def _raw_clip(request: Request, served: ServedModel, limit: int) -> ClipRows:
     with _temp_video() as path:
         size = 0
         with open(path, "wb") as out:
@@ -309,10 +307,10 @@ async def _raw_clip(request: Request, runtime: Runtime, limit: int) -> ClipRows:
                 out.write(chunk)
         if not size:
             raise UnusableInput("empty body: send a video file, multipart or JSON features")
-        return await asyncio.to_thread(video_rows, runtime, path)
+        return await asyncio.to_thread(video_rows, served, path)
 
 
-async def _multipart_clip(request: Request, runtime: Runtime) -> ClipRows:
+async def _multipart_clip(request: Request, served: ServedModel) -> ClipRows:
     try:
         form = await request.form(max_files=1, max_fields=4)
     except BodyStalled:
@@ -328,7 +326,7 @@ async def _multipart_clip(request: Request, runtime: Runtime) -> ClipRows:
                 while chunk := await upload.read(1 << 20):
                     out.write(chunk)
             await form.close()
-            return await asyncio.to_thread(video_rows, runtime, path)
+            return await asyncio.to_thread(video_rows, served, path)
     finally:
         await form.close()
 

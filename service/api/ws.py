@@ -7,9 +7,11 @@ Client → server: binary messages are one encoded image (JPEG/PNG); text messag
 (seq: an integer 0 … 2**63-1; ts: seconds, |ts| <= 1e12; both optional.)
 Server → client: {"type": "ready", ...} first, then per frame one {"type": "label", ...}
 (`carried: true` for frames fps sampling skipped), {"type": "error", ...} for a bad
-frame (the stream goes on), {"type": "dropped", ...} for frames the bounded queue let go,
-and {"type": "end", ...} before a normal close. Close codes: 1000 done, 1008 auth or
-policy (bad id, taken over, not reading), 1009 message too big, 1011 internal,
+frame (the stream goes on; also a frame over GAD_MAX_FRAME_BYTES, binary or base64 alike),
+{"type": "dropped", ...} for frames the bounded queue let go, and {"type": "end", ...}
+before a normal close — the types of service/wire.py (docs/wire.md). Close codes: 1000
+done, 1008 auth or policy (bad id, taken over, not reading), 1009 message over
+GAD_MAX_MESSAGE_BYTES, 1011 internal,
 1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere) —
 each looked up for its domain error in service/errors.py, as are the error messages' codes.
 
@@ -38,13 +40,12 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from runtime.errors import GADError
-from service.api.deps import RuntimeDep, SettingsDep, Streams, StreamsDep
+from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep
 from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
 from service.errors import (
@@ -60,11 +61,13 @@ from service.errors import (
     error_code,
     error_message,
 )
+from service.frame_models.clip_only import NO_STREAMS
 from service.frames import FrameError, decode_base64, decode_features, decode_json
 from service.metrics import Metrics
-from service.runtime import Runtime
+from service.served import ServedModel
 from service.session import DELIVERIES, Delivery, Frame, StreamOptions, StreamSession
 from service.settings import Settings
+from service.wire import Dropped, ServerMessage
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -83,11 +86,11 @@ GONE = 1006  # the client vanished without a close: nothing to send
 async def stream_endpoint(
     websocket: WebSocket,
     stream_id: str,
-    runtime: RuntimeDep,
+    served: ServedDep,
     streams: StreamsDep,
     settings: SettingsDep,
 ) -> None:
-    metrics = runtime.metrics
+    metrics = served.metrics
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
     if any(p.startswith(KEY_PROTOCOL_PREFIX) for p in offered) and subprotocol is None:
@@ -95,7 +98,7 @@ async def stream_endpoint(
     await websocket.accept(subprotocol=subprotocol)
     params = websocket.query_params
     try:
-        tenant = _admit(websocket, stream_id, runtime, streams, settings)
+        tenant = _admit(websocket, stream_id, served, streams, settings)
         delivery = _delivery(params.get("delivery"))
     except GADError as exc:  # AuthError or a refusal of service/errors.py
         await _close(websocket, close_code(exc), str(exc), metrics)
@@ -103,7 +106,7 @@ async def stream_endpoint(
     options = StreamOptions.from_settings(
         settings,
         carry_over=params.get("carry", "1") not in ("0", "false", "no"),
-        top_k=_int(params.get("top_k"), settings.top_k, 1, len(runtime.package.classes)),
+        top_k=_int(params.get("top_k"), settings.top_k, 1, len(served.package.classes)),
         delivery=delivery,
     )
     key = f"{tenant}/{stream_id}" if tenant else stream_id
@@ -111,15 +114,13 @@ async def stream_endpoint(
     metrics.active_streams.inc()
     try:
         try:
-            state = await runtime.cache.attach(
-                key, dim=runtime.package.feature_dim, span=runtime.window.span
-            )
+            state = await served.cache.attach(key, dim=served.package.feature_dim, span=served.span)
         except CacheError as exc:
             reason = f"feature cache unavailable: {exc}"
             await _close(websocket, close_code(exc), reason, metrics)
             return
         session = StreamSession(
-            stream_id, state, options, model=runtime, cache=runtime.cache, metrics=metrics
+            stream_id, state, options, model=served, cache=served.cache, metrics=metrics
         )
         connection = _Connection(websocket, session, settings, metrics)
         log.info(
@@ -138,7 +139,7 @@ async def stream_endpoint(
 
 
 def _admit(
-    websocket: WebSocket, stream_id: str, runtime: Runtime, streams: Streams, settings: Settings
+    websocket: WebSocket, stream_id: str, served: ServedModel, streams: Streams, settings: Settings
 ) -> str | None:
     """The stream's tenant (None: auth off), or the error that refuses the stream."""
     tenant = authorize_websocket(websocket, settings)
@@ -146,14 +147,12 @@ def _admit(
         raise StreamRefused(
             "stream id must be 1-128 characters of letters, digits, '.', '_' and '-'"
         )
-    if not runtime.streams:
-        raise StreamRefused(
-            "this model package answers whole clips only (no per-frame head): POST /classify"
-        )
+    if not served.streams:
+        raise StreamRefused(NO_STREAMS)
     if streams.closing:
         raise ShuttingDown(RESTARTING)
     if streams.count >= settings.max_streams:
-        runtime.metrics.frames_dropped.labels("stream_limit").inc()
+        served.metrics.frames_dropped.labels("stream_limit").inc()
         raise Busy(f"server at its {settings.max_streams}-stream limit")
     return tenant
 
@@ -180,7 +179,7 @@ class _Connection:
         self.frame_ready = asyncio.Event()
         self.lossless = session.options.delivery == "lossless"
         self.frame_taken = asyncio.Event()  # lossless: the worker made room in the queue
-        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.settings.send_queue)
+        self.outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue(self.settings.send_queue)
         self.ended = False
         self.given_up = False  # the client stopped reading: counted once
         self.close_code = 1000
@@ -237,10 +236,6 @@ class _Connection:
             size = len(data) if data is not None else len((text or "").encode())
             if size > self.settings.max_message_bytes:
                 raise TooLarge(f"message of {size} bytes is over the limit")
-            if data is not None and len(data) > self.settings.max_frame_bytes:
-                raise TooLarge(
-                    f"frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}"
-                )
             if data is not None:
                 metrics.frames_received.labels("image").inc()
                 await self._queue(Frame(None, None, image=data, arrived=arrived))
@@ -283,9 +278,7 @@ class _Connection:
         metrics = self.metrics
         if kind == "frame":
             metrics.frames_received.labels("image").inc()
-            image = decode_base64(
-                message.get("image"), field="image", max_bytes=self.settings.max_frame_bytes
-            )
+            image = decode_base64(message.get("image"), field="image")  # size: decode_image
             return Frame(seq, None if ts is None else float(ts), image=image, arrived=arrived)
         metrics.frames_received.labels("features").inc()
         row = decode_features(message.get("data"), dim=self.session.feature_dim)
@@ -329,13 +322,13 @@ class _Connection:
             metrics.queue_wait.observe(time.monotonic() - frame.arrived)
             reply = await self.session.process(frame)
             if reply is not None:
-                if reply.get("type") == "label" and frame.arrived:
+                if reply["type"] == "label" and frame.arrived:
                     metrics.latency.observe(time.monotonic() - frame.arrived)
                 await self.send(reply)
 
     # --- sending -----------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any] | None) -> None:
+    async def send(self, message: ServerMessage | None) -> None:
         """Queue a reply for the sender task. A full outbox is waited on (the receiver then
         stops reading: TCP backpressure on a client that sends faster than it reads) for
         up to GAD_SEND_TIMEOUT_S; a client whose replies stay unread that long is closed."""
@@ -360,7 +353,7 @@ class _Connection:
             await self.ws.send_text(json.dumps(message, separators=(",", ":")))
 
 
-def _dropped(frame: Frame) -> dict[str, Any]:
+def _dropped(frame: Frame) -> Dropped:
     return {"type": "dropped", "seq": frame.seq, "reason": "queue full"}
 
 

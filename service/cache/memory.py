@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from runtime.errors import ConfigError
 from service.cache.state import (
     DEFAULT_MAX_STREAMS,
@@ -19,13 +17,9 @@ from service.cache.state import (
     CacheMismatch,
     CacheStats,
     FeatureCache,
-    Meta,
     StreamState,
     check_key,
-    check_meta,
     empty_state,
-    encode_meta,
-    round_row,
     storage_dtype,
 )
 
@@ -95,7 +89,7 @@ class MemoryFeatureCache(FeatureCache):
                     f"raise max_streams, lower ttl_s ({self.ttl_s:g} s) or use Redis"
                 )
             entry = self._entries[stream_key] = _Entry(
-                empty_state(stream_key, dim=dim, span=span), now + self.ttl_s
+                empty_state(stream_key, dim=dim, span=span, dtype=self.dtype), now + self.ttl_s
             )
             entry.state = replace(entry.state, owner=secrets.token_hex(8))
         else:
@@ -113,36 +107,31 @@ class MemoryFeatureCache(FeatureCache):
         self._stats.attaches += 1
         return entry.state
 
-    async def append(
-        self, state: StreamState, row: np.ndarray, meta: Meta | None = None
-    ) -> StreamState:
-        stored = round_row(row, dim=state.dim, dtype=self.dtype)
-        new_meta = state.meta if meta is None else check_meta(meta)
-        encode_meta(new_meta)  # the same size limit as Redis
+    async def store(self, following: StreamState) -> StreamState:
         now = self.clock()
         self._sweep(now)
-        entry = self._live(state.key, now)
-        if entry is None or entry.state.epoch != state.epoch:
+        entry = self._live(following.key, now)
+        if entry is None or entry.state.epoch != following.epoch:
             self._stats.conflicts += 1
             raise CacheConflict(
-                f"stream {state.key!r} is no longer in the cache (expired after "
+                f"stream {following.key!r} is no longer in the cache (expired after "
                 f"{self.ttl_s:g} s idle, or dropped); attach again",
                 gone=entry is None,
             )
-        if entry.state.owner != state.owner:
+        if entry.state.owner != following.owner:
             self._stats.conflicts += 1
-            raise CacheConflict(f"stream {state.key!r} was taken over by a newer connection")
-        if entry.state.total_rows != state.total_rows:
+            raise CacheConflict(f"stream {following.key!r} was taken over by a newer connection")
+        if entry.state.total_rows != following.total_rows - 1:
             self._stats.conflicts += 1
             raise CacheConflict(
-                f"stream {state.key!r} was appended by another connection: the cache has "
-                f"{entry.state.total_rows} rows, this connection expected {state.total_rows}; "
-                "attach again"
+                f"stream {following.key!r} was appended by another connection: the cache has "
+                f"{entry.state.total_rows} rows, this connection expected "
+                f"{following.total_rows - 1}; attach again"
             )
-        entry.state = state.pushed(stored, new_meta)
+        entry.state = following
         entry.expires = now + self.ttl_s
         self._stats.appends += 1
-        return entry.state
+        return following
 
     async def restore(self, state: StreamState) -> StreamState:
         now = self.clock()

@@ -49,13 +49,10 @@ from service.cache.state import (
     CacheStats,
     CacheUnavailable,
     FeatureCache,
-    Meta,
     StreamState,
     check_key,
-    check_meta,
     encode_meta,
     frozen_meta,
-    round_row,
     storage_dtype,
 )
 from service.cache.urls import redact_url
@@ -270,23 +267,21 @@ class RedisFeatureCache(FeatureCache):
             epoch,
             resumed=bool(found),
             owner=owner,
+            dtype=self.dtype,
         )
 
-    async def append(
-        self, state: StreamState, row: np.ndarray, meta: Meta | None = None
-    ) -> StreamState:
-        stored = round_row(row, dim=state.dim, dtype=self.dtype)
-        new_meta = state.meta if meta is None else check_meta(meta)
-        keys = list(stream_keys(self.prefix, state.key))
+    async def store(self, following: StreamState) -> StreamState:
+        keys = list(stream_keys(self.prefix, following.key))
+        expected = following.total_rows - 1
         args: list[EncodableT] = [
-            state.total_rows,
-            state.epoch,
+            expected,
+            following.epoch,
             secrets.token_hex(8),
-            state.span,
+            following.span,
             self._ttl_ms,
-            stored.astype(self.dtype).tobytes(),
-            encode_meta(new_meta),
-            state.owner,
+            following.rows[-1].astype(self.dtype).tobytes(),
+            encode_meta(following.meta),
+            following.owner,
         ]
         status, total = await self._call("append", lambda: self._append(keys=keys, args=args))
         if status != 1:
@@ -298,11 +293,11 @@ class RedisFeatureCache(FeatureCache):
             }.get(
                 status,
                 f"was appended by another connection: the cache has {total} rows, "
-                f"this connection expected {state.total_rows}",
+                f"this connection expected {expected}",
             )
-            raise CacheConflict(f"stream {state.key!r} {why}; attach again", gone=status == -1)
+            raise CacheConflict(f"stream {following.key!r} {why}; attach again", gone=status == -1)
         self._stats.appends += 1
-        return state.pushed(stored, new_meta)
+        return following
 
     async def restore(self, state: StreamState) -> StreamState:
         keys = list(stream_keys(self.prefix, state.key))

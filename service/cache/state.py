@@ -2,8 +2,12 @@
 
     cache = create_cache(settings.redis_url, dtype="float32", ttl_s=300)   # None → in-process
     state = await cache.attach(stream_id, dim=1280, span=spec.span)      # resume or start
-    state = await cache.append(state, features, {"seq": 17, "ts": 4.25})  # per processed frame
+    state = await cache.store(state.pushed(features, {"seq": 17, "ts": 4.25}))  # per frame
     window, mask = build_window(state.rows, len(state.rows) - 1, spec)
+
+The caller computes a stream's next state (`StreamState.pushed`: the one place a row is
+rounded through the storage dtype and meta is checked) and the cache stores it (`store`);
+`append(state, row, meta)` is the two in one call.
 
 Write-through: the handler of a live stream keeps its `StreamState` (the rows in its own
 memory) and per frame only pushes the new row; the whole state is read once, in `attach`,
@@ -17,10 +21,10 @@ evaluation; float16 halves Redis memory). Rows are float32 in process because `b
 copies them per frame and numpy's float16 → float32 conversion costs ~5x that copy; this
 way each row is converted once.
 
-Optimistic concurrency: `append` carries the state's `total_rows` (rows ever appended),
+Optimistic concurrency: `store` carries the state's `total_rows` (rows ever appended),
 `epoch` (a random id given when the stream was created) and `owner` (a random id given by
 each `attach`: the newest connection owns the stream). If another connection attached or
-appended meanwhile, or the stream expired or was dropped, `append` raises `CacheConflict`
+appended meanwhile, or the stream expired or was dropped, `store` raises `CacheConflict`
 and writes nothing.
 
 Memory per stream: span x D x itemsize of rows (`stream_bytes`) plus overhead. Measured for
@@ -110,23 +114,38 @@ class StreamState:
     # The connection that attached last owns the stream: an older connection's appends are
     # refused, so a client that reconnects (to any replica) is never raced by its old one.
     owner: str = ""
+    dtype: np.dtype[np.floating] = DTYPES["float32"]  # the cache's storage dtype
 
     @property
     def nbytes(self) -> int:
         return self.rows.nbytes
 
-    def pushed(self, row: np.ndarray, meta: Meta) -> StreamState:
-        """The state after appending `row` (already rounded and checked) and setting meta."""
+    def pushed(self, row: np.ndarray, meta: Meta | None = None) -> StreamState:
+        """The state after appending `row` [dim] (rounded through the storage dtype) and
+        setting `meta` (None keeps it). Raises CacheMismatch for a row or meta that won't fit."""
+        stored = round_row(row, dim=self.dim, dtype=self.dtype)
+        if meta is None:
+            meta = self.meta
+        else:
+            meta = check_meta(meta)
+            encode_meta(meta)  # the size limit, whatever the backend
         keep = self.rows[max(0, len(self.rows) - self.span + 1) :]
-        rows = np.concatenate([keep, row[None]])
+        rows = np.concatenate([keep, stored[None]])
         rows.flags.writeable = False
         return replace(self, rows=rows, total_rows=self.total_rows + 1, meta=meta)
 
+    def with_meta(self, meta: Meta) -> StreamState:
+        """The same rows with `meta` (checked)."""
+        checked = check_meta(meta)
+        encode_meta(checked)
+        return replace(self, meta=checked)
 
-def empty_state(key: str, *, dim: int, span: int) -> StreamState:
+
+def empty_state(key: str, *, dim: int, span: int, dtype: np.dtype[np.floating]) -> StreamState:
     rows = np.zeros((0, dim), np.float32)
     rows.flags.writeable = False
-    return StreamState(key, dim, span, rows, 0, frozen_meta({}), secrets.token_hex(8))
+    epoch = secrets.token_hex(8)
+    return StreamState(key, dim, span, rows, 0, frozen_meta({}), epoch, dtype=dtype)
 
 
 def frozen_meta(meta: Meta) -> Meta:
@@ -206,14 +225,20 @@ class FeatureCache(ABC):
         """
 
     @abstractmethod
+    async def store(self, following: StreamState) -> StreamState:
+        """Store `following`, a state one row past the one the cache holds (made by
+        `StreamState.pushed`): its newest row and its meta, trimmed to span, the TTL
+        refreshed, atomically. Returns it.
+
+        Raises CacheConflict, writing nothing, when the cache no longer holds the state
+        before it (another connection appended, or the stream expired or was dropped).
+        """
+
     async def append(
         self, state: StreamState, row: np.ndarray, meta: Meta | None = None
     ) -> StreamState:
-        """Push `row` [dim], trim to span, set meta (None keeps it), refresh the TTL: atomic.
-
-        Raises CacheConflict, writing nothing, when the cache no longer holds `state`
-        (another connection appended, or the stream expired or was dropped).
-        """
+        """`store(state.pushed(row, meta))`: push `row` [dim], set meta (None keeps it)."""
+        return await self.store(state.pushed(row, meta))
 
     @abstractmethod
     async def restore(self, state: StreamState) -> StreamState:

@@ -17,13 +17,15 @@ from fastapi.testclient import TestClient
 from runtime.engine import OnnxEngine
 from runtime.manifest import read_package
 from runtime.windowing import build_windows
+from gad.backends import open_backend
 from service.app import create_app
 from service.settings import Settings
 
 
 @contextlib.contextmanager
 def client(package: Path, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(Settings(model=package, providers=("cpu",), log_json=False, **settings))
+    config = Settings(model=package, providers=("cpu",), log_json=False, **settings)
+    app = create_app(config, backend=open_backend(config))  # as `gad serve` composes it
     with TestClient(app) as test_client:
         yield test_client
 

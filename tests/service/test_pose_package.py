@@ -31,7 +31,7 @@ from runtime.pose.track import clip_encoder
 from runtime.pose_features import FEATURE_DIM
 from runtime.video import read_frames
 from service.client import StreamReport, encode_frame, stream_video
-from service.runtime import Runtime
+from service.served import ServedModel
 from service.settings import Settings
 from tests.service.streaming import client, offline_scores
 
@@ -191,7 +191,7 @@ def test_streams_track_the_person_and_detect_after_nobody_and_on_resume(
     wall = np.full_like(frames[0], 128)  # nobody
     sent = [frames[0], frames[1], frames[2], wall, frames[3], frames[4]]
     with client(pose_package, threads=1) as http:
-        encoder = http.app.state.runtime.encoder
+        encoder = http.app.state.served.encoding.encoder
         assert isinstance(encoder, PoseFrameEncoder)
         detected, ran = encoder.detected, []
         with http.websocket_connect("/v1/streams/car") as ws:
@@ -220,7 +220,7 @@ def test_streams_track_the_person_and_detect_after_nobody_and_on_resume(
 def test_classify_tracks_the_person_over_the_clip(pose_package: Path) -> None:
     path, frames = carphone_clip()
     with client(pose_package, threads=1) as http:
-        encoder = http.app.state.runtime.encoder
+        encoder = http.app.state.served.encoding.encoder
         assert isinstance(encoder, PoseFrameEncoder)
         detected, tracked = encoder.detected, encoder.tracked
         response = http.post(
@@ -240,19 +240,20 @@ def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path
     bgr = cv2.imread(str(package_file("skimage", "data", "camera.png")), cv2.IMREAD_COLOR)
     cameraman = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     settings = Settings(model=pose_package, providers=("cpu",), threads=1, max_wait_ms=2000)
-    runtime = Runtime.build(settings, model=pose_package)
-    encoder = runtime.encoder
-    assert isinstance(encoder, PoseFrameEncoder) and runtime.frames is not None
+    served = ServedModel.build(settings)
+    assert served.encoding is not None
+    encoder = served.encoding.encoder
+    assert isinstance(encoder, PoseFrameEncoder)
     streams = [encoder.preprocess.apply(car[:4]), encoder.preprocess.apply(cameraman)[[0] * 4]]
 
     async def run() -> list[list[np.ndarray]]:
-        runtime.start()
+        served.start()
         try:
             tracks: list = [None, None]
             rows: list[list[np.ndarray]] = [[], []]
             for step in range(4):  # both streams' frames wait for each other: one batch
                 done = await asyncio.gather(
-                    *(runtime.encode(streams[i][step], tracks[i]) for i in range(2))
+                    *(served.encode(streams[i][step], tracks[i]) for i in range(2))
                 )
                 for i, (row, track) in enumerate(done):
                     rows[i].append(row)
@@ -261,11 +262,11 @@ def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path
                 assert abs(tracks[0].centre_x - tracks[1].centre_x) > 50  # two places
             return rows
         finally:
-            await runtime.close()
+            await served.close()
 
     detected = encoder.detected
     rows = asyncio.run(run())
-    assert runtime.frames.stats.sizes == [2, 2, 2, 2]
+    assert served.encoding.batcher.stats.sizes == [2, 2, 2, 2]
     assert encoder.detected - detected == 2  # each stream's first frame
     for mine, frames in zip(rows, streams, strict=True):
         np.testing.assert_allclose(np.stack(mine), clip_encoder(encoder)(frames), atol=1e-4)

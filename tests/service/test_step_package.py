@@ -39,7 +39,7 @@ def test_a_stream_steps_every_frame_as_offline(package: Path) -> None:
         assert ready["type"] == "ready" and ready["window"] is None
         replies = stream_rows(ws, rows, FPS)
         info = http.get("/v1/models").json()["models"][0]
-        stepper = http.app.state.runtime.stepper
+        stepper = http.app.state.served.frames
         assert "s1" in stepper
         ws.send_json({"type": "end"})
         assert ws.receive_json()["type"] == "end"

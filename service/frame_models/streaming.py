@@ -1,8 +1,8 @@
-"""The service side of a streaming package: each stream's K/V rings, and its steps batched
-across streams by the micro-batcher.
+"""A streaming package (step.onnx, or its checkpoint in PyTorch): each stream's K/V rings,
+and its steps batched across streams by the micro-batcher.
 
-A stream's rings advance one row at a time. The session hands `scores` the stream's latest
-cached rows and the total it has seen; the rings here remember the total they stand at:
+A stream's rings advance one row at a time. `scores` gets the stream's state (its latest
+cached rows and the total it has seen); the rings here remember the total they stand at:
   total - 1  the usual case: step the newest row (batched with other streams' steps)
   total      no new row (a frame that fps sampling carried): the last probabilities again
   otherwise  a stream new to this replica (a resume after a failover, a takeover, a
@@ -22,19 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import EngineInputError
-from runtime.stepping import StepEngine, StepState
+from runtime.engine import EngineInputError, softmax
+from runtime.stepping import KVRings, StepEngine
 from service.batcher import MicroBatcher, OnBatch
+from service.cache import StreamState
 
 
 @dataclass
-class _Rings:
-    state: StepState
+class _StreamRings:
+    rings: KVRings
     total: int  # rows of the stream the rings stand at
     probs: np.ndarray | None = None  # the last step's probabilities
 
 
-class Stepper:
+class StreamingStep:
     def __init__(
         self,
         engine: StepEngine,
@@ -48,7 +49,7 @@ class Stepper:
         self.engine = engine
         self.replay_rows = max(1, replay_rows or engine.reach)
         self.max_streams = max_streams
-        self._streams: OrderedDict[str, _Rings] = OrderedDict()
+        self._streams: OrderedDict[str, _StreamRings] = OrderedDict()
         self._batcher = MicroBatcher(
             self._run,
             max_batch=max_batch,
@@ -57,6 +58,12 @@ class Stepper:
             validate=self._check,
             on_batch=on_batch,
         )
+
+    streams = True
+
+    @property
+    def span(self) -> int:
+        return self.replay_rows
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -77,27 +84,36 @@ class Stepper:
         """Drop a stream's rings (it ended); a later frame of it replays its rows."""
         self._streams.pop(stream, None)
 
-    async def scores(self, stream: str, rows: np.ndarray, total: int) -> np.ndarray:
-        """Class probabilities for row `total` - 1 of `stream` (= rows[-1])."""
+    async def scores(self, state: StreamState) -> np.ndarray:
+        """Class probabilities for the newest row of `state` (row total_rows - 1)."""
+        stream, rows, total = state.key, state.rows, state.total_rows
         known = self._streams.get(stream)
         if known is not None and known.total == total and known.probs is not None:
             return known.probs
         missing = -1 if known is None else total - 1 - known.total  # rows before the newest
         if known is not None and 0 <= missing < len(rows):
-            rings = known
+            entry = known
         else:
             history = np.asarray(rows[:-1][-self.replay_rows :], np.float32)
-            state, _ = await asyncio.to_thread(self.engine.replay, history)
-            rings, missing = _Rings(state, total - 1), 0
+            rings, _ = await asyncio.to_thread(self.engine.replay, history)
+            entry, missing = _StreamRings(rings, total - 1), 0
         for row in rows[len(rows) - 1 - missing : -1]:  # rows fps sampling repeated
-            await self._batcher.submit(np.asarray(row), rings.state)
-        probs = await self._batcher.submit(np.asarray(rows[-1]), rings.state)
-        rings.total, rings.probs = total, probs
-        self._streams[stream] = rings
+            await self._batcher.submit(np.asarray(row), entry.rings)
+        probs = await self._batcher.submit(np.asarray(rows[-1]), entry.rings)
+        entry.total, entry.probs = total, probs
+        self._streams[stream] = entry
         self._streams.move_to_end(stream)
         while len(self._streams) > self.max_streams:
             self._streams.popitem(last=False)
         return probs
+
+    def clip_scores(self, rows: np.ndarray) -> np.ndarray:
+        """The live recurrence over a whole clip (prefill chunks where the package has them)."""
+        return softmax(self.engine.replay(rows)[1])
+
+    def describe(self) -> dict[str, Any]:
+        step = {"window": self.engine.window, "replay_rows": self.replay_rows}
+        return {"attention": "streaming", "step": step}
 
     def _check(self, row: np.ndarray, state: Any) -> tuple[Any, ...]:
         row = np.asarray(row)
@@ -107,7 +123,7 @@ class Stepper:
             )
         return row, state
 
-    def _run(self, features: np.ndarray, states: list[StepState]) -> np.ndarray:
+    def _run(self, features: np.ndarray, states: list[KVRings]) -> np.ndarray:
         return self.engine.classify(features, states)
 
 

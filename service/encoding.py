@@ -1,0 +1,142 @@
+"""The frame-encoder stage: preprocessed frames → feature rows, batched across streams.
+
+    PlainEncoding    an image encoder (encoder.onnx): a frame's row depends on the frame only
+    TrackedEncoding  the pose encoder: a frame's row and the stream's next ROI (the person
+                     it follows) from the frame and the ROI the stream's previous frame left
+
+`open_encoding` picks one by the package's encoder (the one place that asks); the session
+calls `encode(pixels, track)` either way and keeps what comes back as the stream's state.
+Decoding and preprocessing run in the caller's worker thread, off the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from runtime.encoders import FrameEncoderKind, FramePreprocess
+from runtime.pose.encoder import PoseFrameEncoder
+from runtime.pose.roi import Roi, rois_from_array, rois_to_array
+from service.batcher import MicroBatcher, OnBatch
+
+
+class FrameEncoding(Protocol):
+    encoder: FrameEncoderKind
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def preprocess(self) -> FramePreprocess: ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        """One preprocessed frame → its feature row, and the stream's encoder state for its
+        next frame (a pose encoder's ROI; None: none kept, or nobody in view)."""
+        ...
+
+
+class _Encoding:
+    encoder: FrameEncoderKind
+    batcher: MicroBatcher
+
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    @property
+    def preprocess(self) -> FramePreprocess:
+        return self.encoder.preprocess
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+class PlainEncoding(_Encoding):
+    def __init__(
+        self, encoder: FrameEncoderKind, *, max_batch: int, max_wait_s: float, on_batch: OnBatch
+    ) -> None:
+        self.encoder = encoder
+        self.batcher = MicroBatcher(
+            encoder.encode_pixels,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            collate=lambda items: (np.stack([item[0] for item in items]),),
+            validate=encoder.check_pixels,
+            on_batch=on_batch,
+        )
+
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        return await self.batcher.submit(pixels), None
+
+
+class TrackedEncoding(_Encoding):
+    """Each item a frame and its stream's ROI; each result row the frame's features followed
+    by the stream's next ROI (one array, so each caller gets its own row of it)."""
+
+    def __init__(
+        self, encoder: PoseFrameEncoder, *, max_batch: int, max_wait_s: float, on_batch: OnBatch
+    ) -> None:
+        self.encoder = self.pose = encoder
+        self.batcher = MicroBatcher(
+            _tracked_batch(encoder),
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            collate=lambda items: (
+                np.stack([i[0] for i in items]),
+                np.stack([i[1] for i in items]),
+            ),
+            validate=_tracked_item(encoder),
+            on_batch=on_batch,
+        )
+
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        out = await self.batcher.submit(pixels, rois_to_array([track])[0])
+        dim = self.pose.feature_dim
+        (roi,) = rois_from_array(out[None, dim:])
+        return out[:dim].astype(np.float32), roi
+
+
+def open_encoding(
+    encoder: FrameEncoderKind, *, max_batch: int, max_wait_s: float, on_batch: OnBatch
+) -> FrameEncoding:
+    """The stage for `encoder`: tracked for the pose encoder, plain for an image encoder."""
+    if isinstance(encoder, PoseFrameEncoder):
+        return TrackedEncoding(
+            encoder, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=on_batch
+        )
+    return PlainEncoding(encoder, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=on_batch)
+
+
+def _tracked_batch(encoder: PoseFrameEncoder) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Frames [B, S, S, 3] and their streams' ROIs [B, 4] → [B, D + 4]."""
+
+    def run(pixels: np.ndarray, rois: np.ndarray) -> np.ndarray:
+        rows, following = encoder.encode_pixels_tracked(pixels, rois)
+        return np.concatenate([rows.astype(np.float64), following], axis=1)
+
+    return run
+
+
+def _tracked_item(encoder: PoseFrameEncoder) -> Callable[..., tuple[np.ndarray, ...]]:
+    """One stream's item: a letterboxed frame and its ROI (float [4], NaN: none)."""
+
+    def check(pixels: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, ...]:
+        rois_from_array(np.asarray(roi)[None])  # a bad ROI fails its caller, not the batch
+        return (*encoder.check_pixels(pixels), np.asarray(roi, dtype=np.float64))
+
+    return check

@@ -1,0 +1,210 @@
+"""What a running service serves: the model package, its frame encoder stage, the object
+that labels frames (a `FrameModel`, one kind per package kind), the clip model when the
+package has one, the feature cache and the metrics. Built once, at start, by
+`ServedModel.build` — the one place that looks at which kind of package this is.
+
+The graphs come from a `runtime.backends.Backend` handed in by the composition root (`gad
+serve`): onnxruntime unless it builds another (GAD_BACKEND=torch), so no module here names
+the torch code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runtime.backends import Backend, OnnxBackend, open_head, open_step
+from runtime.encoders import FramePreprocess, open_frame_encoder
+from runtime.engine import ClipEngine, ClipModel
+from runtime.errors import ConfigError
+from runtime.manifest import ModelPackage, read_package
+from runtime.pose.roi import Roi
+from service.cache import FeatureCache, StreamState, create_cache, redact_url
+from service.encoding import FrameEncoding, open_encoding
+from service.frame_models import FrameModel
+from service.frame_models.clip_only import ClipOnly
+from service.frame_models.streaming import StreamingStep
+from service.frame_models.window import WindowHead
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    settings: Settings
+    package: ModelPackage
+    frames: FrameModel  # labels frames: a window head, a streaming step, or none
+    encoding: FrameEncoding | None  # None: the model takes feature rows only
+    clip: ClipModel | None  # step / task / next step of whole clips (/classify)
+    cache: FeatureCache
+    metrics: Metrics
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def build(cls, settings: Settings, backend: Backend | None = None) -> ServedModel:
+        """The package at settings.model, its graphs opened by `backend` (None: onnxruntime
+        with the settings' providers and threads)."""
+        backend = backend or OnnxBackend(settings.providers, settings.threads)
+        if backend.name != settings.backend:
+            raise ConfigError(
+                f"GAD_BACKEND={settings.backend} but the service was given the {backend.name} "
+                "backend: `gad serve` builds the backend the settings name"
+            )
+        metrics = Metrics()
+        package = read_package(settings.model_dir)
+        clip = None
+        if package.clip is not None:  # clip.onnx in onnxruntime, whatever the backend
+            clip = ClipEngine.load(package, providers=settings.providers, threads=settings.threads)
+        frames = _frame_model(settings, package, backend, clip, metrics)
+        encoding = None
+        if package.encoder is not None:
+            encoder = open_frame_encoder(
+                package, providers=settings.providers, threads=settings.threads
+            )
+            encoding = open_encoding(
+                encoder,
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                on_batch=metrics.on_encoder_batch,
+            )
+        cache = create_cache(
+            settings.redis_url,
+            dtype=settings.cache_dtype,
+            ttl_s=settings.stream_ttl_s,
+            timeout_s=settings.cache_timeout_s,
+            prefix=settings.redis_prefix,
+        )
+        served = cls(settings, package, frames, encoding, clip, cache, metrics)
+        metrics.model_info.info(
+            {
+                "name": package.name,
+                "version": package.version,
+                "kind": str(package.manifest.get("kind")),
+                "providers": ",".join(frames.providers),
+                "encoder": "" if encoding is None else encoding.name,
+            }
+        )
+        where = redact_url(settings.redis_url) if settings.redis_url else "in-process"
+        log.info(
+            "model %s v%s, %d classes, %g fps, %s; cache %s",
+            package.name,
+            package.version,
+            len(package.classes),
+            package.fps,
+            package.window_text,
+            where,
+        )
+        return served
+
+    @property
+    def streams(self) -> bool:
+        """Whether this package labels frames of streams."""
+        return self.frames.streams
+
+    @property
+    def span(self) -> int:
+        """Feature rows a stream's cache keeps."""
+        return self.frames.span
+
+    @property
+    def preprocess(self) -> FramePreprocess | None:
+        """The frame encoder's preprocessing; None: the model takes feature rows only."""
+        return None if self.encoding is None else self.encoding.preprocess
+
+    def start(self) -> None:
+        self.frames.start()
+        if self.encoding is not None:
+            self.encoding.start()
+
+    async def close(self) -> None:
+        await self.frames.close()
+        if self.encoding is not None:
+            await self.encoding.close()
+        await self.cache.close()
+
+    async def encode(
+        self, pixels: np.ndarray, track: Roi | None = None
+    ) -> tuple[np.ndarray, Roi | None]:
+        """One preprocessed frame → its row and the stream's encoder state for its next
+        frame, batched across streams (service/encoding.py)."""
+        if self.encoding is None:
+            raise RuntimeError("this model has no encoder")
+        return await self.encoding.encode(pixels, track)
+
+    async def scores(self, state: StreamState) -> np.ndarray:
+        """Class probabilities for the newest row of a stream."""
+        return await self.frames.scores(state)
+
+    def forget(self, stream: str) -> None:
+        self.frames.forget(stream)
+
+    def describe(self) -> dict[str, Any]:
+        m = self.package.manifest
+        return {
+            "name": self.package.name,
+            "version": self.package.version,
+            "kind": m.get("kind"),
+            "classes": list(self.package.classes),
+            "background_index": self.package.background_index,
+            "fps": self.package.fps,
+            "feature_dim": self.package.feature_dim,
+            "window": m["window"],
+            **self.frames.describe(),
+            "encoder": None if self.encoding is None else self.encoding.name,
+            "accepts": ["features"] + (["image"] if self.encoding is not None else []),
+            "providers": list(self.frames.providers),
+            "streams": self.streams,
+            "metrics": _headline(m.get("metrics")),
+            "clip": None
+            if self.clip is None
+            else {
+                "steps": list(self.clip.steps),
+                "tasks": list(self.clip.tasks),
+                "max_frames": self.clip.max_frames,
+                "providers": list(self.clip.providers),
+            },
+        }
+
+
+def _frame_model(
+    settings: Settings,
+    package: ModelPackage,
+    backend: Backend,
+    clip: ClipModel | None,
+    metrics: Metrics,
+) -> FrameModel:
+    """The one decision on the package kind: a streaming step, a window head, or clips only
+    (read_package refuses a package with neither a head, a step nor a clip model)."""
+    max_batch, max_wait_s = settings.max_batch, settings.max_wait_ms / 1e3
+    if package.is_streaming:
+        return StreamingStep(
+            open_step(backend, package),
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            max_streams=settings.max_streams,
+            replay_rows=settings.stream_replay_rows,
+            on_batch=metrics.on_batch,
+        )
+    if package.has_head:
+        return WindowHead(
+            open_head(backend, package),
+            package.window,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            on_batch=metrics.on_batch,
+        )
+    assert clip is not None
+    return ClipOnly(clip)
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not metrics:
+        return None
+    keys = ("map", "cmap", "frame_accuracy")
+    return {k: metrics[k] for k in keys if k in metrics}

@@ -1,0 +1,200 @@
+"""The stream socket's messages, as types: built by the session (service/session.py) and
+the socket handler (service/api/ws.py), read by the client (service/client.py), and
+documented for users in docs/wire.md, which `python -m service.wire` writes from these
+types (a test keeps it current).
+
+Server → client, in order: one `ready`, then per frame a `label` (or an `error` for a
+frame that could not be used; `dropped` for frames a full queue let go), and `end` before
+a normal close. Client → server: binary messages are one encoded image; text messages are
+`frame`, `features` or `end`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict  # pydantic reads this one on Python 3.11
+
+# --- client → server -----------------------------------------------------------------
+
+
+class FrameIn(TypedDict):
+    """One camera frame as JSON (or send the JPEG/PNG bytes as a binary message)."""
+
+    type: Literal["frame"]
+    image: str  # base64 of a JPEG, PNG, WebP or BMP
+    seq: NotRequired[int]  # 0 … 2**63-1; default: the next one
+    ts: NotRequired[float]  # capture time, seconds, |ts| <= 1e12; default: arrival time
+
+
+class FeaturesIn(TypedDict):
+    """One feature row (for a package that reads feature rows)."""
+
+    type: Literal["features"]
+    data: str  # base64 of feature_dim little-endian float32 values
+    seq: NotRequired[int]
+    ts: NotRequired[float]
+
+
+class EndIn(TypedDict):
+    """The stream is over: its window and rings are freed."""
+
+    type: Literal["end"]
+
+
+# --- server → client -----------------------------------------------------------------
+
+
+class ModelRef(TypedDict):
+    name: str
+    version: str
+
+
+class Brief(TypedDict):
+    """A label as kept with the stream's state: what a resumed client missed."""
+
+    seq: int
+    row: int
+    t: float
+    label: str
+    index: int
+    score: float
+
+
+class Ready(TypedDict):
+    """The first message: the model, and where a resumed stream stands."""
+
+    type: Literal["ready"]
+    stream: str
+    model: ModelRef
+    classes: list[str]
+    background_index: int | None
+    fps: float
+    window: dict[str, Any] | None  # the window head's (long, short, stride); None: streaming
+    accepts: list[str]  # "features", and "image" when the package has an encoder
+    delivery: Literal["live", "lossless"]
+    resumed: bool
+    rows: int  # feature rows the stream has had
+    next_seq: int
+    last_ts: float | None  # a resumed stream's last capture time: send later ones
+    recent: list[Brief]  # the labels of the last frames stored
+
+
+class Label(TypedDict):
+    """One frame's label: the class with the highest probability, and the top k."""
+
+    type: Literal["label"]
+    seq: int
+    row: int  # the feature row it labels
+    t: float  # row / fps: seconds since the stream started
+    label: str
+    index: int
+    score: float
+    top: list[tuple[str, float]]
+    carried: bool  # true: fps sampling skipped this frame; the latest label again
+    latency_ms: float  # from the frame's arrival to its label
+
+
+class NoLabel(TypedDict):
+    """A frame carried over before the stream has any label."""
+
+    type: Literal["label"]
+    seq: int
+    carried: Literal[True]
+    label: None
+
+
+class Error(TypedDict):
+    """A frame or message refused; the stream goes on."""
+
+    type: Literal["error"]
+    code: str  # service/errors.py's code for it
+    error: str
+    seq: NotRequired[int]
+    retry: NotRequired[bool]  # true: the same frame may succeed later (e.g. cache down)
+
+
+class Dropped(TypedDict):
+    """A frame a full queue let go (live delivery)."""
+
+    type: Literal["dropped"]
+    seq: int | None
+    reason: str
+
+
+class End(TypedDict):
+    """The stream ended at the client's request; the socket closes with 1000 next."""
+
+    type: Literal["end"]
+    stream: str
+    rows: int
+    processed: int
+    carried: int
+
+
+ServerMessage = Ready | Label | NoLabel | Error | Dropped | End
+ClientMessage = FrameIn | FeaturesIn | EndIn
+
+CLIENT: tuple[type, ...] = (FrameIn, FeaturesIn, EndIn)
+SERVER: tuple[type, ...] = (Ready, Label, NoLabel, Error, Dropped, End)
+
+
+def brief(label: Label) -> Brief:
+    return {
+        "seq": label["seq"],
+        "row": label["row"],
+        "t": label["t"],
+        "label": label["label"],
+        "index": label["index"],
+        "score": label["score"],
+    }
+
+
+def reference() -> str:
+    """docs/wire.md: every message with its fields, from the types above."""
+    from pydantic import TypeAdapter
+
+    lines = [
+        "# The stream socket's messages",
+        "",
+        "<!-- written by `python -m service.wire > docs/wire.md` from service/wire.py; "
+        "tests/service/test_wire.py keeps it current -->",
+        "",
+        "`WS /v1/streams/{stream_id}`; query `delivery=live|lossless`, `top_k=N`, `carry=0`, "
+        "`token=KEY`. Close codes: 1000 done, 1008 auth or policy, 1009 message too big, "
+        "1011 internal, 1013 overloaded, 1001/1012 server going away (reconnect).",
+    ]
+    for title, kinds in (("Client → server", CLIENT), ("Server → client", SERVER)):
+        lines += ["", f"## {title}"]
+        for kind in kinds:
+            schema = TypeAdapter(kind).json_schema()
+            required = set(schema.get("required", ()))
+            lines += ["", f"### {kind.__name__}", "", (kind.__doc__ or "").strip(), ""]
+            lines += ["| field | type | required |", "|---|---|---|"]
+            for name, spec in schema["properties"].items():
+                lines.append(f"| `{name}` | {_type(spec)} | {'yes' if name in required else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def _type(spec: dict[str, Any]) -> str:
+    if "const" in spec:
+        return f"`{json.dumps(spec['const'])}`"
+    if "enum" in spec:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in spec["enum"])
+    if "anyOf" in spec:
+        return " \\| ".join(_type(s) for s in spec["anyOf"])
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    kind = spec.get("type", "any")
+    if kind == "array":
+        items = spec.get("prefixItems")
+        if items:
+            return "[" + ", ".join(_type(s) for s in items) + "]"
+        return f"list of {_type(spec.get('items', {}))}"
+    return str(kind)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(reference())
