@@ -105,8 +105,8 @@ def bench_service(
 def render_table(rows: list[tuple[StreamsResult, float]], *, package: Path, cpu: str) -> str:
     manifest = read_package(package)
     lines = [
-        f"Model {manifest.name} v{manifest.version} ({manifest.manifest['kind']}, "
-        f"{manifest.encoder['name'] if manifest.encoder else 'features'}, "
+        f"Model {manifest.name} v{manifest.version} ({manifest.kind}, "
+        f"{manifest.encoder_name or 'features'}, "
         f"{manifest.window_text}, {manifest.fps:g} fps); "
         f"JPEG frames paced at {manifest.fps:g} fps per stream; server and client on one "
         f"machine: {cpu}; onnxruntime 1 thread for the encoder and the head each.",

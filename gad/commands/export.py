@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from gad.subcommands import Subcommands
@@ -74,48 +75,41 @@ def run_export(args: argparse.Namespace) -> int:
         with_encoder=not args.no_encoder,
         clip=args.clip,
     )
-    manifest = result.manifest
+    package, info = result.package, result.manifest
     print(f"package   {result.folder}")
-    print(f"model     {manifest['name']} v{manifest['version']} ({manifest['kind']})")
-    window, step = manifest["window"], manifest.get("step")
-    if step is not None:
-        ring = 2 * step["layers"] * step["kv_heads"] * (step["window"] - 1) * step["head_dim"]
+    print(f"model     {package.name} v{package.version} ({package.kind})")
+    if info.step is not None:
+        ring = 4 * math.prod(package.ring_shape)  # float32 K/V, bytes per stream
         print(
-            f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; streaming "
-            f"attention, window {step['window']} frames (step.onnx; K/V rings "
-            f"{ring * 4 / 1024:,.0f} KiB per stream; a label reads {step['reach']} frames)"
+            f"classes   {len(package.classes)}; fps {package.fps:g}; streaming attention, "
+            f"window {info.step.window} frames (step.onnx; K/V rings {ring / 1024:,.0f} KiB "
+            f"per stream; a label reads {info.step.reach} frames)"
         )
-    elif window is None:
-        print(f"head      none: a clip-only package (fps {manifest['fps']:g}; no streams)")
+    elif not package.has_head:
+        print(f"head      none: a clip-only package (fps {package.fps:g}; no streams)")
     else:
+        window = package.window
         print(
-            f"classes   {len(manifest['classes'])}; fps {manifest['fps']:g}; window "
-            f"{window['long_frames']} long (stride {window['long_stride']}) + "
-            f"{window['short_frames']} short"
+            f"classes   {len(package.classes)}; fps {package.fps:g}; window "
+            f"{window.long_frames} long (stride {window.long_stride}) + "
+            f"{window.short_frames} short"
         )
-    for name, digest in manifest["files"].items():
-        print(f"file      {name}  {digest['bytes'] / 1e6:.1f} MB  sha256 {digest['sha256'][:12]}")
-    if manifest["verify"]:
-        v = manifest["verify"]
+    for name, digest in info.files.items():
+        print(f"file      {name}  {digest.bytes / 1e6:.1f} MB  sha256 {digest.sha256[:12]}")
+    if info.verify is not None:
+        v = info.verify
         print(
-            f"verified  max |ONNX - PyTorch| = {v['max_abs_diff']:.2e} (tolerance "
-            f"{v['tolerance']:g}) on "
-            + (
-                f"{v['windows']} windows"
-                if "windows" in v
-                else f"{v['frames']} steps of {v['streams']} streams"
-            )
+            f"verified  max |ONNX - PyTorch| = {v.max_abs_diff:.2e} (tolerance "
+            f"{v.tolerance:g}) on {v.probe_text}"
         )
-    clip = manifest.get("clip")
-    if clip:
+    if info.clip is not None:
+        clip = info.clip
         print(
-            f"clip      {len(clip['steps'])} steps, {len(clip['tasks'])} tasks, clips of at "
-            f"most {clip['max_frames']} rows ({clip['kind']})"
+            f"clip      {len(clip.steps)} steps, {len(clip.tasks)} tasks, clips of at "
+            f"most {clip.max_frames} rows ({clip.kind})"
         )
-        if clip["verify"]:
-            diff = clip["verify"]["max_abs_diff"]
-            print(f"verified  clip.onnx max |ONNX - PyTorch| = {diff:.2e}")
-    if manifest.get("encoder"):
-        ev = manifest["encoder"].get("verify") or {}
-        print(f"encoder   {manifest['encoder']['name']}: {json.dumps(ev)}")
+        if clip.verify is not None:
+            print(f"verified  clip.onnx max |ONNX - PyTorch| = {clip.verify.max_abs_diff:.2e}")
+    if info.encoder is not None:
+        print(f"encoder   {info.encoder.name}: {json.dumps(info.encoder.verify or {})}")
     return 0

@@ -24,7 +24,7 @@ from model.checkpoint_info import CheckpointInfo, read_checkpoint_info
 from model.clip import ClipClassifier
 from model.export.graph import export_graph, prepare_for_export, verify_graph
 from runtime.errors import CheckpointError
-from runtime.manifest import CLIP_FILE
+from runtime.manifest import CLIP_FILE, ClipSection, TensorSpec
 from runtime.windowing import build_clip
 
 OUTPUTS = ["step_logits", "task_logits", "next_logits"]
@@ -105,9 +105,9 @@ def export_clip(
     rows: np.ndarray | None = None,
     backbone: str | None = None,
     metrics: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write clip.onnx into `folder`; returns the manifest's "clip" entry (its files under
-    "files")."""
+) -> ClipSection:
+    """Write clip.onnx into `folder`; returns the manifest's "clip" section (its files under
+    `files`)."""
     info = read_checkpoint_info(Path(checkpoint))
     check_clip_fits(frame, info, Path(checkpoint))
     model = load_checkpoint(Path(checkpoint), backbone=backbone)
@@ -131,28 +131,28 @@ def export_clip(
     if verify:
         verified = verify_graph(folder / CLIP_FILE, probe, reference, tolerance=tolerance)
     steps, tasks = len(cfg.class_names), len(cfg.task_names)
-    return {
-        "file": CLIP_FILE,
-        "files": files,
-        "kind": cfg.kind,
-        "steps": list(cfg.class_names),
-        "tasks": list(cfg.task_names),
-        "max_frames": cfg.clip_frames,
-        "tokens_per_frame": cfg.tokens_per_frame,
-        "frame_tokens": cfg.frame_tokens,
-        "frame_separator": cfg.frame_separator,
-        "questions": list(cfg.clip_questions),
-        "inputs": {
-            "features": {"shape": ["batch", "time", cfg.feature_dim], "dtype": "float32"},
-            "mask": {"shape": ["batch", "time"], "dtype": "int64"},
+    return ClipSection(
+        file=CLIP_FILE,
+        files=tuple(files),
+        kind=cfg.kind,
+        steps=tuple(cfg.class_names),
+        tasks=tuple(cfg.task_names),
+        max_frames=cfg.clip_frames,
+        tokens_per_frame=cfg.tokens_per_frame,
+        frame_tokens=cfg.frame_tokens,
+        frame_separator=cfg.frame_separator,
+        questions=tuple(cfg.clip_questions),
+        inputs={
+            "features": TensorSpec(("batch", "time", cfg.feature_dim), "float32"),
+            "mask": TensorSpec(("batch", "time"), "int64"),
         },
-        "outputs": {
-            "step_logits": {"shape": ["batch", steps], "dtype": "float32"},
-            "task_logits": {"shape": ["batch", tasks], "dtype": "float32"},
-            "next_logits": {"shape": ["batch", steps], "dtype": "float32"},
+        outputs={
+            "step_logits": TensorSpec(("batch", steps), "float32"),
+            "task_logits": TensorSpec(("batch", tasks), "float32"),
+            "next_logits": TensorSpec(("batch", steps), "float32"),
         },
-        "backbone": info.backbone,
-        "training": info.extra.get("train"),
-        "metrics": metrics,
-        "verify": verified,
-    }
+        backbone=info.backbone,
+        training=info.extra.get("train"),
+        metrics=metrics,
+        verify=verified,
+    )

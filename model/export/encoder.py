@@ -31,7 +31,7 @@ from model.encoders import FrameEncoder, is_pose_spec, load_encoder
 from runtime.cache_files import building, default_cache_dir
 from runtime.encoders import FrameEncoderKind, OnnxFrameEncoder
 from runtime.errors import CheckpointError
-from runtime.manifest import ENCODER_FILE, POSE_KIND, encoder_kind, sha256
+from runtime.manifest import ENCODER_FILE, POSE_KIND, EncoderSection, encoder_kind, sha256
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def load_onnx_encoder(
 
 def export_package_encoder(
     description: dict[str, Any], folder: Path, *, verify: bool = True
-) -> dict[str, Any]:
+) -> EncoderSection:
     """Write the frame encoder a dataset was extracted with (its `describe()`, as the
     checkpoint records it) into the package `folder`; returns the manifest's encoder
     section. An image encoder becomes encoder.onnx (exported from PyTorch, checked); a
@@ -255,18 +255,17 @@ def export_package_encoder(
                 )
         keep = {k: info[k] for k in ("kind", "spec", "name", "feature_dim", "preprocess")}
         _check_feature_dim(description, int(info["feature_dim"]))
-        return keep | {
-            "detector": DETECTOR_FILE,
-            "landmarks": LANDMARK_FILE,
-            "file": LANDMARK_FILE,
-            "files": [DETECTOR_FILE],
-            "source": info.get("source"),
-            "verify": info.get("graphs"),
-        }
+        return EncoderSection.describing(
+            keep | {"detector": DETECTOR_FILE, "landmarks": LANDMARK_FILE},
+            file=LANDMARK_FILE,
+            files=[DETECTOR_FILE],
+            source=info.get("source"),
+            verify=info.get("graphs"),
+        )
     encoder = load_encoder(spec)
     _check_feature_dim(description, encoder.feature_dim)
     report = export_encoder(encoder, Path(folder) / ENCODER_FILE, verify=verify)
-    return encoder.describe() | {"file": ENCODER_FILE, "verify": report}
+    return EncoderSection.describing(encoder.describe(), file=ENCODER_FILE, verify=report)
 
 
 def _check_feature_dim(description: dict[str, Any], feature_dim: int) -> None:

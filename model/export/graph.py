@@ -14,6 +14,7 @@ from model.export.encoder import quiet_exporter
 from model.gad import GADClassifier
 from model.lora import merge_for_head
 from runtime.errors import CheckpointError
+from runtime.manifest import Verify
 
 OPSET = 18
 # fp32 graphs of these models agree with PyTorch to ~1e-5; 1e-3 leaves room for the
@@ -92,7 +93,7 @@ def verify_graph(
     references: dict[str, np.ndarray],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> dict[str, Any]:
+) -> Verify:
     """Run the graph in onnxruntime on `probe`, batched and one window alone, and compare
     each output with PyTorch's; raise above `tolerance`."""
     import onnxruntime as ort
@@ -112,13 +113,13 @@ def verify_graph(
             float(np.abs(alone - reference[:1]).max()),
         )
         agree.append(float((batched.argmax(-1) == reference.argmax(-1)).mean()))
-    result = {
-        "max_abs_diff": diff,
-        "tolerance": tolerance,
-        "windows": len(features),
-        "argmax_agreement": min(agree),
-        "provider": "CPUExecutionProvider",
-    }
+    result = Verify(
+        max_abs_diff=diff,
+        tolerance=tolerance,
+        windows=len(features),
+        argmax_agreement=min(agree),
+        provider="CPUExecutionProvider",
+    )
     if not diff <= tolerance:
         raise CheckpointError(
             f"{path.name} differs from PyTorch by {diff:.3g} (tolerance {tolerance:g}) on "

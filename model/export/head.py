@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from model.export.graph import DEFAULT_TOLERANCE, export_graph, verify_graph
+from model.config import ModelConfig
+from model.export.graph import DEFAULT_TOLERANCE, OPSET, export_graph, verify_graph
 from model.gad import GADClassifier
+from runtime.manifest import HEAD_FILE, HeadSection, TensorSpec, Verify
 from runtime.windowing import build_windows
 
 
@@ -60,6 +61,20 @@ def verify_head(
     reference: np.ndarray,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> dict[str, Any]:
+) -> Verify:
     """Compare head.onnx in onnxruntime with PyTorch logits; raise above `tolerance`."""
     return verify_graph(path, probe, {"logits": reference}, tolerance=tolerance)
+
+
+def head_section(cfg: ModelConfig, files: list[str]) -> HeadSection:
+    """The manifest's "head": head.onnx's files, its inputs and outputs."""
+    return HeadSection(
+        file=HEAD_FILE,
+        files=tuple(files),
+        opset=OPSET,
+        inputs={
+            "features": TensorSpec(("batch", "time", cfg.feature_dim), "float32"),
+            "mask": TensorSpec(("batch", "time"), "int64"),
+        },
+        outputs={"logits": TensorSpec(("batch", cfg.num_classes), "float32")},
+    )

@@ -1,7 +1,8 @@
 """The model package: a checkpoint's one-pass [CLS] path as `head.onnx`, plus a manifest.
 
     OUT/NAME/VERSION/
-        manifest.json     what the service needs to know and check (runtime/manifest.py)
+        manifest.json     what the service needs to know and check: a Manifest
+                          (runtime/manifest.py), written as its to_json()
         head.onnx         features [batch, time, D] float32 + mask [batch, time] int64
                           → logits [batch, classes]; LoRA merged, no decoding
         head.onnx.data    the weights, when the graph is over 2 GB (Llama-3.2-1B)
@@ -32,18 +33,24 @@ from model.export.clip import export_clip
 from model.export.graph import (
     DEFAULT_TOLERANCE,
     GENERATIVE_REFUSED,
-    OPSET,
     prepare_for_export,
 )
-from model.export.head import export_head, probe_windows, verify_head
+from model.export.head import export_head, head_section, probe_windows, verify_head
 from runtime.errors import CheckpointError
 from runtime.manifest import (
     HEAD_FILE,
     MANIFEST_FILE,
     PREFILL_FILE,
-    SCHEMA_VERSION,
     STEP_FILE,
-    file_digest,
+    ClipSection,
+    EncoderSection,
+    FileDigest,
+    HeadSection,
+    Manifest,
+    ModelPackage,
+    PrefillSection,
+    StepSection,
+    Verify,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +59,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class ExportResult:
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest  # as written to folder/manifest.json (manifest.to_json())
+
+    @property
+    def package(self) -> ModelPackage:
+        return ModelPackage(self.folder, self.manifest)
 
 
 def export_package(
@@ -94,7 +105,9 @@ def export_package(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        head_files, verified, step = [], None, None
+        head: HeadSection | None = None
+        step: StepSection | None = None
+        verified: Verify | None = None
         if info.config.is_streaming:
             step, verified = _export_step(
                 Path(checkpoint),
@@ -110,29 +123,19 @@ def export_package(
             with torch.no_grad():
                 reference = model.class_logits(*probe).float().numpy()
             prepare_for_export(model)
-            head_files = export_head(model, tmp / HEAD_FILE)
+            head = head_section(info.config, export_head(model, tmp / HEAD_FILE))
             if verify:
                 verified = verify_head(tmp / HEAD_FILE, probe, reference, tolerance=tolerance)
         encoder = None
         encoder_spec = (info.extra.get("data") or {}).get("encoder")
         if with_encoder and encoder_spec:
             encoder = _export_encoder(encoder_spec, tmp, verify=verify)
-        manifest = build_manifest(
-            info,
-            name=name,
-            version=str(version),
-            head_files=head_files,
-            encoder=encoder,
-            metrics=_read_metrics(metrics, Path(checkpoint)),
-        )
-        manifest["verify"] = verified
-        if step is not None:
-            manifest |= {"head": None, "window": None, "step": step, "attention": "streaming"}
+        run_metrics = _read_metrics(metrics, Path(checkpoint))
+        clip_section = None
         if clip_only:
-            manifest |= {"head": None, "window": None, "background_index": None}
             clip = Path(checkpoint)
         if clip is not None:
-            manifest["clip"] = export_clip(
+            clip_section = export_clip(
                 Path(clip),
                 tmp,
                 info,
@@ -142,10 +145,21 @@ def export_package(
                 backbone=backbone,
                 metrics=_read_metrics(None, Path(clip)),
             )
-        manifest["files"] = {
-            path.name: file_digest(path) for path in sorted(tmp.iterdir()) if path.is_file()
-        }
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest = build_manifest(
+            info,
+            name=name,
+            version=str(version),
+            head=head,
+            step=step,
+            clip=clip_section,
+            encoder=encoder,
+            verify=verified,
+            metrics=run_metrics,
+            files={
+                path.name: FileDigest.of(path) for path in sorted(tmp.iterdir()) if path.is_file()
+            },
+        )
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -163,7 +177,7 @@ def _export_step(
     rows: np.ndarray | None,
     verify: bool,
     tolerance: float,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[StepSection, Verify | None]:
     """step.onnx of a streaming checkpoint, checked frame by frame against PyTorch's
     banded pass (unmerged, the training forward) over a few streams from their start."""
     from model.export.step import (
@@ -171,7 +185,7 @@ def _export_step(
         StepGraph,
         export_prefill,
         export_step,
-        step_manifest,
+        step_section,
         verify_step,
     )
     from model.streaming import StreamingGAD
@@ -186,13 +200,11 @@ def _export_step(
     path = folder / STEP_FILE
     files = export_step(graph, path)
     prefill = folder / PREFILL_FILE
-    manifest = step_manifest(graph, files, path)
     chunk = PrefillGraph(model, window, frames=max(8, 2 * window))  # rings wrap in a chunk
-    manifest["prefill"] = {
-        "file": prefill.name,
-        "files": export_prefill(chunk, prefill),
-        "frames": chunk.frames,
-    }
+    prefill_files = export_prefill(chunk, prefill)
+    section = step_section(
+        graph, files, path, PrefillSection(prefill.name, tuple(prefill_files), chunk.frames)
+    )
     verified = None
     if verify:
         verified = verify_step(
@@ -203,7 +215,7 @@ def _export_step(
             tolerance=tolerance,
             prefill=prefill,
         )
-    return manifest, verified
+    return section, verified
 
 
 def step_probe(dim: int, window: int, rows: np.ndarray | None, *, seed: int = 0) -> np.ndarray:
@@ -236,7 +248,7 @@ def _read_metrics(path: Path | None, checkpoint: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"cannot read metrics {path}: {exc}") from exc
 
 
-def _export_encoder(spec: dict[str, Any], folder: Path, *, verify: bool) -> dict[str, Any]:
+def _export_encoder(spec: dict[str, Any], folder: Path, *, verify: bool) -> EncoderSection:
     from model.export.encoder import export_package_encoder
 
     return export_package_encoder(spec, folder, verify=verify)
@@ -247,40 +259,38 @@ def build_manifest(
     *,
     name: str,
     version: str,
-    head_files: list[str],
-    encoder: dict[str, Any] | None,
+    head: HeadSection | None,
+    step: StepSection | None,
+    clip: ClipSection | None,
+    encoder: EncoderSection | None,
+    verify: Verify | None,
     metrics: dict[str, Any] | None,
-) -> dict[str, Any]:
+    files: dict[str, FileDigest],
+) -> Manifest:
+    """The package's manifest: a windowed package has a `head` and its window, a streaming
+    one a `step` (no head, no window), a clip-only one neither (and no background)."""
     cfg = info.config
     data = info.extra.get("data") or {}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": name,
-        "version": version,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "kind": cfg.kind,
-        "classes": list(cfg.class_names),
-        "background_index": cfg.background_index,
-        "fps": float(data.get("fps", 4.0)),
-        "feature_dim": cfg.feature_dim,
-        "window": {
-            "long_frames": cfg.long_frames,
-            "short_frames": cfg.short_frames,
-            "long_stride": cfg.long_stride,
-        },
-        "head": {
-            "file": HEAD_FILE,
-            "files": head_files,
-            "opset": OPSET,
-            "inputs": {
-                "features": {"shape": ["batch", "time", cfg.feature_dim], "dtype": "float32"},
-                "mask": {"shape": ["batch", "time"], "dtype": "int64"},
-            },
-            "outputs": {"logits": {"shape": ["batch", cfg.num_classes], "dtype": "float32"}},
-        },
-        "encoder": encoder,
-        "backbone": info.backbone,
-        "parameters": info.parameters,
-        "training": info.extra.get("train"),
-        "metrics": metrics,
-    }
+    per_frame = head is not None or step is not None
+    return Manifest(
+        name=name,
+        version=version,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        kind=cfg.kind,
+        classes=tuple(cfg.class_names),
+        background_index=cfg.background_index if per_frame else None,
+        fps=float(data.get("fps", 4.0)),
+        feature_dim=cfg.feature_dim,
+        window=cfg.window if head is not None else None,
+        head=head,
+        encoder=encoder,
+        backbone=info.backbone,
+        parameters=info.parameters,
+        training=info.extra.get("train"),
+        metrics=metrics,
+        verify=verify,
+        step=step,
+        attention="streaming" if step is not None else None,
+        clip=clip,
+        files=files,
+    )

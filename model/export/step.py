@@ -27,6 +27,7 @@ from model.export.graph import DEFAULT_TOLERANCE, OPSET, save_onnx
 from model.gad import GADClassifier
 from model.streaming import StreamingGAD, _streaming
 from runtime.errors import CheckpointError
+from runtime.manifest import PrefillSection, StepSection, TensorSpec, Verify
 
 STEP_INPUTS = ("features", "ring", "ring_mask")
 STEP_OUTPUTS = ("logits", "rows")
@@ -154,31 +155,34 @@ def export_step(graph: StepGraph, path: Path) -> list[str]:
     return save_onnx(graph, example, path, list(STEP_OUTPUTS), dims)
 
 
-def step_manifest(graph: StepGraph, files: list[str], path: Path) -> dict[str, Any]:
-    """The package manifest's "step" section: what runtime/stepping.py needs to know."""
+def step_section(
+    graph: StepGraph, files: list[str], path: Path, prefill: PrefillSection | None = None
+) -> StepSection:
+    """The package manifest's "step": what runtime/stepping.py needs to know."""
     cfg = graph.model.config
     layers, _, kv_heads, ring, head_dim = graph.ring_shape()
-    return {
-        "file": path.name,
-        "files": files,
-        "opset": OPSET,
-        "window": graph.stream.window,
-        "layers": layers,
-        "kv_heads": kv_heads,
-        "head_dim": head_dim,
+    return StepSection(
+        file=path.name,
+        files=tuple(files),
+        opset=OPSET,
+        window=graph.stream.window,
+        layers=layers,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
         # a frame's label depends on the last layers * (W-1) + 1 frames: replaying that many
         # feature rows from an empty ring rebuilds a stream's rings exactly
-        "reach": layers * (graph.stream.window - 1) + 1,
-        "inputs": {
-            "features": {"shape": ["batch", cfg.feature_dim], "dtype": "float32"},
-            "ring": {"shape": ["batch", layers, 2, kv_heads, ring, head_dim], "dtype": "float32"},
-            "ring_mask": {"shape": ["batch", ring], "dtype": "int64"},
+        reach=layers * (graph.stream.window - 1) + 1,
+        inputs={
+            "features": TensorSpec(("batch", cfg.feature_dim), "float32"),
+            "ring": TensorSpec(("batch", layers, 2, kv_heads, ring, head_dim), "float32"),
+            "ring_mask": TensorSpec(("batch", ring), "int64"),
         },
-        "outputs": {
-            "logits": {"shape": ["batch", cfg.num_classes], "dtype": "float32"},
-            "rows": {"shape": ["batch", layers, 2, kv_heads, head_dim], "dtype": "float32"},
+        outputs={
+            "logits": TensorSpec(("batch", cfg.num_classes), "float32"),
+            "rows": TensorSpec(("batch", layers, 2, kv_heads, head_dim), "float32"),
         },
-    }
+        prefill=prefill,
+    )
 
 
 def verify_step(
@@ -189,7 +193,7 @@ def verify_step(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     prefill: Path | None = None,
-) -> dict[str, Any]:
+) -> Verify:
     """Run the step loop in onnxruntime over `features` [B, N, D] (streams from their
     start, batched) and compare every frame's logits with PyTorch's banded pass
     `reference` [B, N, C]; with `prefill`, also each stream through prefill.onnx in
@@ -209,15 +213,15 @@ def verify_step(
             state, head = engine.replay(stream[:3])
             rest = engine.run(stream[3:], state)
             diff = max(diff, float(np.abs(np.concatenate([head, rest]) - want).max()))
-    result = {
-        "max_abs_diff": diff,
-        "tolerance": tolerance,
-        "streams": int(features.shape[0]),
-        "frames": int(features.shape[1]),
-        "argmax_agreement": float((got.argmax(-1) == reference.argmax(-1)).mean()),
-        "provider": "CPUExecutionProvider",
-        "prefill": prefill is not None,
-    }
+    result = Verify(
+        max_abs_diff=diff,
+        tolerance=tolerance,
+        streams=int(features.shape[0]),
+        frames=int(features.shape[1]),
+        argmax_agreement=float((got.argmax(-1) == reference.argmax(-1)).mean()),
+        provider="CPUExecutionProvider",
+        prefill=prefill is not None,
+    )
     if not diff <= tolerance:
         raise CheckpointError(
             f"{path.name} differs from PyTorch by {diff:.3g} (tolerance {tolerance:g}) over "

@@ -82,6 +82,10 @@ def test_refuses_overwrite_without_force(tiny_package: tuple[Path, Path], tmp_pa
     out = export_package(checkpoint, tmp_path, name="m", version="2", verify=False)
     again = export_package(checkpoint, tmp_path, name="m", version="2", verify=False, force=True)
     assert again.folder == out.folder and (out.folder / HEAD_FILE).is_file()
+    # the Manifest the export returns is the one it wrote (unverified: "verify" is null)
+    written = json.loads((again.folder / MANIFEST_FILE).read_text())
+    assert written == again.manifest.to_json() and written["verify"] is None
+    assert read_package(again.folder).info == again.manifest == again.package.info
 
 
 def test_verify_fails_above_tolerance(tiny_package: tuple[Path, Path], tmp_path: Path) -> None:

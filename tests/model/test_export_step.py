@@ -45,12 +45,14 @@ def test_the_package_is_a_step_package_verified_at_export(
     _, folder = exported
     package = read_package(folder)
     assert package.is_streaming and not package.has_head
-    assert set(package.manifest["files"]) == {"step.onnx", "prefill.onnx"}
-    assert package.step["prefill"]["file"] == "prefill.onnx"
+    step, verified = package.info.step, package.info.verify
+    assert set(package.info.files) == {"step.onnx", "prefill.onnx"}
+    assert step is not None and step.prefill is not None and step.prefill.file == "prefill.onnx"
     assert package.ring_shape == (2, 2, 2, WINDOW - 1, 16)  # tiny: 2 layers, 2 kv heads, d 16
-    assert package.step["reach"] == 2 * (WINDOW - 1) + 1
-    assert package.manifest["verify"]["max_abs_diff"] <= 1e-4
-    assert package.manifest["verify"]["prefill"] is True  # checked in chunks too
+    assert step.reach == 2 * (WINDOW - 1) + 1 and package.info.attention == "streaming"
+    assert verified is not None and verified.max_abs_diff <= 1e-4
+    assert verified.prefill is True  # checked in chunks too
+    assert package.info.head is None and package.info.window is None
     with pytest.raises(PackageError, match="streaming package: it has no window"):
         package.window  # noqa: B018
     assert package.window_text == f"streaming window {WINDOW} (step.onnx)"

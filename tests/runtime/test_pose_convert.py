@@ -27,7 +27,7 @@ from model.export.pose import (
 from model.export.tflite_onnx import convert_tflite
 from runtime.encoders import OnnxFrameEncoder, open_frame_encoder
 from runtime.errors import CheckpointError, ConfigError, GADError
-from runtime.manifest import PackageError, file_digest, read_package
+from runtime.manifest import POSE_KIND, PackageError, file_digest, read_package
 from runtime.pose.detector import letterbox
 from runtime.pose.encoder import DETECTOR_FILE, LANDMARK_FILE, PoseFrameEncoder
 from runtime.pose.roi import crop, roi_from_keypoints
@@ -121,7 +121,7 @@ def pose_package(root: Path, encoder: PoseFrameEncoder, head_from: Path) -> Path
             "files": [],
             "outputs": {"logits": {"shape": ["batch", 2]}},
         },
-        "encoder": section,
+        "encoder": section.to_json(),
     }
     manifest["files"] = {p.name: file_digest(p) for p in sorted(folder.iterdir())}
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -134,7 +134,9 @@ def test_a_package_with_a_pose_encoder_opens_it(
     folder = pose_package(tmp_path, encoder, tiny_package[1])
     package = read_package(folder)
     assert package.encoder is not None and package.encoder["kind"] == "pose-blazepose"
-    assert sorted(package.manifest["files"]) == sorted([DETECTOR_FILE, "head.onnx", LANDMARK_FILE])
+    assert package.info.encoder is not None and package.info.encoder.kind == POSE_KIND
+    assert package.info.encoder.graph_files == (LANDMARK_FILE, DETECTOR_FILE)
+    assert sorted(package.info.files) == sorted([DETECTOR_FILE, "head.onnx", LANDMARK_FILE])
     opened = open_frame_encoder(package, providers=("cpu",), threads=1)
     assert isinstance(opened, PoseFrameEncoder) and opened.feature_dim == FEATURE_DIM
     image = photo("astronaut.png")
