@@ -1,9 +1,17 @@
-"""Per-frame labels → segments (runs of one label). numpy only: evaluation and the
-service's `/classify` merge segments with this one function."""
+"""Per-frame labels → segments. numpy only.
+
+`to_segments`: runs of one label, what evaluation (training/metrics.py) scores against.
+`Segmenter`: the segment rule — causal, one frame at a time, with thresholds
+(`SegmentRule`: minimum score, minimum duration, gap to merge) — that makes a live stream's
+action events and `/classify`'s segments (`action_segments`), so the two agree on the same
+frames. With the default thresholds it gives exactly `to_segments`' runs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -49,3 +57,235 @@ def to_segments(
         for s, e in zip(starts, ends, strict=True)
         if int(labels[s]) not in excluded
     ]
+
+
+# --------------------------------------------------------------------------- the segment rule
+#
+# One rule turns a stream of per-frame probabilities into action segments, frame by frame and
+# causally: the service's live events (service/events/), `/classify`'s segments and the demo
+# page's smoothed label all come from `Segmenter`. `to_segments` above stays the plain runs
+# evaluation scores against.
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """The thresholds of the segment rule (docs/events.md). The defaults make exactly the
+    runs of one non-background label (`to_segments`)."""
+
+    min_score: float = 0.0  # a frame votes for its top class only at or above this probability
+    min_frames: int = 1  # a track becomes a segment once it spans this many frames
+    max_gap: int = 0  # frames without a vote for it that a track bridges
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be within [0, 1], got {self.min_score}")
+        if self.min_frames < 1:
+            raise ValueError(f"min_frames must be at least 1, got {self.min_frames}")
+        if self.max_gap < 0:
+            raise ValueError(f"max_gap must be at least 0, got {self.max_gap}")
+
+
+@dataclass(frozen=True)
+class ActionSegment:
+    """A segment of one action: frames [start, end), with the peak and the mean of that
+    action's probability over them."""
+
+    label: int
+    start: int
+    end: int  # exclusive
+    peak: float
+    mean: float
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Track:
+    """One action's votes as they stand: frames start..last (inclusive, `last` the latest frame
+    that voted for it), and its probability summed and maximised over them. `tail_*` hold the
+    frames after `last`, folded in if the track goes on within the gap."""
+
+    label: int
+    start: int
+    last: int
+    total: float
+    peak: float
+    tail_total: float = 0.0
+    tail_peak: float = 0.0
+
+    @classmethod
+    def first(cls, label: int, frame: int, p: float) -> Track:
+        return cls(label, frame, frame, p, p)
+
+    @property
+    def end(self) -> int:
+        return self.last + 1
+
+    def voted(self, frame: int, p: float) -> Track:
+        return Track(
+            self.label,
+            self.start,
+            frame,
+            self.total + self.tail_total + p,
+            max(self.peak, self.tail_peak, p),
+        )
+
+    def missed(self, p: float) -> Track:
+        tail = self.tail_total + p
+        return replace(self, tail_total=tail, tail_peak=max(self.tail_peak, p))
+
+    def segment(self) -> ActionSegment:
+        return ActionSegment(
+            self.label, self.start, self.end, self.peak, self.total / (self.end - self.start)
+        )
+
+    def dump(self) -> list[float]:
+        return [self.label, self.start, self.last, self.total, self.peak, *self.tails]
+
+    @property
+    def tails(self) -> tuple[float, float]:
+        return self.tail_total, self.tail_peak
+
+    @classmethod
+    def load(cls, values: list[float]) -> Track:
+        label, start, last, total, peak, tail_total, tail_peak = values
+        return cls(int(label), int(start), int(last), total, peak, tail_total, tail_peak)
+
+
+Reason = Literal["", "gap", "next", "end"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What one frame changed: a segment `started` (its start may lie before the frame that
+    confirmed it) or `ended` — by a gap longer than the rule bridges, by the `next` action's
+    segment starting, or at the `end` of the input."""
+
+    kind: Literal["started", "ended"]
+    segment: ActionSegment
+    frame: int  # the frame that decided it
+    reason: Reason = ""
+
+
+class Segmenter:
+    """The segment rule, one frame at a time (causal: a frame's transitions depend only on
+    the frames up to it).
+
+    Each frame votes for its top class when that class is not background and its probability
+    is at least `min_score`. An action's votes form a *track* while consecutive votes are at
+    most `max_gap` frames apart (frames voting for nothing or for another class in between);
+    a vote for another class interrupts a track that is not yet a segment. A track becomes a
+    segment — `started`, from its first vote — once it spans `min_frames` frames; the open
+    segment `ended` at its last vote when the gap grows past `max_gap`, when another action's
+    track becomes a segment, or at `finish`. At most one segment is open; segments never
+    overlap. Its state is a few numbers (`dump` / `load`), kept with a stream's state so that
+    a stream resumed anywhere continues the same open segment.
+    """
+
+    def __init__(
+        self, rule: SegmentRule | None = None, *, background_index: int | None = 0, frame: int = 0
+    ) -> None:
+        self.rule = rule or SegmentRule()
+        self.background_index = background_index
+        self.frame = frame  # the index of the next frame
+        self.open: Track | None = None  # the segment started and not ended
+        self.candidate: Track | None = None  # a track not yet long enough
+
+    def push(self, probs: np.ndarray, frames: int = 1) -> list[Transition]:
+        """Feed `frames` frames with these class probabilities [C]; the transitions they make."""
+        probs = np.asarray(probs)
+        if probs.ndim != 1 or not probs.size:
+            raise ValueError(f"probabilities must be one frame's [classes], got {probs.shape}")
+        top = int(probs.argmax())
+        score = float(probs[top])
+        vote = None
+        if top != self.background_index and score >= self.rule.min_score:
+            vote = top
+        transitions: list[Transition] = []
+        for _ in range(frames):
+            transitions += self._step(probs, vote, score)
+        return transitions
+
+    def _step(self, probs: np.ndarray, vote: int | None, score: float) -> list[Transition]:
+        frame, rule = self.frame, self.rule
+        self.frame += 1
+        opened, candidate = self.open, self.candidate
+        out: list[Transition] = []
+        if opened is not None:
+            p = float(probs[opened.label])
+            if vote == opened.label:
+                opened, candidate = opened.voted(frame, p), None
+            else:
+                opened = opened.missed(p)
+        if vote is not None and (opened is None or vote != opened.label):
+            if candidate is not None and candidate.label == vote:
+                candidate = candidate.voted(frame, score)
+            else:
+                candidate = Track.first(vote, frame, score)
+            if candidate.end - candidate.start >= rule.min_frames:
+                if opened is not None:
+                    out.append(Transition("ended", opened.segment(), frame, "next"))
+                opened, candidate = candidate, None
+                out.append(Transition("started", opened.segment(), frame))
+        elif candidate is not None and vote != candidate.label:
+            candidate = candidate.missed(float(probs[candidate.label]))
+        if opened is not None and frame - opened.last > rule.max_gap:
+            out.append(Transition("ended", opened.segment(), frame, "gap"))
+            opened = None
+        if candidate is not None and frame - candidate.last > rule.max_gap:
+            candidate = None
+        self.open, self.candidate = opened, candidate
+        return out
+
+    def finish(self) -> list[Transition]:
+        """The input ended: the open segment ends at its last vote."""
+        opened, self.open, self.candidate = self.open, None, None
+        if opened is None:
+            return []
+        return [Transition("ended", opened.segment(), self.frame - 1, "end")]
+
+    def copy(self) -> Segmenter:
+        twin = Segmenter(self.rule, background_index=self.background_index, frame=self.frame)
+        twin.open, twin.candidate = self.open, self.candidate  # immutable tracks
+        return twin
+
+    def dump(self) -> str:
+        """The state as compact JSON (floats round-trip exactly)."""
+        state = {
+            "frame": self.frame,
+            "open": None if self.open is None else self.open.dump(),
+            "candidate": None if self.candidate is None else self.candidate.dump(),
+        }
+        return json.dumps(state, separators=(",", ":"))
+
+    @classmethod
+    def load(
+        cls, text: str, rule: SegmentRule | None = None, *, background_index: int | None = 0
+    ) -> Segmenter:
+        """A segmenter continuing from `dump`'s text."""
+        state = json.loads(text)
+        segmenter = cls(rule, background_index=background_index, frame=int(state["frame"]))
+        if state.get("open") is not None:
+            segmenter.open = Track.load(state["open"])
+        if state.get("candidate") is not None:
+            segmenter.candidate = Track.load(state["candidate"])
+        return segmenter
+
+
+def action_segments(
+    scores: np.ndarray, rule: SegmentRule | None = None, *, background_index: int | None = 0
+) -> list[ActionSegment]:
+    """The segments of a whole clip's probabilities [T, C] by the segment rule: what a live
+    stream of the same frames reports as events. With the default rule, `to_segments` of the
+    per-frame argmax."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be [frames, classes], got shape {list(scores.shape)}")
+    segmenter = Segmenter(rule, background_index=background_index)
+    segments = []
+    for probs in scores:
+        segments += [t.segment for t in segmenter.push(probs) if t.kind == "ended"]
+    segments += [t.segment for t in segmenter.finish()]
+    return segments

@@ -23,7 +23,7 @@ import numpy as np
 from runtime.engine import ClipModel
 from runtime.pose.track import clip_encoder
 from runtime.preprocess import FrameError as PreprocessError
-from runtime.segments import to_segments
+from runtime.segments import SegmentRule, action_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
 from runtime.windowing import build_clip
 from service.errors import ServiceError, TooLarge, UnusableInput
@@ -122,7 +122,10 @@ def classify_rows(served: ServedModel, clip: ClipRows) -> dict[str, Any]:
     if scores is None:
         result = {"fps": package.fps, "source": source(clip, package.fps)}
     else:
-        result = summarize(scores, package.classes, package.background_index, package.fps, clip)
+        rule = served.settings.segment_rule
+        result = summarize(
+            scores, package.classes, package.background_index, package.fps, clip, rule=rule
+        )
     if served.clip is not None:
         result["procedure"] = procedure(served.clip, clip.rows)
     return result
@@ -175,7 +178,11 @@ def summarize(
     fps: float,
     clip: ClipRows,
     top_k: int = 3,
+    *,
+    rule: SegmentRule | None = None,
 ) -> dict[str, Any]:
+    """Per-frame labels, the clip's segments by the segment rule (runtime/segments.py: what
+    a live stream of the same rows publishes as events) and its clip label."""
     labels = scores.argmax(1)
     frames = [
         {"t": round(t / fps, 6)} | ranked(row, classes, top_k) for t, row in enumerate(scores)
@@ -187,8 +194,9 @@ def summarize(
             "label": classes[seg.label],
             "index": seg.label,
             "score": round(float(scores[seg.start : seg.end, seg.label].mean()), 6),
+            "peak": round(seg.peak, 6),
         }
-        for seg in to_segments(labels, background_index=background)
+        for seg in action_segments(scores, rule, background_index=background)
     ]
     return {
         "fps": fps,

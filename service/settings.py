@@ -4,6 +4,8 @@
     GAD_REDIS_URL=redis://redis:6379/0   shared stream cache (unset: in-process)
     GAD_REDIS_URL=redis+cluster://redis-0:6379,redis-1:6379   ... on a Redis Cluster
     GAD_API_KEYS='["key-1","key-2"]'     or key-1,key-2; unset: no auth (logged loudly)
+    GAD_EVENT_SINKS=redis://redis:6379/0,mqtt://mosquitto:1883/gad,https://hooks.example/gad
+                                     where action events go (docs/events.md); SSE always
 
 `gad serve` flags override the environment; nothing else reads the environment.
 """
@@ -13,13 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.errors import ConfigError
-from service.cache.urls import cache_backend
+from runtime.segments import SegmentRule
+from service.cache.urls import cache_backend, redact_url
 
 MiB = 1 << 20
+EVENT_SCHEMES = ("redis", "rediss", "unix", "mqtt", "mqtts", "http", "https")
 
 
 class Settings(BaseSettings):
@@ -82,6 +86,26 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest pause in a /classify upload before a 408"
     )
 
+    # --- action events (docs/events.md): the segment rule's thresholds, also /classify's
+    # segments; the defaults make segments of runs of one action label.
+    event_min_score: float = Field(
+        0.0, ge=0, le=1, description="a frame counts for an action at this probability or more"
+    )
+    event_min_frames: int = Field(1, ge=1, description="frames an action must span to start")
+    event_max_gap: int = Field(0, ge=0, description="frames without the action a segment bridges")
+    # Where events go, several at once: redis:// rediss:// unix:// (Redis Streams), mqtt://
+    # mqtts:// (MQTT, QoS 1), http:// https:// (webhooks). `GET /v1/events` (SSE) is always on.
+    event_sinks: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    event_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of webhooks' X-GAD-Signature"
+    )
+    event_buffer: int = Field(
+        1000, ge=1, description="events waiting per sink; then the oldest drop"
+    )
+    event_timeout_s: float = Field(5.0, gt=0, description="one delivery attempt to a sink")
+    event_retry_max_s: float = Field(10.0, gt=0, description="longest wait between retries")
+    event_drain_s: float = Field(5.0, ge=0, description="shutdown: time to deliver what waits")
+
     # --- auth
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     auth_metrics: bool = False
@@ -102,6 +126,30 @@ class Settings(BaseSettings):
         cache_backend(value)  # ConfigError (a ValueError) naming the URL with its password hidden
         return value
 
+    @field_validator("event_sinks", mode="before")
+    @classmethod
+    def _split_sinks(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("event_sinks")
+    @classmethod
+    def _check_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme not in EVENT_SCHEMES:
+                raise ConfigError(
+                    f"event sink {redact_url(url)!r}: use redis://, rediss://, unix:// (Redis "
+                    "Streams), mqtt://, mqtts:// (MQTT) or http://, https:// (webhook)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        hooks = any(url.lower().startswith(("http://", "https://")) for url in self.event_sinks)
+        if hooks and self.event_webhook_secret is None:
+            raise ConfigError("a webhook event sink needs GAD_EVENT_WEBHOOK_SECRET (its HMAC key)")
+        return self
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -119,6 +167,11 @@ class Settings(BaseSettings):
                 "(`gad serve` alone serves the demo model)"
             )
         return self.model
+
+    @property
+    def segment_rule(self) -> SegmentRule:
+        """The rule that makes events and /classify's segments (runtime/segments.py)."""
+        return SegmentRule(self.event_min_score, self.event_min_frames, self.event_max_gap)
 
     @property
     def auth_enabled(self) -> bool:
