@@ -87,6 +87,45 @@ class Metrics:
             registry=r,
         )
         self.model_info = Info("gad_model", "The loaded model package", registry=r)
+        # Action events (service/events/): `sink` is a configured sink's name (redis, mqtt,
+        # webhook, kind-2...), "sse" for GET /v1/events listeners, "all" at shutdown.
+        self.events = Counter(
+            "gad_events", "Action events made, by event (started, ended)", ["event"], registry=r
+        )
+        self.events_published = Counter(
+            "gad_events_published", "Events a sink acknowledged", ["sink"], registry=r
+        )
+        self.events_dropped = Counter(
+            "gad_events_dropped",
+            "Events a sink will never get: buffer_full, rejected, shutdown",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.event_sink_errors = Counter(
+            "gad_event_sink_errors", "Failed delivery attempts (retried)", ["sink"], registry=r
+        )
+        self.event_sink_up = Gauge(
+            "gad_event_sink_up", "1 while a sink delivers, 0 while it is down", ["sink"],
+            registry=r,
+        )  # fmt: skip
+        self.event_buffer = Gauge(
+            "gad_event_buffer", "Events waiting for a sink", ["sink"], registry=r
+        )
+        self.event_latency = Histogram(
+            "gad_event_delivery_seconds",
+            "Event made to acknowledged by a sink",
+            ["sink"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_outbox_overflow = Counter(
+            "gad_event_outbox_overflow",
+            "Unsettled events past a stream's outbox (kept in memory only: a crash loses them)",
+            registry=r,
+        )
+        self.event_subscribers = Gauge(
+            "gad_event_subscribers", "Open GET /v1/events listeners", registry=r
+        )
 
     def on_batch(self, size: int, wait_s: float, run_s: float) -> None:
         """The head micro-batcher's hook."""

@@ -25,6 +25,7 @@ from runtime.manifest import ModelPackage, read_package
 from runtime.pose.roi import Roi
 from service.cache import FeatureCache, StreamState, create_cache, redact_url
 from service.encoding import FrameEncoding, open_encoding
+from service.events import EventBus, open_sinks
 from service.frame_models import FrameModel
 from service.frame_models.clip_only import ClipOnly
 from service.frame_models.streaming import StreamingStep
@@ -44,6 +45,7 @@ class ServedModel:
     clip: ClipModel | None  # step / task / next step of whole clips (/classify)
     cache: FeatureCache
     metrics: Metrics
+    events: EventBus  # action events to the sinks and GET /v1/events (service/events/)
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -80,7 +82,20 @@ class ServedModel:
             timeout_s=settings.cache_timeout_s,
             prefix=settings.redis_prefix,
         )
-        served = cls(settings, package, frames, encoding, clip, cache, metrics)
+        secret = settings.event_webhook_secret
+        sinks = open_sinks(
+            settings.event_sinks,
+            webhook_secret=None if secret is None else secret.get_secret_value(),
+            timeout_s=settings.event_timeout_s,
+        )
+        events = EventBus(
+            sinks,
+            metrics,
+            buffer=settings.event_buffer,
+            timeout_s=settings.event_timeout_s,
+            retry_max_s=settings.event_retry_max_s,
+        )
+        served = cls(settings, package, frames, encoding, clip, cache, metrics, events)
         metrics.model_info.info(
             {
                 "name": package.name,
@@ -92,13 +107,14 @@ class ServedModel:
         )
         where = redact_url(settings.redis_url) if settings.redis_url else "in-process"
         log.info(
-            "model %s v%s, %d classes, %g fps, %s; cache %s",
+            "model %s v%s, %d classes, %g fps, %s; cache %s; event sinks: %s",
             package.name,
             package.version,
             len(package.classes),
             package.fps,
             package.window_text,
             where,
+            ", ".join(events.sinks) or "none (GET /v1/events only)",
         )
         return served
 
@@ -121,8 +137,10 @@ class ServedModel:
         self.frames.start()
         if self.encoding is not None:
             self.encoding.start()
+        self.events.start()
 
     async def close(self) -> None:
+        await self.events.close(self.settings.event_drain_s)
         await self.frames.close()
         if self.encoding is not None:
             await self.encoding.close()

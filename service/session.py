@@ -12,7 +12,10 @@ Per frame, in order:
   4. the row is appended to the feature cache (Redis or in-process) with the sampler's
      state, so a reconnect — to any replica — resumes exactly here;
   5. the stream's next state (the row rounded through the cache's dtype) is scored by the
-     served model's FrameModel (service/frame_models/), batched with other streams.
+     served model's FrameModel (service/frame_models/), batched with other streams;
+  6. the same probabilities advance the stream's segment rule (service/events/stream.py):
+     an action `started` or `ended` becomes an event, stored with the row in the stream's
+     state and, once stored, handed to the event bus (never waited on).
 A bad frame gets an error message and changes nothing: the session's `_Checkpoint` is
 taken before a frame and put back when it fails half-way.
 
@@ -30,7 +33,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
 import numpy as np
@@ -39,6 +42,7 @@ from runtime.encoders import FramePreprocess
 from runtime.manifest import ModelPackage
 from runtime.pose.roi import Roi
 from runtime.preprocess import FrameError as PreprocessError
+from runtime.segments import SegmentRule
 from runtime.video import FpsSampler
 from service.cache import (
     CacheConflict,
@@ -49,6 +53,7 @@ from service.cache import (
     StreamState,
 )
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
+from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import FrameError, decode_image
 from service.metrics import Metrics
 from service.settings import Settings
@@ -112,6 +117,7 @@ class StreamOptions:
     carry_over: bool = True  # answer frames sampling skipped with the latest label
     top_k: int = 3
     delivery: Delivery = "live"
+    segment_rule: SegmentRule = field(default_factory=SegmentRule)  # GAD_EVENT_*: events
 
     @classmethod
     def from_settings(
@@ -123,6 +129,7 @@ class StreamOptions:
             carry_over=carry_over,
             top_k=top_k,
             delivery=delivery,
+            segment_rule=settings.segment_rule,
         )
 
 
@@ -136,7 +143,10 @@ class StreamSession:
         model: StreamModel,
         cache: FeatureCache,
         metrics: Metrics,
+        events: Publisher | None = None,
     ) -> None:
+        """`events`: where the stream's action events go; None: the model's `events` (the
+        ServedModel's bus), if it has one."""
         self.model = model
         self.package = model.package
         self.cache = cache
@@ -163,6 +173,26 @@ class StreamSession:
         self.track: Roi | None = None
         self.processed = 0
         self.carried = 0
+        info = model.describe()
+        self.events = StreamEvents(
+            StreamInfo(
+                state.key,
+                stream_id,
+                state.epoch,
+                fps,
+                self.package.classes,
+                {"name": info["name"], "version": info["version"]},
+            ),
+            options.segment_rule,
+            background_index=info["background_index"],
+            meta=meta,
+            rows=state.total_rows,
+            publisher=events if events is not None else getattr(model, "events", None),
+            metrics=metrics,
+        )
+        # Events stored with the stream's state but maybe never delivered (the replica that
+        # stored them died, or was restarted): published again, with the same ids.
+        self.events.replay()
 
     @property
     def resumed(self) -> bool:
@@ -256,6 +286,8 @@ class StreamSession:
         probs = await self.model.scores(window)
         message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
         recent = [*self.recent, brief(message)][-RECENT:]
+        # Rows the input skipped hold the newest frame's probabilities (only it is scored).
+        events = self.events.step(probs, frames=len(pushed))
         t0 = self.sampler.t0
         assert t0 is not None  # set by the frame it took
         meta: Meta = {
@@ -263,12 +295,14 @@ class StreamSession:
             "t0": t0,
             "last_ts": ts,
             "recent": json.dumps(recent, separators=(",", ":")),
+            **self.events.meta(events),
         }
         started = time.monotonic()
         for following in pushed:
             self.state = await self._store(following.with_meta(meta))
         self.metrics.cache.labels("append").observe(time.monotonic() - started)
         self.recent, self.track = recent, track
+        self.events.commit(events)  # stored: now published
         return message
 
     def _refuse(self, exc: Exception, *, seq: int) -> Error:
@@ -355,7 +389,9 @@ class StreamSession:
         }
 
     async def end(self) -> End:
-        """The client ended the stream: its cached window (and rings) are freed."""
+        """The client ended the stream: its open action ends (an event), its cached window
+        (and rings) are freed."""
+        self.events.finish()
         self.model.forget(self.state.key)
         with contextlib.suppress(CacheError):  # the TTL frees it anyway
             await self.cache.drop(self.state.key)

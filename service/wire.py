@@ -7,10 +7,14 @@ Server → client, in order: one `ready`, then per frame a `label` (or an `error
 frame that could not be used; `dropped` for frames a full queue let go), and `end` before
 a normal close. Client → server: binary messages are one encoded image; text messages are
 `frame`, `features` or `end`.
+
+Action events (`Event`, service/events/) are not on the stream socket: they go to the event
+sinks (Redis Streams, MQTT, webhooks) and `GET /v1/events` (docs/events.md).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from typing import Any, Literal, NotRequired
@@ -134,11 +138,40 @@ class End(TypedDict):
     carried: int
 
 
+# --- action events (service/events/; docs/events.md) -----------------------------------
+
+
+class Event(TypedDict):
+    """An action `started` or `ended` on a stream, by the segment rule (runtime/segments.py;
+    the segments `/classify` returns for the same rows). Published to every event sink and
+    `GET /v1/events`; at least once, and every copy of one event carries the same `id`."""
+
+    type: Literal["event"]
+    event: Literal["started", "ended"]
+    id: str  # "{segment}:{event}": the same for every copy (retries, resumes, replicas)
+    segment: str  # "{stream key}:{epoch}:{start_row}": the same for started and ended
+    stream: str  # the stream id the client chose
+    tenant: str | None  # the API key's tenant (a digest); null when auth is off
+    label: str
+    index: int  # class index
+    start: float  # seconds from the stream's first row: start_row / fps
+    end: float  # end_row / fps; for `started`, the extent seen so far
+    start_row: int  # first row of the segment
+    end_row: int  # one past its last row
+    frames: int  # end_row - start_row
+    peak: float  # the action's highest probability over the segment's rows
+    mean: float  # its mean probability over them
+    reason: NotRequired[Literal["gap", "next", "end"]]  # `ended`: why
+    model: ModelRef
+    at: float  # Unix time the service decided it (its clock)
+
+
 ServerMessage = Ready | Label | NoLabel | Error | Dropped | End
 ClientMessage = FrameIn | FeaturesIn | EndIn
 
 CLIENT: tuple[type, ...] = (FrameIn, FeaturesIn, EndIn)
 SERVER: tuple[type, ...] = (Ready, Label, NoLabel, Error, Dropped, End)
+EVENTS: tuple[type, ...] = (Event,)
 
 
 def brief(label: Label) -> Brief:
@@ -166,12 +199,23 @@ def reference() -> str:
         "`token=KEY`. Close codes: 1000 done, 1008 auth or policy, 1009 message too big, "
         "1011 internal, 1013 overloaded, 1001/1012 server going away (reconnect).",
     ]
-    for title, kinds in (("Client → server", CLIENT), ("Server → client", SERVER)):
-        lines += ["", f"## {title}"]
+    sections = (
+        ("Client → server", CLIENT, ""),
+        ("Server → client", SERVER, ""),
+        (
+            "Action events",
+            EVENTS,
+            "Not on the stream socket: sent to the event sinks (`GAD_EVENT_SINKS`: Redis "
+            "Streams, MQTT, webhooks) and `GET /v1/events` (Server-Sent Events). The rule, "
+            "the sinks and the delivery guarantee: [events.md](events.md).",
+        ),
+    )
+    for title, kinds, intro in sections:
+        lines += ["", f"## {title}"] + (["", intro] if intro else [])
         for kind in kinds:
             schema = TypeAdapter(kind).json_schema()
             required = set(schema.get("required", ()))
-            lines += ["", f"### {kind.__name__}", "", (kind.__doc__ or "").strip(), ""]
+            lines += ["", f"### {kind.__name__}", "", inspect.cleandoc(kind.__doc__ or ""), ""]
             lines += ["| field | type | required |", "|---|---|---|"]
             for name, spec in schema["properties"].items():
                 lines.append(f"| `{name}` | {_type(spec)} | {'yes' if name in required else ''} |")

@@ -2,6 +2,7 @@
 
 POST /classify, /v1/classify   a clip (video or features) → labels, segments, clip label
 GET  /v1/models                the loaded model package
+GET  /v1/events                action events as Server-Sent Events (the key's tenant only)
 GET  /healthz  /readyz         alive; model loaded and feature cache reachable
 GET  /metrics                  Prometheus
 GET  /                         the live demo page (camera or a video file)
@@ -16,22 +17,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.params import Depends as Dependency
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Message
 
 from runtime.errors import GADError
 from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
+from service.auth import authorize_websocket
 from service.classify import ClipRows, classify_rows, features_clip, video_rows
 from service.errors import (
     BadRequest,
@@ -83,6 +92,8 @@ def router(settings: Settings) -> APIRouter:
     )
     routes.add_api_route("/v1/models", models, methods=["GET"], dependencies=key, responses=keyed)
     routes.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
+    # An endless stream: out of the OpenAPI schema (docs/events.md documents it).
+    routes.add_api_route("/v1/events", events, methods=["GET"], include_in_schema=False)
     for path in ("/v1/classify", "/classify"):
         routes.add_api_route(
             path,
@@ -118,6 +129,37 @@ async def metrics(served: ServedDep) -> Response:
 
 async def models(served: ServedDep) -> dict[str, Any]:
     return {"models": [served.describe()]}
+
+
+SSE_KEEPALIVE_S = 15.0
+
+
+async def events(
+    request: Request, served: ServedDep, settings: SettingsDep, stream: str | None = None
+) -> StreamingResponse:
+    """Action events as they are made (Server-Sent Events: `id` the event's id, `event`
+    started or ended, `data` its JSON), those of the caller's tenant only, of one stream
+    with `?stream=ID`. The key may come as `?token=KEY` (a browser's EventSource sends no
+    headers). Best effort: a listener that falls 256 events behind loses the oldest."""
+    tenant = authorize_websocket(request, settings)  # Bearer, ?token= (AuthError → 401)
+    bus = served.events
+
+    async def body() -> AsyncIterator[bytes]:
+        async with bus.subscribe(tenant, stream) as subscription:
+            yield b"retry: 2000\n: gad events\n\n"
+            while True:
+                try:
+                    event = await subscription.next(SSE_KEEPALIVE_S)
+                except EOFError:  # shutting down
+                    return
+                if event is None:
+                    yield b": keepalive\n\n"
+                    continue
+                data = json.dumps(event, separators=(",", ":"))
+                yield f"id: {event['id']}\nevent: {event['event']}\ndata: {data}\n\n".encode()
+
+    headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
 async def demo_page() -> FileResponse:

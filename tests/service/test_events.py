@@ -1,0 +1,161 @@
+"""Action events of live streams, delivered to a real Redis (Streams) and read back: they
+equal `/classify`'s segments of the same rows, with the default rule and with thresholds; a
+stream resumed on another replica continues its open segment under the same id and
+delivers what the first replica stored but never got out; `GET /v1/events` shows a key
+only its own tenant's events."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from tests.model.helpers import FEATURE_DIM
+from tests.service.events_support import (
+    FPS,
+    SseReader,
+    as_segments,
+    check_pairs,
+    classify_segments,
+    dead_url,
+    redis_events,
+    spans,
+    stream_and_end,
+    uvicorn_app,
+    wait_until,
+)
+from tests.service.streaming import client, features_message, stream_rows
+
+THRESHOLDS = {"event_min_score": 0.19, "event_min_frames": 2, "event_max_gap": 1}
+
+
+@pytest.fixture(scope="module")
+def package(tiny_package):
+    return tiny_package[1]
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    return np.random.default_rng(5).normal(size=(48, FEATURE_DIM)).astype(np.float32)
+
+
+@pytest.mark.parametrize("rule", [{}, THRESHOLDS], ids=["default", "thresholds"])
+def test_a_live_streams_events_equal_classify_segments(
+    package, rows, redis_url: str, redis_prefix: str, rule: dict
+) -> None:
+    key = f"{redis_prefix}:events"
+    sink = f"{redis_url}?key={key}"
+    with client(package, event_sinks=sink, **rule) as http:
+        expected = classify_segments(http, rows)
+        with http.websocket_connect("/v1/streams/cam-1") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            stream_and_end(ws, rows)
+        wait_until(lambda: len(redis_events(redis_url, key)) == 2 * len(expected), what="events")
+    events = redis_events(redis_url, key)
+    assert len(expected) >= 4 and as_segments(events) == spans(expected)
+    check_pairs(events)
+    ended = [e for e in events if e["event"] == "ended"]
+    for event, segment in zip(ended, expected, strict=True):
+        assert event["mean"] == pytest.approx(segment["score"], abs=2e-6)
+        assert event["peak"] == pytest.approx(segment["peak"], abs=2e-6)
+        assert event["label"] == segment["label"] and event["stream"] == "cam-1"
+        assert event["tenant"] is None and event["model"]["name"]
+        assert event["frames"] == event["end_row"] - event["start_row"]
+        assert event["id"] == f"{event['segment']}:ended"
+    assert {e["reason"] for e in ended[:-1]} <= {"gap", "next"}
+    assert ended[-1]["reason"] in ("end", "gap", "next")  # "end": the stream's end
+    assert events[0]["event"] == "started" and events[0]["start_row"] == 0
+    if rule:  # the thresholds merge and drop: fewer, longer segments than the runs
+        with client(package) as http:
+            assert len(classify_segments(http, rows)) > len(expected)
+
+
+def test_a_resume_on_another_replica_continues_the_open_segment_and_loses_nothing(
+    package, rows, redis_url: str, redis_prefix: str
+) -> None:
+    """Replica A's only sink is down all along: the events it makes stay in the stream's
+    state (the outbox). The stream resumes on replica B in the middle of a segment: B
+    publishes A's events again, continues the open segment with its id, and the sink
+    gets every event of the clip once (Redis: one entry per id)."""
+    key = f"{redis_prefix}:events"
+    shared = {"redis_url": redis_url, "redis_prefix": redis_prefix, **THRESHOLDS}
+    with client(package, **THRESHOLDS) as http:
+        expected = classify_segments(http, rows)
+    cut = next(  # a row in the middle of a segment, past the first
+        round(s["start"] * FPS) + 2
+        for s in expected[1:]
+        if round((s["end"] - s["start"]) * FPS) >= 4
+    )
+    a_sinks = {"event_sinks": dead_url("redis"), "event_drain_s": 0, "event_timeout_s": 0.2}
+    with client(package, **shared, **a_sinks) as a, a.websocket_connect("/v1/streams/door") as ws:
+        ws.receive_json()
+        stream_rows(ws, rows[:cut], FPS)
+    with (
+        client(package, **shared, event_sinks=f"{redis_url}?key={key}") as b,
+        b.websocket_connect("/v1/streams/door") as ws,
+    ):
+        ready = ws.receive_json()
+        assert ready["resumed"] and ready["next_seq"] == cut
+        stream_and_end(ws, rows[cut:], start=cut)
+        wait_until(lambda: len(redis_events(redis_url, key)) == 2 * len(expected), what="events")
+    events = redis_events(redis_url, key)
+    assert as_segments(events) == spans(expected)
+    check_pairs(events)
+    spanning = next(
+        e for e in events if e["start_row"] < cut < e["end_row"] and e["event"] == "ended"
+    )
+    started = next(e for e in events if e["id"] == f"{spanning['segment']}:started")
+    assert started["end_row"] <= cut  # made by replica A, delivered by B's replay
+
+
+def test_copies_of_an_event_carry_one_id(package, rows, redis_url: str, redis_prefix: str) -> None:
+    """Without the Redis sink's de-duplication (dedup_s=0) a resume shows its at-least-once
+    side: events A delivered and B published again are copies — the same id, the same
+    event — never a second id for one segment."""
+    key = f"{redis_prefix}:events"
+    shared = {"redis_url": redis_url, "redis_prefix": redis_prefix}
+    sink = {"event_sinks": f"{redis_url}?key={key}&dedup_s=0"}
+    with client(package, **shared, **sink) as a, a.websocket_connect("/v1/streams/cam") as ws:
+        ws.receive_json()
+        stream_rows(ws, rows[:20], FPS)
+        expected = classify_segments(a, rows)
+    made_by_a = len(redis_events(redis_url, key))
+    with client(package, **shared, **sink) as b, b.websocket_connect("/v1/streams/cam") as ws:
+        ws.receive_json()
+        stream_and_end(ws, rows[20:], start=20)
+        wait_until(lambda: len(redis_events(redis_url, key)) >= 2 * len(expected), what="events")
+    events = redis_events(redis_url, key)
+    check_pairs(events)
+    assert as_segments(events) == spans(expected)
+    copies = len(events) - len({e["id"] for e in events})
+    assert 0 <= copies <= made_by_a  # only what was in A's last stored outbox
+
+
+def test_sse_shows_a_key_only_its_own_tenants_events(package, rows) -> None:
+    keys = {"api_keys": ["key-a", "key-b"]}
+    with uvicorn_app(package, **keys) as url:
+        assert httpx.get(f"{url}/v1/events", timeout=5).status_code == 401
+        a = SseReader(f"{url}/v1/events", {"authorization": "Bearer key-a"})
+        b_one = SseReader(f"{url}/v1/events?token=key-b&stream=cam-2")
+        assert a.status == 200 and a.content_type.startswith("text/event-stream")
+        ws_url = url.replace("http", "ws") + "/v1/streams"
+        for key, stream in (("key-a", "cam-1"), ("key-b", "cam-1"), ("key-b", "cam-2")):
+            with connect(f"{ws_url}/{stream}?token={key}") as ws:
+                ws.recv()
+                for seq, row in enumerate(rows[:12]):
+                    ws.send(json.dumps(features_message(row, seq=seq, ts=seq / FPS)))
+                    ws.recv()
+                ws.send('{"type": "end"}')
+                ws.recv()
+        wait_until(lambda: a.events and b_one.events and a.events[-1]["event"] == "ended")
+        wait_until(lambda: b_one.events[-1]["event"] == "ended")
+        a.close()
+        b_one.close()
+    tenants = {e["tenant"] for e in a.events}
+    assert len(tenants) == 1 and {e["stream"] for e in a.events} == {"cam-1"}
+    assert {e["stream"] for e in b_one.events} == {"cam-2"}
+    assert {e["tenant"] for e in b_one.events} != tenants
+    assert as_segments(a.events) == as_segments(b_one.events)  # the same rows, the same events
