@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class ServedModel:
             {
                 "name": package.name,
                 "version": package.version,
-                "kind": str(package.manifest.get("kind")),
+                "kind": package.kind,
                 "providers": ",".join(frames.providers),
                 "encoder": "" if encoding is None else encoding.name,
             }
@@ -163,22 +164,26 @@ class ServedModel:
         self.frames.forget(stream)
 
     def describe(self) -> dict[str, Any]:
-        m = self.package.manifest
+        """The model as `/v1/models` and each stream's `ready` describe it (fixed at build)."""
+        return dict(self._described)
+
+    @cached_property
+    def _described(self) -> dict[str, Any]:
         return {
             "name": self.package.name,
             "version": self.package.version,
-            "kind": m.get("kind"),
+            "kind": self.package.kind,
             "classes": list(self.package.classes),
             "background_index": self.package.background_index,
             "fps": self.package.fps,
             "feature_dim": self.package.feature_dim,
-            "window": m["window"],
+            "window": self.package.window_json,
             **self.frames.describe(),
             "encoder": None if self.encoding is None else self.encoding.name,
             "accepts": ["features"] + (["image"] if self.encoding is not None else []),
             "providers": list(self.frames.providers),
             "streams": self.streams,
-            "metrics": _headline(m.get("metrics")),
+            "metrics": _headline(self.package.metrics),
             "clip": None
             if self.clip is None
             else {

@@ -68,7 +68,12 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
     monkeypatch.setenv("GAD_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("GAD_MODEL", raising=False)
     seen: list = []
-    monkeypatch.setattr("service.server.serve", seen.append)
+
+    def serve(settings: object, backend: object) -> None:  # the composition root's call
+        assert getattr(backend, "name", None) == "onnx"
+        seen.append(settings)
+
+    monkeypatch.setattr("service.server.serve", serve)
     return seen
 
 

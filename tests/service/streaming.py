@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
+from gad.backends import open_backend
 from runtime.engine import OnnxEngine
 from runtime.manifest import read_package
 from runtime.windowing import build_windows
-from gad.backends import open_backend
 from service.app import create_app
 from service.settings import Settings
 

@@ -170,16 +170,29 @@ def test_oversized_message_closes_with_1009(package) -> None:
     assert closed.value.code == 1009
 
 
-def test_a_frame_over_the_frame_limit_closes_with_1009(package) -> None:
+def test_a_frame_over_the_frame_limit_is_refused_binary_or_base64_alike(demo_model) -> None:
+    """One rule for a frame's size (decode_image's): the frame is refused with an error
+    message and the stream goes on, whether it came as bytes or as base64 JSON; only a
+    message over GAD_MAX_MESSAGE_BYTES closes the socket (1009, above)."""
+    from gad.demo import package_dir
+
+    huge = b"\xff\xd8" + b"\0" * 4096
     with (
-        client(package, max_frame_bytes=2048) as http,
+        client(package_dir(demo_model), max_frame_bytes=2048) as http,
         http.websocket_connect("/v1/streams/huge-frame") as ws,
     ):
         ws.receive_json()
-        ws.send_bytes(b"\xff\xd8" + b"\0" * 4096)
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_json()
-    assert closed.value.code == 1009
+        ws.send_bytes(huge)
+        binary = ws.receive_json()
+        image = base64.b64encode(huge).decode()
+        ws.send_text(json.dumps({"type": "frame", "seq": 1, "ts": 0.5, "image": image}))
+        text = ws.receive_json()
+        ws.send_text(json.dumps({"type": "end"}))
+        end = ws.receive_json()
+    for refused, seq in ((binary, 0), (text, 1)):
+        assert refused["type"] == "error" and refused["code"] == "frame", refused
+        assert refused["seq"] == seq and "over the 2048-byte limit" in refused["error"]
+    assert end["type"] == "end" and end["rows"] == 0
 
 
 def test_classify_answers_503_with_retry_after_when_busy(package, rows) -> None:

@@ -39,7 +39,7 @@ def engine() -> NumpyStepEngine:
 
 def expected(values: list[float]) -> list[str]:
     return [
-        CLASSES[int(round(sum(values[max(0, t - 2) : t + 1]))) % len(CLASSES)]
+        CLASSES[round(sum(values[max(0, t - 2) : t + 1])) % len(CLASSES)]
         for t in range(len(values))
     ]
 
