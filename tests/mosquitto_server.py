@@ -77,8 +77,11 @@ class MosquittoServer:
         """Start the broker (again) on the same port; wait until it accepts a CONNECT."""
         self.stop()
         config = self.folder / "mosquitto.conf"
+        # Persistent: a subscriber's session (clean_session=False) and the QoS 1 messages
+        # queued for it survive a restart, as on a site's broker.
         config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.folder}/\n"
         )
         log = (self.folder / "mosquitto.log").open("ab")
         self.process = subprocess.Popen(

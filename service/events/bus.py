@@ -321,7 +321,4 @@ class EventBus:
 
 
 def _describe(failure: BaseException) -> str:
-    text = str(failure) or type(failure).__name__
-    if isinstance(failure, SinkFailed) and failure.__cause__ is not None:
-        text = f"{text}: {failure.__cause__!s:.200}"
-    return text[:300]
+    return (str(failure) or type(failure).__name__)[:300]

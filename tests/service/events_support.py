@@ -88,15 +88,23 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 20.0, what: str = "
 
 
 class MqttSubscriber:
-    """A real MQTT client (paho) subscribed to `topic` at QoS 1, collecting (topic, event)."""
+    """A real MQTT client (paho) subscribed to `topic` at QoS 1, collecting (topic, event);
+    `persistent`: its session outlives a broker restart (with what was published meanwhile)."""
 
-    def __init__(self, url: str, topic: str) -> None:
+    def __init__(self, url: str, topic: str, *, persistent: bool = False) -> None:
+        import secrets
+
         import paho.mqtt.client as mqtt
 
         parts = urlsplit(url)
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"gad-test-{secrets.token_hex(4)}",
+            clean_session=not persistent,
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = lambda c, u, m: self.messages.append(
