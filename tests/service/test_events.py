@@ -159,3 +159,11 @@ def test_sse_shows_a_key_only_its_own_tenants_events(package, rows) -> None:
     assert {e["stream"] for e in b_one.events} == {"cam-2"}
     assert {e["tenant"] for e in b_one.events} != tenants
     assert as_segments(a.events) == as_segments(b_one.events)  # the same rows, the same events
+
+
+def test_the_demo_page_lists_the_streams_events() -> None:
+    from service.api.http import STATIC
+
+    page = (STATIC / "index.html").read_text()
+    assert "new EventSource(url)" in page and '"/v1/events?stream="' in page
+    assert 'addEventListener("started"' in page and 'addEventListener("ended"' in page
