@@ -107,10 +107,11 @@ def test_a_webhook_that_fails_is_retried_and_every_request_is_signed(
     assert hook.attempts[:4] == [500, 500, 503, 200]  # the first event, retried in order
     assert as_segments(hook.accepted) == spans(expected)
     assert metric(text, "gad_event_sink_errors_total", sink="webhook") == 3
+    print(f"fault: ... {len(hook.attempts)} webhook requests")
     assert report("webhook 500 x3 then 200", made_, [e["id"] for e in hook.accepted]) == (0, 0)
 
 
-def test_a_webhook_that_refuses_an_event_drops_it_and_counts_it(package, rows) -> None:
+def test_a_webhook_that_refuses_an_event_drops_it_and_counts_it(package, rows, capsys) -> None:
     hook = Webhook(plan=[400])
     settings = {"event_sinks": hook.url, "event_webhook_secret": SECRET, **FAST_RETRY}
     try:
@@ -125,6 +126,8 @@ def test_a_webhook_that_refuses_an_event_drops_it_and_counts_it(package, rows) -
         hook.close()
     assert metric(text, "gad_events_dropped_total", sink="webhook", reason="rejected") == 1
     assert len(hook.accepted) == made_ - 1 and hook.attempts[0] == 400
+    with capsys.disabled():
+        report("webhook 400 to one event", made_, [e["id"] for e in hook.accepted])
 
 
 def test_redis_stopped_while_events_flow_buffers_and_delivers_after(
