@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "gad.commands.export",
     "gad.commands.serve",
     "gad.commands.stream",
+    "gad.commands.gateway",
 )
 # Top-level modules of the training install that the serving image leaves out: a command
 # that reaches for one stops with TRAINING_INSTALL rather than a traceback.

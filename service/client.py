@@ -135,21 +135,30 @@ async def open_stream(
     delivery: str | None = None,
     max_size: int = 1 << 24,
     open_timeout: float = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
 ) -> AsyncIterator[FrameStream]:
     """Connect to `url` (ws://HOST/v1/streams/ID) and read the `ready` message; `delivery`
-    ("live" or "lossless") sets `?delivery=` (None: the URL's, else the server's live)."""
+    ("live" or "lossless") sets `?delivery=` (None: the URL's, else the server's live).
+    `open_timeout` bounds the connect and the wait for `ready`; the pings find a dead peer
+    (the gateway pings every few seconds: a camera's stream should not wait 40 s)."""
     import websockets
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
     url = with_query(url, delivery=delivery)
     async with websockets.connect(
-        url, additional_headers=headers, max_size=max_size, open_timeout=open_timeout
+        url,
+        additional_headers=headers,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
     ) as ws:
         if dict(parse_qsl(urlsplit(url).query)).get("delivery") == "lossless":
             sock = ws.transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LOSSLESS_SEND_BUFFER)
-        ready = json.loads(await ws.recv())
+        ready = json.loads(await asyncio.wait_for(ws.recv(), open_timeout))
         if not isinstance(ready, dict) or ready.get("type") != "ready":
             raise GADError(f"expected a ready message, got {ready}")
         yield FrameStream(ws, cast(Ready, ready))

@@ -1,7 +1,12 @@
-"""`gad stream`: send a video file to a running service and print its labels
-(service/client.py; no torch).
+"""`gad stream`: send a video file or a camera to a running service and print its labels
+(service/client.py, service/gateway/; no torch).
 
-    gad stream --video clip.mp4 --url ws://127.0.0.1:8000/v1/streams/cli --realtime
+    gad stream --source clip.mp4 --url ws://127.0.0.1:8000/v1/streams/cli --realtime
+    gad stream --source rtsp://cam-3.local/stream1 --url ws://127.0.0.1:8000/v1/streams/cam3
+
+A camera (rtsp(s)://, http(s)://, /dev/videoN, an index) streams `live` through the
+gateway's runner until Ctrl-C (or --duration): sampled at the model's fps on the camera's
+own timestamps, JPEG, and reconnected both ways. --video is the old name of --source.
 
 A file sent as fast as the server takes it streams `lossless` (every frame labelled, the
 server's backpressure sets the pace); with --realtime it plays as a camera and streams `live`
@@ -23,7 +28,7 @@ def register(commands: Subcommands) -> None:
     commands.add(
         "stream",
         build,
-        help="stream a video file to a running service and print its labels",
+        help="stream a video file or a camera to a running service and print its labels",
         description="Connect to WS /v1/streams/ID, send a video's frames (sampled at the "
         "server's fps, with their timestamps), print each label as it arrives and a summary "
         "with latency percentiles at the end.",
@@ -32,11 +37,19 @@ def register(commands: Subcommands) -> None:
 
 def build(stream: argparse.ArgumentParser) -> None:
     stream.add_argument("--url", default="ws://127.0.0.1:8000/v1/streams/cli", help="stream URL")
-    stream.add_argument("--video", type=Path, required=True, help="video file to send")
+    source = stream.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--source",
+        help="a video file, rtsp(s)://…, http(s)://… (MJPEG or any stream FFmpeg reads), "
+        "a V4L2 device (/dev/video0) or a camera index",
+    )
+    source.add_argument("--video", type=Path, help="a video file (the old name of --source)")
     stream.add_argument("--fps", type=float, help="frames per second to send (default: model fps)")
     stream.add_argument("--token", help="API key (or GAD_TOKEN)")
-    stream.add_argument("--format", choices=["png", "jpeg"], default="png", help="frame encoding")
-    stream.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    stream.add_argument(
+        "--format", choices=["png", "jpeg"], help="frame encoding (a file: png; a camera: jpeg)"
+    )
+    stream.add_argument("--quality", type=int, help="JPEG quality (file 90, camera 80)")
     stream.add_argument("--realtime", action="store_true", help="pace frames at video time")
     stream.add_argument(
         "--delivery",
@@ -45,6 +58,7 @@ def build(stream: argparse.ArgumentParser) -> None:
         "lossless: every frame labelled, the server slows the sending "
         "(default: live with --realtime, else lossless)",
     )
+    stream.add_argument("--duration", type=float, help="a camera: stop after this many seconds")
     stream.add_argument("--quiet", action="store_true", help="only the summary")
     stream.set_defaults(handler=run_stream)
 
@@ -52,23 +66,53 @@ def build(stream: argparse.ArgumentParser) -> None:
 def run_stream(args: argparse.Namespace) -> int:
     import asyncio
 
+    from runtime.sources import parse_source
     from service.client import stream_video
 
+    spec = parse_source(str(args.video or args.source))
+    token = args.token or os.environ.get("GAD_TOKEN")
+    on_message = None if args.quiet else print_message
+    if spec.live:
+        from service.gateway.single import stream_camera
+
+        if args.format == "png" or args.delivery == "lossless":
+            stream_error(
+                "a camera streams live JPEG frames (no --format png / --delivery lossless)"
+            )
+        status = asyncio.run(
+            stream_camera(
+                args.url,
+                spec,
+                token=token,
+                fps=args.fps,
+                quality=args.quality or 80,
+                duration_s=args.duration,
+                on_message=on_message,
+            )
+        )
+        print(json.dumps(status, indent=2))
+        return 0
     report = asyncio.run(
         stream_video(
             args.url,
-            args.video,
+            Path(spec.location),
             fps=args.fps,
-            token=args.token or os.environ.get("GAD_TOKEN"),
-            fmt=args.format,
-            quality=args.quality,
+            token=token,
+            fmt=args.format or "png",
+            quality=args.quality or 90,
             realtime=args.realtime,
             delivery=args.delivery,
-            on_message=None if args.quiet else print_message,
+            on_message=on_message,
         )
     )
     print(json.dumps(report.summary(), indent=2))
     return 0 if not report.errors else 1
+
+
+def stream_error(message: str) -> None:
+    from runtime.errors import GADError
+
+    raise GADError(message)
 
 
 def print_message(message: dict[str, Any]) -> None:

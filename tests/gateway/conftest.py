@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.servers import SETUP_HINT, RtspServer, rtsp_available
+from tests.gateway.servers import (
+    SETUP_HINT,
+    RtspServer,
+    ServiceProcess,
+    jpeg_frames,
+    rtsp_available,
+)
+
+ENV = {"GAD_PROVIDERS": "cpu", "GAD_THREADS": "1", "GAD_LOG_LEVEL": "WARNING"}
 
 
 @dataclass(frozen=True)
@@ -66,3 +74,19 @@ def rtsp(clip: Clip) -> Iterator[RtspServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def service(package: Path) -> Iterator[ServiceProcess]:
+    """`gad serve` on the render demo (in-process cache), shared by the gateway tests."""
+    server = ServiceProcess(package, ENV).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def mjpeg_frames(clip: Clip) -> tuple[list[bytes], float]:
+    """The clip's frames as JPEG files for an MJPEG camera, and its fps."""
+    return jpeg_frames(clip.video)
