@@ -368,8 +368,8 @@ def test_package_data_ships_the_files_the_service_reads() -> None:
     ("files", "profiles"),
     [
         (STACK, ()),
-        (STACK, ("monitoring", "train")),
-        (CPU_STACK, ("monitoring",)),
+        (STACK, ("monitoring", "train", "gateway")),
+        (CPU_STACK, ("monitoring", "gateway")),
         ([ROOT / "compose.yaml"], ("monitoring",)),
         ([ROOT / "compose.yaml", DOCKER / "compose.cpu.yaml"], ()),
     ],
@@ -394,7 +394,7 @@ def test_compose_refuses_to_run_without_api_keys(tmp_path: Path) -> None:
 
 def test_every_compose_variable_is_in_the_env_example() -> None:
     assigned, documented = env_file_keys(ENV_EXAMPLE)
-    variables = compose_variables(CPU_STACK, profiles=("monitoring", "train"))
+    variables = compose_variables(CPU_STACK, profiles=("monitoring", "train", "gateway"))
     for name, variable in variables.items():
         if variable["Required"]:
             assert name in assigned, f"{name} is required: set it in docker/.env.example"
@@ -484,6 +484,31 @@ def test_redis_is_a_bounded_private_cache(stack: dict) -> None:
     assert "ports" not in redis, "Redis must not be published"
     assert list(redis["networks"]) == ["cache"] and stack["networks"]["cache"]["internal"]
     assert redis["deploy"]["resources"]["limits"]["memory"]
+
+
+def test_the_gateway_profile_runs_the_example_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--profile gateway`: `gad gateway` on the CPU image, the example config mounted
+    read-only, streaming to the gad service, its /healthz on the port it publishes."""
+    from service.gateway.config import load_config
+
+    model = compose_model(CPU_STACK, profiles=("gateway",))
+    gateway = model["services"]["gateway"]
+    assert gateway["command"] == ["gad", "gateway", "/etc/gad/gateway.yaml"]
+    assert gateway["image"] == "gad-stream:cpu" and "deploy" not in gateway
+    assert gateway["depends_on"]["gad"]["condition"] == "service_healthy"
+    (mount,) = gateway["volumes"]
+    assert mount["target"] == "/etc/gad/gateway.yaml" and mount["read_only"] is True
+    assert Path(mount["source"]) == DOCKER / "gateway.example.yaml"
+    assert gateway["read_only"] is True and gateway["cap_drop"] == ["ALL"]
+    monkeypatch.setenv("GAD_TOKEN", gateway["environment"]["GAD_TOKEN"])
+    config = load_config(mount["source"])
+    assert gateway["environment"]["GAD_TOKEN"] in model["services"]["gad"]["environment"][
+        "GAD_API_KEYS"
+    ].split(",")  # the example key is one the service accepts
+    assert {c.url.rsplit("/v1/streams/", 1)[0] for c in config.cameras} == {"ws://gad:8000"}
+    (published,) = gateway["ports"]
+    assert int(published["target"]) == config.listen_port == 9108
+    assert f":{config.listen_port}/healthz" in " ".join(gateway["healthcheck"]["test"])
 
 
 def test_the_cpu_override_drops_the_gpu() -> None:

@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 KUBERNETES_VERSION = "1.30"  # the oldest the manifests support
 NEWEST_VERSION = "1.37"  # the newest kubernetes-validate 1.37.0 bundles: no removed APIs
-KUSTOMIZATIONS = ("base", "overlays/cpu", "overlays/gpu", "overlays/gpu-monitoring")
+KUSTOMIZATIONS = (
+    "base", "overlays/cpu", "overlays/gpu", "overlays/gpu-monitoring", "overlays/cpu-gateway",
+)  # fmt: skip
 GPU = ("overlays/gpu", "overlays/gpu-monitoring")
 NAMESPACE = "gad"
 SERVE_IMAGE = "ghcr.io/gad-stream/gad-serve"
@@ -533,6 +535,44 @@ def test_manifests_fit_the_service(
     name: str, rendered: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     check_all(name, rendered[name], monkeypatch)
+
+
+def test_the_gateway_overlay_streams_its_cameras_to_the_service(
+    rendered: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """overlays/cpu-gateway: one `gad gateway` pod (never two on the same cameras), its
+    config a valid gateway file pointing at the gad Service, its key from the Secret, its
+    /healthz probe and metrics port the config's `listen`, locked down like the server."""
+    from service.gateway.config import parse_config
+
+    docs = rendered["overlays/cpu-gateway"]
+    deployment = find(docs, "Deployment", "gad-gateway")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = pod_spec(docs, "gad-gateway")
+    (box,) = pod["containers"]
+    assert box["image"] == container(docs)["image"]  # the serving image, no model needed
+    assert box["command"] == ["gad", "gateway", "/etc/gad/gateway.yaml"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in box["volumeMounts"]}
+    config_map = find(docs, "ConfigMap", volumes[mounts["/etc/gad"]["name"]]["configMap"]["name"])
+    (key_ref,) = [e["valueFrom"]["secretKeyRef"] for e in box["env"] if e["name"] == "GAD_TOKEN"]
+    secret = find(docs, "Secret", key_ref["name"])  # the generated (hashed) name
+    monkeypatch.setenv("GAD_TOKEN", base64.b64decode(secret["data"][key_ref["key"]]).decode())
+    config = parse_config(yaml.safe_load(config_map["data"]["gateway.yaml"]), origin="k8s")
+    service = find(docs, "Service", "gad")
+    (port,) = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http"]
+    assert {c.url.rsplit("/v1/streams/", 1)[0] for c in config.cameras} == {f"ws://gad:{port}"}
+    assert config.listen_port == container_port(box, box["livenessProbe"]["httpGet"]["port"])
+    assert box["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    gateway_service = find(docs, "Service", "gad-gateway")
+    assert matches(gateway_service["spec"]["selector"], pod_labels(docs, "gad-gateway"))
+    assert not matches(service["spec"]["selector"], pod_labels(docs, "gad-gateway"))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert box["securityContext"]["readOnlyRootFilesystem"] is True
+    assert box["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(box["resources"]["limits"])
 
 
 def test_monitoring_overlay_scales_on_streams(rendered: dict) -> None:
