@@ -51,6 +51,18 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && [ "$(id 
   { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
     || echo "note: mosquitto not installed; the MQTT event tests need it (or GAD_TEST_MQTT_URL)"
 fi
+# GStreamer's RTSP server for the camera-gateway tests (tests/gateway/rtsp_server.py, run by
+# the system python3, which has `gi`): a real RTSP camera on loopback serving a rendered clip.
+RTSP_PKGS=(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
+if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${RTSP_PKGS[@]}")
+  { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
+    || echo "note: GStreamer's RTSP server not installed; the gateway's RTSP tests need it"
+elif ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
+  echo "note: the gateway's RTSP tests need (as root) apt-get install ${RTSP_PKGS[*]}"
+fi
 # BlazePose's weights for the pose encoder: the mediapipe wheel's two .tflite files (fetched
 # with pip, never installed: mediapipe pins numpy<2), converted to ONNX and checked against
 # the TF Lite runtime, into $GAD_CACHE_DIR/pose/ (model/export/pose.py). Seconds, then cached.
