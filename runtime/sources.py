@@ -15,8 +15,8 @@ clip served by GStreamer's RTSP server, docs/gateway.md):
   open or read, and the error says which: `ExitError` (a stall: no data for read_s, the
   socket still open), `ConnectionRefusedError`, end of stream. OpenCV's
   `CAP_PROP_READ_TIMEOUT_MSEC` interrupts too, but `grab()` then returns a bare False for
-  a stall, an error and the end alike, and releasing a stalled capture took 2-3 more
-  timeouts.
+  a stall, an error and the end alike, and from a stall to a released capture took three
+  timeouts (6.0 s at 2 s, twice; PyAV raised after 2.0-4.0 s and closed at once).
 - *Presentation timestamps as the stream gives them, and whether it has any.*
   `frame.time` (pts × time_base), and the demuxer's `AVFMT_NOTIMESTAMPS` flag: MJPEG over
   HTTP has no timestamps, FFmpeg invents 25 fps ones (a 10 fps camera's second would last

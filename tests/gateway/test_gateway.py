@@ -269,3 +269,37 @@ def test_the_service_restarted_under_the_gateway_is_rejoined_and_resumes(
     rows = [m["row"] for _, m in record.labels]
     assert rows[before] > rows[before - 1]  # rows go on from where the stream was
     assert first_after - back_at < FAST_BACKOFF["max_s"] + 3
+
+
+def test_a_slow_service_makes_the_gateway_drop_late_frames_not_queue_them(
+    package: Path, mjpeg_frames: tuple[list[bytes], float]
+) -> None:
+    """Live delivery at the gateway: every frame of a 10 fps camera sampled, one in flight,
+    a service that takes >= 250 ms a frame (its batches wait GAD_MAX_WAIT_MS for company):
+    the frames it cannot take are dropped at the gateway as `late`, and the round trip
+    stays one frame's service time — nothing queues anywhere."""
+    server = ServiceProcess(package, ENV | {"GAD_MAX_WAIT_MS": "250"}).start()
+    try:
+        with MjpegCamera(*mjpeg_frames) as camera:
+            cameras = [{"id": "cam", "source": camera.url, "fps": 10, "in_flight": 1}]
+            gateway = Gateway(config(cameras, server.ws_url))
+            record = Record()
+            record.attach(gateway.runners[0])
+            runner = gateway.runners[0]
+            with running(gateway):
+                wait_for(lambda: record.count() >= 20, 40, "20 labels")
+                time.sleep(0.2)
+                status = runner.status
+                sampled, sent, late = status.sampled, status.sent, status.dropped["late"]
+    finally:
+        server.close()
+    round_trips = sorted(received - record.sent[m["seq"]].captured for received, m in record.labels)
+    p90 = round_trips[int(0.9 * len(round_trips))]
+    print(
+        f"\nlive delivery: {sampled} frames sampled at 10 fps, {sent} sent, {late} dropped "
+        f"late at the gateway; capture to label p90 {p90 * 1e3:.0f} ms"
+    )
+    assert late >= 0.3 * sampled  # the service takes at most ~4 of 10 frames a second
+    assert sent + late + status.dropped["disconnected"] >= sampled - 2  # each frame: one fate
+    assert status.dropped.get("server", 0) == 0  # one in flight: the server queue never fills
+    assert p90 < 1.0  # bounded by one frame's service time, not growing
