@@ -27,7 +27,7 @@ from bench.engine import _interleaved
 from model.backbone import resolve_backbone
 from model.config import ModelConfig
 from model.gad import GADClassifier
-from model.streaming import StreamingGAD
+from model.streaming.runner import StreamingGAD
 from runtime.system import cpu_name
 
 

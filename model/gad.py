@@ -74,8 +74,17 @@ class GADClassifier(GenerativePaths, nn.Module):
         return base_model(self.lm).get_output_embeddings()
 
     @property
-    def _lm_dtype(self) -> torch.dtype:
+    def lm_dtype(self) -> torch.dtype:
+        """The backbone's dtype (its embedding table's): what its decoder layers compute in."""
         return self._embed_tokens.weight.dtype
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """The backbone's input embeddings of token ids [..., S] → [..., S, H]."""
+        return self._embed_tokens(ids)
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The backbone's LM head: next-token logits [..., V] of final hidden states [..., H]."""
+        return self._lm_head(hidden)
 
     def _decoder(
         self,
@@ -118,11 +127,11 @@ class GADClassifier(GenerativePaths, nn.Module):
             mask = torch.ones(batch, steps, dtype=torch.long, device=features.device)
         elif mask.shape != (batch, steps):
             raise ConfigError(f"mask must be [{batch}, {steps}], got {list(mask.shape)}")
-        dtype = self._lm_dtype
+        dtype = self.lm_dtype
         embed = self._embed_tokens
         if prefix is None:
             prefix = (
-                self._prefix_embeds().unsqueeze(0).expand(batch, -1, -1),
+                self.prefix_embeds().unsqueeze(0).expand(batch, -1, -1),
                 self.prefix_ids.new_ones(batch, len(self.prefix_ids)),
             )
         parts = [prefix[0].to(dtype), self.connector(features.float()).to(dtype)]
@@ -136,7 +145,8 @@ class GADClassifier(GenerativePaths, nn.Module):
             masks.append(tail_mask.long() if tail_mask is not None else torch.ones_like(tail_ids))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
-    def _prefix_embeds(self) -> torch.Tensor:
+    def prefix_embeds(self) -> torch.Tensor:
+        """The question prefix's embeddings [P, H] (frozen by `freeze_prefix()` for export)."""
         if self.frozen_prefix is not None:
             return self.frozen_prefix
         return self._embed_tokens(self.prefix_ids)

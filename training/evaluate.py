@@ -106,7 +106,7 @@ def score_video(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """([T, C_model] scores, [T] decoded model classes or None) for every frame of a video."""
     if model.config.is_streaming:  # the whole video as a live stream reads it, in chunks
-        from model.streaming import StreamingGAD
+        from model.streaming.runner import StreamingGAD
 
         rows = torch.from_numpy(np.array(video.features, np.float32))[None].to(device)
         with torch.no_grad():

@@ -154,7 +154,7 @@ def stream_task(cfg: TrainConfig, frames: TrainTask) -> TrainTask:
     """The per-frame task trained with streaming attention: crops, every frame supervised."""
     if cfg.task != "frame":
         raise ConfigError("--attention streaming is for the per-frame task (--task frame)")
-    from model.streaming import StreamingObjective
+    from model.streaming.objective import StreamingObjective
     from training.streaming import StreamCrops, collate_crops
 
     model_cfg = replace(frames.config, attention="streaming", stream_window=cfg.stream_window)

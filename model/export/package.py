@@ -188,7 +188,7 @@ def _export_step(
         step_section,
         verify_step,
     )
-    from model.streaming import StreamingGAD
+    from model.streaming.runner import StreamingGAD
 
     model = load_checkpoint(checkpoint, backbone=backbone)
     window = model.config.stream_window

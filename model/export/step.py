@@ -1,4 +1,4 @@
-"""step.onnx: one streaming step per frame (model/streaming.py) for a batch of streams.
+"""step.onnx: one streaming step per frame (model/streaming/) for a batch of streams.
 
     features   [B, D]                  float32  the new frame of each stream
     ring       [B, L, 2, kvH, W-1, d]  float32  per layer the last W-1 frames' pre-RoPE K, V
@@ -25,7 +25,7 @@ from torch import nn
 
 from model.export.graph import DEFAULT_TOLERANCE, OPSET, save_onnx
 from model.gad import GADClassifier
-from model.streaming import StreamingGAD, _streaming
+from model.streaming.runner import StreamingGAD
 from runtime.errors import CheckpointError
 from runtime.manifest import PrefillSection, StepSection, TensorSpec, Verify
 
@@ -47,8 +47,8 @@ class StepGraph(nn.Module):
             )
         self.model = model
         self.stream = StreamingGAD(model, window)
-        with torch.no_grad(), _streaming(model) as decoder:
-            prompt_kv = self.stream.prompt_state(decoder)
+        with torch.no_grad():
+            prompt_kv = self.stream.prompt_state()
         self.layers = len(prompt_kv)
         for layer, (k, v) in prompt_kv.items():
             self.register_buffer(f"prompt_k{layer}", k.detach().float())
@@ -61,7 +61,7 @@ class StepGraph(nn.Module):
         return (self.layers, 2, self.kv_heads, self.stream.window - 1, self.head_dim)
 
     def _prompt_kv(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        dtype = self.model._lm_dtype
+        dtype = self.model.lm_dtype
         return {
             layer: (
                 getattr(self, f"prompt_k{layer}").to(dtype),
@@ -71,7 +71,7 @@ class StepGraph(nn.Module):
         }
 
     def _rings(self, ring: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        dtype = self.model._lm_dtype
+        dtype = self.model.lm_dtype
         return {
             layer: (ring[:, layer, 0].to(dtype), ring[:, layer, 1].to(dtype))
             for layer in range(self.layers)

@@ -73,7 +73,7 @@ def train_steps(model: GADClassifier, steps: int, lr: float = 3e-3) -> list[floa
 def tiny_streaming_model(window: int = 6, seed: int = 0) -> GADClassifier:
     """A discriminative tiny model with streaming attention (window W), briefly trained so
     its LoRA adapters matter (B starts at zero)."""
-    from model.streaming import StreamingObjective
+    from model.streaming.objective import StreamingObjective
 
     model = tiny_model("discriminative", seed, attention="streaming", stream_window=window)
     objective = StreamingObjective(model)

@@ -14,7 +14,7 @@ from model.checkpoint import save_checkpoint
 from model.export.graph import prepare_for_export
 from model.export.package import export_package
 from model.gad import GADClassifier
-from model.streaming import StreamingGAD
+from model.streaming.runner import StreamingGAD
 from runtime.engine import EngineInputError
 from runtime.errors import CheckpointError
 from runtime.manifest import MANIFEST_FILE, PackageError, read_package

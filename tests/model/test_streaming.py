@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model.gad import GADClassifier
-from model.streaming import StreamingGAD, streaming_attention
+from model.streaming.kernel import streaming_attention
+from model.streaming.runner import StreamingGAD
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, NAMES, smol_model, tiny_model, train_steps
 

@@ -7,7 +7,8 @@ import torch
 
 from model.gad import GADClassifier
 from model.lora import base_model
-from model.streaming import StreamingGAD, StreamingObjective
+from model.streaming.objective import StreamingObjective
+from model.streaming.runner import StreamingGAD
 from tests.model.helpers import FEATURE_DIM, NAMES, tiny_model
 
 WINDOW = 4

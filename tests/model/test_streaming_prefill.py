@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.streaming import StreamingGAD
+from model.streaming.runner import StreamingGAD
 from tests.model.helpers import FEATURE_DIM, tiny_streaming_model
 
 

@@ -10,7 +10,7 @@ import torch
 from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
-from model.streaming import StreamingGAD
+from model.streaming.runner import StreamingGAD
 from runtime.manifest import read_package
 from runtime.stepping import StepEngine
 from tests.training.layout import write_thumos_like
