@@ -102,7 +102,7 @@ class ModelConfig:
     label_text: LabelTextStyle = "normalised"
     # "window": every frame re-reads its window (long + short rows), head.onnx. "streaming":
     # each frame is read once; its [CLS] sees the prompt and the last `stream_window` frames
-    # through per-layer K/V rings (model/streaming.py). Old checkpoints are "window".
+    # through per-layer K/V rings (model/streaming/). Old checkpoints are "window".
     attention: str = "window"
     stream_window: int = 0
 
