@@ -249,7 +249,7 @@ def render_load(result: LoadResult, *, package: Path, cpu: str) -> str:
     budget = result.budget_ms
     lines = [
         f"Model {manifest.name} v{manifest.version} "
-        f"({manifest.encoder['name'] if manifest.encoder else 'features'}, "
+        f"({manifest.encoder.name if manifest.encoder else 'features'}, "
         f"{manifest.window_text}, {manifest.fps:g} fps); "
         f"{result.replicas} replicas (`gad serve`, onnxruntime CPU, 1 thread) sharing one "
         f"Redis; JPEG frames paced at {manifest.fps:g} fps per stream ({result.delivery} "

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtime.errors import GADError
-from runtime.manifest import IMAGE_KIND, POSE_KIND, ModelPackage, encoder_kind
+from runtime.manifest import IMAGE_KIND, POSE_KIND, ModelPackage
 from runtime.pose.encoder import PoseFrameEncoder
 from runtime.preprocess import Preprocess, encoder_description
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
@@ -77,17 +77,19 @@ class OnnxFrameEncoder:
         providers: Sequence[str] = DEFAULT_PROVIDERS,
         threads: int | None = None,
     ) -> OnnxFrameEncoder:
-        if package.encoder is None or package.encoder_path is None:
+        encoder = package.encoder
+        if encoder is None or package.encoder_path is None:
             raise GADError(
                 f"model {package.name} v{package.version} has no encoder.onnx: it accepts "
                 "feature rows only (export a checkpoint trained on `gad data extract` data)"
             )
-        if encoder_kind(package.encoder) != IMAGE_KIND:
+        if encoder.kind != IMAGE_KIND:
             raise GADError(
-                f"model {package.name} v{package.version} has a {encoder_kind(package.encoder)} "
+                f"model {package.name} v{package.version} has a {encoder.kind} "
                 "encoder, not an image encoder: open it with open_frame_encoder"
             )
-        return cls.open(package.encoder_path, package.encoder, providers=providers, threads=threads)
+        description = encoder.to_json()
+        return cls.open(package.encoder_path, description, providers=providers, threads=threads)
 
     def describe(self) -> dict[str, Any]:
         return encoder_description(self.spec, self.name, self.feature_dim, self.preprocess)
@@ -142,10 +144,9 @@ def open_frame_encoder(
     threads: int | None = None,
 ) -> FrameEncoderKind:
     """The frame encoder a package's manifest describes, of whichever kind it is."""
-    if package.encoder is None:
-        return OnnxFrameEncoder.load(package, providers=providers, threads=threads)  # refuses
-    if encoder_kind(package.encoder) == POSE_KIND:
+    encoder = package.encoder
+    if encoder is not None and encoder.kind == POSE_KIND:
         return PoseFrameEncoder.open(
-            package.folder, package.encoder, providers=providers, threads=threads
+            package.folder, encoder.to_json(), providers=providers, threads=threads
         )
-    return OnnxFrameEncoder.load(package, providers=providers, threads=threads)
+    return OnnxFrameEncoder.load(package, providers=providers, threads=threads)  # or refuses

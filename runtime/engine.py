@@ -28,7 +28,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 import numpy as np
 
 from runtime.errors import GADError
-from runtime.manifest import CLIP_FILE, CLIP_OUTPUTS, ModelPackage, read_package
+from runtime.manifest import CLIP_FILE, CLIP_OUTPUTS, ClipSection, ModelPackage, read_package
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
 
 log = logging.getLogger(__name__)
@@ -213,22 +213,22 @@ class ClipEngine(PackageSession):
         return package.clip_path
 
     @property
-    def _clip(self) -> dict[str, Any]:
+    def _clip(self) -> ClipSection:
         clip = self.package.clip
         assert clip is not None  # graph_path refused a package without one
         return clip
 
     @property
     def steps(self) -> tuple[str, ...]:
-        return tuple(self._clip["steps"])
+        return self._clip.steps
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self._clip["tasks"])
+        return self._clip.tasks
 
     @property
     def max_frames(self) -> int:
-        return int(self._clip["max_frames"])
+        return self._clip.max_frames
 
     def logits(self, features: np.ndarray, mask: np.ndarray) -> ClipScores:
         features, mask = check_windows(features, mask, self.package.feature_dim)

@@ -117,16 +117,15 @@ class StepEngine:
         if step is None:
             raise GADError(f"model {package.name} v{package.version} is not a streaming package")
         engine = cls.open(
-            package.folder / step["file"],
+            package.folder / step.file,
             ring_shape=package.ring_shape,
             providers=providers,
             threads=threads,
             classes=package.classes,
             package=package,
         )
-        prefill = step.get("prefill")
-        if isinstance(prefill, dict):
-            engine.open_prefill(package.folder / prefill["file"], threads=threads)
+        if step.prefill is not None:
+            engine.open_prefill(package.folder / step.prefill.file, threads=threads)
         log.info(
             "step engine %s v%s on %s%s",
             package.name,

@@ -1,4 +1,4 @@
-"""The manifest as one typed contract (runtime/manifest.py): what `gad export` wrote before
+"""The manifest as one typed contract (runtime/manifest/): what `gad export` wrote before
 the contract was typed reads back unchanged (`Manifest.from_json(d).to_json() == d`, key
 order included), and a malformed manifest is refused with a PackageError that says where."""
 
@@ -291,7 +291,9 @@ def test_a_package_reads_its_typed_manifest(tiny_package: tuple[Path, Path]) -> 
     package = read_package(tiny_package[1])
     assert package.kind == "gad" and package.metrics is None and package.encoder_name is None
     assert package.window == package.info.window and package.window_text == "window 4+4"
-    assert package.manifest == json.loads((tiny_package[1] / MANIFEST_FILE).read_text())
+    assert package.info.to_json() == json.loads((tiny_package[1] / MANIFEST_FILE).read_text())
+    assert package.window_json == package.info.window_json == package.info.to_json()["window"]
+    assert package.step is None and package.clip is None and package.encoder is None
 
 
 Edit = Callable[[dict[str, Any]], object]

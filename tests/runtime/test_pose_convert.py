@@ -133,7 +133,7 @@ def test_a_package_with_a_pose_encoder_opens_it(
 ) -> None:
     folder = pose_package(tmp_path, encoder, tiny_package[1])
     package = read_package(folder)
-    assert package.encoder is not None and package.encoder["kind"] == "pose-blazepose"
+    assert package.encoder is not None and package.encoder.kind == "pose-blazepose"
     assert package.info.encoder is not None and package.info.encoder.kind == POSE_KIND
     assert package.info.encoder.graph_files == (LANDMARK_FILE, DETECTOR_FILE)
     assert sorted(package.info.files) == sorted([DETECTOR_FILE, "head.onnx", LANDMARK_FILE])

@@ -145,8 +145,9 @@ def rows_of(n: int, seed: int = 5) -> np.ndarray:
 
 def test_reads_a_package_with_a_clip_model(clip_package: Path, tiny_package) -> None:
     package = read_package(clip_package)
-    assert package.clip["steps"] == STEPS and package.clip["tasks"] == TASKS
-    assert package.clip["max_frames"] == MAX_FRAMES
+    assert package.clip is not None
+    assert package.clip.steps == tuple(STEPS) and package.clip.tasks == tuple(TASKS)
+    assert package.clip.max_frames == MAX_FRAMES
     assert package.clip_path == clip_package / CLIP_FILE and package.clip_path.is_file()
     plain = read_package(tiny_package[1])
     assert plain.clip is None and plain.clip_path is None

@@ -104,7 +104,7 @@ def png_frame(seq: int, rgb: np.ndarray) -> str:
 
 def test_the_package_carries_the_pose_encoder(pose_package: Path) -> None:
     package = read_package(pose_package)
-    assert package.encoder is not None and package.encoder["kind"] == POSE_KIND
+    assert package.encoder is not None and package.encoder.kind == POSE_KIND
     assert package.feature_dim == FEATURE_DIM
     encoder = open_frame_encoder(package, providers=("cpu",), threads=1)
     assert encoder.name == "pose-blazepose"

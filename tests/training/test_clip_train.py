@@ -142,8 +142,9 @@ def test_a_clip_only_package_answers_clips_and_refuses_streams(
 
     assert main(["export", str(clip_run), "--out", str(tmp_path / "models")]) == 0
     package = read_package(tmp_path / "models" / "clip")
-    assert not package.has_head and package.clip["max_frames"] == 24
-    assert sorted(package.manifest["files"]) == ["clip.onnx"]
+    assert not package.has_head and package.clip is not None
+    assert package.clip.max_frames == 24
+    assert sorted(package.info.files) == ["clip.onnx"]
     rows = np.asarray(load_clip_videos(open_clip_source(procedures), "test", limit=1)[0].features)
     with TestClient(create_app(Settings(model=package.folder))) as client:
         models = client.get("/v1/models").json()["models"][0]

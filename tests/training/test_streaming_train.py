@@ -106,7 +106,8 @@ def test_streaming_training_learns_and_eval_reads_it_as_a_stream(
     capsys.readouterr()
     package = read_package(tmp_path / "models" / "run")
     assert package.is_streaming and not package.has_head
-    assert package.manifest["verify"]["max_abs_diff"] <= 1e-4
+    verify = package.info.verify
+    assert verify is not None and verify.max_abs_diff <= 1e-4
     engine = StepEngine.load(package, providers=("cpu",))
     state = engine.new_state()
     rows = np.array(video.features, np.float32)
@@ -160,7 +161,8 @@ def test_streaming_gad_trains_the_label_text_and_exports_the_head_alone(
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "models")]) == 0
     capsys.readouterr()
     package = read_package(tmp_path / "models" / "run")
-    assert package.is_streaming and package.manifest["verify"]["max_abs_diff"] <= 1e-4
+    verify = package.info.verify
+    assert package.is_streaming and verify is not None and verify.max_abs_diff <= 1e-4
 
 
 def test_streaming_generative_is_refused_with_the_reason(synth: Path, tmp_path: Path) -> None:
