@@ -159,5 +159,5 @@ def test_an_rtsp_server_that_stops_answering_is_a_stall(rtsp: RtspServer) -> Non
                 if frames == 10:
                     rtsp.pause()  # SIGSTOP: the TCP connection stays up, no packet comes
                     paused = time.monotonic()
-        assert 1.4 < time.monotonic() - paused < 4
+        assert 1.4 < time.monotonic() - paused < 5  # one or two read timeouts
     rtsp.resume()
