@@ -18,6 +18,8 @@ from tests.model.helpers import FEATURE_DIM
 from tests.model.long_clips import FPS, LONG_ROWS, long_clip_model, long_clip_package, torch_scores
 from tests.service.streaming import client
 
+pytestmark = pytest.mark.integration  # trains and exports a clip package
+
 
 @pytest.fixture(scope="module")
 def long_model():
@@ -35,9 +37,10 @@ def rows_of(n: int, seed: int = 0) -> np.ndarray:
 
 def test_the_package_says_how_the_model_reads_a_clip(package: Path) -> None:
     clip = read_package(package).clip
-    assert clip["max_frames"] == LONG_ROWS
-    assert (clip["tokens_per_frame"], clip["frame_separator"]) == (2, ",")
-    assert clip["verify"]["max_abs_diff"] < 1e-3  # checked on clips of up to 1,200 rows
+    assert clip is not None and clip.max_frames == LONG_ROWS
+    assert (clip.tokens_per_frame, clip.frame_separator) == (2, ",")
+    assert clip.verify is not None
+    assert clip.verify.max_abs_diff < 1e-3  # checked on clips of up to 1,200 rows
 
 
 def test_a_1200_row_clip_is_answered_like_pytorch(package: Path, long_model) -> None:

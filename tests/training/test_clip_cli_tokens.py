@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gad.cli import main
 from model.checkpoint_info import read_checkpoint_info
 from runtime.manifest import read_package
 from training.data.procedures import ProcedureConfig, write_procedure_dataset
+
+pytestmark = pytest.mark.integration  # gad train, eval and export on the command line
 
 
 def test_cli_trains_evaluates_and_exports_a_k_token_clip_model(tmp_path: Path) -> None:
@@ -26,4 +30,5 @@ def test_cli_trains_evaluates_and_exports_a_k_token_clip_model(tmp_path: Path) -
     assert json.loads((run / "eval" / "metrics.json").read_text())["task"]["clips"] == 2
     assert main(["export", str(run), "--out", str(tmp_path / "models")]) == 0
     clip = read_package(tmp_path / "models" / "run" / "1").clip
-    assert clip["tokens_per_frame"] == 2 and clip["verify"]["max_abs_diff"] < 1e-3
+    assert clip is not None and clip.verify is not None
+    assert clip.tokens_per_frame == 2 and clip.verify.max_abs_diff < 1e-3
