@@ -9,6 +9,10 @@ pass of batch N instead of N passes of batch 1.
 
 Windows of different lengths are left-padded to the longest in the batch with mask 0,
 which the model ignores (DESIGN.md §1: padding takes no position and no attention).
+
+Time comes from an injected `clock` (time.monotonic by default, as the memory cache's), and
+when to stop gathering is `GatherPolicy`, a pure function of the batch size and the
+clock's readings: both are tested without waiting on real time.
 """
 
 from __future__ import annotations
@@ -58,6 +62,34 @@ class _Pending:
 
 
 OnBatch = Callable[[int, float, float], None]  # (size, oldest wait s, run s)
+Clock = Callable[[], float]  # seconds, monotonic
+
+
+@dataclass(frozen=True)
+class GatherPolicy:
+    """When a batch stops gathering: at `max_batch` items, or once `max_wait_s` has passed
+    since its first item arrived. Windows already queued join whatever the time (taking
+    them costs nothing); only the wait for one more is bounded by the deadline."""
+
+    max_batch: int
+    max_wait_s: float
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.max_wait_s < 0:
+            raise ValueError(
+                f"need max_batch >= 1 and max_wait_s >= 0, got {self.max_batch}, {self.max_wait_s}"
+            )
+
+    def full(self, size: int) -> bool:
+        return size >= self.max_batch
+
+    def wait_s(self, size: int, first_arrived: float, now: float) -> float | None:
+        """With `size` items gathered and none queued: how long to wait for one more, or
+        None to run the batch now (it is full, or its deadline has passed)."""
+        if self.full(size):
+            return None
+        remaining = first_arrived + self.max_wait_s - now
+        return remaining if remaining > 0 else None
 
 
 class MicroBatcher:
@@ -71,17 +103,15 @@ class MicroBatcher:
         on_batch: OnBatch | None = None,
         collate: Collate | None = None,
         validate: Validate | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         """Windows by default (`submit(features [T, D], mask [T])`, checked against
         `feature_dim` when given); any other per-item arrays with `collate` (items → the
-        batch arguments of `run`) and `validate` (one item's arrays → checked arrays)."""
-        if max_batch < 1 or max_wait_s < 0:
-            raise ValueError(
-                f"need max_batch >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}"
-            )
+        batch arguments of `run`) and `validate` (one item's arrays → checked arrays).
+        `clock` times arrivals, the gathering deadline and `on_batch`'s durations."""
+        self.policy = GatherPolicy(max_batch, max_wait_s)
         self._run = run
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
+        self._clock = clock
         self.feature_dim = feature_dim
         self._on_batch = on_batch
         self._collate = collate or _collate_windows
@@ -108,6 +138,14 @@ class MicroBatcher:
             )
 
     @property
+    def max_batch(self) -> int:
+        return self.policy.max_batch
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.policy.max_wait_s
+
+    @property
     def pending(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
@@ -118,7 +156,7 @@ class MicroBatcher:
             raise BatcherClosed("the micro-batcher is not running")
         checked = self._validate(*arrays)  # a bad item fails its caller, not the batch
         loop = asyncio.get_running_loop()
-        item = _Pending(checked, loop.create_future(), time.monotonic())
+        item = _Pending(checked, loop.create_future(), self._clock())
         self._queue.put_nowait(item)
         return await item.future
 
@@ -149,7 +187,7 @@ class MicroBatcher:
             live = [item for item in batch if not item.future.cancelled()]
             if not live:
                 continue
-            started = time.monotonic()
+            started = self._clock()
             try:
                 inputs = self._collate([item.arrays for item in live])
                 result = await loop.run_in_executor(self._executor, self._run, *inputs)
@@ -163,7 +201,7 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            finished = time.monotonic()
+            finished = self._clock()
             self.stats.record(len(live))
             if self._on_batch is not None:
                 self._on_batch(len(live), started - live[0].arrived, finished - started)
@@ -174,18 +212,17 @@ class MicroBatcher:
     async def _gather(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
         first = await queue.get()
         batch = [first]
-        deadline = first.arrived + self.max_wait_s
-        while len(batch) < self.max_batch:
+        while not self.policy.full(len(batch)):
             try:
                 batch.append(queue.get_nowait())
                 continue
             except asyncio.QueueEmpty:
                 pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            wait_s = self.policy.wait_s(len(batch), first.arrived, self._clock())
+            if wait_s is None:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                batch.append(await asyncio.wait_for(queue.get(), wait_s))
             except TimeoutError:
                 break
         return batch
