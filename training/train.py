@@ -396,11 +396,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         save()
         raise
     bar.close()
-    save()
+    if pos["step"] > state["step"]:
+        save()
+    else:  # --resume of a finished run: nothing trained, its checkpoint stays as it was
+        log.info("%s already ran its %d steps: nothing to train", ckpt_dir, pos["step"])
     if writer is not None:
         writer.close()
     return TrainResult(
-        ckpt_dir, step, seconds_before + time.perf_counter() - start, last_loss, len(samples)
+        ckpt_dir, pos["step"], seconds_before + time.perf_counter() - start, last_loss, len(samples)
     )
 
 
