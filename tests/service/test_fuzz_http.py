@@ -535,7 +535,27 @@ def test_real_server_answers_lying_content_lengths_at_once(
 
 # --- the count ---------------------------------------------------------------------------
 
+SUMMARY_BODIES = st.one_of(clip_json(), st.binary(max_size=512))
 
-def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_summary(features_http: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs /classify cases of its own, one valid body and hostile ones (so it checks the API
+    when run alone, not only the tally other tests left), then prints the tally of every
+    case counted here: each one answered 200 or a 4xx with a JSON detail, none a 5xx."""
+    rows = np.random.default_rng(0).normal(size=(3, FEATURE_DIM)).tolist()
+    valid = post(features_http, json.dumps({"fps": FPS, "features": rows}).encode(), JSON_HEADERS)
+    assert valid.status_code == 200 and len(valid.json()["frames"]) == 3, valid.text
+    answered("summary", valid)
+    sent: list[bytes] = [b"valid"]
+
+    @fuzz_settings(default=25)
+    @given(body=SUMMARY_BODIES, kind=JSON_TYPES)
+    def case(body: bytes, kind: str) -> None:
+        sent.append(body)
+        answered("summary", post(features_http, body, {"content-type": kind}))
+
+    case()
+    assert TALLY.cases["summary"] == len(sent) > 1
+    assert TALLY.outcomes and not any(o.startswith("5") for o in TALLY.outcomes), TALLY.outcomes
     with capsys.disabled():
         print(f"\n{TALLY.summary()}")

@@ -596,10 +596,33 @@ def test_regression_an_empty_key_subprotocol_after_a_valid_one(keyed_app: TestCl
 # --- the concurrent streams, and the count ----------------------------------------------
 
 
+# Hostile cases the witness test runs itself, a witness row beside each: run alone, it still
+# checks rows of its own, not only those other tests left.
+WITNESS_CASES: dict[str, list[list[Message]]] = {
+    "features": [
+        [("text", VALID_TEXT[:20])],  # truncated
+        [("bytes", b"\x00junk")],  # binary where text is expected
+        [("text", '{"type":"features","seq":0,"data":"%%%"}')],  # bad base64
+        [("text", VALID_TEXT)],  # valid: taken
+        [("text", json.dumps(features_message(ROW * np.nan, seq=0, ts=0.0)))],  # NaN row
+    ],
+    "image": [
+        [("bytes", JPEG[: len(JPEG) // 2])],  # truncated
+        [("bytes", zero_png(1, 2000))],
+        [("bytes", JPEG)],  # valid: taken
+    ],
+}
+
+
 def test_witness_streams_match_offline_and_summary(
     features_app: App, image_app: App, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    apps = {"features": features_app, "image": image_app}
+    for name, cases in WITNESS_CASES.items():
+        for messages in cases:
+            run_case(apps[name], "witness", messages)
     checked = features_app.witness.check(features_app.package)
     checked += image_app.witness.check(image_app.package)
+    assert checked >= sum(map(len, WITNESS_CASES.values())), checked
     with capsys.disabled():
         print(f"\n{TALLY.summary()}; witness streams: {checked} labels == offline")
