@@ -4,13 +4,14 @@
 #   make run     serve the pose demo: http://127.0.0.1:8000 (live page: "Use camera"), WS
 #                /v1/streams/ID; `.venv/bin/gad serve --demo render` serves the render demo
 #   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
+#   make test-fast  the fast core only (pytest -m "not integration"): under a minute
 #   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export GAD_CACHE_DIR ?= $(CURDIR)/.cache/gad
 
-.PHONY: setup test lint run synth bench audit
+.PHONY: setup test test-fast lint run synth bench audit
 
 setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
@@ -23,6 +24,11 @@ lint:
 
 test: lint
 	$(BIN)/pytest -q
+
+# No servers, Redis faults, docker/k8s, benchmarks, training runs or real backbones: the
+# `integration` marker (tests/conftest.py says what gets it).
+test-fast:
+	$(BIN)/pytest -q -m "not integration"
 
 # The product: the pose demo model (built by setup; real body keypoints from a camera)
 # behind the streaming service.

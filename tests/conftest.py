@@ -7,6 +7,54 @@ import pytest
 
 CLASS_NAMES = ("background", "open drawer", "close drawer", "open door", "close door", "open")
 
+# `integration` marks what is slow: real servers started, killed and restarted, Redis fault
+# injection and Redis Cluster, docker/k8s validation, benchmarks, models trained or exported
+# for seconds, real pretrained backbones and encoders. `make test-fast` (pytest -m "not
+# integration") leaves them out and runs the fast core in under a minute; `make test` (CI)
+# runs everything. Where the mark comes from, in order of preference:
+#   1. here, by fixture: a test that uses one of INTEGRATION_FIXTURES (directly or through
+#      another fixture) is marked, so a new test on a built package or a private server
+#      needs nothing more;
+#   2. here: `slow` (a real pretrained backbone) implies integration, and every test under
+#      INTEGRATION_DIRS is one;
+#   3. in the test file: `pytestmark = pytest.mark.integration` where a module trains or
+#      exports models throughout, `@pytest.mark.integration` on the few such tests of an
+#      otherwise fast module (e.g. tests/training/test_train.py), and `pytest.param(...,
+#      marks=pytest.mark.integration)` for a fixture parameter (tests/service/test_cache.py's
+#      Redis Cluster backend, reached through getfixturevalue, which rule 1 cannot see).
+# A test that needs seconds of CPU on an idle 2-core machine gets the mark.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "tiny_package",  # a tiny GAD model trained and exported for the session
+        "streaming_package",
+        "demo_model",  # the pose demo model and the services over it (tests/service/)
+        "live_server",  # a real `gad serve`
+        "render_demo",  # the render demo, RTSP and MJPEG cameras (tests/gateway/)
+        "private_redis",  # a redis-server of the test's own, to stop and restart
+        "redis_cluster_url",  # a 3-master Redis Cluster for the run
+        "private_cluster",
+        "replicated_cluster",
+    }
+)
+INTEGRATION_DIRS = frozenset({"bench", "deploy", "stack"})  # benchmarks; docker, k8s
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            continue
+        try:
+            top = item.path.relative_to(root).parts[0]
+        except ValueError:
+            top = ""
+        if (
+            INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or item.get_closest_marker("slow") is not None
+            or top in INTEGRATION_DIRS
+        ):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def gad_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.integration  # runs the README's examples: train and export
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -83,6 +83,7 @@ def test_smollm2_converts_once_and_loads(gad_cache_dir: Path) -> None:
     assert tok.decode([next_id]).strip() == "Paris"
 
 
+@pytest.mark.integration
 def test_tiny_llama3_has_the_real_llama3_vocabulary(gad_cache_dir: Path) -> None:
     import quicktok
 

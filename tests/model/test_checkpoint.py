@@ -12,6 +12,8 @@ from model.config import LoraSettings
 from runtime.errors import CheckpointError
 from tests.model.helpers import NAMES, random_batch, tiny_model, train_steps
 
+pytestmark = pytest.mark.integration  # trains and round-trips tiny models: seconds each
+
 
 @pytest.fixture
 def saved(tmp_path: Path):

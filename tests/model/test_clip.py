@@ -13,6 +13,8 @@ from model.config import LoraSettings, ModelConfig
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM
 
+pytestmark = pytest.mark.integration  # trains tiny clip models: seconds each
+
 STEPS = ("boil water", "add tea", "pour water", "stir drink", "grind beans")
 TASKS = ("make tea", "make coffee", "make salad")
 

@@ -163,6 +163,7 @@ def test_k_tokens_change_what_the_model_reads() -> None:
         assert not torch.allclose(one.clip_logits(features)[0], two.clip_logits(features)[0])
 
 
+@pytest.mark.integration
 def test_a_k_token_model_learns_and_round_trips_through_a_checkpoint(tmp_path) -> None:
     model = clip_model(tokens_per_frame=2)
     losses = train(model, 60)
@@ -181,6 +182,7 @@ def test_a_k_token_model_learns_and_round_trips_through_a_checkpoint(tmp_path) -
     assert answers.tolist() == labels.tolist()
 
 
+@pytest.mark.integration
 def test_generative_scores_read_k_tokens_like_the_training_pass() -> None:
     # The KV-cached scores path and the training forward lay out the same sequence.
     model = clip_model("generative", tokens_per_frame=2)

@@ -34,6 +34,8 @@ from model.export.encoder import (
 from runtime.errors import CheckpointError, ConfigError
 from runtime.preprocess import SHORTER_SIDE_CROP, Preprocess
 
+pytestmark = pytest.mark.integration  # real pretrained encoders and their ONNX export
+
 CATS = (281, 282, 285)  # ImageNet: tabby, tiger cat, Egyptian cat
 ESPRESSO = 967
 TORCHVISION_RESNET50_PARAMS = 25_557_032

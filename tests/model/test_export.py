@@ -61,6 +61,7 @@ def test_mask_is_honoured(tiny_package: tuple[Path, Path]) -> None:
     assert np.abs(engine.logits(padded, np.ones_like(mask)) - short).max() > 1e-3
 
 
+@pytest.mark.integration
 def test_merge_leaves_tied_embeddings_alone() -> None:
     model = tiny_model("gad")
     train_steps(model, steps=2)

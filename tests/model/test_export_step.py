@@ -21,6 +21,8 @@ from runtime.manifest import MANIFEST_FILE, PackageError, read_package
 from runtime.stepping import StepEngine
 from tests.model.helpers import FEATURE_DIM, tiny_model, tiny_streaming_model
 
+pytestmark = pytest.mark.integration  # exports and verifies step.onnx packages
+
 WINDOW = 6
 
 

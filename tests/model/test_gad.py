@@ -5,6 +5,8 @@ from model.gad import count_parameters
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, NAMES, random_batch, tiny_model, train_steps
 
+pytestmark = pytest.mark.integration  # trains tiny GAD models: seconds each
+
 # Padding changes only which (masked) keys exist, so the maths is the same up to the
 # order of float32 reductions: observed ≤ 1e-6; we allow 1e-5.
 PAD_ATOL = 1e-5

@@ -129,6 +129,7 @@ def test_constrained_decoding_emits_label_text() -> None:
     assert all(out.exact) and [texts.index(t) for t in out.texts] == out.indices
 
 
+@pytest.mark.integration
 def test_checkpoint_saved_before_label_text_loads_raw_and_decodes_as_before(
     tmp_path: Path,
 ) -> None:

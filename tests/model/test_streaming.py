@@ -11,6 +11,8 @@ from model.streaming.runner import StreamingGAD
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, NAMES, smol_model, tiny_model, train_steps
 
+pytestmark = pytest.mark.integration  # trains streaming models; equality over 300-frame passes
+
 
 def step_all(stream: StreamingGAD, features: torch.Tensor) -> torch.Tensor:
     state = stream.start(features.shape[0])

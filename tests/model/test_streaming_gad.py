@@ -3,6 +3,7 @@ seen by nothing else, and its LM loss trains — without changing what is served
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from model.gad import GADClassifier
@@ -10,6 +11,8 @@ from model.lora import base_model
 from model.streaming.objective import StreamingObjective
 from model.streaming.runner import StreamingGAD
 from tests.model.helpers import FEATURE_DIM, NAMES, tiny_model
+
+pytestmark = pytest.mark.integration  # trains a streaming GAD model
 
 WINDOW = 4
 

@@ -9,6 +9,8 @@ import torch
 from model.streaming.runner import StreamingGAD
 from tests.model.helpers import FEATURE_DIM, tiny_streaming_model
 
+pytestmark = pytest.mark.integration  # long streams through the step loop and chunked prefill
+
 
 @pytest.mark.parametrize("chunks", [(37,), (1, 2, 3, 31), (5, 5, 27)])
 def test_chunked_prefill_equals_the_step_loop(chunks: tuple[int, ...]) -> None:

@@ -65,7 +65,8 @@ class Backend:
             yield cache
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
+# A Redis Cluster (three masters started for the run): `integration`.
+@pytest.fixture(params=["memory", "redis", pytest.param("cluster", marks=pytest.mark.integration)])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
         clock = Clock()

@@ -35,6 +35,8 @@ from service.served import ServedModel
 from service.settings import Settings
 from tests.service.streaming import client, offline_scores
 
+pytestmark = pytest.mark.integration  # builds a package with the pose encoder, real footage
+
 FPS = 4.0  # the package's fps (the mocap dataset's rows per second)
 
 

@@ -16,6 +16,8 @@ from training.clips import load_clip_videos, open_clip_source
 from training.data.procedures import ProcedureConfig, write_procedure_dataset
 from training.train import TrainConfig, train
 
+pytestmark = pytest.mark.integration  # trains the three clip tasks to above chance
+
 CHANCE = {"step": 1 / 17, "task": 1 / 6, "next": 1 / 17}
 
 

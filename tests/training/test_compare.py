@@ -6,6 +6,8 @@ import pytest
 from gad.cli import main
 from training.data.synth import SynthConfig, write_synth_dataset
 
+pytestmark = pytest.mark.integration  # trains every kind for the comparison table
+
 
 def test_compare_writes_one_row_per_kind(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

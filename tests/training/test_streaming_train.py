@@ -20,6 +20,8 @@ from training.dataset import load_split, previous_actions
 from training.streaming import IGNORED, StreamCrops
 from training.train import TrainConfig, train
 
+pytestmark = pytest.mark.integration  # trains and exports streaming models
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:

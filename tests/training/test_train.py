@@ -53,6 +53,7 @@ def config(data: Path, out: Path, **overrides: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_short_training_beats_chance_by_far(synth: Path, tmp_path: Path) -> None:
     result = train(config(synth, tmp_path / "run", epochs=8))
     info = load_data_info(synth)
@@ -71,6 +72,7 @@ def test_short_training_beats_chance_by_far(synth: Path, tmp_path: Path) -> None
     assert {"cls_loss", "lm_loss", "lr", "windows_per_s"} <= set(log[0])
 
 
+@pytest.mark.integration
 def test_interrupted_run_resumes_to_the_same_weights(
     synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +111,7 @@ def test_resume_refuses_other_settings(synth: Path, tmp_path: Path) -> None:
         train(replace(cfg, kind="discriminative", resume=True))
 
 
+@pytest.mark.integration
 def test_cli_synth_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     assert (
@@ -185,6 +188,7 @@ def test_cli_synth_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert again["map"] == pytest.approx(metrics["map"])
 
 
+@pytest.mark.integration
 def test_generative_eval_scores_are_label_likelihoods_and_labels_are_decoded(
     synth: Path, tmp_path: Path
 ) -> None:
@@ -249,6 +253,7 @@ def test_model_classes_map_past_the_ignore_index() -> None:
     assert to_data_index(np.array([0, 3]), SimpleNamespace(ignore_index=None)).tolist() == [0, 3]  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_cli_eval_of_a_generative_run_says_which_decoding(
     synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
