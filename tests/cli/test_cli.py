@@ -118,6 +118,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert err.startswith("gad info: error: checkpoint") and "Traceback" not in err
 
 
+@pytest.mark.integration
 def test_bench_forward_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "forward.md"
     argv = [
