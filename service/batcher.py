@@ -8,7 +8,8 @@ at most `max_wait_s` of extra latency, and N concurrent streams cost about one f
 pass of batch N instead of N passes of batch 1.
 
 Windows of different lengths are left-padded to the longest in the batch with mask 0,
-which the model ignores (DESIGN.md §1: padding takes no position and no attention).
+which the model ignores (docs/design.md, the method: padding takes no position and no
+attention).
 
 Time comes from an injected `clock` (time.monotonic by default, as the memory cache's), and
 when to stop gathering is `GatherPolicy`, a pure function of the batch size and the
@@ -27,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import check_windows
 from runtime.errors import GADError
 
 RunBatch = Callable[..., np.ndarray]  # windows: [B,T,D], [B,T] → [B,C]
@@ -99,23 +99,22 @@ class MicroBatcher:
         *,
         max_batch: int = 16,
         max_wait_s: float = 0.002,
-        feature_dim: int | None = None,
         on_batch: OnBatch | None = None,
         collate: Collate | None = None,
         validate: Validate | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        """Windows by default (`submit(features [T, D], mask [T])`, checked against
-        `feature_dim` when given); any other per-item arrays with `collate` (items → the
-        batch arguments of `run`) and `validate` (one item's arrays → checked arrays).
+        """Windows by default (`submit(features [T, D], mask [T])`; the engine checks the
+        batch it runs, so windows built from checked rows need nothing more); any other
+        per-item arrays with `collate` (items → the batch arguments of `run`); `validate`
+        (one item's arrays → checked arrays) makes a bad item fail its caller alone.
         `clock` times arrivals, the gathering deadline and `on_batch`'s durations."""
         self.policy = GatherPolicy(max_batch, max_wait_s)
         self._run = run
         self._clock = clock
-        self.feature_dim = feature_dim
         self._on_batch = on_batch
         self._collate = collate or _collate_windows
-        self._validate = validate if validate is not None else self._check_window
+        self._validate = validate if validate is not None else _as_arrays
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         # One inference at a time: onnxruntime already spreads one batch over its threads.
@@ -159,14 +158,6 @@ class MicroBatcher:
         item = _Pending(checked, loop.create_future(), self._clock())
         self._queue.put_nowait(item)
         return await item.future
-
-    def _check_window(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
-        if self.feature_dim is None:
-            return np.asarray(features), np.asarray(mask)
-        batch, batch_mask = check_windows(
-            np.asarray(features)[None], np.asarray(mask)[None], self.feature_dim
-        )
-        return batch[0], batch_mask[0]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -226,6 +217,10 @@ class MicroBatcher:
             except TimeoutError:
                 break
         return batch
+
+
+def _as_arrays(*arrays: Any) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a) for a in arrays)
 
 
 def _collate_windows(items: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:

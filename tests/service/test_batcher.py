@@ -12,7 +12,7 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from runtime.engine import EngineInputError, OnnxEngine
+from runtime.engine import EngineInputError, OnnxEngine, check_windows
 from service.batcher import BatcherClosed, GatherPolicy, MicroBatcher, stack_windows
 from tests.model.helpers import FEATURE_DIM
 
@@ -235,10 +235,16 @@ def test_a_failing_batch_reaches_its_callers_and_the_batcher_goes_on() -> None:
     assert calls == [1, 1]
 
 
-def test_a_bad_window_fails_only_its_caller() -> None:
+def check_window(features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A per-item check (runtime's window check on a batch of one)."""
+    batch, batch_mask = check_windows(np.asarray(features)[None], np.asarray(mask)[None], 3)
+    return batch[0], batch_mask[0]
+
+
+def test_a_bad_item_fails_only_its_caller() -> None:
     async def main() -> list[object]:
         batcher = MicroBatcher(
-            echo, max_batch=4, max_wait_s=0.5, feature_dim=3, clock=TickingClock()
+            echo, max_batch=4, max_wait_s=0.5, validate=check_window, clock=TickingClock()
         )
         async with batcher:
             bad = np.full((4, 3), np.nan, np.float32), np.ones(4)

@@ -113,8 +113,10 @@ class App:
 
     def oversize(self, message: Message) -> bool:
         kind, payload = message
+        # A frame over max_frame is refused as one frame (binary or base64); only a
+        # message over max_message closes the socket.
         if kind == "bytes":
-            return len(payload) > min(self.max_message, self.max_frame)
+            return len(payload) > self.max_message
         return len(payload.encode()) > self.max_message
 
 
@@ -154,7 +156,7 @@ def image_app(demo_model: Path) -> Iterator[App]:
         yield App(
             http,
             package,
-            Witness(ws, http.app.state.runtime.package.feature_dim),
+            Witness(ws, http.app.state.served.package.feature_dim),
             ("text", json.dumps(frame)),
             ("bytes", JPEG),
             limits["max_message_bytes"],
@@ -297,7 +299,7 @@ FEATURE_BYTES = st.one_of(
     st.binary(max_size=300),
     st.just(VALID_TEXT.encode()),  # binary where text is expected
     feature_message().map(str.encode),
-    st.just(b"\0" * ((64 << 10) + 1)),  # over max_frame_bytes: 1009
+    st.just(b"\0" * ((64 << 10) + 1)),  # over max_frame_bytes: refused, the stream goes on
 )
 FEATURE_MESSAGES = st.lists(
     st.one_of(FEATURE_TEXT.map(lambda t: ("text", t)), FEATURE_BYTES.map(lambda b: ("bytes", b))),
