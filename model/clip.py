@@ -8,6 +8,11 @@ the per-frame model has its single question:
     question 1  task       [CLS] → task head    GAD target " {task}"
     question 2  next step  [CLS] → step head    GAD target " {next step}, {task}"
 
+(Under the authors' label text, the default, the step reads as theirs with its period
+and the task after a space: " Remove the old battery. Replace battery of remote." —
+model/label_text.py, model/prompt.py ClipPrompt. With `targets.lm_on_prompt` the LM loss
+also covers "\\nAssistant:" and the separator after each row, as their learn ranges.)
+
 The three kinds work as for the per-frame model: `discriminative` trains the heads alone,
 `gad` trains the heads plus the LM loss on the targets above and infers with the heads.
 `generative` has no [CLS] and learns the answer alone, " {step}" / " {task}" <eos> (the
@@ -72,7 +77,8 @@ class ClipClassifier(GADClassifier):
                 config.backbone,
                 limit,
             )
-        self.tries = [self.clip_prompt.trie(q) for q in range(len(QUESTIONS))]
+        with_task = config.kind != "generative"  # its answers are the name alone
+        self.tries = [self.clip_prompt.trie(q, with_task=with_task) for q in range(len(QUESTIONS))]
         self.task_head: ClsHead | None = None
         if config.uses_cls:
             self.task_head = ClsHead(backbone.hidden_size, len(config.task_names))
@@ -206,7 +212,11 @@ class ClipClassifier(GADClassifier):
                 for q, label, goal in zip(questions, labels, goals, strict=True)
             ]
             hidden, lm_loss = self._generative_pass(
-                features, mask, self._pad_answers(rows, labels.device), prefix
+                features,
+                mask,
+                self._pad_answers(rows, labels.device),
+                prefix,
+                extra=self._separator_targets(features, mask),
             )
             if hidden is None:
                 return GADOutput(loss=lm_loss, logits=None, cls_loss=None, lm_loss=lm_loss)
@@ -214,6 +224,30 @@ class ClipClassifier(GADClassifier):
         cls_loss = self._clip_loss(steps, tasks, labels, questions)
         loss = cls_loss if lm_loss is None else cls_loss + cfg.lm_weight * lm_loss
         return GADOutput(loss=loss, logits=None, cls_loss=cls_loss, lm_loss=lm_loss)
+
+    def _separator_targets(
+        self, features: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[int, torch.Tensor, torch.Tensor] | None:
+        """The row separators as LM targets (config `targets.lm_on_prompt`, the authors'
+        learn ranges over their "," between frames): the separator after each real row
+        but the last, its first token predicted by the row's last token. (start position,
+        ids [B, N], which are targets [B, N]) over the frames' N tokens; None when the
+        rows have no separator or the rule is off."""
+        separator = self.clip_prompt.separator
+        if not separator or not self.config.targets.lm_on_prompt:
+            return None
+        batch, rows = features.shape[:2]
+        if mask is None:
+            mask = torch.ones(batch, rows, dtype=torch.long, device=features.device)
+        per_row, k = self.connector.per_row, self.connector.tokens
+        width = rows * per_row - len(separator)
+        position = torch.arange(width, device=features.device)
+        row, offset = position // per_row, position % per_row
+        is_separator = offset >= k  # a row's k tokens, then its separator's
+        sep = torch.tensor(separator, dtype=torch.long, device=features.device)
+        ids = torch.where(is_separator, sep[(offset - k).clamp(min=0)], -100).expand(batch, -1)
+        keep = is_separator & mask[:, row].bool()
+        return self.question_ids.shape[1], ids, keep
 
     def _answer(self, question: int, label: int, goal: int) -> list[int]:
         """LM target ids: GAD's " {step}, {task}" / " {task}" <eos>; the generative
@@ -275,8 +309,11 @@ class ClipClassifier(GADClassifier):
             constrained=constrained,
             prefix=self._question_prefix(self._same_question(features, question)),
         )
-        names = self.task_names if question == TASK else self.config.class_names
-        return self._to_classes(tokens, names)
+        if question == TASK:
+            return self._to_classes(tokens, self.task_names, "task")
+        return self._to_classes(
+            tokens, self.config.class_names, "step", cut=self.clip_prompt.cut_step
+        )
 
     @torch.no_grad()
     def question_log_likelihoods(

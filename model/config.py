@@ -61,6 +61,45 @@ class LoraSettings:
         return self.target_modules + (("lm_head",) if self.adapts_lm_head(kind) else ())
 
 
+TargetStyle = Literal["authors", "ours"]
+TARGET_STYLES: tuple[str, ...] = get_args(TargetStyle)
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """How the prompt and the LM targets are laid out. The defaults are the authors' code
+    (arXiv 2603.02546's release, `OAD/oad_gad.py` and `Offline/gad.py`):
+
+    question_newline  "\\n" between the question and the frames (their chat template's
+                      text-to-visual connector). Part of the model's input: exported.
+    lm_on_prompt      the LM loss also covers "\\nAssistant:" — so the [CLS] position
+                      (the last frame for `generative`) learns to predict the newline —
+                      and, for the clip model, the separator after each row, predicted by
+                      the row's last token (their learn ranges). Training only.
+    background_eos    whether the background answer " background" ends with <eos>. Theirs
+                      does not (the "silence" turn; <eos> comes only when a previous
+                      action follows): default False. True is ours: every answer ends
+                      alike, so label log-likelihoods compare answers of one form.
+
+    `ours()` is the layout before issue 29 (no newline, LM loss on the answer only,
+    <eos> after every answer): what a saved config without `targets` was trained with.
+    """
+
+    question_newline: bool = True
+    lm_on_prompt: bool = True
+    background_eos: bool = False
+
+    @classmethod
+    def ours(cls) -> TargetRules:
+        return cls(question_newline=False, lm_on_prompt=False, background_eos=True)
+
+    @classmethod
+    def named(cls, style: str) -> TargetRules:
+        if style not in TARGET_STYLES:
+            raise ConfigError(f"targets must be one of {TARGET_STYLES}, got {style!r}")
+        return cls() if style == "authors" else cls.ours()
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a GAD classifier around a backbone.
@@ -97,9 +136,12 @@ class ModelConfig:
     frame_tokens: FrameTokens = "expand"
     frame_separator: str | None = None
     # How class names are spelt in the LM target and in decoding (model/label_text.py):
-    # "normalised" ("BaseballPitch" → "baseball pitch", the authors' targets) for new
-    # models; a saved config without the key is "raw" (see from_dict), as it was trained.
-    label_text: LabelTextStyle = "normalised"
+    # "authors" (their code's text for each dataset) for new models; a saved config
+    # without the key is "raw" (see from_dict), as it was trained.
+    label_text: LabelTextStyle = "authors"
+    # The prompt and LM-target layout (TargetRules: the authors' by default); a saved
+    # config without the key has TargetRules.ours(), as it was trained.
+    targets: TargetRules = field(default_factory=TargetRules)
     # "window": every frame re-reads its window (long + short rows), head.onnx. "streaming":
     # each frame is read once; its [CLS] sees the prompt and the last `stream_window` frames
     # through per-layer K/V rings (model/streaming/). Old checkpoints are "window".
@@ -133,7 +175,8 @@ class ModelConfig:
         elif self.clip_frames:
             raise ConfigError("clip_frames is set but task_names is empty")
         self._check_frame_tokens()
-        label_texts(self.class_names, self.label_text)  # refuses names that read the same
+        # Refuses names that read the same (a clip model's classes are its steps).
+        label_texts(self.class_names, self.label_text, "step" if self.is_clip else "class")
         label_texts(self.task_names, self.label_text, "task")
         n = len(self.class_names)
         if self.background_index is not None and not 0 <= self.background_index < n:
@@ -229,6 +272,10 @@ class ModelConfig:
         # Checkpoints saved before `label_text` existed fed the raw names to the LM.
         values.setdefault("label_text", "raw")
         values["lora"] = LoraSettings(**values.get("lora", {}))
+        # Checkpoints saved before `targets` existed had no newline after the question,
+        # the LM loss on the answer alone and <eos> after every answer.
+        targets = values.get("targets")
+        values["targets"] = TargetRules.ours() if targets is None else TargetRules(**targets)
         return cls(**values)
 
 
@@ -236,10 +283,11 @@ def _check_names(names: tuple[str, ...], what: str) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(f"{what} names must be unique, got {list(names)}")
     for name in names:
-        # Generation targets are "{label}, {second label}": a comma or newline inside a
-        # label would make decoded text ambiguous.
-        if not name.strip() or name != name.strip() or "," in name or "\n" in name:
+        # Commas are allowed (six of Ego4D-GoalStep's step names have them, "cut bacon,
+        # sausage, or ham"): decoding matches the whole text before it cuts GAD's
+        # ", {previous}" (model/generative.py). A newline would end the answer's line.
+        if not name.strip() or name != name.strip() or "\n" in name:
             raise ConfigError(
                 f"{what} name {name!r} must be non-empty text without surrounding "
-                "spaces, commas or newlines"
+                "spaces or newlines"
             )

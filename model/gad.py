@@ -9,6 +9,11 @@
                   "\\nAssistant: {label}[, {previous}]<eos>" placed after [CLS], so the
                   generated tokens read — and shape — the [CLS] state.
 
+The config's `targets` (model/config.py TargetRules) set the details as the authors'
+code has them: the LM loss covers "\\nAssistant:" too (the [CLS] position predicts the
+newline), and the background answer " background" has no <eos> unless a previous action
+follows.
+
 `class_logits(features, mask)` is the one-pass path that is exported and served.
 Windows are left-padded: `mask[b, t]` is 1 for real frames; padded and unpadded windows
 give the same logits because padding is masked out and position ids skip it.
@@ -47,7 +52,7 @@ class GADClassifier(GenerativePaths, nn.Module):
         self.backbone = backbone  # plain attribute: its model is `self.lm`'s base
         self.tokenizer = backbone.tokenizer
         self.prompt = PromptTokens.build(backbone.tokenizer, config)
-        self.trie = self.prompt.trie()
+        self.trie = self.prompt.trie(with_previous=config.kind != "generative")
         self.lm = apply_lora(backbone.model, config.lora, kind=config.kind)
         hidden = backbone.hidden_size
         self.connector = Connector(config.feature_dim, hidden)
@@ -213,9 +218,17 @@ class GADClassifier(GenerativePaths, nn.Module):
         mask: torch.Tensor | None,
         answers: tuple[torch.Tensor, torch.Tensor],
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+        extra: tuple[int, torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """One pass over prompt | frames | [CLS] | "\nAssistant:" answer: (the [CLS] hidden
-        state [B, H] or None without [CLS], the LM loss on the answer tokens)."""
+        state [B, H] or None without [CLS], the LM loss).
+
+        The LM loss is the mean over its target tokens, each predicted by the hidden state
+        before it: the answer's, and with `targets.lm_on_prompt` also "\\nAssistant:"'s
+        (the first predicted by [CLS], or by the last frame without it). `extra` — the
+        sequence position where a block starts, its token ids [B, N] and which of them
+        are targets [B, N] (the clip model's row separators) — adds targets inside the
+        frames to the same mean."""
         ids, valid = answers
         batch = ids.shape[0]
         assistant = self.assistant_ids.expand(batch, -1)
@@ -231,12 +244,22 @@ class GADClassifier(GenerativePaths, nn.Module):
         )
         hidden = self._decoder(embeds, attention, self._positions(attention)).last_hidden_state
         first_answer = embeds.shape[1] - ids.shape[1]
-        # The hidden state before each answer token predicts it.
-        predictors = hidden[:, first_answer - 1 : -1]
+        answer_targets = ids.masked_fill(~valid, -100)
+        if self.config.targets.lm_on_prompt:
+            first_target = first_answer - assistant.shape[1]
+            targets = torch.cat([assistant, answer_targets], dim=1)
+        else:
+            first_target, targets = first_answer, answer_targets
+        # The hidden state before each target token predicts it.
+        predictors = hidden[:, first_target - 1 : -1]
+        if extra is not None:
+            start, extra_ids, extra_keep = extra
+            block = hidden[:, start - 1 : start - 1 + extra_ids.shape[1]]
+            predictors = torch.cat([block[extra_keep], predictors.flatten(0, 1)])
+            targets = torch.cat([extra_ids[extra_keep], targets.flatten()])
         lm_logits = self._lm_head(predictors).float()
         lm_loss = F.cross_entropy(
-            lm_logits.reshape(-1, lm_logits.shape[-1]),
-            ids.masked_fill(~valid, -100).reshape(-1),
+            lm_logits.reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=-100
         )
         if not self.config.uses_cls:
             return None, lm_loss

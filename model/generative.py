@@ -5,7 +5,7 @@ Mixed into `GADClassifier` (model/gad.py), whose sequence building they use."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,8 +40,9 @@ class GenerativePaths:
     ) -> torch.Tensor:
         """[B, C] log p(" {label text}" <eos> | window, "\nAssistant:") for every class:
         the class's answer teacher-forced after the window, its tokens' log-probabilities
-        summed. That answer (`self.prompt.labels[c]` + <eos>) is what the generative
-        classifier is trained to emit, so a softmax over C gives its per-frame scores.
+        summed. That answer (`self.prompt.scored(c)`: the label text and <eos>, none after
+        a bare background) is what the generative classifier is trained to emit, so a
+        softmax over C gives its per-frame scores.
 
         One pass over the shared prompt | frames | [CLS] | "\nAssistant:" fills a KV
         cache; the C answers then run as B×C short continuations of it, at most
@@ -61,8 +62,10 @@ class GenerativePaths:
         )
         positions = self._positions(attention)
         out = self._decoder(embeds, attention, positions, past=DynamicCache())
-        names = self.prompt.labels if labels is None else labels
-        rows = [[*label, self.prompt.eos] for label in names]
+        if labels is None:
+            rows = [self.prompt.scored(c) for c in range(len(self.prompt.labels))]
+        else:
+            rows = [[*label, self.prompt.eos] for label in labels]
         answers, valid = self._pad_answers(rows, features.device)  # [C, A], A ≥ 2
         classes, width = answers.shape
         # The last prompt token predicts each answer's first token.
@@ -116,10 +119,12 @@ class GenerativePaths:
         """Greedy-decode a label per window with a KV cache (the generative baseline).
 
         By default decoding is free, as the paper's generative classifier runs: greedy
-        until <eos> (or the comma before a previous action), the text cut at the first
-        comma and mapped to the nearest label text by edit distance. `constrained=True`
-        walks the label trie instead, so only labels can come out: a stronger decoder
-        than the paper's baseline, reported apart from it.
+        until <eos> (for GAD also the comma before a previous action; a bare background,
+        " background", ends it once read, as the authors decide background on its token),
+        the text — cut before ", {previous}" unless it is a label as it stands — mapped to
+        the nearest label text by edit distance. `constrained=True` walks the label trie
+        instead, so only labels can come out: a stronger decoder than the paper's
+        baseline, reported apart from it.
         """
         tokens = self._decode(
             features,
@@ -171,10 +176,11 @@ class GenerativePaths:
                         continue
                     tokens[i].append(token)
                     done[i] = trie.is_final(nodes[i])
-                elif token in trie.terminators:
+                elif token in trie.stops:
                     done[i] = True
                 else:
                     tokens[i].append(token)
+                    done[i] = tuple(tokens[i]) in trie.bare
             if all(done):
                 break
             attention = torch.cat([attention, attention.new_ones(batch, 1)], dim=1)
@@ -192,18 +198,30 @@ class GenerativePaths:
             mask[i, allowed] = 0.0
         return mask
 
-    def _to_classes(self, tokens: list[list[int]], names: tuple[str, ...]) -> Generation:
-        names = list(label_texts(names, self.config.label_text))  # decoded text is label text
-        texts = [
-            self.tokenizer.decode(t, skip_special_tokens=True).split(",")[0].strip() for t in tokens
-        ]
-        indices, exact = [], []
-        for text in texts:
-            if text in names:
-                indices.append(names.index(text))
+    def _to_classes(
+        self,
+        tokens: list[list[int]],
+        names: tuple[str, ...],
+        role: str = "class",
+        cut: Callable[[str], str] | None = None,
+    ) -> Generation:
+        """Decoded answers → classes: the text as it stands when it is a label (names
+        may hold commas), else the text `cut` leaves (default: before the first comma,
+        where GAD's ", {previous}" starts), exact or the nearest by edit distance."""
+        # Decoded text is label text.
+        labels = list(label_texts(names, self.config.label_text, role))
+        cut = cut or (lambda text: text.split(",")[0].strip())
+        indices, exact, texts = [], [], []
+        for t in tokens:
+            text = self.tokenizer.decode(t, skip_special_tokens=True).strip()
+            if text not in labels:
+                text = cut(text)
+            texts.append(text)
+            if text in labels:
+                indices.append(labels.index(text))
                 exact.append(True)
             else:
-                _, _, index = process.extractOne(text, names, scorer=Levenshtein.distance)
+                _, _, index = process.extractOne(text, labels, scorer=Levenshtein.distance)
                 indices.append(int(index))
                 exact.append(False)
         return Generation(indices=indices, texts=texts, exact=exact)

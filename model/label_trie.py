@@ -3,7 +3,9 @@
 Pure Python. A decoder walking the trie can only emit a valid label: at each node the
 allowed tokens are the children, plus — once a whole label has been read — the tokens
 that may follow a label in training targets (end of sequence, or the separator before
-the previous action).
+the previous action). Free decoding reads two more facts from it: the `stops`, tokens
+that end the answer wherever they come, and the `bare` labels, answers trained without
+<eos> (the authors' background), which end it once read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,20 @@ class _Node:
 
 
 class LabelTrie:
-    def __init__(self, sequences: Sequence[Sequence[int]], terminators: Iterable[int]) -> None:
+    def __init__(
+        self,
+        sequences: Sequence[Sequence[int]],
+        terminators: Iterable[int],
+        *,
+        stops: Iterable[int] | None = None,
+        bare: Iterable[Sequence[int]] = (),
+    ) -> None:
         self.root = _Node()
         self.terminators = frozenset(terminators)
+        # Free decoding: the tokens that end an answer (default: the terminators), and
+        # the labels that end it by themselves.
+        self.stops = self.terminators if stops is None else frozenset(stops)
+        self.bare = frozenset(tuple(b) for b in bare)
         for index, tokens in enumerate(sequences):
             if not tokens:
                 raise ValueError(f"label {index} has no tokens")
@@ -31,9 +44,9 @@ class LabelTrie:
             if node.label is not None:
                 raise ValueError(f"labels {node.label} and {index} tokenize identically")
             node.label = index
-        clash = self.terminators & set(self.root.children)
+        clash = self.stops & set(self.root.children)
         if clash:
-            raise ValueError(f"a label starts with a terminator token {sorted(clash)}")
+            raise ValueError(f"a label starts with a stop token {sorted(clash)}")
 
     def allowed(self, node: _Node) -> list[int]:
         tokens = list(node.children)

@@ -7,13 +7,25 @@ lay them out — one entry per dataset name:
                 "train_session_set": ["video_validation_0000051", ...],
                 "test_session_set": ["video_test_0000004", ...]}}
 
+The authors' files load as they are (their release's `datasets/CrossTask/data_info.json`
+holds TVSeries, THUMOS, EK55, EK100 and CrossTask; `datasets/Ego4D-GoalStep/data_info.json`
+holds Ego4DGoal), with their conventions: `ignore_index` is the class left out of the
+model and of the scores (THUMOS's Ambiguous); -100 (TVSeries, Ego4D-GoalStep), or the
+background index itself (EK100, CrossTask: background is never a scored action anyway),
+means none. Keys they carry that we do not use (`data_root`, `num_classes`, `metrics`,
+`goal_names`, `step2describ`, ...) are ignored; `num_classes`, when present, must match
+the class names. A `val_session_set` is the `val` split (Ego4D-GoalStep, whose
+`test_session_set` has no public labels: the authors evaluate on val).
+
 Optional keys and their defaults: `background_index` 0, `ignore_index` null, `fps` 4,
 `feature_dirs` ["rgb_kinetics_resnet50"], `target_dir` "target_perframe", `encoder` null
 (the frame encoder that made the features, when `gad data extract` did),
 `previous_action` false (true: GAD's LM target adds the previous action, ", {previous}",
-the most recent other action inside the short window — the authors do so for CrossTask,
+the authors' rule over the short window, training/dataset.py — they do so for CrossTask,
 EK100 and Ego4D-GoalStep; false, as for THUMOS, which has no previous actions: the label
-alone). Dataset facts live here, never in code that sniffs the dataset's name.
+alone; `gad train --preset` or `--previous-action` decides it for the authors' files,
+which lack the key). Dataset facts live here or in a preset (training/presets.py), never
+in code that sniffs the dataset's name.
 """
 
 from __future__ import annotations
@@ -26,6 +38,8 @@ from typing import Any
 from runtime.errors import ConfigError
 
 DATA_INFO = "data_info.json"
+SPLITS = ("train", "test", "val")
+PREVIOUS_RULES = ("first", "last")
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,21 @@ class DataInfo:
     # How the features were made when `gad data extract` wrote them: {"spec", "name",
     # "feature_dim", "preprocess"}; None for feature sets made elsewhere (THUMOS).
     encoder: dict[str, Any] | None = None
-    # Whether GAD's LM target carries the previous action (training/dataset.py).
+    # Whether GAD's LM target carries the previous action (training/dataset.py), and
+    # by which rule: "first" (the authors': repeats dropped keeping the first occurrence,
+    # then the last one left) or "last" (the most recent other action).
     previous_action: bool = False
+    previous_rule: str = "first"
+    val_sessions: tuple[str, ...] = ()
 
     def sessions(self, split: str) -> tuple[str, ...]:
-        if split not in ("train", "test"):
-            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-        return self.train_sessions if split == "train" else self.test_sessions
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        if split == "val" and not self.val_sessions:
+            raise ConfigError(f"dataset {self.name} has no val_session_set: no val split")
+        return {"train": self.train_sessions, "test": self.test_sessions}.get(
+            split, self.val_sessions
+        )
 
     @property
     def model_class_names(self) -> tuple[str, ...]:
@@ -91,13 +113,19 @@ def load_data_info(
         raise ConfigError(f"{path}: dataset {name!r} lacks {sorted(missing)}")
     class_names = tuple(entry["class_names"])
     n = len(class_names)
+    if "num_classes" in entry and entry["num_classes"] != n:
+        raise ConfigError(
+            f"{path}: dataset {name!r} has num_classes {entry['num_classes']} but {n} class_names"
+        )
     ignore = entry.get("ignore_index")
     background = entry.get("background_index", 0)
+    if isinstance(ignore, int) and ignore < 0:
+        ignore = None  # -100 (TVSeries, Ego4D-GoalStep): no ignored class
+    elif ignore is not None and ignore == background:
+        ignore = None  # EK100, CrossTask: the background, which is trained and never scored
     for key, value in (("ignore_index", ignore), ("background_index", background)):
-        if value is not None and not 0 <= value < n:
-            raise ConfigError(f"{path}: {key} {value} outside 0..{n - 1} ({n} classes)")
-    if ignore is not None and ignore == background:
-        raise ConfigError(f"{path}: ignore_index and background_index are both {ignore}")
+        if value is not None and (not isinstance(value, int) or not 0 <= value < n):
+            raise ConfigError(f"{path}: {key} {value!r} outside 0..{n - 1} ({n} classes)")
     fps = float(entry.get("fps", 4))
     if fps <= 0:
         raise ConfigError(f"{path}: fps must be positive, got {fps}")
@@ -118,4 +146,5 @@ def load_data_info(
         test_sessions=tuple(entry["test_session_set"]),
         encoder=entry.get("encoder"),
         previous_action=previous_action,
+        val_sessions=tuple(entry.get("val_session_set", ())),
     )

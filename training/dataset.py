@@ -2,6 +2,7 @@
 
     ROOT/data_info.json
     ROOT/<feature_dir>/<session>.npy      [frames, D] per feature dir, concatenated on D
+                                          (or <session>.pt, a torch tensor: Ego4D-GoalStep)
     ROOT/target_perframe/<session>.npy    [frames, classes] one-hot (multi-hot allowed)
 
 One class serves every dataset (THUMOS, TVSeries, EK100, CrossTask, Ego4D-GoalStep, our
@@ -11,6 +12,7 @@ synthetic one): what differs is data, in data_info.json.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,41 +33,81 @@ class FeatureVideo:
 
 
 def previous_action(
-    labels: np.ndarray, t: int, *, short: int, background: int | None, ignore: int | None
+    labels: np.ndarray,
+    t: int,
+    *,
+    short: int,
+    background: int | None,
+    ignore: int | None,
+    rule: str = "first",
 ) -> int:
-    """The previous action of frame t as the authors define it: the most recent frame of
-    the short window (frames t-short+1 .. t) whose class is an action — not background,
-    not the ignored class — and differs from frame t's class; -1 when there is none."""
+    """The previous action of frame t: among the short window's frames (t-short+1 .. t)
+    whose class is an action — not background, not the ignored class — and differs from
+    frame t's class, -1 when there is none, else
+
+      first  the authors' rule: the actions in order with repeats dropped, each kept at
+             its first occurrence, and the last of them — [A, B, A, current] gives B.
+             (Their comment says "remove duplicate actions but keep order"; the most
+             recent action, A here, is what that reads like it means: `last`.)
+      last   the most recent one — [A, B, A, current] gives A.
+    """
     if short <= 0:
         raise ConfigError(f"short window must be > 0 frames, got {short}")
+    if rule not in ("first", "last"):
+        raise ConfigError(f"previous-action rule must be 'first' or 'last', got {rule!r}")
     current = int(labels[t])
-    for s in range(t - 1, max(t - short, -1), -1):
-        label = int(labels[s])
-        if label not in (background, ignore, current):
-            return label
-    return -1
+    window = [int(x) for x in labels[max(t - short + 1, 0) : t]]
+    actions = [x for x in window if x not in (background, ignore, current)]
+    if not actions:
+        return -1
+    if rule == "last":
+        return actions[-1]
+    return list(dict.fromkeys(actions))[-1]  # first occurrences, in order
 
 
 def previous_actions(
-    labels: np.ndarray, *, short: int, background: int | None, ignore: int | None
+    labels: np.ndarray,
+    *,
+    short: int,
+    background: int | None,
+    ignore: int | None,
+    rule: str = "first",
 ) -> np.ndarray:
     """`previous_action` of every frame, [T] (-1: none)."""
     return np.array(
         [
-            previous_action(labels, t, short=short, background=background, ignore=ignore)
+            previous_action(labels, t, short=short, background=background, ignore=ignore, rule=rule)
             for t in range(len(labels))
         ],
         dtype=np.int64,
     )
 
 
+def _load_features(path: Path) -> np.ndarray:
+    """A session's feature array: `.npy` memory-mapped, or the `.pt` tensor the authors
+    keep Ego4D-GoalStep's DINOv2 features in."""
+    if path.suffix == ".pt":
+        import torch  # only for .pt feature files (training installs have it)
+
+        array = torch.load(path, map_location="cpu", weights_only=True)
+        return array.float().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    return np.load(path, mmap_mode="r")
+
+
+def _feature_path(folder: Path, session: str) -> Path:
+    path = folder / f"{session}.npy"
+    if not path.is_file() and (folder / f"{session}.pt").is_file():
+        return folder / f"{session}.pt"
+    return path
+
+
 def load_video(info: DataInfo, session: str) -> FeatureVideo:
     parts = []
     for feature_dir in info.feature_dirs:
-        path = info.root / feature_dir / f"{session}.npy"
+        path = _feature_path(info.root / feature_dir, session)
         if not path.is_file():
             raise ConfigError(f"missing feature file {path}")
-        array = np.load(path, mmap_mode="r")
+        array = _load_features(path)
         if array.ndim != 2:
             raise ConfigError(f"{path} has shape {list(array.shape)}, expected [frames, features]")
         parts.append(array)
@@ -115,8 +157,8 @@ class TrainWindows:
 
     Items are (window [L+S, D] float32, mask [L+S] uint8, label, previous) with labels in
     model class space; `previous` is the previous action inside the short window
-    (`previous_action`) when data_info.json sets `previous_action`, else -1 (none, as for
-    THUMOS). Works as a torch Dataset (len + getitem) without importing torch.
+    (`previous_action`, by `info.previous_rule`) when `info.previous_action` is set, else
+    -1 (none, as for THUMOS). Works as a torch Dataset (len + getitem) without importing torch.
     """
 
     def __init__(self, videos: list[FeatureVideo], info: DataInfo, spec: WindowSpec, seed: int = 0):
@@ -160,4 +202,5 @@ class TrainWindows:
             short=self.spec.short_frames,
             background=self.info.background_index,
             ignore=self.info.ignore_index,
+            rule=self.info.previous_rule,
         )

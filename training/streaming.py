@@ -55,6 +55,7 @@ class StreamCrops:
             short=self.history + 1,
             background=info.background_index,
             ignore=info.ignore_index,
+            rule=info.previous_rule,
         )
         return np.array([info.to_model_index(int(p)) if p >= 0 else -1 for p in found], np.int64)
 

@@ -32,7 +32,7 @@ from model.backbone import resolve_backbone
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.checkpoint_info import CHECKPOINT_DIR
 from model.clip import new_classifier
-from model.config import FrameTokens, LoraSettings, ModelConfig
+from model.config import FrameTokens, LoraSettings, ModelConfig, TargetRules
 from runtime.errors import ConfigError
 from training.clips import (
     ClipSamples,
@@ -41,8 +41,9 @@ from training.clips import (
     load_clip_videos,
     open_clip_source,
 )
-from training.data_info import load_data_info
+from training.data_info import PREVIOUS_RULES, DataInfo, load_data_info
 from training.dataset import TrainWindows, load_split
+from training.presets import preset
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,18 @@ class TrainConfig:
     attention: str = "window"
     stream_window: int = 0
     crop_frames: int = 256
+    # The paper's run this config came from (training/presets.py): its data checks.
+    preset: str | None = None
+    # The prompt and LM-target layout (model/config.py TargetRules): "authors" (their
+    # code's) or "ours" (the layout before issue 29); the three below default to it.
+    targets: str = "authors"
+    # Class names in the LM text (model/label_text.py); None: "authors" / "normalised".
+    label_text: str | None = None
+    # GAD's previous action: "first" (the authors' rule), "last" (the most recent) or
+    # "none"; None: data_info.json's switch, by the `targets` rule (first / last).
+    previous_action: str | None = None
+    # Whether " background" ends with <eos>; None: the `targets` rule (authors: no).
+    background_eos: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,7 +150,15 @@ class TrainTask:
 def frame_task(cfg: TrainConfig) -> TrainTask:
     """Windows of a per-frame dataset (data_info.json); label = the last frame's class."""
     info = load_data_info(cfg.data, cfg.dataset, feature_dirs=list(cfg.feature_dirs or []) or None)
+    info = _previous_rule(info, cfg)
     videos = load_split(info, "train", limit=cfg.limit_videos)
+    if cfg.preset is not None:
+        chosen = preset(cfg.preset)
+        chosen.check_data(
+            feature_dim=int(videos[0].features.shape[1]),
+            fps=info.fps,
+            feature_dirs_given=cfg.feature_dirs != chosen.feature_dirs,
+        )
     model_cfg = ModelConfig(
         **_model_fields(cfg, int(videos[0].features.shape[1])),
         class_names=info.model_class_names,
@@ -181,6 +202,12 @@ def clip_task(cfg: TrainConfig) -> TrainTask:
         raise ConfigError(f"task must be 'frame' or 'clip', got {cfg.task!r}")
     source = clip_source(cfg)
     videos = load_clip_videos(source, "train", limit=cfg.limit_videos)
+    if cfg.preset is not None:
+        preset(cfg.preset).check_data(
+            feature_dim=int(videos[0].features.shape[1]),
+            fps=source.fps,
+            feature_dirs_given=cfg.feature_dirs is not None,
+        )
     model_cfg = ModelConfig(
         **_model_fields(cfg, int(videos[0].features.shape[1])),
         class_names=source.annotations.step_names,
@@ -206,7 +233,24 @@ def clip_source(cfg: TrainConfig) -> ClipSource:
     )
 
 
+def _previous_rule(info: DataInfo, cfg: TrainConfig) -> DataInfo:
+    """The previous-action switch and rule: the config's, else data_info.json's switch
+    with the `targets` style's rule (authors: first occurrence; ours: most recent)."""
+    choice = cfg.previous_action
+    if choice is None:
+        return replace(info, previous_rule="first" if cfg.targets == "authors" else "last")
+    if choice not in (*PREVIOUS_RULES, "none"):
+        raise ConfigError(f"previous_action must be first, last or none, got {choice!r}")
+    if choice == "none":
+        return replace(info, previous_action=False)
+    return replace(info, previous_action=True, previous_rule=choice)
+
+
 def _model_fields(cfg: TrainConfig, feature_dim: int) -> dict[str, Any]:
+    targets = TargetRules.named(cfg.targets)
+    if cfg.background_eos is not None:
+        targets = replace(targets, background_eos=cfg.background_eos)
+    label_text = cfg.label_text or ("authors" if cfg.targets == "authors" else "normalised")
     return {
         "backbone": cfg.backbone,
         "kind": cfg.kind,
@@ -214,6 +258,8 @@ def _model_fields(cfg: TrainConfig, feature_dim: int) -> dict[str, Any]:
         "lm_weight": cfg.lm_weight,
         "background_weight": cfg.background_weight,
         "lora": cfg.lora,
+        "label_text": label_text,
+        "targets": targets,
     }
 
 

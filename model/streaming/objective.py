@@ -17,7 +17,8 @@ class StreamingObjective(torch.nn.Module):
     frame's [CLS] (background frames weighted by `background_weight`), frames with label
     -100 left out; for GAD, + λ · the LM loss on every supervised frame's label text
     ("\nAssistant: {label}[, {previous}]<eos>" after its [CLS], seeing what the [CLS]
-    sees). What `gad train --attention streaming` optimises; `model` is what is saved."""
+    sees; the targets as the windowed model's, model/gad.py). What `gad train --attention
+    streaming` optimises; `model` is what is saved."""
 
     def __init__(self, model: GADClassifier) -> None:
         super().__init__()
@@ -50,38 +51,45 @@ class StreamingObjective(torch.nn.Module):
         cls_loss = (per_frame * weight).sum() / supervised.sum().clamp(min=1.0)
         if tail is None or tail_hidden is None:
             return GADOutput(loss=cls_loss, logits=logits, cls_loss=cls_loss, lm_loss=None)
-        lm_loss = self._lm_loss(tail_hidden, tail[1])
+        lm_loss = self._lm_loss(cls, tail_hidden, tail[1])
         loss = cls_loss + cfg.lm_weight * lm_loss
         return GADOutput(loss=loss, logits=logits, cls_loss=cls_loss, lm_loss=lm_loss)
 
     def _tails(
         self, labels: torch.Tensor, previous: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every frame's tail ids [B, N, A] ("\\nAssistant:" + answer, right-padded) and the
-        answer ids that are LM targets [B, N, A'] (-100 where none); the answers start
-        after the assistant prompt."""
+        """Every frame's tail ids [B, N, A] ("\\nAssistant:" + answer, right-padded) and
+        which of them are LM targets [B, N, A] (their ids, -100 elsewhere): the answer's
+        tokens, and with `targets.lm_on_prompt` those of "\\nAssistant:" too, on every
+        supervised frame."""
         prompt = self.model.prompt
         assistant = list(prompt.assistant)
+        on_prompt = self.model.config.targets.lm_on_prompt
         flat = labels.flatten().tolist()
         prev = [-1] * len(flat) if previous is None else previous.flatten().tolist()
         answers = [
             prompt.answer(lab, prv) if lab >= 0 else [] for lab, prv in zip(flat, prev, strict=True)
         ]
-        width = max(1, max(map(len, answers)))
-        ids = torch.full((len(flat), len(assistant) + width), prompt.eos, dtype=torch.long)
+        width = len(assistant) + max(1, max(map(len, answers)))
+        ids = torch.full((len(flat), width), prompt.eos, dtype=torch.long)
         targets = torch.full((len(flat), width), -100, dtype=torch.long)
         ids[:, : len(assistant)] = torch.tensor(assistant)
         for i, answer in enumerate(answers):
-            ids[i, len(assistant) : len(assistant) + len(answer)] = torch.tensor(answer)
-            targets[i, : len(answer)] = torch.tensor(answer)
+            end = len(assistant) + len(answer)
+            ids[i, len(assistant) : end] = torch.tensor(answer)
+            if answer:
+                start = 0 if on_prompt else len(assistant)
+                targets[i, start:end] = ids[i, start:end]
         shape = (*labels.shape, -1)
         device = labels.device
         return ids.reshape(shape).to(device), targets.reshape(shape).to(device)
 
-    def _lm_loss(self, tail_hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the answer tokens, each predicted by the token before it."""
-        first = len(self.model.prompt.assistant) - 1
-        predictors = tail_hidden[:, :, first : first + targets.shape[-1]]
+    def _lm_loss(
+        self, cls: torch.Tensor, tail_hidden: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean cross-entropy of the target tokens, each predicted by the token before it
+        (the first tail token by the frame's [CLS])."""
+        predictors = torch.cat([cls[:, :, None], tail_hidden[:, :, :-1]], dim=2)
         keep = targets != -100
         if not bool(keep.any()):
             return tail_hidden.sum() * 0.0

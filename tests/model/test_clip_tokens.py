@@ -11,7 +11,7 @@ from torch import nn
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.clip import STEP, TASK, ClipClassifier
-from model.config import ModelConfig
+from model.config import ModelConfig, TargetRules
 from model.connector import Connector
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, tiny_config
@@ -184,8 +184,9 @@ def test_a_k_token_model_learns_and_round_trips_through_a_checkpoint(tmp_path) -
 
 @pytest.mark.integration
 def test_generative_scores_read_k_tokens_like_the_training_pass() -> None:
-    # The KV-cached scores path and the training forward lay out the same sequence.
-    model = clip_model("generative", tokens_per_frame=2)
+    # The KV-cached scores path and the training forward lay out the same sequence (the
+    # LM loss on the answer alone here: not on "\nAssistant:" and the separators).
+    model = clip_model("generative", tokens_per_frame=2, targets=TargetRules(lm_on_prompt=False))
     train(model, 5)
     model.eval()
     gen = torch.Generator().manual_seed(2)

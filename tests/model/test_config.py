@@ -32,7 +32,7 @@ def test_paper_defaults() -> None:
         ({"kind": "contrastive"}, "kind must be one of"),
         ({"feature_dim": 0}, "feature_dim must be positive"),
         ({"class_names": ("a", "a", "b")}, "unique"),
-        ({"class_names": ("a", "open, drawer")}, "commas"),
+        ({"class_names": ("a", "open\ndrawer")}, "newlines"),
         ({"class_names": ("a", " padded")}, "surrounding spaces"),
         ({"background_index": 9}, "background_index 9 outside 0..5"),
         ({"lm_weight": -1.0}, "loss weights must be >= 0"),

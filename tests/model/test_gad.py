@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from model.config import TargetRules
 from model.gad import count_parameters
 from runtime.errors import ConfigError
 from tests.model.helpers import FEATURE_DIM, NAMES, random_batch, tiny_model, train_steps
@@ -159,8 +160,9 @@ def test_decoding_is_free_by_default_and_maps_off_label_text_to_the_nearest_labe
 @pytest.mark.parametrize("kind", ["generative", "gad"])
 def test_label_log_likelihoods_are_the_lm_loss_of_each_label_answer(kind: str) -> None:
     # Computed another way: the training forward's LM loss (mean over the answer's tokens)
-    # on " {label}" <eos>, one window and one class at a time, with no KV cache.
-    model = tiny_model(kind)
+    # on " {label}" <eos> (" background" without), one window and one class at a time,
+    # with no KV cache. The LM loss on the answer alone here (not on "\nAssistant:").
+    model = tiny_model(kind, targets=TargetRules(lm_on_prompt=False))
     train_steps(model, steps=5)  # non-zero LoRA, a model that prefers some labels
     gen = torch.Generator().manual_seed(2)
     windows = [torch.randn(1, n, FEATURE_DIM, generator=gen) for n in (3, 5)]
@@ -176,7 +178,7 @@ def test_label_log_likelihoods_are_the_lm_loss_of_each_label_answer(kind: str) -
             for c in range(len(NAMES)):
                 out = model(window, None, torch.tensor([c]))
                 assert out.lm_loss is not None
-                expected[b, c] = -out.lm_loss * (len(model.prompt.labels[c]) + 1)
+                expected[b, c] = -out.lm_loss * len(model.prompt.scored(c))
     assert scores.shape == (2, len(NAMES))
     torch.testing.assert_close(scores, expected, rtol=0, atol=1e-4)
     torch.testing.assert_close(one_class_at_a_time, scores, rtol=0, atol=1e-5)

@@ -102,12 +102,13 @@ def test_streaming_gad_learns_the_label_text_of_every_frame() -> None:
     assert out.lm_loss.item() < 0.5 * first[1]
     assert out.cls_loss.item() < 0.7 * first[0]
     torch.testing.assert_close(out.loss, out.cls_loss + model.config.lm_weight * out.lm_loss)
-    # the targets: label, ", previous" where given, <eos>; none for unsupervised frames
+    # the targets: "\nAssistant:" (its "\n" predicted by the frame's [CLS], as the
+    # windowed model's), label, ", previous" where given, <eos>; none for unsupervised frames
     _, targets = objective._tails(labels, previous)
     prompt = model.prompt
     assert targets[0, 0].eq(-100).all()
     row = targets[1, 7][targets[1, 7] != -100].tolist()
-    assert row == prompt.answer(int(labels[1, 7]), 4)
+    assert row == [*prompt.assistant, *prompt.answer(int(labels[1, 7]), 4)]
 
 
 def test_discriminative_streaming_has_no_lm_loss() -> None:

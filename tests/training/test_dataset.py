@@ -142,10 +142,17 @@ def test_malformed_data_info(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="has no dataset 'EK100'"):
         load_data_info(root, "EK100")
     info = json.loads((root / "data_info.json").read_text())
-    info["THUMOS"]["ignore_index"] = 0
+    # The authors' conventions: ignore_index = background (EK100, CrossTask) or -100
+    # (TVSeries, Ego4D-GoalStep) ignores nothing.
+    for ignore in (0, -100):
+        info["THUMOS"]["ignore_index"] = ignore
+        (root / "data_info.json").write_text(json.dumps(info))
+        assert load_data_info(root).ignore_index is None
+    info["THUMOS"]["ignore_index"] = 4
     (root / "data_info.json").write_text(json.dumps(info))
-    with pytest.raises(ConfigError, match="both 0"):
+    with pytest.raises(ConfigError, match=r"ignore_index 4 outside 0\.\.3"):
         load_data_info(root)
+    info["THUMOS"]["ignore_index"] = 3
     del info["THUMOS"]["test_session_set"]
     (root / "data_info.json").write_text(json.dumps(info))
     with pytest.raises(ConfigError, match=r"lacks \['test_session_set'\]"):
