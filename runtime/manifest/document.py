@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from runtime.manifest.encoder import EncoderSection
 from runtime.manifest.fields import (
     FileDigest,
-    _emit,
+    _emit_fields,
     _extra,
     _int,
     _is_int,
@@ -26,12 +26,13 @@ from runtime.manifest.fields import (
 )
 from runtime.manifest.schema import (
     CLIP_OUTPUTS,
+    KEYS,
     MANIFEST_FILE,
     REQUIRED,
     SCHEMA_VERSION,
     PackageError,
 )
-from runtime.manifest.sections import ClipSection, HeadSection, StepSection, Verify, _verify_json
+from runtime.manifest.sections import ClipSection, HeadSection, StepSection, Verify
 from runtime.windowing import WindowSpec
 
 
@@ -66,29 +67,7 @@ class Manifest:
     clip: ClipSection | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "schema_version",
-        "name",
-        "version",
-        "created",
-        "kind",
-        "classes",
-        "background_index",
-        "fps",
-        "feature_dim",
-        "window",
-        "head",
-        "encoder",
-        "backbone",
-        "parameters",
-        "training",
-        "metrics",
-        "verify",
-        "step",
-        "attention",
-        "clip",
-        "files",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = tuple(KEYS)
     ALWAYS: ClassVar[tuple[str, ...]] = (
         *REQUIRED,
         "encoder",
@@ -156,30 +135,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as manifest.json holds it (json.dumps of this is the file)."""
-        pairs = [
-            ("schema_version", self.schema_version),
-            ("name", self.name),
-            ("version", self.version),
-            ("created", self.created),
-            ("kind", self.kind),
-            ("classes", list(self.classes)),
-            ("background_index", self.background_index),
-            ("fps", self.fps),
-            ("feature_dim", self.feature_dim),
-            ("window", self.window_json),
-            ("head", None if self.head is None else self.head.to_json()),
-            ("encoder", None if self.encoder is None else self.encoder.to_json()),
-            ("backbone", self.backbone),
-            ("parameters", self.parameters),
-            ("training", self.training),
-            ("metrics", self.metrics),
-            ("verify", _verify_json(self.verify)),
-            ("step", None if self.step is None else self.step.to_json()),
-            ("attention", self.attention),
-            ("clip", None if self.clip is None else self.clip.to_json()),
-            ("files", {name: digest.to_json() for name, digest in self.files.items()}),
-        ]
-        return _emit(pairs, self.ALWAYS, self.extra)
+        return _emit_fields(self, self.FIELDS, self.ALWAYS, self.extra)
 
     def check(self, where: str = MANIFEST_FILE) -> None:
         """The shapes that must agree across sections; PackageError naming `where`."""

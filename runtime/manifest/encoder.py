@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from runtime.manifest.fields import (
-    _emit,
+    _emit_fields,
     _extra,
     _graph_files,
     _int,
@@ -101,20 +101,10 @@ class EncoderSection:
         return section
 
     def to_json(self) -> dict[str, Any]:
-        pairs = [
-            ("kind", None if self.kind == IMAGE_KIND else self.kind),
-            ("spec", self.spec),
-            ("name", self.name),
-            ("feature_dim", self.feature_dim),
-            ("preprocess", self.preprocess),
-            ("detector", self.detector),
-            ("landmarks", self.landmarks),
-            ("file", self.file),
-            ("files", None if self.files is None else list(self.files)),
-            ("source", self.source),
-            ("verify", self.verify),
-        ]
-        return _emit(pairs, ("verify",), self.extra)
+        out = _emit_fields(self, self.FIELDS, ("verify",), self.extra)
+        if self.kind == IMAGE_KIND:
+            del out["kind"]  # an image encoder's description names no kind
+        return out
 
     @property
     def graph_files(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from runtime.manifest.schema import PackageError
 from runtime.windowing import WindowSpec
@@ -97,6 +97,35 @@ def _emit(
     return out | dict(extra)
 
 
+@runtime_checkable
+class _Written(Protocol):
+    """A typed part of the manifest (a section, a tensor, a file's digest, Verify)."""
+
+    def to_json(self) -> Any: ...
+
+
+def _json(value: object) -> Any:
+    """A field's value as the manifest writes it: a typed part's to_json(), a window as
+    its object, a tuple (names) as a list, a mapping with each value written so; a JSON
+    value as it is."""
+    if isinstance(value, _Written):
+        return value.to_json()
+    if isinstance(value, WindowSpec):
+        return _window_json(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return {key: _json(item) for key, item in value.items()}
+    return value
+
+
+def _emit_fields(
+    part: object, fields: Iterable[str], always: Iterable[str], extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`part`'s `fields` as a JSON object, in that order (_emit of each one's _json)."""
+    return _emit([(key, _json(getattr(part, key))) for key in fields], always, extra)
+
+
 # --- tensors, windows, files -----------------------------------------------------------------
 
 
@@ -132,10 +161,6 @@ def _tensors(data: object, what: str) -> dict[str, TensorSpec] | None:
         return None
     entries = _object(data, what, "an object of tensors")
     return {name: TensorSpec.from_json(entry, f"{what} {name}") for name, entry in entries.items()}
-
-
-def _tensors_json(tensors: Tensors | None) -> dict[str, Any] | None:
-    return None if tensors is None else {name: t.to_json() for name, t in tensors.items()}
 
 
 def _shape(tensors: Tensors | None, name: str) -> list[int | str] | None:

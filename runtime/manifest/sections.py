@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from runtime.manifest.fields import (
     Tensors,
-    _emit,
+    _emit_fields,
     _extra,
     _graph_files,
     _int,
@@ -21,7 +21,6 @@ from runtime.manifest.fields import (
     _optional_str,
     _str,
     _tensors,
-    _tensors_json,
 )
 from runtime.manifest.schema import CLIP_FILE, PackageError
 
@@ -76,9 +75,7 @@ class Verify:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return _emit(
-            [(key, getattr(self, key)) for key in self.FIELDS], ("max_abs_diff",), self.extra
-        )
+        return _emit_fields(self, self.FIELDS, ("max_abs_diff",), self.extra)
 
     @property
     def probe_text(self) -> str:
@@ -86,10 +83,6 @@ class Verify:
         if self.windows is not None:
             return f"{self.windows} windows"
         return f"{self.frames} steps of {self.streams} streams"
-
-
-def _verify_json(verify: Verify | None) -> dict[str, Any] | None:
-    return None if verify is None else verify.to_json()
 
 
 @dataclass(frozen=True)
@@ -122,14 +115,7 @@ class HeadSection:
         )
 
     def to_json(self) -> dict[str, Any]:
-        pairs = [
-            ("file", self.file),
-            ("files", None if self.files is None else list(self.files)),
-            ("opset", self.opset),
-            ("inputs", _tensors_json(self.inputs)),
-            ("outputs", _tensors_json(self.outputs)),
-        ]
-        return _emit(pairs, (), self.extra)
+        return _emit_fields(self, self.FIELDS, (), self.extra)
 
     @property
     def graph_files(self) -> tuple[str, ...]:
@@ -144,6 +130,8 @@ class PrefillSection:
     files: tuple[str, ...] | None = None
     frames: int | None = None
 
+    FIELDS: ClassVar[tuple[str, ...]] = ("file", "files", "frames")  # no others kept
+
     @classmethod
     def from_json(cls, data: object, what: str) -> PrefillSection | None:
         if data is None:
@@ -156,8 +144,7 @@ class PrefillSection:
         )
 
     def to_json(self) -> dict[str, Any]:
-        files = None if self.files is None else list(self.files)
-        return _emit([("file", self.file), ("files", files), ("frames", self.frames)], (), {})
+        return _emit_fields(self, self.FIELDS, (), {})
 
     @property
     def graph_files(self) -> tuple[str, ...]:
@@ -220,20 +207,7 @@ class StepSection:
         )
 
     def to_json(self) -> dict[str, Any]:
-        pairs = [
-            ("file", self.file),
-            ("files", None if self.files is None else list(self.files)),
-            ("opset", self.opset),
-            ("window", self.window),
-            ("layers", self.layers),
-            ("kv_heads", self.kv_heads),
-            ("head_dim", self.head_dim),
-            ("reach", self.reach),
-            ("inputs", _tensors_json(self.inputs)),
-            ("outputs", _tensors_json(self.outputs)),
-            ("prefill", None if self.prefill is None else self.prefill.to_json()),
-        ]
-        return _emit(pairs, (), self.extra)
+        return _emit_fields(self, self.FIELDS, (), self.extra)
 
     @property
     def ring_shape(self) -> tuple[int, int, int, int, int]:
@@ -330,25 +304,7 @@ class ClipSection:
         )
 
     def to_json(self) -> dict[str, Any]:
-        pairs = [
-            ("file", self.file),
-            ("files", None if self.files is None else list(self.files)),
-            ("kind", self.kind),
-            ("steps", list(self.steps)),
-            ("tasks", list(self.tasks)),
-            ("max_frames", self.max_frames),
-            ("tokens_per_frame", self.tokens_per_frame),
-            ("frame_tokens", self.frame_tokens),
-            ("frame_separator", self.frame_separator),
-            ("questions", None if self.questions is None else list(self.questions)),
-            ("inputs", _tensors_json(self.inputs)),
-            ("outputs", _tensors_json(self.outputs)),
-            ("backbone", self.backbone),
-            ("training", self.training),
-            ("metrics", self.metrics),
-            ("verify", _verify_json(self.verify)),
-        ]
-        return _emit(pairs, self.ALWAYS, self.extra)
+        return _emit_fields(self, self.FIELDS, self.ALWAYS, self.extra)
 
     @property
     def graph_files(self) -> tuple[str, ...]:

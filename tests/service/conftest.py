@@ -6,9 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from tests.redis_cluster import ENV_URL as CLUSTER_ENV_URL
 from tests.redis_cluster import SETUP_HINT as CLUSTER_SETUP_HINT
 from tests.redis_cluster import LocalCluster, cluster_reachable, delete_cluster_prefix
 from tests.redis_server import SETUP_HINT, RedisServer, delete_prefix, redis_for_tests
+from tests.servers import started_or_fail
 
 _test_numbers = itertools.count()
 
@@ -24,15 +23,12 @@ _test_numbers = itertools.count()
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """$GAD_TEST_REDIS_URL, else 127.0.0.1:6379, else a redis-server started for the run."""
-    with tempfile.TemporaryDirectory(prefix="gad-redis-") as folder, ExitStack() as stack:
-        try:
-            url = stack.enter_context(redis_for_tests(Path(folder)))
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            yield url
-            return
-    pytest.fail(f"no Redis for the cache tests ({problem}); {SETUP_HINT}", pytrace=False)
+    yield from started_or_fail(
+        redis_for_tests,
+        prefix="gad-redis-",
+        failure="no Redis for the cache tests",
+        hint=SETUP_HINT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +48,12 @@ def redis_prefix(redis_run_prefix: str) -> str:
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own on a free port: stop and restart it at will."""
-    with tempfile.TemporaryDirectory(prefix="gad-redis-") as folder:
-        try:
-            server = RedisServer.start(Path(folder))
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            with server:
-                yield server
-            return
-    pytest.fail(f"cannot start a private Redis ({problem}); {SETUP_HINT}", pytrace=False)
+    yield from started_or_fail(
+        RedisServer.start,
+        prefix="gad-redis-",
+        failure="cannot start a private Redis",
+        hint=SETUP_HINT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -74,16 +66,13 @@ def redis_cluster_url() -> Iterator[str]:
             pytest.fail(f"{CLUSTER_ENV_URL} is set but its cluster is not ok", pytrace=False)
         yield env
         return
-    with tempfile.TemporaryDirectory(prefix="gad-cluster-") as folder:
-        try:
-            cluster = LocalCluster.start(Path(folder))
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            with cluster:
-                yield cluster.url
-            return
-    pytest.fail(f"cannot start a Redis Cluster ({problem}); {CLUSTER_SETUP_HINT}", pytrace=False)
+    for cluster in started_or_fail(
+        LocalCluster.start,
+        prefix="gad-cluster-",
+        failure="cannot start a Redis Cluster",
+        hint=CLUSTER_SETUP_HINT,
+    ):
+        yield cluster.url
 
 
 @pytest.fixture(scope="session")
@@ -113,17 +102,12 @@ def replicated_cluster() -> Iterator[LocalCluster]:
 
 
 def _private_cluster(*, replicas: int) -> Iterator[LocalCluster]:
-    with tempfile.TemporaryDirectory(prefix="gad-cluster-") as folder:
-        try:
-            cluster = LocalCluster.start(Path(folder), replicas=replicas)
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            with cluster:
-                yield cluster
-            return
-    hint = CLUSTER_SETUP_HINT
-    pytest.fail(f"cannot start a private Redis Cluster ({problem}); {hint}", pytrace=False)
+    yield from started_or_fail(
+        lambda folder: LocalCluster.start(folder, replicas=replicas),
+        prefix="gad-cluster-",
+        failure="cannot start a private Redis Cluster",
+        hint=CLUSTER_SETUP_HINT,
+    )
 
 
 @pytest.fixture(scope="session")

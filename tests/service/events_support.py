@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,9 @@ from gad.backends import open_backend
 from service.app import create_app
 from service.events import signature
 from service.settings import Settings
+from tests.model.helpers import FEATURE_DIM
 from tests.mosquitto_server import SETUP_HINT, MosquittoServer, mqtt_for_tests
+from tests.servers import started_or_fail
 from tests.service.streaming import features_message
 
 FPS = 4.0
@@ -40,30 +41,38 @@ SECRET = "webhook-secret"
 @pytest.fixture(scope="session")
 def mqtt_url() -> Iterator[str]:
     """$GAD_TEST_MQTT_URL, else 127.0.0.1:1883, else a mosquitto started for the run."""
-    with tempfile.TemporaryDirectory(prefix="gad-mqtt-") as folder, contextlib.ExitStack() as s:
-        try:
-            url = s.enter_context(mqtt_for_tests(Path(folder)))
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            yield url
-            return
-    pytest.fail(f"no MQTT broker for the event tests ({problem}); {SETUP_HINT}", pytrace=False)
+    yield from started_or_fail(
+        mqtt_for_tests,
+        prefix="gad-mqtt-",
+        failure="no MQTT broker for the event tests",
+        hint=SETUP_HINT,
+    )
 
 
 @pytest.fixture
 def private_mosquitto() -> Iterator[MosquittoServer]:
     """A mosquitto of this test's own on a free port: stop and restart it at will."""
-    with tempfile.TemporaryDirectory(prefix="gad-mqtt-") as folder:
-        try:
-            server = MosquittoServer.start(Path(folder))
-        except RuntimeError as error:
-            problem = str(error)
-        else:
-            with server:
-                yield server
-            return
-    pytest.fail(f"cannot start a private mosquitto ({problem}); {SETUP_HINT}", pytrace=False)
+    yield from started_or_fail(
+        MosquittoServer.start,
+        prefix="gad-mqtt-",
+        failure="cannot start a private mosquitto",
+        hint=SETUP_HINT,
+    )
+
+
+# --- the model and its rows (fixtures: a test module assigns them, as mqtt_url) ----------
+
+
+@pytest.fixture(scope="module")
+def package(tiny_package: tuple[Path, Path]) -> Path:
+    """The tiny GAD model's package (tests/conftest.py)."""
+    return tiny_package[1]
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    """48 random feature rows (seed 5): a stream with several segments."""
+    return np.random.default_rng(5).normal(size=(48, FEATURE_DIM)).astype(np.float32)
 
 
 def dead_url(scheme: str) -> str:

@@ -13,11 +13,9 @@ import json
 import logging
 import secrets
 
-import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from tests.model.helpers import FEATURE_DIM
 from tests.service import events_support
 from tests.service.events_support import (
     FPS,
@@ -38,18 +36,9 @@ from tests.service.streaming import client, features_message, stream_rows
 
 mqtt_url = events_support.mqtt_url  # fixtures
 private_mosquitto = events_support.private_mosquitto
+package, rows = events_support.package, events_support.rows
 
 FAST_RETRY = {"event_retry_max_s": 0.3, "event_timeout_s": 1.0}
-
-
-@pytest.fixture(scope="module")
-def package(tiny_package):
-    return tiny_package[1]
-
-
-@pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return np.random.default_rng(5).normal(size=(48, FEATURE_DIM)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

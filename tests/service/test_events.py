@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 
 import httpx
-import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from tests.model.helpers import FEATURE_DIM
+from tests.service import events_support
 from tests.service.events_support import (
     FPS,
     SseReader,
@@ -29,17 +28,9 @@ from tests.service.events_support import (
 )
 from tests.service.streaming import client, features_message, stream_rows
 
+package, rows = events_support.package, events_support.rows  # fixtures
+
 THRESHOLDS = {"event_min_score": 0.19, "event_min_frames": 2, "event_max_gap": 1}
-
-
-@pytest.fixture(scope="module")
-def package(tiny_package):
-    return tiny_package[1]
-
-
-@pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return np.random.default_rng(5).normal(size=(48, FEATURE_DIM)).astype(np.float32)
 
 
 @pytest.mark.parametrize("rule", [{}, THRESHOLDS], ids=["default", "thresholds"])
