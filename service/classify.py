@@ -22,12 +22,12 @@ import numpy as np
 
 from runtime.engine import ClipModel
 from runtime.pose.track import clip_encoder
-from runtime.preprocess import FrameError as PreprocessError
+from runtime.preprocess import FrameError
 from runtime.segments import SegmentRule, action_segments
 from runtime.video import FpsSampler, FrameReader, VideoError
 from runtime.windowing import build_clip
 from service.errors import ServiceError, TooLarge, UnusableInput
-from service.frames import FrameError, feature_rows
+from service.frames import feature_rows
 from service.served import ServedModel
 
 ENCODE_BATCH = 16  # FrameEncoder.encode's own batch size
@@ -74,7 +74,7 @@ def _video_rows(served: ServedModel, path: Path) -> ClipRows:
                 batch = []
         if batch:
             rows.append(encode(np.stack(batch)))
-    except (VideoError, PreprocessError) as exc:  # PreprocessError: e.g. a 1 × 2000 video
+    except (VideoError, FrameError) as exc:  # FrameError: e.g. a 1 × 2000 video
         raise UnusableInput(str(exc)) from exc
     if not rows:
         raise UnusableInput("no frames could be sampled from the video")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import GADError
+from runtime.preprocess import FrameError
 from service.auth import AuthError
 from service.cache import CacheError, CacheUnavailable
-from service.frames import FrameError
 from service.wire import Error
 
 

@@ -2,7 +2,9 @@
 
 The image header is read first (Pillow, no pixel decoding) so a decompression bomb — a
 small file that claims a huge canvas — is refused before any memory is spent on it; only
-then does OpenCV decode. Every refusal is a `FrameError` with a message for the client.
+then does OpenCV decode. Every refusal is a `FrameError` (runtime.preprocess's: one error
+for a frame the service cannot use, decoded here or preprocessed there) with a message for
+the client; the stream goes on without the frame.
 """
 
 from __future__ import annotations
@@ -17,15 +19,11 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from runtime.errors import GADError
+from runtime.preprocess import FrameError
 
 FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")  # MPO: a phone camera's multi-picture JPEG
 # Corrupt frames are answered with a FrameError; OpenCV's own stderr warnings add nothing.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
-class FrameError(GADError, ValueError):
-    """A frame the service cannot use; the stream goes on without it."""
 
 
 def decode_json(text: str | bytes) -> object:

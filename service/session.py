@@ -41,7 +41,7 @@ import numpy as np
 from runtime.encoders import FramePreprocess
 from runtime.manifest import ModelPackage
 from runtime.pose.roi import Roi
-from runtime.preprocess import FrameError as PreprocessError
+from runtime.preprocess import FrameError
 from runtime.segments import SegmentRule
 from runtime.video import FpsSampler
 from service.cache import (
@@ -54,7 +54,7 @@ from service.cache import (
 )
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.events.stream import Publisher, StreamEvents, StreamInfo
-from service.frames import FrameError, decode_image
+from service.frames import decode_image
 from service.metrics import Metrics
 from service.settings import Settings
 from service.wire import Brief, End, Error, Label, NoLabel, Ready, brief
@@ -341,10 +341,7 @@ class StreamSession:
                 max_bytes=options.max_frame_bytes,
                 max_pixels=options.max_frame_pixels,
             )
-            try:
-                pixels: np.ndarray = preprocess.apply(rgb)[0]
-            except PreprocessError as exc:  # e.g. an absurd aspect ratio
-                raise FrameError(str(exc)) from exc
+            pixels: np.ndarray = preprocess.apply(rgb)[0]  # FrameError: e.g. an absurd aspect
             return pixels
 
         pixels = await asyncio.to_thread(prepare)  # decode + resize off the event loop

@@ -39,6 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Message
 
 from runtime.errors import GADError
+from runtime.preprocess import FrameError
 from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
 from service.auth import authorize_websocket
 from service.classify import ClipRows, classify_rows, features_clip, video_rows
@@ -52,7 +53,7 @@ from service.errors import (
     http_headers,
     http_status,
 )
-from service.frames import FrameError, decode_base64, decode_json, rows_from_bytes
+from service.frames import decode_base64, decode_json, rows_from_bytes
 from service.served import ServedModel
 from service.settings import Settings
 

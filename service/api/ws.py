@@ -45,6 +45,7 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from runtime.errors import GADError
+from runtime.preprocess import FrameError
 from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep
 from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
@@ -62,7 +63,7 @@ from service.errors import (
     error_message,
 )
 from service.frame_models.clip_only import NO_STREAMS
-from service.frames import FrameError, decode_base64, decode_features, decode_json
+from service.frames import decode_base64, decode_features, decode_json
 from service.metrics import Metrics
 from service.served import ServedModel
 from service.session import DELIVERIES, Delivery, Frame, StreamOptions, StreamSession

@@ -4,6 +4,7 @@ import pytest
 
 from runtime.engine import EngineInputError
 from runtime.errors import GADError
+from runtime.preprocess import FrameError
 from service.auth import AuthError
 from service.batcher import BatcherClosed
 from service.cache import CacheError, CacheFull, CacheMismatch, CacheUnavailable
@@ -26,7 +27,6 @@ from service.errors import (
     http_headers,
     http_status,
 )
-from service.frames import FrameError
 from tests.service.streaming import client
 
 
