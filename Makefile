@@ -5,13 +5,15 @@
 #                /v1/streams/ID; `.venv/bin/gad serve --demo render` serves the render demo
 #   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
 #   make test-fast  the fast core only (pytest -m "not integration"): under a minute
+#   make test-stack the Docker images built and `docker compose up` exercised on a private
+#                engine (root; tests/stack/; README "The stack test")
 #   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export GAD_CACHE_DIR ?= $(CURDIR)/.cache/gad
 
-.PHONY: setup test test-fast lint run synth bench audit
+.PHONY: setup test test-fast test-stack lint run synth bench audit
 
 setup:
 	bash scripts/setup.sh "$(VENV)" "$(PY)"
@@ -29,6 +31,12 @@ test: lint
 # `integration` marker (tests/conftest.py says what gets it).
 test-fast:
 	$(BIN)/pytest -q -m "not integration"
+
+# The images built (both builders) and the compose stack run and probed on a private Docker
+# engine started as root and removed after (tests/stack/test_stack.py). Skips where no
+# engine can run; GAD_STACK_REQUIRED=1 (.ci/run) makes that a failure.
+test-stack:
+	GAD_STACK=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/stack
 
 # The product: the pose demo model (built by setup; real body keypoints from a camera)
 # behind the streaming service.

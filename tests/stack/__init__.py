@@ -1,0 +1,1 @@
+"""The stack test: the images built and `docker compose up` run on a real engine."""
