@@ -91,5 +91,8 @@ def test_gad_stream_source_streams_a_camera_live(
     lines = done.stdout.splitlines()
     assert lines[0].startswith("seq     0  t    0.00s  ")
     summary = json.loads(done.stdout[done.stdout.index("\n{") :])
-    assert summary["labels"] >= 12 and summary["dropped"] == {}
+    # Live delivery: a frame that comes while the last is still unanswered is dropped, which
+    # a loaded machine may do once or twice; nothing else is ever dropped.
+    assert summary["labels"] >= 12, summary
+    assert set(summary["dropped"]) <= {"in_flight"} and sum(summary["dropped"].values()) <= 3
     assert summary["service"] == "stopped" and summary["frames"]["sent"] == summary["labels"]
