@@ -85,19 +85,20 @@ def feature_rows(values: np.ndarray, *, dim: int) -> np.ndarray:
 
 
 def rows_from_bytes(raw: bytes, *, dim: int) -> np.ndarray:
-    """Little-endian float32 bytes → feature rows [N, dim] (checked by `feature_rows`)."""
+    """Little-endian float32 bytes → rows [N, dim], unchecked: `feature_rows` checks them
+    where they are used."""
     if len(raw) % (4 * dim):
         raise FrameError(
             f"features must be whole rows of {dim} float32 values ({dim * 4} bytes each), "
             f"got {len(raw)} bytes"
         )
-    return feature_rows(np.frombuffer(raw, "<f4").reshape(-1, dim), dim=dim)
+    return np.frombuffer(raw, "<f4").reshape(-1, dim)
 
 
 def decode_features(text: object, *, dim: int) -> np.ndarray:
     """base64 of `dim` little-endian float32 values → one finite feature row [dim]."""
     raw = decode_base64(text, field="data", max_bytes=dim * 4 + 1024)
-    rows = rows_from_bytes(raw, dim=dim)
+    rows = feature_rows(rows_from_bytes(raw, dim=dim), dim=dim)
     if len(rows) != 1:
         raise FrameError(
             f"a feature message holds one row of {dim} float32 values, got {len(rows)}"

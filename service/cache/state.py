@@ -124,11 +124,7 @@ class StreamState:
         """The state after appending `row` [dim] (rounded through the storage dtype) and
         setting `meta` (None keeps it). Raises CacheMismatch for a row or meta that won't fit."""
         stored = round_row(row, dim=self.dim, dtype=self.dtype)
-        if meta is None:
-            meta = self.meta
-        else:
-            meta = check_meta(meta)
-            encode_meta(meta)  # the size limit, whatever the backend
+        meta = self.meta if meta is None else check_meta(meta)
         keep = self.rows[max(0, len(self.rows) - self.span + 1) :]
         rows = np.concatenate([keep, stored[None]])
         rows.flags.writeable = False
@@ -136,9 +132,7 @@ class StreamState:
 
     def with_meta(self, meta: Meta) -> StreamState:
         """The same rows with `meta` (checked)."""
-        checked = check_meta(meta)
-        encode_meta(checked)
-        return replace(self, meta=checked)
+        return replace(self, meta=check_meta(meta))
 
 
 def empty_state(key: str, *, dim: int, span: int, dtype: np.dtype[np.floating]) -> StreamState:
@@ -179,11 +173,14 @@ def round_row(row: np.ndarray, *, dim: int, dtype: np.dtype) -> np.ndarray:
 
 
 def check_meta(meta: Meta) -> Meta:
+    """`meta` frozen, refused unless it maps str → int | float | str within the size limit
+    (whatever the backend)."""
     for name, value in meta.items():
         if not isinstance(name, str) or not isinstance(value, (int, float, str)):
             raise CacheMismatch(
                 f"stream meta maps str → int | float | str, got {name!r}: {type(value).__name__}"
             )
+    encode_meta(meta)
     return frozen_meta(meta)
 
 
