@@ -5,21 +5,30 @@
                      it follows) from the frame and the ROI the stream's previous frame left
 
 `open_encoding` picks one by the package's encoder (the one place that asks); the session
-calls `encode(pixels, track)` either way and keeps what comes back as the stream's state.
-Decoding and preprocessing run in the caller's worker thread, off the loop.
+calls `encode(pixels, track, frame)` either way and gets an `Encoded`: the row, the
+encoder state it keeps for the stream, and what the encoder saw (a pose: joints, box, person
+or nobody — the page draws it). Decoding and preprocessing run in the caller's worker thread,
+off the loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from runtime.encoders import FrameEncoderKind, FramePreprocess
 from runtime.pose.encoder import PoseFrameEncoder
-from runtime.pose.roi import Roi, rois_from_array, rois_to_array
+from runtime.pose.roi import ROI_VALUES, Roi, rois_from_array, rois_to_array
+from runtime.pose.view import Placement, PoseView
 from service.batcher import MicroBatcher, OnBatch
+
+
+class Encoded(NamedTuple):
+    row: np.ndarray  # float32 [feature_dim]
+    track: Roi | None  # the encoder's state for the stream's next frame (None: none/nobody)
+    view: PoseView | None  # what a pose encoder saw (None: an image encoder)
 
 
 class FrameEncoding(Protocol):
@@ -36,10 +45,12 @@ class FrameEncoding(Protocol):
     async def close(self) -> None: ...
 
     async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None
-    ) -> tuple[np.ndarray, Roi | None]:
-        """One preprocessed frame → its feature row, and the stream's encoder state for its
-        next frame (a pose encoder's ROI; None: none kept, or nobody in view)."""
+        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
+    ) -> Encoded:
+        """One preprocessed frame → its feature row, the stream's encoder state for its next
+        frame (a pose encoder's ROI; None: none kept, or nobody in view), and what the
+        encoder saw, placed on the camera frame (`frame`: its height and width before
+        preprocessing; None: the encoder's pixels)."""
         ...
 
 
@@ -77,14 +88,14 @@ class PlainEncoding(_Encoding):
         )
 
     async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None
-    ) -> tuple[np.ndarray, Roi | None]:
-        return await self.batcher.submit(pixels), None
+        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
+    ) -> Encoded:
+        return Encoded(await self.batcher.submit(pixels), None, None)
 
 
 class TrackedEncoding(_Encoding):
-    """Each item a frame and its stream's ROI; each result row the frame's features followed
-    by the stream's next ROI (one array, so each caller gets its own row of it)."""
+    """Each item a frame and its stream's ROI; each result row the frame's features, the
+    stream's next ROI and what the encoder saw (one array, so each caller gets its own row)."""
 
     def __init__(
         self, encoder: PoseFrameEncoder, *, max_batch: int, max_wait_s: float, on_batch: OnBatch
@@ -103,12 +114,15 @@ class TrackedEncoding(_Encoding):
         )
 
     async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None
-    ) -> tuple[np.ndarray, Roi | None]:
+        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
+    ) -> Encoded:
         out = await self.batcher.submit(pixels, rois_to_array([track])[0])
         dim = self.pose.feature_dim
-        (roi,) = rois_from_array(out[None, dim:])
-        return out[:dim].astype(np.float32), roi
+        (roi,) = rois_from_array(out[None, dim : dim + ROI_VALUES])
+        size = self.pose.preprocess.size
+        placement = Placement(size, size) if frame is None else Placement.letterboxed(*frame, size)
+        view = PoseView.from_values(out[dim + ROI_VALUES :], placement)
+        return Encoded(out[:dim].astype(np.float32), roi, view)
 
 
 def open_encoding(
@@ -123,11 +137,12 @@ def open_encoding(
 
 
 def _tracked_batch(encoder: PoseFrameEncoder) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Frames [B, S, S, 3] and their streams' ROIs [B, 4] → [B, D + 4]."""
+    """Frames [B, S, S, 3] and their streams' ROIs [B, 4] → [B, D + 4 + VIEW_VALUES]."""
 
     def run(pixels: np.ndarray, rois: np.ndarray) -> np.ndarray:
-        rows, following = encoder.encode_pixels_tracked(pixels, rois)
-        return np.concatenate([rows.astype(np.float64), following], axis=1)
+        rows, following, seen = encoder.encode_pixels_seen(pixels, rois)
+        out = np.concatenate([rows.astype(np.float64), following, seen], axis=1)
+        return out
 
     return run
 

@@ -25,7 +25,7 @@ from runtime.errors import ConfigError
 from runtime.manifest import ModelPackage, read_package
 from runtime.pose.roi import Roi
 from service.cache import FeatureCache, StreamState, create_cache, redact_url
-from service.encoding import FrameEncoding, open_encoding
+from service.encoding import Encoded, FrameEncoding, open_encoding
 from service.events import EventBus, open_sinks
 from service.frame_models import FrameModel
 from service.frame_models.clip_only import ClipOnly
@@ -148,13 +148,13 @@ class ServedModel:
         await self.cache.close()
 
     async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None
-    ) -> tuple[np.ndarray, Roi | None]:
-        """One preprocessed frame → its row and the stream's encoder state for its next
-        frame, batched across streams (service/encoding.py)."""
+        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
+    ) -> Encoded:
+        """One preprocessed frame → its row, the stream's encoder state for its next frame
+        and what the encoder saw, batched across streams (service/encoding.py)."""
         if self.encoding is None:
             raise RuntimeError("this model has no encoder")
-        return await self.encoding.encode(pixels, track)
+        return await self.encoding.encode(pixels, track, frame)
 
     async def scores(self, state: StreamState) -> np.ndarray:
         """Class probabilities for the newest row of a stream."""

@@ -39,8 +39,9 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 
 from runtime.encoders import FramePreprocess
-from runtime.manifest import ModelPackage
+from runtime.manifest import POSE_KIND, ModelPackage
 from runtime.pose.roi import Roi
+from runtime.pose.view import SKELETON
 from runtime.preprocess import FrameError
 from runtime.segments import SegmentRule
 from runtime.video import FpsSampler
@@ -52,6 +53,7 @@ from service.cache import (
     Meta,
     StreamState,
 )
+from service.encoding import Encoded
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import decode_image
@@ -76,10 +78,11 @@ class StreamModel(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None
-    ) -> tuple[np.ndarray, Roi | None]:
-        """A frame's row, and the stream's encoder state for its next frame (a pose
-        encoder's ROI; None: none kept, or detect afresh)."""
+        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
+    ) -> Encoded:
+        """A frame's row, the stream's encoder state for its next frame (a pose encoder's
+        ROI; None: none kept, or detect afresh) and what the encoder saw (`frame`: the camera
+        frame's height and width, where the view is placed)."""
         ...
 
     async def scores(self, state: StreamState) -> np.ndarray:
@@ -115,18 +118,26 @@ class StreamOptions:
     max_frame_bytes: int
     max_frame_pixels: int
     carry_over: bool = True  # answer frames sampling skipped with the latest label
+    pose: bool = False  # labels carry what a pose encoder saw (joints, box): `?pose=1`
     top_k: int = 3
     delivery: Delivery = "live"
     segment_rule: SegmentRule = field(default_factory=SegmentRule)  # GAD_EVENT_*: events
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, carry_over: bool, top_k: int, delivery: Delivery = "live"
+        cls,
+        settings: Settings,
+        *,
+        carry_over: bool,
+        top_k: int,
+        delivery: Delivery = "live",
+        pose: bool = False,
     ) -> StreamOptions:
         return cls(
             max_frame_bytes=settings.max_frame_bytes,
             max_frame_pixels=settings.max_frame_pixels,
             carry_over=carry_over,
+            pose=pose,
             top_k=top_k,
             delivery=delivery,
             segment_rule=settings.segment_rule,
@@ -204,7 +215,7 @@ class StreamSession:
 
     def ready(self) -> Ready:
         info = self.model.describe()
-        return {
+        ready: Ready = {
             "type": "ready",
             "stream": self.stream_id,
             "model": {"name": info["name"], "version": info["version"]},
@@ -224,6 +235,10 @@ class StreamSession:
             # before they arrived fills its gaps below next_seq from here.
             "recent": self.recent,
         }
+        encoder = self.package.encoder
+        if encoder is not None and encoder.kind == POSE_KIND:
+            ready["skeleton"] = SKELETON
+        return ready
 
     async def process(self, frame: Frame) -> Label | NoLabel | Error | None:
         """The message that answers `frame` (label, or error for a bad frame)."""
@@ -277,7 +292,7 @@ class StreamSession:
         scored and stored. The label is scored before the rows are stored, and stored with
         them: a replica that dies between the two never leaves a row whose label is lost
         (a resumed stream's `ready` carries the recent labels)."""
-        row, track = await self._row(frame)
+        row, track, view = await self._row(frame)
         repeats = [self.state.rows[-1]] * self.sampler.repeat if self.state.rows.size else []
         pushed, window = [], self.state
         for each in [*repeats, row]:
@@ -285,6 +300,10 @@ class StreamSession:
             pushed.append(window)
         probs = await self.model.scores(window)
         message = self._label(seq, probs, frame, carried=False, row=window.total_rows - 1)
+        if view is not None:  # a pose encoder: whether it found anyone, and what it saw
+            message["person"] = view.person
+            if self.options.pose:
+                message["pose"] = view.to_wire()
         recent = [*self.recent, brief(message)][-RECENT:]
         # Rows the input skipped hold the newest frame's probabilities (only it is scored).
         events = self.events.step(probs, frames=len(pushed))
@@ -323,10 +342,11 @@ class StreamSession:
         self.state = await cache.restore(self.state)
         return await cache.store(following)
 
-    async def _row(self, frame: Frame) -> tuple[np.ndarray, Roi | None]:
-        """The frame's row and the encoder's state after it (None after a feature row)."""
+    async def _row(self, frame: Frame) -> Encoded:
+        """The frame's row, the encoder's state after it and what it saw (None, None after
+        a feature row)."""
         if frame.features is not None:  # checked where it was decoded (service/frames.py)
-            return frame.features, None
+            return Encoded(frame.features, None, None)
         preprocess = self.model.preprocess
         if preprocess is None:
             raise FrameError(
@@ -335,18 +355,18 @@ class StreamSession:
             )
         options = self.options
 
-        def prepare() -> np.ndarray:
+        def prepare() -> tuple[np.ndarray, tuple[int, int]]:
             rgb = decode_image(
                 frame.image or b"",
                 max_bytes=options.max_frame_bytes,
                 max_pixels=options.max_frame_pixels,
             )
             pixels: np.ndarray = preprocess.apply(rgb)[0]  # FrameError: e.g. an absurd aspect
-            return pixels
+            return pixels, (int(rgb.shape[0]), int(rgb.shape[1]))
 
-        pixels = await asyncio.to_thread(prepare)  # decode + resize off the event loop
+        pixels, size = await asyncio.to_thread(prepare)  # decode + resize off the event loop
         started = time.monotonic()
-        encoded = await self.model.encode(pixels, self.track)
+        encoded = await self.model.encode(pixels, self.track, size)
         self.metrics.encoder.observe(time.monotonic() - started)
         return encoded
 

@@ -21,6 +21,8 @@ from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict  # pydantic reads this one on Python 3.11
 
+from runtime.pose.view import PoseWire, Skeleton
+
 # --- client → server -----------------------------------------------------------------
 
 
@@ -84,6 +86,7 @@ class Ready(TypedDict):
     next_seq: int
     last_ts: float | None  # a resumed stream's last capture time: send later ones
     recent: list[Brief]  # the labels of the last frames stored
+    skeleton: NotRequired[Skeleton]  # a pose encoder's packages: the joints labels carry
 
 
 class Label(TypedDict):
@@ -99,6 +102,10 @@ class Label(TypedDict):
     top: list[tuple[str, float]]
     carried: bool  # true: fps sampling skipped this frame; the latest label again
     latency_ms: float  # from the frame's arrival to its label
+    # A pose encoder's packages: whether a person was in view (false: the label is the
+    # model's answer for nobody, not an action it saw).
+    person: NotRequired[bool]
+    pose: NotRequired[PoseWire]  # `?pose=1`: the joints and tracked box the model saw
 
 
 class NoLabel(TypedDict):
@@ -172,6 +179,7 @@ ClientMessage = FrameIn | FeaturesIn | EndIn
 CLIENT: tuple[type, ...] = (FrameIn, FeaturesIn, EndIn)
 SERVER: tuple[type, ...] = (Ready, Label, NoLabel, Error, Dropped, End)
 EVENTS: tuple[type, ...] = (Event,)
+PARTS: tuple[type, ...] = (PoseWire, Skeleton)  # fields of the messages above
 
 
 def brief(label: Label) -> Brief:
@@ -196,12 +204,14 @@ def reference() -> str:
         "tests/service/test_wire.py keeps it current -->",
         "",
         "`WS /v1/streams/{stream_id}`; query `delivery=live|lossless`, `top_k=N`, `carry=0`, "
-        "`token=KEY`. Close codes: 1000 done, 1008 auth or policy, 1009 message too big, "
+        "`pose=1` (labels carry the joints and box the pose encoder saw), `token=KEY`. "
+        "Close codes: 1000 done, 1008 auth or policy, 1009 message too big, "
         "1011 internal, 1013 overloaded, 1001/1012 server going away (reconnect).",
     ]
     sections = (
         ("Client → server", CLIENT, ""),
         ("Server → client", SERVER, ""),
+        ("Parts of messages", PARTS, ""),
         (
             "Action events",
             EVENTS,

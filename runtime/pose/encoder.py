@@ -55,6 +55,7 @@ from runtime.manifest import POSE_KIND
 from runtime.pose.detector import PoseDetector, letterbox
 from runtime.pose.landmarks import LandmarkModel, Landmarks
 from runtime.pose.roi import Roi, crop, roi_from_keypoints, rois_from_array, rois_to_array
+from runtime.pose.view import view_values
 from runtime.pose_features import (
     BLAZEPOSE_INDEX,
     FEATURE_DIM,
@@ -196,10 +197,7 @@ class PoseFrameEncoder:
         (None: detect) → rows [N, FEATURE_DIM] and each stream's ROI for its next frame
         (None where nobody is in view)."""
         poses = self.estimate(pixels, rois)
-        following = [
-            None if pose is None or pose.present < PRESENT_THRESHOLD else pose.next_roi()
-            for pose, _ in poses
-        ]
+        following = _following(poses)
         return self._rows(poses), following
 
     def encode_pixels_tracked(
@@ -208,8 +206,18 @@ class PoseFrameEncoder:
         """`encode_tracked` with the ROIs as arrays: letterboxed frames [N, S, S, 3] and
         each one's previous ROI float [N, 4] (a NaN row: none, detect) → rows float32
         [N, FEATURE_DIM] and the next ROIs float64 [N, 4] (NaN where nobody is in view)."""
-        rows, following = self.encode_tracked(pixels, rois_from_array(rois))
-        return rows, rois_to_array(following)
+        rows, following, _ = self.encode_pixels_seen(pixels, rois)
+        return rows, following
+
+    def encode_pixels_seen(
+        self, pixels: np.ndarray, rois: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`encode_pixels_tracked`, and what it saw: per frame its joints and the present
+        probability, float64 [N, VIEW_VALUES] in these pixels (runtime/pose/view.py)."""
+        poses = self.estimate(pixels, rois_from_array(rois))
+        following = _following(poses)
+        keypoints = self._keypoints(poses)
+        return pose_features_batch(*keypoints), rois_to_array(following), view_values(*keypoints)
 
     def keypoints(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames → the 13 feature joints per frame in frame pixels [N, 13, 2], their
@@ -289,3 +297,12 @@ class PoseFrameEncoder:
                 f"pixels must be uint8 [{size}, {size}, 3], got {pixels.dtype} {list(pixels.shape)}"
             )
         return (pixels,)
+
+
+def _following(poses: list[tuple[Landmarks | None, float]]) -> list[Roi | None]:
+    """Each frame's ROI for its stream's next frame: from the landmarks' alignment points,
+    None where nobody is in view."""
+    return [
+        None if pose is None or pose.present < PRESENT_THRESHOLD else pose.next_roi()
+        for pose, _ in poses
+    ]

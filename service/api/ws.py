@@ -15,7 +15,8 @@ GAD_MAX_MESSAGE_BYTES, 1011 internal,
 1013 overloaded (too many streams), 1001/1012 server going away (reconnect elsewhere) —
 each looked up for its domain error in service/errors.py, as are the error messages' codes.
 
-Query parameters: `delivery=live|lossless` (default live), `top_k=N`, `carry=0`, `token=KEY`.
+Query parameters: `delivery=live|lossless` (default live), `top_k=N`, `carry=0`, `pose=1`
+(each label carries the pose encoder's joints and box: what the model sees), `token=KEY`.
 
 Three tasks per connection: the receiver parses and queues frames, the worker processes
 them in order, the sender writes replies (bounded; a client that stops reading is closed,
@@ -107,6 +108,7 @@ async def stream_endpoint(
     options = StreamOptions.from_settings(
         settings,
         carry_over=params.get("carry", "1") not in ("0", "false", "no"),
+        pose=params.get("pose", "0") in ("1", "true", "yes"),
         top_k=_int(params.get("top_k"), settings.top_k, 1, len(served.package.classes)),
         delivery=delivery,
     )

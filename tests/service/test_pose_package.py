@@ -173,17 +173,50 @@ def test_a_frame_with_nobody_and_a_photo_of_a_person_get_labels(pose_package: Pa
     assert person[-1] >= 0.5 and nobody[-1] < 0.5
     assert person[:-1].any() and not nobody[:-1].any()
 
-    with client(pose_package) as http, http.websocket_connect("/v1/streams/nobody") as ws:
-        assert ws.receive_json()["type"] == "ready"
-        replies = []
-        for seq, rgb in enumerate([empty, astronaut, empty]):
-            image = base64.b64encode(encode_frame(rgb, "jpeg", 90)).decode()
-            ws.send_text(json.dumps({"type": "frame", "seq": seq, "ts": seq / FPS, "image": image}))
-            replies.append(ws.receive_json())
-    assert [r["type"] for r in replies] == ["label"] * 3
-    assert [r["row"] for r in replies] == [0, 1, 2]
+    # The same person on the right half of a frame twice as wide: what the model saw is
+    # placed on each camera frame, as fractions of its width and height.
+    wide = np.zeros((512, 1024, 3), np.uint8)
+    wide[:, 512:] = astronaut
+    sent = [empty, astronaut, empty, wide]
+    with client(pose_package) as http:
+        with http.websocket_connect("/v1/streams/nobody?pose=1") as ws:
+            ready = ws.receive_json()
+            replies = []
+            for seq, rgb in enumerate(sent):
+                image = base64.b64encode(encode_frame(rgb, "jpeg", 90)).decode()
+                frame = {"type": "frame", "seq": seq, "ts": seq / FPS, "image": image}
+                ws.send_text(json.dumps(frame))
+                replies.append(ws.receive_json())
+        with http.websocket_connect("/v1/streams/plain") as ws:  # no ?pose=1: no points
+            ws.receive_json()
+            ws.send_bytes(encode_frame(astronaut, "jpeg", 90))
+            plain = ws.receive_json()
+    assert [r["type"] for r in replies] == ["label"] * 4
+    assert [r["row"] for r in replies] == [0, 1, 2, 3]
     classes = read_package(pose_package).classes
     assert all(r["label"] in classes for r in replies)
+    assert ready["skeleton"]["joints"][0] == "nose" and ready["skeleton"]["bones"]
+    assert [r["person"] for r in replies] == [False, True, False, True]
+    assert [r["pose"]["points"] == [] and r["pose"]["box"] is None for r in replies] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    square, wide_pose = (np.array(replies[i]["pose"]["points"]) for i in (1, 3))
+    assert square.shape == (13, 3) and replies[1]["pose"]["present"] >= 0.5
+    nose = square[0, :2] * 512  # the astronaut's face: upper middle of the photo
+    assert 150 < nose[0] < 300 and 60 < nose[1] < 200, nose
+    # Placed on the wide frame: x halved and shifted by half, y as is — within what the
+    # landmark model gives the same person at half the pixels (nose and shoulders: 2-7 % of
+    # the height here; the placement itself is exact, tests/runtime/test_pose_view.py).
+    upper = slice(0, 3)
+    assert np.abs(wide_pose[upper, 0] - (0.5 + square[upper, 0] / 2)).mean() < 0.03
+    assert np.abs(wide_pose[upper, 1] - square[upper, 1]).mean() < 0.08
+    # (A misplaced view would be off by the letterbox's bars: a quarter of the height.)
+    left, top, right, bottom = replies[1]["pose"]["box"]
+    assert left < square[:, 0].min() and right > square[:, 0].max() and top < nose[1] / 512
+    assert plain["person"] is True and "pose" not in plain
 
 
 def test_streams_track_the_person_and_detect_after_nobody_and_on_resume(
@@ -257,7 +290,7 @@ def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path
                 done = await asyncio.gather(
                     *(served.encode(streams[i][step], tracks[i]) for i in range(2))
                 )
-                for i, (row, track) in enumerate(done):
+                for i, (row, track, _) in enumerate(done):
                     rows[i].append(row)
                     tracks[i] = track
                 assert all(track is not None for track in tracks)

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from service import wire
 from service.cache import CacheUnavailable, MemoryFeatureCache, StreamState
+from service.encoding import Encoded
 from service.metrics import Metrics
 from service.session import Frame, StreamOptions, StreamSession
 
@@ -30,6 +31,7 @@ class FakePackage:
     fps: float = FPS
     classes: tuple[str, ...] = CLASSES
     feature_dim: int = DIM
+    encoder: None = None  # feature rows only
 
 
 @dataclass
@@ -50,7 +52,7 @@ class FakeModel:
             "accepts": ["features"],
         }
 
-    async def encode(self, pixels: np.ndarray, track: Any = None) -> tuple[np.ndarray, Any]:
+    async def encode(self, pixels: np.ndarray, track: Any = None, frame: Any = None) -> Encoded:
         raise AssertionError("a features stream never encodes")
 
     async def scores(self, state: StreamState) -> np.ndarray:
