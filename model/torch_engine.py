@@ -19,6 +19,7 @@ from model.checkpoint import load_checkpoint
 from model.export.graph import prepare_for_export
 from model.export.step import STEP_INPUTS, StepGraph
 from model.gad import GADClassifier
+from runtime.calibration import softmax
 from runtime.engine import check_windows
 from runtime.manifest import ModelPackage
 from runtime.stepping import StepEngine
@@ -30,6 +31,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class TorchEngine:
     model: GADClassifier
     device: str
+    temperature: float = 1.0  # the package's calibration (runtime.calibration.softmax)
 
     @classmethod
     def load(cls, checkpoint: Path, *, device: str = "auto", dtype: str = "float32") -> TorchEngine:
@@ -62,7 +64,7 @@ class TorchEngine:
         return out.float().cpu().numpy()
 
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(self.logits(features, mask)), -1).numpy()
+        return softmax(self.logits(features, mask), self.temperature)
 
 
 class TorchStepEngine(StepEngine):
@@ -112,9 +114,13 @@ class TorchBackend:
     name: str = "torch"
 
     def head(self, package: ModelPackage) -> TorchEngine:
-        return TorchEngine.load(self.checkpoint, device=self.device, dtype=self.dtype)
+        engine = TorchEngine.load(self.checkpoint, device=self.device, dtype=self.dtype)
+        engine.temperature = package.temperature  # the package's calibration, as ONNX's
+        return engine
 
     def step(self, package: ModelPackage) -> TorchStepEngine:
-        return TorchStepEngine.load_checkpoint(
+        engine = TorchStepEngine.load_checkpoint(
             self.checkpoint, device=self.device, dtype=self.dtype
         )
+        engine.package = package  # its calibration: the same probabilities as step.onnx's
+        return engine

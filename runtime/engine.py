@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from runtime.calibration import softmax as softmax  # re-exported: the one softmax
 from runtime.errors import GADError
 from runtime.manifest import CLIP_FILE, CLIP_OUTPUTS, ClipSection, ModelPackage, read_package
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
@@ -60,15 +61,9 @@ class Engine(Protocol):
         ...
 
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Class probabilities [B, C]: softmax of `logits`."""
+        """Class probabilities [B, C]: softmax of `logits` at the package's temperature
+        (runtime.calibration.softmax; `ModelPackage.temperature`, 1 uncalibrated)."""
         ...
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    probs: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
-    return probs
 
 
 def check_windows(
@@ -160,8 +155,9 @@ class OnnxEngine(PackageSession):
         return logits
 
     def classify(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Class probabilities [B, C] for a batch of windows (one forward pass each)."""
-        return softmax(self.logits(features, mask))
+        """Class probabilities [B, C] for a batch of windows (one forward pass each), at
+        the package's calibrated temperature."""
+        return softmax(self.logits(features, mask), self.package.temperature)
 
 
 class ClipScores(NamedTuple):

@@ -5,6 +5,8 @@
 (`SegmentRule`: minimum score, minimum duration, gap to merge) — that makes a live stream's
 action events and `/classify`'s segments (`action_segments`), so the two agree on the same
 frames. With the default thresholds it gives exactly `to_segments`' runs.
+`now_label`: what a stream shows as its current label, read off a Segmenter (its open
+segment, background once held, or "uncertain"); `DISPLAY_RULE` the rule it is shown by.
 """
 
 from __future__ import annotations
@@ -182,6 +184,11 @@ class Segmenter:
     track becomes a segment, or at `finish`. At most one segment is open; segments never
     overlap. Its state is a few numbers (`dump` / `load`), kept with a stream's state so that
     a stream resumed anywhere continues the same open segment.
+
+    Beside them it follows the background by the same rule (`quiet`: frames whose top class
+    is background at `min_score` or more, bridged over `max_gap`), which makes no segments
+    and no transitions: `now_label` reads it to show background only once it has held
+    `min_frames` frames, as an action must.
     """
 
     def __init__(
@@ -192,6 +199,7 @@ class Segmenter:
         self.frame = frame  # the index of the next frame
         self.open: Track | None = None  # the segment started and not ended
         self.candidate: Track | None = None  # a track not yet long enough
+        self.quiet: Track | None = None  # the background's track (no segments, no events)
 
     def push(self, probs: np.ndarray, frames: int = 1) -> list[Transition]:
         """Feed `frames` frames with these class probabilities [C]; the transitions they make."""
@@ -203,10 +211,38 @@ class Segmenter:
         vote = None
         if top != self.background_index and score >= self.rule.min_score:
             vote = top
+        quiet = top == self.background_index and score >= self.rule.min_score
         transitions: list[Transition] = []
         for _ in range(frames):
+            self._follow_background(probs, quiet)
             transitions += self._step(probs, vote, score)
         return transitions
+
+    def _follow_background(self, probs: np.ndarray, vote: bool) -> None:
+        """The background's track, by the rule's score and gap (before `_step` counts the
+        frame)."""
+        if self.background_index is None:
+            return
+        frame, track = self.frame, self.quiet
+        p = float(probs[self.background_index])
+        if vote:
+            track = (
+                Track.first(self.background_index, frame, p)
+                if track is None
+                else (track.voted(frame, p))
+            )
+        elif track is not None:
+            track = track.missed(p)
+            if frame - track.last > self.rule.max_gap:
+                track = None
+        self.quiet = track
+
+    @property
+    def background_held(self) -> bool:
+        """The background has held: its track spans `min_frames` frames and its last vote
+        lies within `max_gap` frames."""
+        quiet = self.quiet
+        return quiet is not None and quiet.end - quiet.start >= self.rule.min_frames
 
     def _step(self, probs: np.ndarray, vote: int | None, score: float) -> list[Transition]:
         frame, rule = self.frame, self.rule
@@ -241,7 +277,7 @@ class Segmenter:
 
     def finish(self) -> list[Transition]:
         """The input ended: the open segment ends at its last vote."""
-        opened, self.open, self.candidate = self.open, None, None
+        opened, self.open, self.candidate, self.quiet = self.open, None, None, None
         if opened is None:
             return []
         return [Transition("ended", opened.segment(), self.frame - 1, "end")]
@@ -249,6 +285,7 @@ class Segmenter:
     def copy(self) -> Segmenter:
         twin = Segmenter(self.rule, background_index=self.background_index, frame=self.frame)
         twin.open, twin.candidate = self.open, self.candidate  # immutable tracks
+        twin.quiet = self.quiet
         return twin
 
     def dump(self) -> str:
@@ -258,6 +295,8 @@ class Segmenter:
             "open": None if self.open is None else self.open.dump(),
             "candidate": None if self.candidate is None else self.candidate.dump(),
         }
+        if self.quiet is not None:  # a state written before it existed loads without it
+            state["quiet"] = self.quiet.dump()
         return json.dumps(state, separators=(",", ":"))
 
     @classmethod
@@ -271,6 +310,8 @@ class Segmenter:
             segmenter.open = Track.load(state["open"])
         if state.get("candidate") is not None:
             segmenter.candidate = Track.load(state["candidate"])
+        if state.get("quiet") is not None:
+            segmenter.quiet = Track.load(state["quiet"])
         return segmenter
 
 
@@ -289,3 +330,68 @@ def action_segments(
         segments += [t.segment for t in segmenter.push(probs) if t.kind == "ended"]
     segments += [t.segment for t in segmenter.finish()]
     return segments
+
+
+# --------------------------------------------------------------------------- the "now" label
+#
+# What a stream shows as its current label (the demo page, `label` messages) is the segment
+# rule's own state, so the shown label and the events are one decision: the open segment's
+# action; else background, once the background has held as an action must; else
+# "uncertain". The rule's hysteresis is the smoothing: a new label (action or background)
+# shows once it has held `min_frames` frames, the shown one holds through gaps of `max_gap`
+# frames, and a frame whose top probability is under `min_score` votes for nothing — when
+# nothing has had a vote for longer than the gap, the label is "uncertain".
+# DISPLAY_RULE was chosen on held-out motion, out-of-vocabulary motion and real footage
+# (docs/pose.md, "A now label you can trust"; docs/real-footage/now_label.py measures it).
+
+UNCERTAIN_BELOW = 0.7  # a top probability under this is no vote: long enough, "uncertain"
+# At 4 fps: a new label shows after 0.75 s of it, the shown one holds through 1 s without.
+DISPLAY_RULE = SegmentRule(min_score=UNCERTAIN_BELOW, min_frames=3, max_gap=4)
+
+NowKind = Literal["action", "background", "uncertain"]
+
+
+@dataclass(frozen=True)
+class NowLabel:
+    """What a frame shows: an `action` (the open segment's class `label`, with `segment` as
+    it stands), `background` (`label` the background index), or `uncertain` (`label` None).
+    `score`: this frame's probability of the shown class (the top class's when uncertain)."""
+
+    kind: NowKind
+    label: int | None
+    score: float
+    segment: ActionSegment | None = None
+
+
+def now_label(segmenter: Segmenter, probs: np.ndarray) -> NowLabel:
+    """What to show for the frame whose probabilities `probs` [C] were just pushed into
+    `segmenter`: its open segment's action if one is open; else background if the
+    background has held (`Segmenter.background_held`: `min_frames` votes, the last within
+    `max_gap` frames); else "uncertain" — frames too weak to vote (top probability under
+    the rule's `min_score`, UNCERTAIN_BELOW for DISPLAY_RULE), split between labels, or an
+    action not yet held long enough. Reads the segmenter, changes nothing."""
+    probs = np.asarray(probs)
+    if probs.ndim != 1 or not probs.size:
+        raise ValueError(f"probabilities must be one frame's [classes], got {probs.shape}")
+    opened = segmenter.open
+    if opened is not None:
+        return NowLabel("action", opened.label, float(probs[opened.label]), opened.segment())
+    background = segmenter.background_index
+    if background is not None and segmenter.background_held:
+        return NowLabel("background", background, float(probs[background]))
+    return NowLabel("uncertain", None, float(probs.max()))
+
+
+def now_labels(
+    scores: np.ndarray, rule: SegmentRule = DISPLAY_RULE, *, background_index: int | None = 0
+) -> list[NowLabel]:
+    """`now_label` of every frame of a clip's probabilities [T, C], as a stream shows them."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be [frames, classes], got shape {list(scores.shape)}")
+    segmenter = Segmenter(rule, background_index=background_index)
+    shown = []
+    for probs in scores:
+        segmenter.push(probs)
+        shown.append(now_label(segmenter, probs))
+    return shown

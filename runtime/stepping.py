@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import EngineInputError, softmax
+from runtime.calibration import softmax
+from runtime.engine import EngineInputError
 from runtime.errors import GADError
 from runtime.manifest import ModelPackage, read_package
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
@@ -194,9 +195,19 @@ class StepEngine:
         logits, rows = self._session.run(["logits", "rows"], feeds)
         return logits, rows
 
+    @property
+    def temperature(self) -> float:
+        """The package's calibrated temperature (1 without a package or calibration)."""
+        return 1.0 if self.package is None else self.package.temperature
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities of `step`'s or `run`'s logits [..., C]: softmax at the
+        package's temperature, as the window head's (runtime.calibration.softmax)."""
+        return softmax(logits, self.temperature)
+
     def classify(self, features: np.ndarray, streams: Sequence[KVRings]) -> np.ndarray:
-        """Class probabilities [B, C]: softmax of `step`."""
-        return softmax(self.step(features, streams))
+        """Class probabilities [B, C] of `step`."""
+        return self.probabilities(self.step(features, streams))
 
     def replay(self, rows: np.ndarray) -> tuple[KVRings, np.ndarray]:
         """A stream's state after its feature `rows` [N, D] (oldest first) and each row's

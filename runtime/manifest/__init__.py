@@ -17,6 +17,7 @@ version does not know is kept as it is in the object's `extra`.
     schema      the fixed names: schema version, file names, encoder kinds; PackageError
     fields      JSON values read with their types; TensorSpec, FileDigest (sha256), windows
     sections    the head, step (+ prefill) and clip graphs; Verify
+    calibration CalibrationSection: the temperature of the per-frame probabilities
     encoder     EncoderSection: the frame encoder a package accepts images through
     document    Manifest: the whole manifest.json, read, written and checked
     package     ModelPackage, read_package, resolve_package_dir: a package folder on disk
@@ -24,6 +25,7 @@ version does not know is kept as it is in the object's `extra`.
 Every name the project imports comes from here (`from runtime.manifest import ...`).
 """
 
+from runtime.manifest.calibration import CalibrationSection
 from runtime.manifest.document import Manifest
 from runtime.manifest.encoder import EncoderSection, encoder_kind
 from runtime.manifest.fields import FileDigest, Tensors, TensorSpec, file_digest, sha256
@@ -58,6 +60,7 @@ __all__ = [
     "REQUIRED",
     "SCHEMA_VERSION",
     "STEP_FILE",
+    "CalibrationSection",
     "ClipSection",
     "EncoderSection",
     "FileDigest",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from runtime.manifest.calibration import CalibrationSection
 from runtime.manifest.encoder import EncoderSection
 from runtime.manifest.fields import (
     FileDigest,
@@ -65,6 +66,7 @@ class Manifest:
     step: StepSection | None = None
     attention: str | None = None  # "streaming" beside a step
     clip: ClipSection | None = None
+    calibration: CalibrationSection | None = None  # absent: temperature 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     FIELDS: ClassVar[tuple[str, ...]] = tuple(KEYS)
@@ -124,6 +126,7 @@ class Manifest:
             step=StepSection.from_json(data.get("step"), where),
             attention=_optional_str(data.get("attention"), f"{where}: attention"),
             clip=ClipSection.from_json(data.get("clip"), where),
+            calibration=CalibrationSection.from_json(data.get("calibration"), where),
             files={
                 name: FileDigest.from_json(entry, f"{where}: files[{name!r}]")
                 for name, entry in files.items()
@@ -197,6 +200,11 @@ class Manifest:
                 f"{where} reads features of shape {features}, the head reads "
                 f"{self.feature_dim}-d rows: expected [batch, time, {self.feature_dim}]"
             )
+
+    @property
+    def temperature(self) -> float:
+        """What the per-frame logits are divided by before softmax: 1 without calibration."""
+        return 1.0 if self.calibration is None else self.calibration.temperature
 
     @property
     def window_json(self) -> dict[str, int] | None:

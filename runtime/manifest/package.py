@@ -58,6 +58,12 @@ class ModelPackage:
         return self.info.metrics
 
     @property
+    def temperature(self) -> float:
+        """The per-frame probabilities' temperature (`info.calibration`; 1 without one):
+        softmax(logits / temperature), runtime/calibration.py."""
+        return self.info.temperature
+
+    @property
     def has_head(self) -> bool:
         """False for a clip-only package (whole clips, no per-frame labels or streams)."""
         return self.info.head is not None

@@ -42,6 +42,7 @@ KEYS = {
     "step": False,
     "attention": False,
     "clip": False,
+    "calibration": False,
     "files": True,
 }
 REQUIRED = tuple(key for key, required in KEYS.items() if required)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import EngineInputError, softmax
+from runtime.engine import EngineInputError
 from runtime.stepping import KVRings, StepEngine
 from service.batcher import MicroBatcher, OnBatch
 from service.cache import StreamState
@@ -109,7 +109,7 @@ class StreamingStep:
 
     def clip_scores(self, rows: np.ndarray) -> np.ndarray:
         """The live recurrence over a whole clip (prefill chunks where the package has them)."""
-        return softmax(self.engine.replay(rows)[1])
+        return self.engine.probabilities(self.engine.replay(rows)[1])
 
     def describe(self) -> dict[str, Any]:
         step = {"window": self.engine.window, "replay_rows": self.replay_rows}
