@@ -5,10 +5,10 @@
                      it follows) from the frame and the ROI the stream's previous frame left
 
 `open_encoding` picks one by the package's encoder (the one place that asks); the session
-calls `encode(pixels, track, frame)` either way and gets an `Encoded`: the row, the
-encoder state it keeps for the stream, and what the encoder saw (a pose: joints, box, person
-or nobody — the page draws it). Decoding and preprocessing run in the caller's worker thread,
-off the loop.
+calls `prepare(rgb)` on a decoded camera frame in its worker thread (off the loop), then
+`encode(prepared, track)` either way and gets an `Encoded`: the row, the encoder state it
+keeps for the stream, and what the encoder saw (a pose: joints, box, person or nobody — the
+page draws it), placed on the camera frame.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ from runtime.pose.encoder import PoseFrameEncoder
 from runtime.pose.roi import ROI_VALUES, Roi, rois_from_array, rois_to_array
 from runtime.pose.view import Placement, PoseView
 from service.batcher import MicroBatcher, OnBatch
+
+
+class Prepared(NamedTuple):
+    """A camera frame made ready for the encoder stage (in the caller's thread)."""
+
+    pixels: np.ndarray  # the encoder's per-frame input (fixed shape: batched across streams)
+    frame: tuple[int, int]  # the camera frame's height and width
 
 
 class Encoded(NamedTuple):
@@ -44,13 +51,15 @@ class FrameEncoding(Protocol):
 
     async def close(self) -> None: ...
 
-    async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
-    ) -> Encoded:
-        """One preprocessed frame → its feature row, the stream's encoder state for its next
+    def prepare(self, rgb: np.ndarray) -> Prepared:
+        """A decoded uint8 RGB camera frame [H, W, 3] → the stage's input (FrameError: a
+        frame it cannot use). Blocking: call it from a worker thread."""
+        ...
+
+    async def encode(self, prepared: Prepared, track: Roi | None = None) -> Encoded:
+        """One prepared frame → its feature row, the stream's encoder state for its next
         frame (a pose encoder's ROI; None: none kept, or nobody in view), and what the
-        encoder saw, placed on the camera frame (`frame`: its height and width before
-        preprocessing; None: the encoder's pixels)."""
+        encoder saw, placed on the camera frame."""
         ...
 
 
@@ -68,6 +77,10 @@ class _Encoding:
 
     def start(self) -> None:
         self.batcher.start()
+
+    def prepare(self, rgb: np.ndarray) -> Prepared:
+        pixels: np.ndarray = self.preprocess.apply(rgb)[0]  # FrameError: e.g. absurd aspect
+        return Prepared(pixels, (int(rgb.shape[0]), int(rgb.shape[1])))
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -87,10 +100,8 @@ class PlainEncoding(_Encoding):
             on_batch=on_batch,
         )
 
-    async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
-    ) -> Encoded:
-        return Encoded(await self.batcher.submit(pixels), None, None)
+    async def encode(self, prepared: Prepared, track: Roi | None = None) -> Encoded:
+        return Encoded(await self.batcher.submit(prepared.pixels), None, None)
 
 
 class TrackedEncoding(_Encoding):
@@ -113,14 +124,11 @@ class TrackedEncoding(_Encoding):
             on_batch=on_batch,
         )
 
-    async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
-    ) -> Encoded:
-        out = await self.batcher.submit(pixels, rois_to_array([track])[0])
+    async def encode(self, prepared: Prepared, track: Roi | None = None) -> Encoded:
+        out = await self.batcher.submit(prepared.pixels, rois_to_array([track])[0])
         dim = self.pose.feature_dim
         (roi,) = rois_from_array(out[None, dim : dim + ROI_VALUES])
-        size = self.pose.preprocess.size
-        placement = Placement(size, size) if frame is None else Placement.letterboxed(*frame, size)
+        placement = Placement.letterboxed(*prepared.frame, self.pose.preprocess.size)
         view = PoseView.from_values(out[dim + ROI_VALUES :], placement)
         return Encoded(out[:dim].astype(np.float32), roi, view)
 

@@ -25,7 +25,7 @@ from runtime.errors import ConfigError
 from runtime.manifest import ModelPackage, read_package
 from runtime.pose.roi import Roi
 from service.cache import FeatureCache, StreamState, create_cache, redact_url
-from service.encoding import Encoded, FrameEncoding, open_encoding
+from service.encoding import Encoded, FrameEncoding, Prepared, open_encoding
 from service.events import EventBus, open_sinks
 from service.frame_models import FrameModel
 from service.frame_models.clip_only import ClipOnly
@@ -147,14 +147,18 @@ class ServedModel:
             await self.encoding.close()
         await self.cache.close()
 
-    async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
-    ) -> Encoded:
-        """One preprocessed frame → its row, the stream's encoder state for its next frame
-        and what the encoder saw, batched across streams (service/encoding.py)."""
+    def prepare(self, rgb: np.ndarray) -> Prepared:
+        """A decoded camera frame → the encoder stage's input (blocking: a worker thread)."""
         if self.encoding is None:
             raise RuntimeError("this model has no encoder")
-        return await self.encoding.encode(pixels, track, frame)
+        return self.encoding.prepare(rgb)
+
+    async def encode(self, prepared: Prepared, track: Roi | None = None) -> Encoded:
+        """One prepared frame → its row, the stream's encoder state for its next frame and
+        what the encoder saw, batched across streams (service/encoding.py)."""
+        if self.encoding is None:
+            raise RuntimeError("this model has no encoder")
+        return await self.encoding.encode(prepared, track)
 
     async def scores(self, state: StreamState) -> np.ndarray:
         """Class probabilities for the newest row of a stream."""

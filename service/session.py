@@ -53,7 +53,7 @@ from service.cache import (
     Meta,
     StreamState,
 )
-from service.encoding import Encoded
+from service.encoding import Encoded, Prepared
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import decode_image
@@ -77,12 +77,13 @@ class StreamModel(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    async def encode(
-        self, pixels: np.ndarray, track: Roi | None = None, frame: tuple[int, int] | None = None
-    ) -> Encoded:
+    def prepare(self, rgb: np.ndarray) -> Prepared:
+        """A decoded camera frame → the encoder's input (blocking; FrameError: unusable)."""
+        ...
+
+    async def encode(self, prepared: Prepared, track: Roi | None = None) -> Encoded:
         """A frame's row, the stream's encoder state for its next frame (a pose encoder's
-        ROI; None: none kept, or detect afresh) and what the encoder saw (`frame`: the camera
-        frame's height and width, where the view is placed)."""
+        ROI; None: none kept, or detect afresh) and what the encoder saw."""
         ...
 
     async def scores(self, state: StreamState) -> np.ndarray:
@@ -347,26 +348,24 @@ class StreamSession:
         a feature row)."""
         if frame.features is not None:  # checked where it was decoded (service/frames.py)
             return Encoded(frame.features, None, None)
-        preprocess = self.model.preprocess
-        if preprocess is None:
+        if self.model.preprocess is None:
             raise FrameError(
                 "this model has no frame encoder: send feature messages "
                 '({"type": "features", "data": base64 float32})'
             )
         options = self.options
 
-        def prepare() -> tuple[np.ndarray, tuple[int, int]]:
+        def prepare() -> Prepared:
             rgb = decode_image(
                 frame.image or b"",
                 max_bytes=options.max_frame_bytes,
                 max_pixels=options.max_frame_pixels,
             )
-            pixels: np.ndarray = preprocess.apply(rgb)[0]  # FrameError: e.g. an absurd aspect
-            return pixels, (int(rgb.shape[0]), int(rgb.shape[1]))
+            return self.model.prepare(rgb)
 
-        pixels, size = await asyncio.to_thread(prepare)  # decode + resize off the event loop
+        prepared = await asyncio.to_thread(prepare)  # decode + resize off the event loop
         started = time.monotonic()
-        encoded = await self.model.encode(pixels, self.track, size)
+        encoded = await self.model.encode(prepared, self.track)
         self.metrics.encoder.observe(time.monotonic() - started)
         return encoded
 

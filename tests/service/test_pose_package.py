@@ -214,7 +214,7 @@ def test_a_frame_with_nobody_and_a_photo_of_a_person_get_labels(pose_package: Pa
     assert np.abs(wide_pose[upper, 0] - (0.5 + square[upper, 0] / 2)).mean() < 0.03
     assert np.abs(wide_pose[upper, 1] - square[upper, 1]).mean() < 0.08
     # (A misplaced view would be off by the letterbox's bars: a quarter of the height.)
-    left, top, right, bottom = replies[1]["pose"]["box"]
+    left, top, right, _ = replies[1]["pose"]["box"]
     assert left < square[:, 0].min() and right > square[:, 0].max() and top < nose[1] / 512
     assert plain["person"] is True and "pose" not in plain
 
@@ -279,7 +279,7 @@ def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path
     assert served.encoding is not None
     encoder = served.encoding.encoder
     assert isinstance(encoder, PoseFrameEncoder)
-    streams = [encoder.preprocess.apply(car[:4]), encoder.preprocess.apply(cameraman)[[0] * 4]]
+    streams = [[served.prepare(f) for f in car[:4]], [served.prepare(cameraman)] * 4]
 
     async def run() -> list[list[np.ndarray]]:
         served.start()
@@ -303,5 +303,6 @@ def test_two_streams_in_one_encoder_batch_keep_their_own_rois(pose_package: Path
     rows = asyncio.run(run())
     assert served.encoding.batcher.stats.sizes == [2, 2, 2, 2]
     assert encoder.detected - detected == 2  # each stream's first frame
-    for mine, frames in zip(rows, streams, strict=True):
-        np.testing.assert_allclose(np.stack(mine), clip_encoder(encoder)(frames), atol=1e-4)
+    for mine, prepared in zip(rows, streams, strict=True):
+        pixels = np.stack([p.pixels for p in prepared])
+        np.testing.assert_allclose(np.stack(mine), clip_encoder(encoder)(pixels), atol=1e-4)

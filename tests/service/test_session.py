@@ -52,7 +52,10 @@ class FakeModel:
             "accepts": ["features"],
         }
 
-    async def encode(self, pixels: np.ndarray, track: Any = None, frame: Any = None) -> Encoded:
+    def prepare(self, rgb: np.ndarray) -> Any:
+        raise AssertionError("a features stream never decodes")
+
+    async def encode(self, prepared: Any, track: Any = None) -> Encoded:
         raise AssertionError("a features stream never encodes")
 
     async def scores(self, state: StreamState) -> np.ndarray:
