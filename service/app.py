@@ -45,7 +45,13 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.streams = Streams()
         app.state.classifying = 0
         if not settings.auth_enabled:
-            log.warning("no API keys configured (GAD_API_KEYS): every route is open")
+            # open to this machine only: worth a line, not a warning; open to a network: warn
+            loopback = settings.host in ("127.0.0.1", "::1", "localhost")
+            log.log(
+                logging.INFO if loopback else logging.WARNING,
+                "no API keys configured (GAD_API_KEYS): every route is open%s",
+                f" (to this machine only: bound to {settings.host})" if loopback else "",
+            )
         try:
             yield
         finally:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import socket
+from collections.abc import Sequence
+
 import uvicorn
+from fastapi import FastAPI
 
 from runtime.backends import Backend
 from runtime.manifest import resolve_package_dir
 from service.app import create_app
 from service.logs import configure
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Seconds uvicorn waits for open streams to close after SIGTERM (k8s and compose leave more).
 GRACEFUL_SHUTDOWN_S = 10
@@ -18,8 +26,9 @@ def serve(settings: Settings, backend: Backend | None = None) -> None:
     """Serve `settings.model` until stopped, its graphs opened by `backend` (None: onnxruntime)."""
     resolve_package_dir(settings.model_dir)  # a clear error now rather than at the first request
     configure(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(
-        create_app(settings, backend=backend),
+    app = create_app(settings, backend=backend)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -28,3 +37,43 @@ def serve(settings: Settings, backend: Backend | None = None) -> None:
         ws_ping_timeout=settings.ws_ping_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    Server(config, app).run()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, whose "running on" line (DEBUG: service/logs.py) is followed by one
+    that says what is served and where to open the page."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        super()._log_started_message(listeners)
+        host = self.config.host
+        port = self.config.port or (listeners[0].getsockname()[1] if listeners else 0)
+        served = getattr(self.app.state, "served", None)
+        what = "" if served is None else f"{served.package.name} v{served.package.version}; "
+        log.info(
+            "GAD Stream ready: open %s (%s%sCtrl-C to stop)",
+            page_url(host, port),
+            what,
+            f"listening on every interface as {host}; " if _any_address(host) else "",
+            extra={"banner": True},
+        )
+
+
+def page_url(host: str, port: int) -> str:
+    """The demo page's URL for a server bound to host:port (the loopback for 0.0.0.0 / ::)."""
+    if _any_address(host):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _any_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return host == ""
