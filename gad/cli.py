@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "gad.commands.demo",
     "gad.commands.info",
     "gad.commands.export",
+    "gad.commands.calibrate",
     "gad.commands.serve",
     "gad.commands.stream",
     "gad.commands.gateway",
@@ -99,6 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = connection_failure(exc, getattr(args, "url", None))
+        if message is None:
+            raise
+        print(f"gad {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def connection_failure(exc: BaseException, url: str | None) -> str | None:
+    """One line and a hint for a client command that could not talk to the service (not
+    running, wrong URL, key refused, stream closed, timed out); None for anything else."""
+    module = type(exc).__module__.partition(".")[0]
+    if not isinstance(exc, OSError | TimeoutError) and module != "websockets":
+        return None
+    from service.client import failure_message
+
+    return failure_message(exc, url)
 
 
 def missing_module(exc: ModuleNotFoundError) -> str:

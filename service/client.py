@@ -3,7 +3,13 @@
 Frames are read with the same sampler the server uses (runtime/video.py) at the server's fps
 (from its `ready` message) unless --fps says otherwise, and sent with their capture
 timestamps — paced in real time with --realtime, else as fast as the server answers.
-PNG frames are lossless, so the labels equal `/classify` on the same file; JPEG is smaller.
+`gad stream` sends JPEG at most DEFAULT_SEND_WIDTH pixels wide (the encoders see 512 or
+fewer): a full-size PNG costs the server its decode and the link its bytes (docs/pose.md,
+"Streaming a file"). PNG at full size (`--format png`) is lossless, so its labels equal
+`/classify` on the same file.
+
+A client that cannot reach the service, or that the service refuses, fails with one line
+and a hint (`failure_message`), never a traceback.
 
 Delivery (`?delivery=`, service/api/ws.py): a file sent as fast as possible streams
 `lossless` — the server stops reading while its queue is full, TCP slows this sender, and
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import json
 import socket
 import statistics
@@ -36,6 +43,13 @@ from service.wire import End, Error, Label, NoLabel, Ready, ServerMessage
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
+
+
+# `gad stream`'s defaults for a file: frames scaled down (never up) to this width, keeping
+# their aspect, and JPEG at this quality.
+DEFAULT_SEND_WIDTH = 640
+DEFAULT_JPEG_QUALITY = 80
+DEFAULT_URL = "ws://127.0.0.1:8000/v1/streams/cli"
 
 
 @dataclass
@@ -68,6 +82,17 @@ class StreamReport:
             "server_ms": {q: pct(server, q) for q in (50, 95, 99)},
             "mean_round_trip_ms": round(statistics.fmean(rtt), 2) if rtt else None,
         }
+
+
+def fit_width(rgb: np.ndarray, width: int | None) -> np.ndarray:
+    """`rgb` scaled down to `width` pixels wide, aspect kept (None or 0, or a frame no
+    wider: as it is)."""
+    height, current = rgb.shape[:2]
+    if not width or current <= width:
+        return rgb
+    size = (width, max(1, round(height * width / current)))
+    scaled: np.ndarray = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return scaled
 
 
 def encode_frame(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
@@ -172,13 +197,15 @@ async def stream_video(
     token: str | None = None,
     fmt: str = "png",
     quality: int = 90,
+    send_width: int | None = None,
     realtime: bool = False,
     delivery: str | None = None,
     window: int = 4,
     on_message: Callable[[ServerMessage], None] | None = None,
 ) -> StreamReport:
     """Stream `video` (every frame gets exactly one answer: a label, an error or a drop
-    notice). `delivery` defaults to live with `realtime` (a camera) and lossless without (a
+    notice), each frame scaled down to `send_width` (None: full size) and encoded as `fmt`.
+    `delivery` defaults to live with `realtime` (a camera) and lossless without (a
     file sent as fast as the server takes it: its backpressure paces the sending). A live
     stream not in real time keeps at most `window` frames awaiting their answer, so its
     queue never overflows."""
@@ -197,7 +224,7 @@ async def stream_video(
                     await asyncio.sleep(max(0.0, frame.t - (time.monotonic() - start)))
                 elif not paced_by_server:
                     await in_flight.acquire()
-                image = encode_frame(frame.rgb, fmt, quality)
+                image = encode_frame(fit_width(frame.rgb, send_width), fmt, quality)
                 await stream.send(seq, frame.t, base64.b64encode(image).decode())
                 report.sent += 1
             await stream.end()
@@ -237,3 +264,109 @@ def print_message(message: ServerMessage) -> None:
         )
     elif kind in ("error", "dropped"):
         sys.stdout.write(f"{kind}: {json.dumps(message)}\n")
+
+
+def failure_message(exc: BaseException, url: str | None = None) -> str | None:
+    """One line, with a hint, for why a client of the service failed: it is not running,
+    the URL is wrong, the key is refused, the stream was closed, no answer came. None for
+    an exception that is not about the connection (a bug: its traceback is worth seeing)."""
+    from websockets.exceptions import (
+        ConnectionClosed,
+        InvalidHandshake,
+        InvalidStatus,
+        InvalidURI,
+        WebSocketException,
+    )
+
+    where = url or "the service"
+    if isinstance(exc, InvalidURI):
+        shown = url or exc.uri
+        return f"{shown!r} is not a stream URL ({exc.msg}); hint: --url {suggested_url(shown)}"
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status in (401, 403) and exc.response.headers.get("WWW-Authenticate"):
+            return f"{where} refused the API key (HTTP {status}); hint: {KEY_HINT}"
+        if status in (403, 404):  # Starlette answers a WebSocket to an unknown path with 403
+            return (
+                f"no stream endpoint at {where} (HTTP {status}); "
+                f"hint: the path is /v1/streams/ID, e.g. --url {suggested_url(where)}"
+            )
+        if status == 503:
+            return (
+                f"{where} is not ready or is shutting down (HTTP 503); "
+                "hint: wait for its /readyz, then run again"
+            )
+        return f"{where} answered HTTP {status} instead of a WebSocket; hint: {URL_HINT}"
+    if isinstance(exc, ConnectionClosed):
+        return _closed(exc, where)
+    if isinstance(exc, InvalidHandshake):  # an HTTP server, not this service; a proxy
+        return f"{where} did not answer as a WebSocket server ({exc}); hint: {URL_HINT}"
+    if isinstance(exc, TimeoutError):
+        return (
+            f"no answer from {where} in time; hint: is the server up and the host reachable? "
+            "(curl http://HOST:PORT/readyz)"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host of {where} ({exc.strerror}); hint: check --url"
+    if isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and "Connect call failed" in str(exc)
+    ):
+        return (
+            f"cannot connect to {where}: connection refused; hint: is the server running? "
+            "start it with `gad serve` (make run), or fix --url"
+        )
+    if isinstance(exc, ConnectionError) or (
+        isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS
+    ):
+        return f"cannot reach {where}: {exc.strerror or exc}; hint: check --url and the network"
+    if isinstance(exc, WebSocketException):
+        return f"the stream at {where} failed: {type(exc).__name__}: {exc}; hint: {URL_HINT}"
+    return None
+
+
+KEY_HINT = "pass the service's API key with --token KEY or GAD_TOKEN (GAD_API_KEYS on the server)"
+URL_HINT = f"is the URL a GAD Stream service? (`gad serve` listens on {DEFAULT_URL})"
+NETWORK_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ETIMEDOUT}
+)
+
+
+def _closed(exc: BaseException, where: str) -> str:
+    from websockets.exceptions import ConnectionClosed
+
+    assert isinstance(exc, ConnectionClosed)
+    code = exc.rcvd.code if exc.rcvd is not None else 1006
+    reason = exc.rcvd.reason if exc.rcvd is not None else ""
+    said = f"{code} {reason}".strip()
+    if code == 1008 and "key" in reason.lower():
+        return f"{where} refused the API key ({reason}); hint: {KEY_HINT}"
+    if code == 1008:
+        return f"{where} refused the stream ({said}); hint: see docs/wire.md, close codes"
+    if code == 1012:
+        return (
+            f"the service is restarting and closed the stream ({said}); "
+            "hint: run again once it is back"
+        )
+    if code == 1013:
+        return (
+            f"the service is busy ({said}); hint: try again shortly, or raise GAD_MAX_STREAMS "
+            "on the server"
+        )
+    if code == 1009:
+        return f"a frame was over the service's size limit ({said}); hint: lower --send-width"
+    if code == 1006:
+        return (
+            f"the connection to {where} dropped without a close (the server stopped, or the "
+            "network); hint: is the server still running?"
+        )
+    if code == 1000:
+        return f"the service ended the stream ({said})"
+    return f"the service closed the stream ({said}); hint: see the server's log"
+
+
+def suggested_url(url: str) -> str:
+    """A stream URL on the host of `url` (http → ws): what --url should look like."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+    host = parts.netloc or "127.0.0.1:8000"
+    return f"{scheme}://{host}/v1/streams/cli"

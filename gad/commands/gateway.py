@@ -11,6 +11,7 @@ reconnected forever with capped exponential backoff. /metrics and /healthz on `l
 from __future__ import annotations
 
 import argparse
+import errno
 from pathlib import Path
 
 from gad.subcommands import Subcommands
@@ -40,12 +41,15 @@ def build(gateway: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from runtime.errors import GADError
     from service.gateway.config import load_config
     from service.gateway.run import configure_logs, run_gateway
 
     config = load_config(args.config)
     if args.listen:
         host, _, port = args.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise GADError(f"--listen {args.listen}: use HOST:PORT, e.g. 127.0.0.1:9100")
         config = config.model_copy(update={"listen_host": host, "listen_port": int(port)})
     if args.check:
         for camera in config.cameras:
@@ -55,4 +59,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok: {len(config.cameras)} cameras; /metrics and /healthz on {listen}")
         return 0
     configure_logs(args.log_level, json_lines=args.log_format == "json")
-    return run_gateway(config)
+    try:
+        return run_gateway(config)
+    except OSError as exc:  # /metrics and /healthz cannot listen: one line, not a traceback
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        listen = f"{config.listen_host}:{config.listen_port}"
+        raise GADError(
+            f"cannot listen on {listen} for /metrics and /healthz: {exc.strerror}; "
+            "hint: another port with --listen HOST:PORT (or `listen:` in the file)"
+        ) from None
