@@ -29,7 +29,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 import signal
 import socket
 import tempfile
@@ -227,11 +226,12 @@ def test_gpu_image_builds_and_falls_back_to_cpu_without_cuda(engine: Engine, bas
 
         def started() -> str | None:
             out = container_logs(engine, name)
-            return out if "startup complete" in out else None
+            return out if "GAD Stream ready: open http://" in out else None
 
         logs = wait_for(started, 120, "the GPU image's service to start")
-        assert "CUDAExecutionProvider not used" in logs, logs
-        assert re.search(r"engine demo-pose v\d+ on CPUExecutionProvider", logs), logs
+        # onnxruntime-gpu has CUDA, which cannot start here: one warning, then CPU runs
+        assert logs.count("CUDAExecutionProvider not used") == 1, logs
+        assert "onnxruntime runs on CPU" in logs, logs
         assert "Failed to persist telemetry" not in logs
         probe = (
             "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/readyz').read())"
