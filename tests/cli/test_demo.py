@@ -27,6 +27,8 @@ def test_the_two_kinds_live_apart(tmp_path: Path) -> None:
         ["train", str(pose / "mocap")],
         ["eval", str(pose / "run")],
         ["export", str(pose / "run")],
+        ["data", "mocap"],  # held-out videos to calibrate on
+        ["calibrate", str(pose / "models" / "demo-pose")],
     ]
     with pytest.raises(ValueError, match="render, pose"):
         demo.recipe("webcam")
