@@ -15,6 +15,7 @@ best person is kept: the features describe one body per frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,16 @@ class PoseDetector:
         self.input_name = session.get_inputs()[0].name
         self.anchors = anchor_centres()
 
-    def detect(self, frames: np.ndarray) -> tuple[list[Detection | None], np.ndarray]:
-        """uint8 RGB [N, H, W, 3] → the best person per frame (None: nobody) and each
-        frame's best score (a probability; below 0.5 where nobody was found)."""
-        frames = check_frames(frames)
+    def detect(
+        self, frames: np.ndarray | Sequence[np.ndarray]
+    ) -> tuple[list[Detection | None], np.ndarray]:
+        """uint8 RGB [N, H, W, 3] (or a list of [H, W, 3] of any sizes) → the best person
+        per frame (None: nobody) and each frame's best score (a probability; below 0.5
+        where nobody was found)."""
+        if isinstance(frames, np.ndarray):
+            frames = list(check_frames(frames))
+        else:
+            frames = [check_frames(frame)[0] for frame in frames]
         inputs, boxes = [], []
         for frame in frames:
             pixels, placement = letterbox(frame, INPUT_SIZE)

@@ -5,11 +5,18 @@ The same interface as runtime.encoders.OnnxFrameEncoder — `encode(frames)`, `f
 `check_pixels` / `encode_pixels` — so extraction, `/classify` and streams take it as they
 take an image encoder.
 
-Its "pixels" are the frame letterboxed (aspect kept, zero borders) into a uint8
-`size`×`size` square (FrameLetterbox, 512 by default): one fixed shape per frame, so frames
-of any size batch across streams, and the features do not change — they are centred on the
-hips and divided by the torso length, which a uniform resize and a shift leave as they are.
-`encode(frames)` is exactly `encode_pixels(preprocess.apply(frames))`, the serving path.
+Its "pixels" are the camera frame itself (PoseFrames: only a frame whose longer side is over
+MAX_SIDE is scaled down, to bound the memory a frame holds): the detector letterboxes it to
+224, and the landmark model's 256 crop is cut from it around the ROI (runtime/pose/roi.py),
+as MediaPipe's own graph does. Until issue 26 the whole frame was first letterboxed to 512,
+which cost a third of a tracked frame's time on a 1768×994 frame and gave the landmark
+model a person smaller than the camera saw. Frames of different sizes go as a list; the
+features do not depend on the frame's size — they are centred on the hips and divided by
+the torso length. `encode(frames)` is exactly `encode_pixels(preprocess.apply(frames))`,
+the serving path. The description keeps `{"resize": "letterbox", "size": 512}` (packages
+and datasets recorded it): `size` is now the fewest pixels on the frame's longer side that
+a frame decoded at reduced size keeps before the detector has found anyone (what the
+letterbox gave), service/encoding.py `decode_frame`.
 
 Two ways to run it:
   stateless  `encode` / `encode_pixels`: every frame runs the detector, then the landmark
@@ -48,11 +55,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from runtime.errors import GADError
 from runtime.manifest import POSE_KIND
-from runtime.pose.detector import PoseDetector, letterbox
+from runtime.pose.detector import PoseDetector
 from runtime.pose.landmarks import LandmarkModel, Landmarks
 from runtime.pose.roi import Roi, crop, roi_from_keypoints, rois_from_array, rois_to_array
 from runtime.pose.view import view_values
@@ -63,7 +71,7 @@ from runtime.pose_features import (
     PRESENT_THRESHOLD,
     pose_features_batch,
 )
-from runtime.preprocess import FrameError, check_frames
+from runtime.preprocess import MAX_ASPECT, FrameError, check_frames
 from runtime.sessions import DEFAULT_PROVIDERS, open_session
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,11 @@ POSE_SPECS = ("blazepose", POSE_KIND)
 DETECTOR_FILE = "pose_detection.onnx"
 LANDMARK_FILE = "pose_landmark.onnx"
 DEFAULT_INPUT_SIZE = 512
+# A longer frame is scaled down to this (INTER_AREA) before the encoder keeps it: a 4K
+# camera's person is found by a 224 detector input and cropped to 256 either way.
+MAX_SIDE = 1920
+
+Frames = np.ndarray | Sequence[np.ndarray]  # [N, H, W, 3], or N frames of their own sizes
 
 
 def is_pose_spec(spec: str) -> bool:
@@ -81,9 +94,11 @@ def is_pose_spec(spec: str) -> bool:
 
 
 @dataclass(frozen=True)
-class FrameLetterbox:
-    """A pose encoder's preprocessing: uint8 RGB frames → uint8 [N, size, size, 3], each
-    frame scaled to fit (aspect kept) and centred on black."""
+class PoseFrames:
+    """A pose encoder's preprocessing: uint8 RGB frames → the same frames (a view, not a
+    copy), scaled down (aspect kept, INTER_AREA) only where the longer side is over
+    MAX_SIDE. `size` (512) is the fewest pixels on the longer side a reduced decode keeps
+    (module docstring)."""
 
     size: int = DEFAULT_INPUT_SIZE
 
@@ -93,16 +108,43 @@ class FrameLetterbox:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         frames = check_frames(frames)
-        return np.stack([letterbox(frame, self.size)[0] for frame in frames])
+        height, width = frames.shape[1:3]
+        if max(height, width) > MAX_ASPECT * min(height, width):
+            raise FrameError(
+                f"frames of {width}×{height} pixels are over the {MAX_ASPECT}:1 aspect ratio "
+                "a pose encoder takes"
+            )
+        if max(height, width) <= MAX_SIDE:
+            return frames
+        return np.stack([fit(frame, MAX_SIDE) for frame in frames])
 
     def to_dict(self) -> dict[str, Any]:
         return {"resize": "letterbox", "size": self.size, "color": "RGB", "layout": "NHWC"}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FrameLetterbox:
+    def from_dict(cls, data: dict[str, Any]) -> PoseFrames:
         if not isinstance(data, dict) or data.get("resize") != "letterbox":
             raise GADError(f"a pose encoder's preprocess must be a letterbox, got {data!r}")
         return cls(int(data["size"]))
+
+
+FrameLetterbox = PoseFrames  # the name it had while it letterboxed
+
+
+def fit(frame: np.ndarray, longest: int) -> np.ndarray:
+    """One frame scaled down (INTER_AREA, aspect kept) so its longer side is `longest`."""
+    height, width = frame.shape[:2]
+    scale = longest / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def frame_list(frames: Frames) -> list[np.ndarray]:
+    """Frames [N, H, W, 3] (or one [H, W, 3]) or a sequence of [H, W, 3] of any sizes → a
+    list of checked frames."""
+    if isinstance(frames, np.ndarray):
+        return list(check_frames(frames))
+    return [check_frames(frame)[0] for frame in frames]
 
 
 def pose_description(*, spec: str = POSE_KIND, size: int = DEFAULT_INPUT_SIZE) -> dict[str, Any]:
@@ -115,7 +157,7 @@ def pose_description(*, spec: str = POSE_KIND, size: int = DEFAULT_INPUT_SIZE) -
         "spec": spec,
         "name": POSE_KIND,
         "feature_dim": FEATURE_DIM,
-        "preprocess": FrameLetterbox(size).to_dict(),
+        "preprocess": PoseFrames(size).to_dict(),
         "detector": DETECTOR_FILE,
         "landmarks": LANDMARK_FILE,
     }
@@ -126,7 +168,7 @@ class PoseFrameEncoder:
     spec: str
     name: str
     feature_dim: int
-    preprocess: FrameLetterbox
+    preprocess: PoseFrames
     providers: tuple[str, ...]
     detector: PoseDetector = field(repr=False)
     landmarks: LandmarkModel = field(repr=False)
@@ -163,7 +205,7 @@ class PoseFrameEncoder:
             spec=str(description.get("spec", POSE_KIND)),
             name=str(description.get("name", POSE_KIND)),
             feature_dim=FEATURE_DIM,
-            preprocess=FrameLetterbox.from_dict(description["preprocess"]),
+            preprocess=PoseFrames.from_dict(description["preprocess"]),
             providers=active,
             detector=PoseDetector(detector),
             landmarks=LandmarkModel(landmarks),
@@ -184,42 +226,43 @@ class PoseFrameEncoder:
         ]
         return np.concatenate(parts) if parts else np.zeros((0, FEATURE_DIM), np.float32)
 
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Letterboxed frames uint8 [N, S, S, 3] → float32 [N, FEATURE_DIM]."""
+    def encode_pixels(self, pixels: Frames) -> np.ndarray:
+        """Preprocessed frames (PoseFrames.apply; or a list of frames of any sizes) →
+        float32 [N, FEATURE_DIM]."""
         if not len(pixels):
             return np.zeros((0, FEATURE_DIM), np.float32)
         return self._rows(self.estimate(pixels))
 
     def encode_tracked(
-        self, pixels: np.ndarray, rois: Sequence[Roi | None]
+        self, pixels: Frames, rois: Sequence[Roi | None]
     ) -> tuple[np.ndarray, list[Roi | None]]:
-        """Letterboxed frames [N, S, S, 3] of N streams, each with its previous frame's ROI
-        (None: detect) → rows [N, FEATURE_DIM] and each stream's ROI for its next frame
-        (None where nobody is in view)."""
+        """Preprocessed frames of N streams, each with its previous frame's ROI in its
+        pixels (None: detect) → rows [N, FEATURE_DIM] and each stream's ROI for its next
+        frame (None where nobody is in view)."""
         poses = self.estimate(pixels, rois)
         following = _following(poses)
         return self._rows(poses), following
 
     def encode_pixels_tracked(
-        self, pixels: np.ndarray, rois: np.ndarray
+        self, pixels: Frames, rois: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`encode_tracked` with the ROIs as arrays: letterboxed frames [N, S, S, 3] and
+        """`encode_tracked` with the ROIs as arrays: preprocessed frames and
         each one's previous ROI float [N, 4] (a NaN row: none, detect) → rows float32
         [N, FEATURE_DIM] and the next ROIs float64 [N, 4] (NaN where nobody is in view)."""
         rows, following, _ = self.encode_pixels_seen(pixels, rois)
         return rows, following
 
     def encode_pixels_seen(
-        self, pixels: np.ndarray, rois: np.ndarray
+        self, pixels: Frames, rois: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`encode_pixels_tracked`, and what it saw: per frame its joints and the present
-        probability, float64 [N, VIEW_VALUES] in these pixels (runtime/pose/view.py)."""
+        probability, float64 [N, VIEW_VALUES] in each frame's pixels (runtime/pose/view.py)."""
         poses = self.estimate(pixels, rois_from_array(rois))
         following = _following(poses)
         keypoints = self._keypoints(poses)
         return pose_features_batch(*keypoints), rois_to_array(following), view_values(*keypoints)
 
-    def keypoints(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def keypoints(self, frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames → the 13 feature joints per frame in frame pixels [N, 13, 2], their
         visibility [N, 13] and the person-present probability [N] (NaN points: nobody)."""
         return self._keypoints(self.estimate(frames))
@@ -245,21 +288,20 @@ class PoseFrameEncoder:
         return points, visibility, present
 
     def estimate(
-        self, frames: np.ndarray, rois: Sequence[Roi | None] | None = None
+        self, frames: Frames, rois: Sequence[Roi | None] | None = None
     ) -> list[tuple[Landmarks | None, float]]:
         """Frames → per frame the landmarks of the best person (None: nobody found) and a
         score: the detector's best, or for a frame tracked from its `rois` entry the pose
         flag. A frame whose ROI is None or unusable, or whose tracked pose flag is under
         0.5, is detected again."""
-        frames = check_frames(frames)
+        frames = frame_list(frames)
         if rois is not None and len(rois) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(rois)} ROIs")
         out: list[tuple[Landmarks | None, float]] = [(None, 0.0)] * len(frames)
-        height, width = frames.shape[1:3]
         previous = {
             i: roi
             for i, roi in enumerate(rois or [])
-            if roi is not None and roi.usable(width, height)
+            if roi is not None and roi.usable(frames[i].shape[1], frames[i].shape[0])
         }
         if previous:
             tracked = list(previous)
@@ -272,7 +314,7 @@ class PoseFrameEncoder:
         ]
         if not redo:
             return out
-        detections, scores = self.detector.detect(frames[redo])
+        detections, scores = self.detector.detect([frames[i] for i in redo])
         self.detected += len(redo)
         found = [(i, d) for i, d in zip(redo, detections, strict=True) if d is not None]
         for i, score in zip(redo, scores, strict=True):
@@ -283,18 +325,29 @@ class PoseFrameEncoder:
             out[i] = (pose, out[i][1])
         return out
 
-    def _landmarks(self, frames: np.ndarray, where: list[int], rois: list[Roi]) -> list[Landmarks]:
+    def _landmarks(
+        self, frames: list[np.ndarray], where: list[int], rois: list[Roi]
+    ) -> list[Landmarks]:
         if not where:
             return []
         crops = np.stack([crop(frames[i], roi) for i, roi in zip(where, rois, strict=True)])
         return self.landmarks.run(crops, rois)
 
     def check_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray]:
-        """One letterboxed frame, as the micro-batcher's per-item check."""
-        size = self.preprocess.size
-        if pixels.shape != (size, size, 3) or pixels.dtype != np.uint8:
+        """One preprocessed frame, as the micro-batcher's per-item check: uint8 [H, W, 3],
+        its longer side at most MAX_SIDE."""
+        shape = tuple(pixels.shape) if isinstance(pixels, np.ndarray) else ()
+        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        if (
+            kind != np.uint8
+            or len(shape) != 3
+            or shape[2] != 3
+            or min(shape[:2]) < 1
+            or max(shape[:2]) > MAX_SIDE
+        ):
             raise FrameError(
-                f"pixels must be uint8 [{size}, {size}, 3], got {pixels.dtype} {list(pixels.shape)}"
+                f"pixels must be one uint8 [H, W, 3] frame, its longer side at most {MAX_SIDE}, "
+                f"got {kind} {list(shape)}"
             )
         return (pixels,)
 

@@ -6,8 +6,13 @@ enlarged by 1.25 so the limbs fit, and it is turned so that the direction hip �
 points up in the crop. An upright person gives rotation 0; a person lying down is rotated
 upright, which is what the landmark model was trained on.
 
-The crop is one `cv2.warpAffine` of the frame with the crop → frame matrix (WARP_INVERSE_MAP),
-zero outside the frame; the same matrix maps landmarks from crop pixels back to frame pixels.
+The crop is cut from the camera frame itself (at whatever size it came), not from a
+resized copy of the whole frame: one `cv2.warpAffine` with the crop → frame matrix
+(WARP_INVERSE_MAP), zero outside the frame; the same matrix maps landmarks from crop pixels
+back to frame pixels. Bilinear sampling skips pixels once the ROI is more than twice the
+crop's side, so such an ROI's bounding box is first averaged down (cv2 INTER_AREA, the
+region alone, never the whole frame) to about the crop's scale. The work is the region's
+size, not the frame's.
 """
 
 from __future__ import annotations
@@ -73,6 +78,14 @@ class Roi:
             and -half < self.centre_y < height + half
         )
 
+    def scaled(self, factor: float) -> Roi:
+        """The same square in a frame scaled by `factor` (its centre and side; rotation kept):
+        e.g. `scaled(1 / longer side)` gives a frame-size-free ROI, `scaled(longer side)`
+        brings it back in a frame of any size."""
+        return Roi(
+            self.centre_x * factor, self.centre_y * factor, self.size * factor, self.rotation
+        )
+
     def to_image(self, points: np.ndarray, crop_size: int = CROP_SIZE) -> np.ndarray:
         """Crop pixels [..., 2] → frame pixels [..., 2]."""
         matrix = self.crop_to_image(crop_size)
@@ -106,16 +119,47 @@ def roi_from_keypoints(hip: np.ndarray, body: np.ndarray) -> Roi:
     return Roi(float(hip[0]), float(hip[1]), max(size, 1.0), rotation)
 
 
+MAX_BILINEAR_SHRINK = 2.0  # frame pixels per crop pixel that bilinear sampling reads well
+
+
 def crop(frame: np.ndarray, roi: Roi, crop_size: int = CROP_SIZE) -> np.ndarray:
     """uint8 RGB frame → uint8 [crop_size, crop_size, 3], the ROI turned upright."""
+    matrix = roi.crop_to_image(crop_size)
+    shrink = roi.size / crop_size
+    if shrink > MAX_BILINEAR_SHRINK:
+        frame, matrix = _averaged_region(frame, matrix, roi, shrink)
     return cv2.warpAffine(
         frame,
-        roi.crop_to_image(crop_size),
+        matrix,
         (crop_size, crop_size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
+
+
+def _averaged_region(
+    frame: np.ndarray, matrix: np.ndarray, roi: Roi, shrink: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ROI's bounding box (inside the frame) averaged over k × k blocks (k the whole
+    part of `shrink`: cv2's exact box filter, on a grid fixed in the frame, so a region cut
+    off by the frame's edge is averaged as the same region inside a larger frame), and the
+    crop → region matrix that replaces the crop → frame one."""
+    height, width = frame.shape[:2]
+    k = int(shrink)
+    reach = roi.size / 2 * (abs(math.cos(roi.rotation)) + abs(math.sin(roi.rotation))) + k
+    x0 = max(0, math.floor(roi.centre_x - reach)) // k * k
+    y0 = max(0, math.floor(roi.centre_y - reach)) // k * k
+    x1 = x0 + (min(width, math.ceil(roi.centre_x + reach)) - x0) // k * k
+    y1 = y0 + (min(height, math.ceil(roi.centre_y + reach)) - y0) // k * k
+    if x1 - x0 < k or y1 - y0 < k:
+        return frame, matrix
+    size = ((x1 - x0) // k, (y1 - y0) // k)
+    region = cv2.resize(frame[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    # region pixel = (frame pixel - origin) / k + (1 / k - 1) / 2 (pixel centres).
+    shifted = matrix / k
+    shifted[:, 2] += (np.array([-x0, -y0]) + (1 - k) / 2) / k
+    return region, shifted
 
 
 def _wrap(angle: float) -> float:

