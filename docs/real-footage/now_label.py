@@ -4,7 +4,7 @@ For a pose package this measures, before → after:
 - how often a confident (> 80 %) label is wrong (runtime/calibration.py; "before" at T = 1,
   "after" at the temperature `gad calibrate` fitted and the manifest records), and
 - how often the shown label changes per minute: raw (each frame's argmax, what the demo page
-  showed) → smoothed (runtime/segments.py: `DISPLAY_RULE`, `UNCERTAIN_BELOW`, `display`),
+  showed) → smoothed (runtime/segments.py: `DISPLAY_RULE`, `UNCERTAIN_BELOW`, `now_label`),
   with how often the shown label is right, wrong, or "uncertain",
 
 on (a) held-out mocap (the demo's test split: cameras, speeds and two clips training never
@@ -13,14 +13,18 @@ training videos — `oov-data` writes that dataset — scored on the test split'
 those classes: any action it shows there is wrong; background or "uncertain" is right),
 (c) the real clips in annotations.csv (label_clips.py encodes them, the ROI tracked).
 
-    P=docs/real-footage/now_label.py; C=$GAD_CACHE_DIR/demo-pose
-    python $P oov-data --data $C/mocap --out /tmp/oov/mocap          # then train + export it
-    python $P measure --model $C/models/demo-pose --data $C/mocap \\
-        --val /tmp/val/mocap --oov-model /tmp/oov/models/oov --oov-data /tmp/oov/mocap
+    P=docs/real-footage/now_label.py; C=$GAD_CACHE_DIR/demo-pose; O=/tmp/oov
+    python $P oov-data --data $C/mocap --out $O/mocap
+    gad train $O/mocap --out $O/run --kind gad --backbone tiny --long 32 --short 8 \\
+        --max-steps 1200 --batch-size 32 --lr 2e-3 --lora-rank 16 --lora-alpha 32 --seed 0 \\
+        --targets ours --no-progress                      # the demo's recipe (gad/demo.py)
+    gad export $O/run --out $O/models --name oov --data $O/mocap
+    python $P measure --model $C/models/demo-pose --data $C/mocap --val $C/mocap-val \\
+        --oov-model $O/models/oov --oov-data $O/mocap
 
-`--val` is a second held-out set (`gad data mocap --train-videos 0 --test-videos 20 --seed
-1`, what the demo calibrates on) on which `choose` picks the display rule; the test split
-only reports.
+`--val` is the demo's second held-out set (`gad data mocap --train-videos 0 --test-videos 20
+--seed 1`, what it calibrates on): the display rule is chosen there (the last table), the
+test split only reports. About a minute once the real clips' rows are cached (`--cache`).
 """
 
 from __future__ import annotations
