@@ -230,11 +230,22 @@ SLOW_REPLIES = """(() => {
   }
   window.WebSocket = Slow;
 })();"""
-READY = "document.getElementById('status').textContent.startsWith('ready')"
+READY = "document.getElementById('status').dataset.state === 'ready'"
+# The status line in plain words (what a person reads at a glance).
+STATUS_WORDS = re.compile(
+    r"^(connected · .+|(tracking 1 person|no person in view|labelling) · \d+(\.\d)? labels/s)$"
+)
 STATS = """(() => {
   const t = (id) => document.getElementById(id).textContent;
   const n = (id) => Number(t(id));
-  return {status: t("status"), label: t("nowLabel"), score: t("nowScore"),
+  const overlay = document.getElementById("overlay");
+  let drawn = 0;  // overlay pixels painted: the skeleton and box over the video
+  if (overlay.width && overlay.height) {
+    const data = overlay.getContext("2d").getImageData(0, 0, overlay.width, overlay.height).data;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn += 1;
+  }
+  return {status: t("status"), label: t("nowLabel"), score: t("nowScore"), drawn,
+    seen: t("seen"), framing: t("framing"), meta: t("nowMeta"),
     sent: n("cSent"), labels: n("cLabels"), carried: n("cCarried"), errors: n("cErrors"),
     dropped: n("cDropped"), held: n("cHeld"), inflight: n("cInflight"),
     rtt: t("cRtt"), server: t("cServer"),
@@ -320,17 +331,42 @@ async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> li
         await cdp.js("document.getElementById('cameraBtn').click()")
         await cdp.wait_for(READY, 30, "ready")
         seen: dict[str, int] = {}
+        polls: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None  # the poll with the most skeleton drawn
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(0.25)
-            label = (await cdp.js(STATS))["label"]
-            seen[label] = seen.get(label, 0) + 1
+            poll = await cdp.js(STATS)
+            polls.append(poll)
+            seen[poll["label"]] = seen.get(poll["label"], 0) + 1
+            if poll["seen"] == "tracking" and (best is None or poll["drawn"] > best["drawn"]):
+                best = poll
+                await screenshot(cdp, shot)  # the page as it shows a tracked person
         stats = await cdp.js(STATS)
         say(f"     camera after {seconds:g} s:", json.dumps(stats))
         say("     labels shown (polls at 4 Hz):", json.dumps(seen))
+        shown = [p["label"] for p in polls]
+        changes = sum(a != b for a, b in itertools.pairwise(shown))
+        say(f"     the shown label changed {changes} times in {seconds:g} s")
+        wordless = sorted({p["status"] for p in polls if not STATUS_WORDS.match(p["status"])})
+        say("     status lines:", json.dumps(sorted({p["status"] for p in polls})[:6]))
+        say("     framing advice:", json.dumps(sorted({p["framing"] for p in polls})))
         check(stats["labels"] >= seconds, "the camera streams labels (at least one a second)")
         check(stats["errors"] == 0, "no errors")
-        await screenshot(cdp, shot)
+        check(not wordless, f"the status reads in words (not: {wordless})")
+        tracked = [p for p in polls if p["seen"] == "tracking"]
+        check(bool(tracked), "the page says when it tracks a person")
+        check(
+            best is not None and best["drawn"] > 300,
+            f"the skeleton is drawn on the tracked person ({best and best['drawn']} px)",
+        )
+        nobody = [p for p in polls if p["label"] == "no person in view"]
+        check(
+            all(p["seen"] == "no person in view" for p in nobody),
+            f"'no person in view' is its own state ({len(nobody)} polls), not background",
+        )
+        if best is None:
+            await screenshot(cdp, shot)
         await cdp.js("document.getElementById('stopBtn').click()")
         await asyncio.sleep(1)
         check(not console_problems(cdp), "no JavaScript exceptions or console errors")
@@ -403,7 +439,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
         before = await cdp.js(STATS)
         await cdp.js("document.getElementById('reconnectBtn').click()")
         status = await cdp.wait_for(
-            "(() => { const s = document.getElementById('status').textContent;"
+            "(() => { const s = document.getElementById('streamInfo').textContent;"
             " return s.includes('resumed') ? s : ''; })()",
             20,
             "a resumed stream",

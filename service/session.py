@@ -43,7 +43,7 @@ from runtime.manifest import POSE_KIND, ModelPackage
 from runtime.pose.roi import Roi
 from runtime.pose.view import SKELETON
 from runtime.preprocess import FrameError
-from runtime.segments import SegmentRule
+from runtime.segments import NowLabel, SegmentRule, now_label
 from runtime.video import FpsSampler
 from service.cache import (
     CacheConflict,
@@ -59,7 +59,7 @@ from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import decode_image
 from service.metrics import Metrics
 from service.settings import Settings
-from service.wire import Brief, End, Error, Label, NoLabel, Ready, brief
+from service.wire import Brief, End, Error, Label, NoLabel, Now, Ready, brief
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,8 @@ class StreamSession:
         recent = [*self.recent, brief(message)][-RECENT:]
         # Rows the input skipped hold the newest frame's probabilities (only it is scored).
         events = self.events.step(probs, frames=len(pushed))
+        # What to show now: the same segment rule as the events, after this frame.
+        message["now"] = self._now(now_label(events.segmenter, probs))
         t0 = self.sampler.t0
         assert t0 is not None  # set by the frame it took
         meta: Meta = {
@@ -324,6 +326,17 @@ class StreamSession:
         self.recent, self.track = recent, track
         self.events.commit(events)  # stored: now published
         return message
+
+    def _now(self, now: NowLabel) -> Now:
+        classes, fps = self.package.classes, self.package.fps
+        segment = now.segment
+        return {
+            "kind": now.kind,
+            "label": None if now.label is None else classes[now.label],
+            "index": now.label,
+            "score": round(now.score, 6),
+            "since": None if segment is None else round(segment.start / fps, 6),
+        }
 
     def _refuse(self, exc: Exception, *, seq: int) -> Error:
         """The error message refusing frame `seq` (counted by its code); nothing changes."""
@@ -353,13 +366,19 @@ class StreamSession:
                 "this model has no frame encoder: send feature messages "
                 '({"type": "features", "data": base64 float32})'
             )
+        from service.encoding import frame_reduction  # to move up with the other imports
+
         options = self.options
+        # A JPEG decoded at reduced size where the encoder needs no more (the pose encoder:
+        # by the stream's ROI, service/encoding.py); None: decoded whole.
+        reduce = frame_reduction(self.model.preprocess, self.track)
 
         def prepare() -> Prepared:
             rgb = decode_image(
                 frame.image or b"",
                 max_bytes=options.max_frame_bytes,
                 max_pixels=options.max_frame_pixels,
+                reduce=reduce,
             )
             return self.model.prepare(rgb)
 

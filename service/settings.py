@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.errors import ConfigError
-from runtime.segments import SegmentRule
+from runtime.segments import DISPLAY_RULE, SegmentRule
 from service.cache.urls import cache_backend, redact_url
 
 MiB = 1 << 20
@@ -87,12 +87,20 @@ class Settings(BaseSettings):
     )
 
     # --- action events (docs/events.md): the segment rule's thresholds, also /classify's
-    # segments; the defaults make segments of runs of one action label.
+    # segments and the label a stream shows (`now`); the defaults are DISPLAY_RULE's, chosen
+    # on held-out and real footage (docs/pose.md). 0 / 1 / 0 makes every run of one label.
     event_min_score: float = Field(
-        0.0, ge=0, le=1, description="a frame counts for an action at this probability or more"
+        DISPLAY_RULE.min_score,
+        ge=0,
+        le=1,
+        description="a frame counts for an action at this probability or more",
     )
-    event_min_frames: int = Field(1, ge=1, description="frames an action must span to start")
-    event_max_gap: int = Field(0, ge=0, description="frames without the action a segment bridges")
+    event_min_frames: int = Field(
+        DISPLAY_RULE.min_frames, ge=1, description="frames an action must span to start"
+    )
+    event_max_gap: int = Field(
+        DISPLAY_RULE.max_gap, ge=0, description="frames without the action a segment bridges"
+    )
     # Where events go, several at once: redis:// rediss:// unix:// (Redis Streams), mqtt://
     # mqtts:// (MQTT, QoS 1), http:// https:// (webhooks). `GET /v1/events` (SSE) is always on.
     event_sinks: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)

@@ -89,6 +89,19 @@ class Ready(TypedDict):
     skeleton: NotRequired[Skeleton]  # a pose encoder's packages: the joints labels carry
 
 
+class Now(TypedDict):
+    """What to show for the stream now: the segment rule (runtime/segments.py, the one that
+    makes events) over the frames so far — an action once it has held, background once it
+    has held, else uncertain (too weak, or labels flickering). Changes only when the action
+    does (the message's own `label` is this one frame's top class)."""
+
+    kind: Literal["action", "background", "uncertain"]
+    label: str | None  # null when uncertain
+    index: int | None
+    score: float  # this frame's probability of the shown class (of the top one: uncertain)
+    since: float | None  # an action: when its segment started (s from the stream's start)
+
+
 class Label(TypedDict):
     """One frame's label: the class with the highest probability, and the top k."""
 
@@ -105,6 +118,7 @@ class Label(TypedDict):
     # A pose encoder's packages: whether a person was in view (false: the label is the
     # model's answer for nobody, not an action it saw).
     person: NotRequired[bool]
+    now: NotRequired[Now]  # what to show: the label smoothed by the segment rule
     pose: NotRequired[PoseWire]  # `?pose=1`: the joints and tracked box the model saw
 
 
@@ -179,7 +193,7 @@ ClientMessage = FrameIn | FeaturesIn | EndIn
 CLIENT: tuple[type, ...] = (FrameIn, FeaturesIn, EndIn)
 SERVER: tuple[type, ...] = (Ready, Label, NoLabel, Error, Dropped, End)
 EVENTS: tuple[type, ...] = (Event,)
-PARTS: tuple[type, ...] = (PoseWire, Skeleton)  # fields of the messages above
+PARTS: tuple[type, ...] = (Now, PoseWire, Skeleton)  # fields of the messages above
 
 
 def brief(label: Label) -> Brief:

@@ -63,6 +63,19 @@ def private_mosquitto() -> Iterator[MosquittoServer]:
 # --- the model and its rows (fixtures: a test module assigns them, as mqtt_url) ----------
 
 
+# The segment rule that makes every run of one label a segment: the tiny random model's
+# probabilities rarely reach the default rule's 0.7 (DISPLAY_RULE, tuned on the pose demo), and
+# these tests are about delivery, not thresholds (test_events.py tests thresholds too).
+RUNS = {"event_min_score": 0.0, "event_min_frames": 1, "event_max_gap": 0}
+
+
+@pytest.fixture(autouse=True)
+def plain_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Settings of a test that imports this fixture takes RUNS unless it names its own."""
+    for name, value in RUNS.items():
+        monkeypatch.setenv(f"GAD_{name.upper()}", str(value))
+
+
 @pytest.fixture(scope="module")
 def package(tiny_package: tuple[Path, Path]) -> Path:
     """The tiny GAD model's package (tests/conftest.py)."""

@@ -37,13 +37,14 @@ from tests.service.streaming import client, features_message, stream_rows
 mqtt_url = events_support.mqtt_url  # fixtures
 private_mosquitto = events_support.private_mosquitto
 package, rows = events_support.package, events_support.rows
+plain_runs = events_support.plain_runs  # autouse: the plain-runs rule (RUNS)
 
 FAST_RETRY = {"event_retry_max_s": 0.3, "event_timeout_s": 1.0}
 
 
 @pytest.fixture(scope="module")
 def expected(package, rows) -> list[dict]:
-    with client(package) as http:
+    with client(package, **events_support.RUNS) as http:  # module scope: before plain_runs
         return classify_segments(http, rows)
 
 

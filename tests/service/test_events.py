@@ -28,12 +28,16 @@ from tests.service.events_support import (
 )
 from tests.service.streaming import client, features_message, stream_rows
 
-package, rows = events_support.package, events_support.rows  # fixtures
+package, rows = events_support.package, events_support.rows
+plain_runs = (
+    events_support.plain_runs
+)  # autouse: the plain-runs rule (events_support.RUNS)  # fixtures
 
 THRESHOLDS = {"event_min_score": 0.19, "event_min_frames": 2, "event_max_gap": 1}
+RUNS = events_support.RUNS  # every run of one label
 
 
-@pytest.mark.parametrize("rule", [{}, THRESHOLDS], ids=["default", "thresholds"])
+@pytest.mark.parametrize("rule", [RUNS, THRESHOLDS], ids=["runs", "thresholds"])
 def test_a_live_streams_events_equal_classify_segments(
     package, rows, redis_url: str, redis_prefix: str, rule: dict
 ) -> None:
@@ -59,8 +63,8 @@ def test_a_live_streams_events_equal_classify_segments(
     assert {e["reason"] for e in ended[:-1]} <= {"gap", "next"}
     assert ended[-1]["reason"] in ("end", "gap", "next")  # "end": the stream's end
     assert events[0]["event"] == "started" and events[0]["start_row"] == 0
-    if rule:  # the thresholds merge and drop: fewer, longer segments than the runs
-        with client(package) as http:
+    if rule is THRESHOLDS:  # the thresholds merge and drop: fewer, longer segments than runs
+        with client(package, **RUNS) as http:
             assert len(classify_segments(http, rows)) > len(expected)
 
 

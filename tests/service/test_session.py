@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from runtime.segments import DISPLAY_RULE
 from service import wire
 from service.cache import CacheUnavailable, MemoryFeatureCache, StreamState
 from service.encoding import Encoded
@@ -246,3 +247,40 @@ def test_a_non_finite_row_is_refused(value: float) -> None:
         return await session.process(Frame(0, 0.0, features=row(value)))
 
     assert run(go())["code"] == "features"
+
+
+@dataclass
+class ScriptedModel(FakeModel):
+    """Scores each row by a script: row i → class script[i][0] at probability script[i][1]."""
+
+    script: list[tuple[int, float]] = field(default_factory=list)
+
+    async def scores(self, state: StreamState) -> np.ndarray:
+        index, p = self.script[state.total_rows - 1]
+        probs = np.full(len(CLASSES), (1 - p) / (len(CLASSES) - 1), np.float32)
+        probs[index] = p
+        return probs
+
+
+def test_the_shown_label_holds_until_the_action_changes_by_the_event_rule() -> None:
+    """`now` is the stream's segment rule (the events'): an action shows once it has held
+    min_frames, holds through weak frames, and gives way once another one has held."""
+    walk, run_ = CLASSES.index("walk"), CLASSES.index("run")
+    script = [(walk, 0.9)] * 4 + [(run_, 0.5)] * 2 + [(run_, 0.9)] * 3
+
+    async def go() -> list[Any]:
+        cache, model = MemoryFeatureCache(), ScriptedModel(script=script)
+        state = await cache.attach("cam", dim=DIM, span=16)
+        options = StreamOptions(1 << 20, 1 << 20, segment_rule=DISPLAY_RULE)
+        session = StreamSession("cam", state, options, model=model, cache=cache, metrics=Metrics())
+        return [await session.process(frame(s, s / FPS, s)) for s in range(len(script))]
+
+    replies = run(go())
+    for reply in replies:
+        conforms(reply)
+    shown = [(r["now"]["kind"], r["now"]["label"]) for r in replies]
+    assert [r["label"] for r in replies] == ["walk"] * 4 + ["run"] * 5  # each frame's own
+    uncertain, walking, running = ("uncertain", None), ("action", "walk"), ("action", "run")
+    assert shown == [uncertain] * 2 + [walking] * 6 + [running]
+    assert replies[2]["now"]["since"] == 0.0 and replies[-1]["now"]["since"] == 6 / FPS
+    assert replies[4]["now"]["score"] == pytest.approx(0.5 / 3, abs=1e-6)  # walk's, this frame
