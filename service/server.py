@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -11,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from runtime.backends import Backend
+from runtime.errors import GADError
 from runtime.manifest import resolve_package_dir
 from service.app import create_app
 from service.logs import configure
@@ -37,7 +39,18 @@ def serve(settings: Settings, backend: Backend | None = None) -> None:
         ws_ping_timeout=settings.ws_ping_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    Server(config, app).run()
+    server = Server(config, app)
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a stop
+        server.run()
+    if not server.started:  # uvicorn has logged why (the port taken, the model failed...)
+        raise ServiceNotStarted(
+            f"the service did not start on {settings.host}:{settings.port} (the log above says "
+            "why); hint: another port with --port or GAD_PORT if that one is taken"
+        )
+
+
+class ServiceNotStarted(GADError):
+    """uvicorn could not bind or the app's start-up failed."""
 
 
 class Server(uvicorn.Server):
