@@ -6,7 +6,7 @@
 #   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
 #   make test-fast  the fast core only (pytest -m "not integration"): under a minute
 #   make test-stack the Docker images built and `docker compose up` exercised on a private
-#                engine (root; tests/stack/; README "The stack test")
+#                engine (root; tests/stack/; docs/deploy.md "The stack test")
 #   make synth   the training demo: synthetic features → train a GAD classifier → evaluate
 PY ?= python3
 VENV ?= .venv

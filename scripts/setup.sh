@@ -80,5 +80,5 @@ OMP_NUM_THREADS=1 "$VENV/bin/gad" demo build --kind pose
 # Then the render demo: rendered stick-figure actions → EfficientNet-Lite0 features → tiny
 # GAD → package. The service tests, `gad bench service/load/soak` and the demo page's browser
 # check stream its videos; `gad serve --demo render` serves it. About 2 minutes on 2 idle cores
-# (100 s, README), 12 on a loaded machine (feature extraction is most of it).
+# (100 s, docs/training.md), 12 on a loaded machine (feature extraction is most of it).
 "$VENV/bin/gad" demo build --kind render

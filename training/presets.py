@@ -168,7 +168,7 @@ def preset(name: str) -> Preset:
 
 
 def preset_table() -> str:
-    """The presets as a Markdown table (docs: README's training section, design.md)."""
+    """The presets as a Markdown table (docs: docs/training.md, design.md)."""
     head = (
         "| preset | data_info entry | features (d, fps) | window (long + short) | "
         "previous action | background weight | epochs | batch | warm-up | LoRA r/α | "

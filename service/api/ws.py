@@ -29,7 +29,7 @@ happens when it is full is the stream's delivery mode:
             (a recorded video sent faster than real time, a client resending a gap).
             The backlog waits in the TCP buffers ahead of the client's keepalive pongs:
             one of more than the ping timeout (GAD_WS_PING_TIMEOUT_S, 20 s of this stream's
-            work) ends in a 1011 close, so lossless is for a finite backlog (README).
+            work) ends in a 1011 close, so lossless is for a finite backlog (docs/service.md).
 """
 
 from __future__ import annotations
