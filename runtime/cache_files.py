@@ -19,6 +19,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "gad-stream"
 
 
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/gad-stream`, else `~/.local/share/gad-stream`: what users made and
+    must not lose with a cache (the examples they taught the service: service/examples/)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "gad-stream"
+
+
 @contextmanager
 def building(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces `target` atomically."""

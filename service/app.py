@@ -24,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from runtime.backends import Backend
 from runtime.errors import GADError
-from service.api import http, ws
+from service.api import examples, http, ws
 from service.api.deps import Streams
 from service.served import ServedModel
 from service.settings import Settings
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_exception_handler(GADError, http.refusal)
     app.include_router(http.router(settings))
     app.include_router(ws.router)
+    app.include_router(examples.router())
     return app
 
 

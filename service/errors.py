@@ -52,6 +52,18 @@ class UnusableInput(ServiceError):
     """Input the service cannot use; the message says why."""
 
 
+class NotFound(ServiceError):
+    """No such thing for this caller: an example id, a stream (of the caller's tenant)."""
+
+
+class Conflict(ServiceError):
+    """The request clashes with what is kept (e.g. examples made by another encoder)."""
+
+
+class Gone(ServiceError):
+    """What was asked for has left: stream rows older than the stream's window."""
+
+
 class Busy(ServiceError):
     """At a concurrency limit (clips being classified, streams open): retry shortly."""
 
@@ -108,6 +120,9 @@ ERRORS: dict[type[BaseException], Wire] = {
     LengthRequired: Wire(status=411),
     TooLarge: Wire(status=413, close=1009),
     UnusableInput: Wire(status=422),
+    NotFound: Wire(status=404),
+    Conflict: Wire(status=409),
+    Gone: Wire(status=410),
     Busy: Wire(status=503, close=1013, headers={"Retry-After": "2"}),
     ShuttingDown: Wire(status=503, close=1012),
     BadDelivery: Wire(close=1008),  # policy: the client asked for a mode there is not

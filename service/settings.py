@@ -4,6 +4,8 @@
     GAD_REDIS_URL=redis://redis:6379/0   shared stream cache (unset: in-process)
     GAD_REDIS_URL=redis+cluster://redis-0:6379,redis-1:6379   ... on a Redis Cluster
     GAD_API_KEYS='["key-1","key-2"]'     or key-1,key-2; unset: no auth (logged loudly)
+    GAD_DATA_DIR=/var/lib/gad         the users' examples (service/examples/); unset: the
+                                     user data dir, ~/.local/share/gad-stream/examples
     GAD_EVENT_SINKS=redis://redis:6379/0,mqtt://mosquitto:1883/gad,https://hooks.example/gad
                                      where action events go (docs/events.md); SSE always
 
@@ -18,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runtime.cache_files import default_data_dir
 from runtime.errors import ConfigError
 from runtime.segments import DISPLAY_RULE, SegmentRule
 from service.cache.urls import cache_backend, redact_url
@@ -113,6 +116,17 @@ class Settings(BaseSettings):
     event_timeout_s: float = Field(5.0, gt=0, description="one delivery attempt to a sink")
     event_retry_max_s: float = Field(10.0, gt=0, description="longest wait between retries")
     event_drain_s: float = Field(5.0, ge=0, description="shutdown: time to deliver what waits")
+
+    # --- the users' examples (docs/teach.md): DATA_DIR/<tenant>/<model name>/, the standard
+    # feature layout `gad train` reads. Not under the cache folder: a cache may be deleted at
+    # will, examples are the users' work (the platform's user data dir, XDG_DATA_HOME).
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir() / "examples",
+        description="where the examples of users' actions are kept",
+    )
+    max_examples: int = Field(
+        2000, ge=1, description="examples kept per tenant and model; then adding is refused"
+    )
 
     # --- auth
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError
+from runtime.oad_layout import DATA_INFO
 
-DATA_INFO = "data_info.json"
+__all__ = ["DATA_INFO", "DataInfo", "load_data_info"]
 SPLITS = ("train", "test", "val")
 PREVIOUS_RULES = ("first", "last")
 

@@ -16,12 +16,9 @@ status service/errors.py gives it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +33,24 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import Message
 
 from runtime.errors import GADError
 from runtime.preprocess import FrameError
 from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
+from service.api.uploads import (
+    body_timeout,
+    clip_slot,
+    content_type,
+    declared_length,
+    read_body,
+    save_body,
+    temp_video,
+)
 from service.auth import authorize_websocket
 from service.classify import ClipRows, classify_rows, features_clip, video_rows
 from service.errors import (
-    BadRequest,
     BodyStalled,
-    Busy,
     LengthRequired,
-    TooLarge,
     UnusableInput,
     http_headers,
     http_status,
@@ -250,29 +252,18 @@ CLASSIFY_BODY = {
 async def _classify_in_slot(
     request: Request, served: ServedModel, settings: Settings
 ) -> dict[str, Any]:
-    """At most GAD_MAX_CLASSIFY clips at once (`app.state.classifying` counts them)."""
-    state = request.app.state
-    if state.classifying >= settings.max_classify:
-        raise Busy(f"{settings.max_classify} clips are being classified: retry shortly")
-    state.classifying += 1
-    try:
+    """At most GAD_MAX_CLASSIFY clips at once (service/api/uploads.py's `clip_slot`)."""
+    with clip_slot(request, settings):
         return await _classify(request, served, settings)
-    finally:
-        state.classifying -= 1
 
 
 async def _classify(request: Request, served: ServedModel, settings: Settings) -> dict[str, Any]:
     limit = settings.max_clip_bytes
-    length = request.headers.get("content-length")
-    # isdigit() alone lets "²" and 5000-digit strings through to int(), which raises.
-    if length is not None and not (length.isascii() and length.isdigit() and len(length) < 19):
-        raise BadRequest("Content-Length must be a decimal byte count")
-    if length is not None and int(length) > limit:
-        raise TooLarge(f"body over the {limit}-byte limit")
-    request = _body_timeout(request, settings.body_timeout_s)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = declared_length(request, limit)
+    request = body_timeout(request, settings.body_timeout_s)
+    kind = content_type(request)
     if kind == "application/json":
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         clip = _json_clip(served, body, limit)
     elif kind == "multipart/form-data":
         if length is None:
@@ -281,30 +272,6 @@ async def _classify(request: Request, served: ServedModel, settings: Settings) -
     else:
         clip = await _raw_clip(request, served, limit)
     return await asyncio.to_thread(classify_rows, served, clip)
-
-
-def _body_timeout(request: Request, seconds: float) -> Request:
-    """`request` whose body reads fail with 408 after `seconds` without a byte: a client
-    that declares a body and stalls must not hold a /classify slot forever."""
-    receive = request.receive
-
-    async def timed() -> Message:
-        try:
-            return await asyncio.wait_for(receive(), seconds)
-        except TimeoutError:
-            raise BodyStalled(f"the request body stalled for {seconds:g} s") from None
-
-    return Request(request.scope, timed)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():  # counted as it arrives: chunking cannot bypass it
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_clip(served: ServedModel, body: bytes, limit: int) -> ClipRows:
@@ -340,16 +307,8 @@ def _json_clip(served: ServedModel, body: bytes, limit: int) -> ClipRows:
 
 
 async def _raw_clip(request: Request, served: ServedModel, limit: int) -> ClipRows:
-    with _temp_video() as path:
-        size = 0
-        with open(path, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"body over the {limit}-byte limit")
-                out.write(chunk)
-        if not size:
-            raise UnusableInput("empty body: send a video file, multipart or JSON features")
+    with temp_video() as path:
+        await save_body(request, path, limit)
         return await asyncio.to_thread(video_rows, served, path)
 
 
@@ -364,7 +323,7 @@ async def _multipart_clip(request: Request, served: ServedModel) -> ClipRows:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise UnusableInput("multipart body needs a 'file' part holding the video")
-        with _temp_video() as path:
+        with temp_video() as path:
             with open(path, "wb") as out:
                 while chunk := await upload.read(1 << 20):
                     out.write(chunk)
@@ -372,13 +331,3 @@ async def _multipart_clip(request: Request, served: ServedModel) -> ClipRows:
             return await asyncio.to_thread(video_rows, served, path)
     finally:
         await form.close()
-
-
-@contextlib.contextmanager
-def _temp_video() -> Iterator[Path]:
-    handle, name = tempfile.mkstemp(prefix="gad-clip-", suffix=".video")
-    os.close(handle)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)

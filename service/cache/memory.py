@@ -107,6 +107,10 @@ class MemoryFeatureCache(FeatureCache):
         self._stats.attaches += 1
         return entry.state
 
+    async def peek(self, stream_key: str) -> StreamState | None:
+        entry = self._live(stream_key, self.clock())
+        return None if entry is None else entry.state
+
     async def store(self, following: StreamState) -> StreamState:
         now = self.clock()
         self._sweep(now)

@@ -136,6 +136,13 @@ return 1
 """
 
 
+# KEYS: rows, meta. → {HGETALL meta, every row} ({} when the stream is absent); changes nothing
+PEEK_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return {{}, {}} end
+return {redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[1], 0, -1)}
+"""
+
+
 def stream_keys(prefix: str, stream_key: str) -> tuple[str, str]:
     """(rows key, meta key) of a stream: its id hashed, inside one cluster hash tag."""
     digest = hashlib.sha256(stream_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -181,6 +188,7 @@ class RedisFeatureCache(FeatureCache):
         self._attach = self._client.register_script(ATTACH_LUA)
         self._append = self._client.register_script(APPEND_LUA)
         self._restore = self._client.register_script(RESTORE_LUA)
+        self._peek = self._client.register_script(PEEK_LUA)
         self._stats = CacheStats(backend=self.backend, dtype=dtype_name)
 
     def _connect(self, url: str, *, timeout_s: float, retries: int) -> Client:
@@ -229,6 +237,30 @@ class RedisFeatureCache(FeatureCache):
         found, flat, raw = await self._call(
             "attach", lambda: self._attach(keys=list(keys), args=args)
         )
+        state = self._state(stream_key, keys[1], flat, raw, dim=dim, span=span)
+        self._stats.attaches += 1
+        self._stats.resumes += bool(found)
+        return replace(state, resumed=bool(found))
+
+    async def peek(self, stream_key: str) -> StreamState | None:
+        keys = stream_keys(self.prefix, stream_key)
+        flat, raw = await self._call("peek", lambda: self._peek(keys=list(keys)))
+        if not flat:
+            return None
+        dim = int(dict(zip(flat[::2], flat[1::2], strict=True)).get(b"dim", 0)) or 1
+        return self._state(stream_key, keys[1], flat, raw, dim=dim, span=max(len(raw), 1))
+
+    def _state(
+        self,
+        stream_key: str,
+        where: str,
+        flat: list[bytes],
+        raw: list[bytes],
+        *,
+        dim: int,
+        span: int,
+    ) -> StreamState:
+        """A stream's state from its meta hash (HGETALL, flat) and rows as Redis holds them."""
         names, values = flat[::2], flat[1::2]
         fields = {
             k.decode(): v.decode("utf-8", "surrogatepass")
@@ -240,7 +272,7 @@ class RedisFeatureCache(FeatureCache):
             owner = fields["owner"]
         except (KeyError, ValueError) as error:
             raise CacheError(
-                f"{keys[1]} in {self.kind} at {self.url} is not a GAD stream: {error}"
+                f"{where} in {self.kind} at {self.url} is not a GAD stream: {error}"
             ) from None
         if stored_dim != dim or stored_dtype != self.dtype_name:
             raise CacheMismatch(
@@ -255,8 +287,6 @@ class RedisFeatureCache(FeatureCache):
             )
         rows = np.frombuffer(data, self.dtype).reshape(len(raw), dim).astype(np.float32)
         rows.flags.writeable = False
-        self._stats.attaches += 1
-        self._stats.resumes += bool(found)
         return StreamState(
             stream_key,
             dim,
@@ -265,7 +295,6 @@ class RedisFeatureCache(FeatureCache):
             total,
             frozen_meta(meta),
             epoch,
-            resumed=bool(found),
             owner=owner,
             dtype=self.dtype,
         )

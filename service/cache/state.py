@@ -222,6 +222,11 @@ class FeatureCache(ABC):
         """
 
     @abstractmethod
+    async def peek(self, stream_key: str) -> StreamState | None:
+        """The stream's state as stored (None: not in the cache), read only: no owner
+        taken, the TTL not refreshed, so the live connection goes on undisturbed."""
+
+    @abstractmethod
     async def store(self, following: StreamState) -> StreamState:
         """Store `following`, a state one row past the one the cache holds (made by
         `StreamState.pushed`): its newest row and its meta, trimmed to span, the TTL

@@ -128,6 +128,24 @@ def test_append_keeps_the_latest_span_rows_oldest_first(backend: Backend) -> Non
     run(main())
 
 
+def test_peek_reads_a_stream_without_taking_it_over(backend: Backend) -> None:
+    """What a saved example reads (service/examples/capture.py): the rows and their count,
+    while the live connection keeps appending undisturbed."""
+
+    async def main() -> None:
+        async with backend.make() as cache:
+            assert await cache.peek("cam") is None
+            state = await fill(cache, await cache.attach("cam", dim=DIM, span=4), [0, 1, 2, 3, 4])
+            async with backend.replica(cache) as replica:
+                seen = await replica.peek("cam")
+            assert seen is not None and seen.total_rows == 5
+            np.testing.assert_array_equal(seen.rows, rows_of([1, 2, 3, 4]))
+            state = await fill(cache, state, [5])  # still the owner: no CacheConflict
+            assert state.total_rows == 6
+
+    run(main())
+
+
 def test_meta_round_trips_with_its_types(backend: Backend) -> None:
     meta = {"seq": 2**53 + 1, "ts": 0.1, "tiny": 1e-300, "origin": -3.25, "codec": "jpeg ✓"}
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import ConfigError
+from runtime.oad_layout import rows_between
 
 BACKGROUND, AMBIGUOUS = "Background", "Ambiguous"
 VIDEO_EXTENSIONS = (
@@ -37,8 +38,6 @@ VIDEO_EXTENSIONS = (
 )  # fmt: skip
 CSV_COLUMNS = ("video", "start_s", "end_s", "label")
 THUMOS_SUFFIXES = {"_val": "train", "_validation": "train", "_test": "test"}
-# Boundaries within this many seconds count as equal (CSV times are written in ms).
-_TIME_EPS = 1e-6
 
 
 def session_name(video: str) -> str:
@@ -182,12 +181,10 @@ def frame_targets(
     """[rows, classes] float32: row t gets the classes whose segments contain t / fps."""
     index = {name: i for i, name in enumerate(class_names)}
     targets = np.zeros((rows, len(class_names)), dtype=np.float32)
-    times = np.arange(rows) / fps
     for s in segments:
         if s.label not in index:
             raise ConfigError(f"label {s.label!r} is not one of the classes {class_names}")
-        inside = (times >= s.start_s - _TIME_EPS) & (times < s.end_s - _TIME_EPS)
-        targets[inside, index[s.label]] = 1.0
+        targets[rows_between(s.start_s, s.end_s, rows, fps), index[s.label]] = 1.0
     background = index[BACKGROUND]
     targets[targets.sum(axis=1) == 0, background] = 1.0
     return targets

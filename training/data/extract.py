@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtime.errors import ConfigError
+from runtime.oad_layout import (
+    TARGET_DIR,
+    atomic_save,
+    atomic_text,
+    data_info_entry,
+    feature_dir_name,
+)
+from runtime.oad_layout import write_data_info as write_entry
 from runtime.pose.encoder import is_pose_spec
 from runtime.video import FrameReader, VideoError, probe
 from training.data.annotations import (
@@ -49,11 +55,9 @@ from training.data.annotations import (
     load_annotations,
 )
 from training.data.sessions import assign_split, index_videos
-from training.data_info import DATA_INFO
 
 logger = logging.getLogger(__name__)
 
-TARGET_DIR = "target_perframe"
 MANIFEST = "extract.json"
 MISSING, UNREADABLE, NO_ANNOTATION, TOO_SHORT = (
     "missing file",
@@ -150,24 +154,6 @@ class ExtractResult:
             f"features {self.feature_dir}/, targets {TARGET_DIR}/ ({self.targets_written} updated)"
         )
         return lines
-
-
-def feature_dir_name(encoder_name: str) -> str:
-    """`efficientnet-lite0` → `rgb_efficientnet_lite0` (THUMOS-style: rgb_kinetics_resnet50)."""
-    return "rgb_" + re.sub(r"[^a-z0-9]+", "_", encoder_name.lower()).strip("_")
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _load_manifest(path: Path, encoder: dict[str, Any], fps: float) -> dict[str, Any]:
@@ -333,9 +319,9 @@ def extract_dataset(cfg: ExtractConfig, encoder: Encoder | None = None) -> Extra
                 result.skip(UNREADABLE, path.name, str(exc))
                 continue
             result.encode_seconds += time.perf_counter() - start
-            _atomic_save(out_features / f"{session}.npy", features)
+            atomic_save(out_features / f"{session}.npy", features)
             manifest[session] = {**_source_stamp(path), "rows": len(features)}
-            _atomic_text(
+            atomic_text(
                 manifest_path,
                 json.dumps({"encoder": description, "fps": cfg.fps, "videos": manifest}, indent=1),
             )
@@ -355,7 +341,7 @@ def extract_dataset(cfg: ExtractConfig, encoder: Encoder | None = None) -> Extra
                     continue
             except (OSError, ValueError):
                 pass
-        _atomic_save(path, targets)
+        atomic_save(path, targets)
         result.targets_written += 1
 
     done = sorted({**result.reused, **result.extracted})
@@ -370,23 +356,13 @@ def write_data_info(
     cfg: ExtractConfig, result: ExtractResult, annotations: Annotations, encoder: dict[str, Any]
 ) -> None:
     """Add (or replace) this dataset's entry in `out/data_info.json`, keeping the others."""
-    path = Path(cfg.out) / DATA_INFO
-    entries: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            entries = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} exists but is not valid JSON: {exc}") from exc
-    entries[result.dataset] = {
-        "class_names": result.class_names,
-        "background_index": 0,
-        "ignore_index": annotations.ignore_index,
-        "fps": cfg.fps,
-        "feature_dirs": [result.feature_dir],
-        "target_dir": TARGET_DIR,
-        "train_session_set": result.train,
-        "test_session_set": result.test,
-        "encoder": encoder,
-        "previous_action": False,  # none, as for THUMOS: set true for procedural videos
-    }
-    _atomic_text(path, json.dumps(entries, indent=2) + "\n")
+    entry = data_info_entry(
+        class_names=result.class_names,
+        fps=cfg.fps,
+        feature_dir=result.feature_dir,
+        train=result.train,
+        test=result.test,
+        encoder=encoder,
+        ignore_index=annotations.ignore_index,
+    )
+    write_entry(Path(cfg.out), result.dataset, entry)
