@@ -120,7 +120,9 @@ def row_labels(
             f"the labelled time covers no frame: the clip is {duration:.2f} s long "
             f"({rows} frames at {fps:g} fps), the label starts at {first:g} s"
         )
-    keep = slice(0, rows) if outside == "background" else slice(covered[0], covered[-1] + 1)
+    keep = (
+        slice(0, rows) if outside == "background" else slice(int(covered[0]), int(covered[-1]) + 1)
+    )
     names = [background if i < 0 else segments[i].label for i in labels[keep]]
     return keep, names
 
