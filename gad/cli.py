@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "gad.commands.calibrate",
     "gad.commands.serve",
     "gad.commands.stream",
+    "gad.commands.teach",
     "gad.commands.gateway",
 )
 # Top-level modules of the training install that the serving image leaves out: a command

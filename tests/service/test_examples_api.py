@@ -195,3 +195,42 @@ def test_bad_examples_are_refused_with_a_clear_4xx(
         assert http.get("/v1/examples/0123456789ab").status_code == 404
         bad_rows = http.post("/v1/streams/x/examples", json={"label": "w", "start_row": "a"})
         assert bad_rows.status_code == 422 and "start_row" in bad_rows.json()["detail"]
+
+
+def test_gad_teach_adds_lists_and_removes_through_a_running_service(
+    pose_demo: Path, carphone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.launch import served
+    from gad.cli import main
+
+    data = tmp_path / "data"
+    csv = tmp_path / "examples.csv"
+    csv.write_text(f"clip,label,start,end\n{carphone},talk,1,3\n{carphone.name},nothing,,\n")
+    env = {"GAD_THREADS": "1", "GAD_PROVIDERS": "cpu", "GAD_DATA_DIR": str(data)}
+    env |= {"GAD_API_KEYS": "key-a"}
+    with served(pose_demo, env=env) as server:
+        key = ["--server", server.url, "--key", "key-a"]
+        assert main(["teach", "add", str(carphone), "--label", "Talk", "--end", "2", *key]) == 0
+        added = capsys.readouterr().out
+        assert added.startswith("added ") and "talk 0-2 s" in added and "a person in" in added
+        # the CSV's second clip is not next to it: one line saying so, nothing sent
+        assert main(["teach", "add", "--annotations", str(csv), *key]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].endswith("carphone_pristine.mp4 not found")
+        csv.write_text(f"clip,label,start,end\n{carphone},talk,1,3\n")
+        assert main(["teach", "add", "--annotations", str(csv), *key]) == 0
+        capsys.readouterr()
+        assert main(["teach", "list", *key]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert listed[0].startswith("2 examples for demo-pose")
+        example = listed[-1].split()[-1]
+        assert main(["teach", "remove", example, *key]) == 0
+        assert capsys.readouterr().out.startswith(f"removed {example} (")
+        assert main(["teach", "list", "--server", server.url]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "refused the API key" in error[0] and "hint:" in error[0]
+        assert main(["teach", "remove", "0123456789ab", *key]) == 2
+        assert "HTTP 404" in capsys.readouterr().err
+    assert main(["teach", "list", *key]) == 2  # the server has stopped
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "cannot connect" in error[0] and "gad serve" in error[0]
