@@ -104,8 +104,8 @@ def run_list(args: argparse.Namespace) -> int:
     )
     for label, entry in summary["labels"].items():
         print(
-            f"  {label:<24} {entry['count']:>3} examples {entry['seconds']:>8.2f} s  "
-            + " ".join(entry["ids"])
+            f"  {label:<24} {entry['count']:>3} example{'s' if entry['count'] != 1 else ' '}"
+            f" {entry['seconds']:>8.2f} s  " + " ".join(entry["ids"])
         )
     return 0
 

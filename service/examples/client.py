@@ -6,6 +6,7 @@ a refused key, a refusal of the service (its `detail`), a bad annotations file.
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class Annotation:
 
 class ExamplesClient:
     def __init__(self, server: str = DEFAULT_SERVER, key: str | None = None) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
         self.server = server.rstrip("/")
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=TIMEOUT_S)
