@@ -2,7 +2,9 @@
 
 WS   /v1/streams/{stream_id}   frames in, one label per frame out (service/api/ws.py)
 POST /classify, /v1/classify   a clip (video or features) → labels, segments, clip label
-GET  /v1/models                the loaded model package
+GET  /v1/models                the loaded model package and its versions
+POST /v1/models/reload         switch to a new version (also when one appears: GAD_MODEL_WATCH_S)
+POST /v1/models/rollback       back to the version before
 GET  /healthz  /readyz         alive; model loaded and feature cache reachable
 GET  /metrics                  Prometheus
 GET  /                         the live demo page (camera or a video file)
@@ -24,10 +26,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from runtime.backends import Backend
 from runtime.errors import GADError
-from service.api import examples, http, ws
+from service.api import examples, http, models, ws
 from service.api.deps import Streams
-from service.served import ServedModel
+from service.served import Infra
 from service.settings import Settings
+from service.versions import ModelVersions
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,14 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        served = ServedModel.build(settings, backend)
-        served.start()
-        app.state.served = served
+        versions = ModelVersions(settings, backend, Infra.build(settings))
+        versions.start()
+        app.state.versions = versions
+        app.state.served = versions.current  # kept current by ModelVersions.on_switch
+        versions.on_switch = lambda served: setattr(app.state, "served", served)
+        watcher = None
+        if settings.model_watch_s > 0 and versions.folder is not None:
+            watcher = asyncio.create_task(versions.watch(settings.model_watch_s))
         app.state.streams = Streams()
         app.state.classifying = 0
         if not settings.auth_enabled:
@@ -55,8 +63,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await _shutdown(app)
-            await served.close()
+            await versions.close()
 
     app = FastAPI(
         title="GAD Stream",
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.include_router(http.router(settings))
     app.include_router(ws.router)
     app.include_router(examples.router())
+    app.include_router(models.router())
     return app
 
 

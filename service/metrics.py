@@ -38,6 +38,18 @@ class Metrics:
         self.frame_errors = Counter(
             "gad_frame_errors", "Frames refused with an error message", ["reason"], registry=r
         )
+        self.reloads = Counter(
+            "gad_model_reloads",
+            "Model version switches: switched, rolled_back, refused (service/versions.py)",
+            ["result"],
+            registry=r,
+        )
+        self.stream_moves = Counter(
+            "gad_stream_model_moves",
+            "Open streams moved to a new model version at a frame boundary, or kept on theirs",
+            ["result"],
+            registry=r,
+        )
         self.latency = Histogram(
             "gad_frame_latency_seconds",
             "Frame arrival to label sent",

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,44 +39,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ServedModel:
-    settings: Settings
-    package: ModelPackage
-    frames: FrameModel  # labels frames: a window head, a streaming step, or none
-    encoding: FrameEncoding | None  # None: the model takes feature rows only
-    clip: ClipModel | None  # step / task / next step of whole clips (/classify)
+class Infra:
+    """What every version of the served model shares in one process: the feature cache
+    (a stream's rows outlive a model switch), the metrics and the event bus."""
+
     cache: FeatureCache
     metrics: Metrics
     events: EventBus  # action events to the sinks and GET /v1/events (service/events/)
-    started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, settings: Settings, backend: Backend | None = None) -> ServedModel:
-        """The package at settings.model, its graphs opened by `backend` (None: onnxruntime
-        with the settings' providers and threads)."""
-        backend = backend or OnnxBackend(settings.providers, settings.threads)
-        if backend.name != settings.backend:
-            raise ConfigError(
-                f"GAD_BACKEND={settings.backend} but the service was given the {backend.name} "
-                "backend: `gad serve` builds the backend the settings name"
-            )
+    def build(cls, settings: Settings) -> Infra:
         metrics = Metrics()
-        package = read_package(settings.model_dir)
-        clip = None
-        if package.clip is not None:  # clip.onnx in onnxruntime, whatever the backend
-            clip = ClipEngine.load(package, providers=settings.providers, threads=settings.threads)
-        frames = _frame_model(settings, package, backend, clip, metrics)
-        encoding = None
-        if package.encoder is not None:
-            encoder = open_frame_encoder(
-                package, providers=settings.providers, threads=settings.threads
-            )
-            encoding = open_encoding(
-                encoder,
-                max_batch=settings.max_batch,
-                max_wait_s=settings.max_wait_ms / 1e3,
-                on_batch=metrics.on_encoder_batch,
-            )
         cache = create_cache(
             settings.redis_url,
             dtype=settings.cache_dtype,
@@ -96,7 +70,79 @@ class ServedModel:
             timeout_s=settings.event_timeout_s,
             retry_max_s=settings.event_retry_max_s,
         )
-        served = cls(settings, package, frames, encoding, clip, cache, metrics, events)
+        return cls(cache, metrics, events)
+
+    def start(self) -> None:
+        self.events.start()
+
+    async def close(self, drain_s: float) -> None:
+        await self.events.close(drain_s)
+        await self.cache.close()
+
+
+@dataclass
+class ServedModel:
+    """One version of the served model, on the process's shared `Infra`."""
+
+    settings: Settings
+    package: ModelPackage
+    frames: FrameModel  # labels frames: a window head, a streaming step, or none
+    encoding: FrameEncoding | None  # None: the model takes feature rows only
+    clip: ClipModel | None  # step / task / next step of whole clips (/classify)
+    infra: Infra
+    owns_infra: bool = True  # built it: closes it (a version built on shared infra does not)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def cache(self) -> FeatureCache:
+        return self.infra.cache
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.infra.metrics
+
+    @property
+    def events(self) -> EventBus:
+        return self.infra.events
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        backend: Backend | None = None,
+        *,
+        infra: Infra | None = None,
+        folder: Path | None = None,
+    ) -> ServedModel:
+        """The package at `folder` (None: settings.model), its graphs opened by `backend`
+        (None: onnxruntime with the settings' providers and threads), on `infra` (None: its
+        own, built here and closed with it)."""
+        backend = backend or OnnxBackend(settings.providers, settings.threads)
+        if backend.name != settings.backend:
+            raise ConfigError(
+                f"GAD_BACKEND={settings.backend} but the service was given the {backend.name} "
+                "backend: `gad serve` builds the backend the settings name"
+            )
+        package = read_package(settings.model_dir if folder is None else folder)
+        owns_infra = infra is None
+        infra = Infra.build(settings) if infra is None else infra
+        metrics = infra.metrics
+        clip = None
+        if package.clip is not None:  # clip.onnx in onnxruntime, whatever the backend
+            clip = ClipEngine.load(package, providers=settings.providers, threads=settings.threads)
+        frames = _frame_model(settings, package, backend, clip, metrics)
+        encoding = None
+        if package.encoder is not None:
+            encoder = open_frame_encoder(
+                package, providers=settings.providers, threads=settings.threads
+            )
+            encoding = open_encoding(
+                encoder,
+                max_batch=settings.max_batch,
+                max_wait_s=settings.max_wait_ms / 1e3,
+                on_batch=metrics.on_encoder_batch,
+            )
+        served = cls(settings, package, frames, encoding, clip, infra, owns_infra)
         metrics.model_info.info(
             {
                 "name": package.name,
@@ -115,7 +161,7 @@ class ServedModel:
             package.fps,
             package.window_text,
             where,
-            ", ".join(events.sinks) or "none (GET /v1/events only)",
+            ", ".join(infra.events.sinks) or "none (GET /v1/events only)",
         )
         return served
 
@@ -138,14 +184,18 @@ class ServedModel:
         self.frames.start()
         if self.encoding is not None:
             self.encoding.start()
-        self.events.start()
+        if self.owns_infra:
+            self.infra.start()
 
     async def close(self) -> None:
-        await self.events.close(self.settings.event_drain_s)
+        """Stops this version's batchers (and the infra, when it built it)."""
+        if self.owns_infra:
+            await self.infra.events.close(self.settings.event_drain_s)
         await self.frames.close()
         if self.encoding is not None:
             await self.encoding.close()
-        await self.cache.close()
+        if self.owns_infra:
+            await self.infra.cache.close()
 
     def prepare(self, rgb: np.ndarray) -> Prepared:
         """A decoded camera frame → the encoder stage's input (blocking: a worker thread)."""

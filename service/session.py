@@ -33,6 +33,7 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -58,6 +59,7 @@ from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, e
 from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import decode_image
 from service.metrics import Metrics
+from service.moves import moves_to
 from service.settings import Settings
 from service.wire import Brief, End, Error, Label, NoLabel, Now, Ready, brief
 
@@ -74,6 +76,11 @@ class StreamModel(Protocol):
 
     @property
     def preprocess(self) -> FramePreprocess | None: ...
+
+    @property
+    def span(self) -> int:
+        """Feature rows a stream's window keeps."""
+        ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -156,10 +163,15 @@ class StreamSession:
         cache: FeatureCache,
         metrics: Metrics,
         events: Publisher | None = None,
+        follow: Callable[[], StreamModel] | None = None,
     ) -> None:
         """`events`: where the stream's action events go; None: the model's `events` (the
-        ServedModel's bus), if it has one."""
+        ServedModel's bus), if it has one. `follow`: the model version streams should be on
+        now (service/versions.py); the stream moves to it at a frame boundary when it reads
+        the same rows (`moves_to`), else stays on its own."""
         self.model = model
+        self.follow = follow
+        self.kept_on: StreamModel | None = None  # a version this stream could not move to
         self.package = model.package
         self.cache = cache
         self.metrics = metrics
@@ -253,6 +265,7 @@ class StreamSession:
         return reply
 
     async def _process(self, frame: Frame) -> Label | NoLabel | Error | None:
+        self._follow()
         seq = self.next_seq if frame.seq is None else frame.seq
         if seq < self.next_seq:
             return self._refuse(
@@ -326,6 +339,34 @@ class StreamSession:
         self.recent, self.track = recent, track
         self.events.commit(events)  # stored: now published
         return message
+
+    def _follow(self) -> None:
+        """Between frames: move to the version streams should be on, if it reads the same
+        rows (the window, events and encoder state carry over; the old version forgets the
+        stream), else stay on this one until the stream ends."""
+        latest = None if self.follow is None else self.follow()
+        if latest is None or latest is self.model or latest is self.kept_on:
+            return
+        why = moves_to(self.package, latest.package, span=self.state.span, new_span=latest.span)
+        if why is not None:
+            self.kept_on = latest
+            self.metrics.stream_moves.labels("kept").inc()
+            log.info(
+                "stream stays on model v%s, not v%s: %s",
+                self.package.version,
+                latest.package.version,
+                why,
+                extra={"stream": self.stream_id},
+            )
+            return
+        self.model.forget(self.state.key)
+        self.model, self.package, self.kept_on = latest, latest.package, None
+        info = latest.describe()
+        self.events.retarget(
+            self.package.classes, {"name": info["name"], "version": info["version"]}
+        )
+        self.latest = None  # a carried frame gets the new version's label
+        self.metrics.stream_moves.labels("moved").inc()
 
     def _now(self, now: NowLabel) -> Now:
         classes, fps = self.package.classes, self.package.fps
@@ -421,6 +462,7 @@ class StreamSession:
             "top": [(classes[int(i)], round(float(probs[i]), 6)) for i in order],
             "carried": carried,
             "latency_ms": _ms_since(frame.arrived),
+            "version": self.package.version,
         }
 
     async def end(self) -> End:

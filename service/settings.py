@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest pause in a /classify upload before a 408"
     )
 
+    # --- model versions (service/versions.py): a new version in the model folder is loaded
+    # and switched to; 0 turns the watch off (POST /v1/models/reload still switches).
+    model_watch_s: float = Field(
+        5.0, ge=0, description="how often the model folder is checked for a new version"
+    )
+
     # --- action events (docs/events.md): the segment rule's thresholds, also /classify's
     # segments and the label a stream shows (`now`); the defaults are DISPLAY_RULE's, chosen
     # on held-out and real footage (docs/pose.md). 0 / 1 / 0 makes every run of one label.

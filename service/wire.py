@@ -115,6 +115,7 @@ class Label(TypedDict):
     top: list[tuple[str, float]]
     carried: bool  # true: fps sampling skipped this frame; the latest label again
     latency_ms: float  # from the frame's arrival to its label
+    version: str  # the model version that labelled it (streams move to a new one live)
     # A pose encoder's packages: whether a person was in view (false: the label is the
     # model's answer for nobody, not an action it saw).
     person: NotRequired[bool]

@@ -149,10 +149,11 @@ def resolve_package_dir(path: Path) -> Path:
             f"{path} holds no {MANIFEST_FILE} and no version folders with one: "
             "expected a folder written by `gad export`"
         )
-    return max(versions, key=_version_key)
+    return max(versions, key=version_key)
 
 
-def _version_key(folder: Path) -> tuple[bool, int, str]:
+def version_key(folder: Path) -> tuple[bool, int, str]:
+    """How version folders order: numbers numerically, after names that are not."""
     numeric = folder.name.isdigit()
     return numeric, int(folder.name) if numeric else 0, folder.name
 

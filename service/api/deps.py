@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from service.auth import authorize_request
 from service.served import ServedModel
 from service.settings import Settings
+from service.versions import ModelVersions
 
 
 class Streams:
@@ -32,8 +33,14 @@ def get_settings(connection: HTTPConnection) -> Settings:
 
 
 def get_served(connection: HTTPConnection) -> ServedModel:
+    """The current version of the served model (service/versions.py)."""
     served: ServedModel = connection.app.state.served
     return served
+
+
+def get_versions(connection: HTTPConnection) -> ModelVersions:
+    versions: ModelVersions = connection.app.state.versions
+    return versions
 
 
 def get_streams(connection: HTTPConnection) -> Streams:
@@ -43,6 +50,7 @@ def get_streams(connection: HTTPConnection) -> Streams:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServedDep = Annotated[ServedModel, Depends(get_served)]
+VersionsDep = Annotated[ModelVersions, Depends(get_versions)]
 StreamsDep = Annotated[Streams, Depends(get_streams)]
 
 

@@ -215,4 +215,3 @@ async def _save_multipart(request: Request, path: Path) -> dict[str, str]:
         return fields
     finally:
         await form.close()
-

@@ -1,7 +1,6 @@
 """The HTTP routes: ops, the model, the demo page and `POST /classify`.
 
 POST /classify, /v1/classify   a clip (video or features) → labels, segments, clip label
-GET  /v1/models                the loaded model package
 GET  /v1/events                action events as Server-Sent Events (the key's tenant only)
 GET  /healthz  /readyz         alive; model loaded and feature cache reachable
 GET  /metrics                  Prometheus
@@ -93,7 +92,6 @@ def router(settings: Settings) -> APIRouter:
         response_class=PlainTextResponse,  # the Prometheus text format
         responses=metrics_errors,
     )
-    routes.add_api_route("/v1/models", models, methods=["GET"], dependencies=key, responses=keyed)
     routes.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
     # An endless stream: out of the OpenAPI schema (docs/events.md documents it).
     routes.add_api_route("/v1/events", events, methods=["GET"], include_in_schema=False)
@@ -128,10 +126,6 @@ async def readyz(served: ServedDep, streams: StreamsDep) -> JSONResponse:
 async def metrics(served: ServedDep) -> Response:
     registry = served.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-async def models(served: ServedDep) -> dict[str, Any]:
-    return {"models": [served.describe()]}
 
 
 SSE_KEEPALIVE_S = 15.0

@@ -47,7 +47,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from runtime.errors import GADError
 from runtime.preprocess import FrameError
-from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep
+from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep, get_served
 from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
 from service.errors import (
@@ -123,7 +123,13 @@ async def stream_endpoint(
             await _close(websocket, close_code(exc), reason, metrics)
             return
         session = StreamSession(
-            stream_id, state, options, model=served, cache=served.cache, metrics=metrics
+            stream_id,
+            state,
+            options,
+            model=served,
+            cache=served.cache,
+            metrics=metrics,
+            follow=lambda: get_served(websocket),  # the current version: moves between frames
         )
         connection = _Connection(websocket, session, settings, metrics)
         log.info(

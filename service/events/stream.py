@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -102,6 +102,11 @@ class StreamEvents:
         self.pending: list[tuple[Event, Settled | None]] = [
             (self._unpack(packed), None) for packed in outbox
         ]
+
+    def retarget(self, classes: tuple[str, ...], model: ModelRef) -> None:
+        """The stream moved to another version of its model (one that keeps the old classes
+        in order, so the segmenter's labels keep their meaning): later events name it."""
+        self.info = replace(self.info, classes=tuple(classes), model=model)
 
     def replay(self) -> int:
         """Publish the outbox again (a resume: its events may not have reached every sink)."""

@@ -33,6 +33,8 @@ class FakePackage:
     classes: tuple[str, ...] = CLASSES
     feature_dim: int = DIM
     encoder: None = None  # feature rows only
+    version: str = "1"
+    background_index: int = 0
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FakeModel:
     preprocess: Any = None  # feature rows only
     scored: list[StreamState] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+    span: int = 8
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -284,3 +287,53 @@ def test_the_shown_label_holds_until_the_action_changes_by_the_event_rule() -> N
     assert shown == [uncertain] * 2 + [walking] * 6 + [running]
     assert replies[2]["now"]["since"] == 0.0 and replies[-1]["now"]["since"] == 6 / FPS
     assert replies[4]["now"]["score"] == pytest.approx(0.5 / 3, abs=1e-6)  # walk's, this frame
+
+
+@dataclass
+class ShiftedModel(FakeModel):
+    """A later version: labels row i as class (i + 1) % C, so its labels show which version
+    made them."""
+
+    async def scores(self, state: StreamState) -> np.ndarray:
+        self.scored.append(state)
+        probs = np.full(len(CLASSES), 0.1, np.float32)
+        probs[state.total_rows % len(CLASSES)] = 0.7
+        return probs
+
+
+def test_a_stream_moves_to_the_current_version_between_frames_and_keeps_its_window() -> None:
+    v2 = ShiftedModel(package=FakePackage(version="2"))
+    wider = ShiftedModel(package=FakePackage(version="3", feature_dim=DIM + 1))
+    current: list[Any] = []
+
+    async def go() -> tuple[list[Any], StreamSession, FakeModel]:
+        cache, v1 = MemoryFeatureCache(), FakeModel()
+        current.append(v1)
+        state = await cache.attach("cam", dim=DIM, span=8)
+        options = StreamOptions(1 << 20, 1 << 20)
+        session = StreamSession(
+            "cam",
+            state,
+            options,
+            model=v1,
+            cache=cache,
+            metrics=Metrics(),
+            follow=lambda: current[-1],
+        )
+        replies = [await session.process(frame(s, s / FPS, s)) for s in range(3)]
+        current.append(v2)  # a switch: the next frame is v2's, on the same window
+        replies += [await session.process(frame(s, s / FPS, s)) for s in range(3, 6)]
+        current.append(wider)  # rows of another size: the stream stays on v2
+        replies += [await session.process(frame(s, s / FPS, s)) for s in range(6, 8)]
+        return replies, session, v1
+
+    replies, session, v1 = run(go())
+    assert [r["row"] for r in replies] == list(range(8))  # no frame lost, rows go on
+    assert [r["version"] for r in replies] == ["1"] * 3 + ["2"] * 5
+    assert [r["label"] for r in replies] == [CLASSES[i % 4] for i in range(3)] + [
+        CLASSES[(i + 1) % 4] for i in range(3, 8)
+    ]
+    assert v1.forgotten == ["cam"]  # the old version let the stream go
+    assert [s.total_rows for s in v2.scored] == [4, 5, 6, 7, 8]  # the window carried over
+    np.testing.assert_array_equal(v2.scored[0].rows[:, 0], np.arange(4))
+    assert not wider.scored and session.kept_on is wider
