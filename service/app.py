@@ -5,6 +5,7 @@ POST /classify, /v1/classify   a clip (video or features) → labels, segments, 
 GET  /v1/models                the loaded model package and its versions
 POST /v1/models/reload         switch to a new version (also when one appears: GAD_MODEL_WATCH_S)
 POST /v1/models/rollback       back to the version before
+POST /v1/train, GET /v1/jobs   a new version from the caller's examples (service/jobs.py)
 GET  /healthz  /readyz         alive; model loaded and feature cache reachable
 GET  /metrics                  Prometheus
 GET  /                         the live demo page (camera or a video file)
@@ -27,7 +28,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from runtime.backends import Backend
 from runtime.errors import GADError
 from service.api import examples, http, models, ws
+from service.api import jobs as job_routes
 from service.api.deps import Streams
+from service.jobs import Jobs
 from service.served import Infra
 from service.settings import Settings
 from service.versions import ModelVersions
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.versions = versions
         app.state.served = versions.current  # kept current by ModelVersions.on_switch
         versions.on_switch = lambda served: setattr(app.state, "served", served)
+        app.state.jobs = jobs = Jobs(versions, settings.data_dir)
         watcher = None
         if settings.model_watch_s > 0 and versions.folder is not None:
             watcher = asyncio.create_task(versions.watch(settings.model_watch_s))
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
             if watcher is not None:
                 watcher.cancel()
             await _shutdown(app)
+            await jobs.close()
             await versions.close()
 
     app = FastAPI(
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.include_router(ws.router)
     app.include_router(examples.router())
     app.include_router(models.router())
+    app.include_router(job_routes.router())
     return app
 
 

@@ -1,0 +1,64 @@
+"""Training a new version from the caller's examples (service/jobs.py; docs/teach.md).
+
+POST /v1/train          start a job on the caller's examples for the served model: 202 and
+                        the job; 409 when one runs (one at a time) or this install cannot
+                        train; 422 when there is no example of an action to learn
+GET  /v1/jobs           the caller's jobs
+GET  /v1/jobs/{job_id}  one: status (queued, running, succeeded, failed), stage, progress,
+                        the last progress lines, and the result (version, held-out accuracy
+                        of the new actions, the old classes' mAP before and after, served)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
+
+from service.api.deps import ServedDep, SettingsDep, require_key
+from service.errors import UnusableInput
+from service.examples.capture import example_set
+from service.jobs import Jobs
+
+Tenant = Annotated[str | None, Depends(require_key)]
+
+
+def get_jobs(connection: HTTPConnection) -> Jobs:
+    jobs: Jobs = connection.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+async def train(
+    served: ServedDep, settings: SettingsDep, jobs: JobsDep, tenant: Tenant
+) -> JSONResponse:
+    examples = example_set(served, settings, tenant)
+    summary = examples.summary()
+    actions = [name for name in summary.get("labels", {}) if name != examples.background]
+    if not actions:
+        raise UnusableInput(
+            "no examples of an action to learn: record some first (POST /v1/examples, the "
+            "page's Teach, or `gad teach add`)"
+        )
+    job = jobs.start(tenant, examples.root, auth=settings.auth_enabled)
+    return JSONResponse(job.to_json(), status_code=202)
+
+
+async def list_jobs(jobs: JobsDep, tenant: Tenant) -> dict[str, Any]:
+    return {"jobs": [job.to_json() for job in jobs.of(tenant)]}
+
+
+async def get_job(job_id: str, jobs: JobsDep, tenant: Tenant) -> dict[str, Any]:
+    return jobs.get(job_id, tenant).to_json()
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+    routes.add_api_route("/v1/train", train, methods=["POST"], status_code=202)
+    routes.add_api_route("/v1/jobs", list_jobs, methods=["GET"])
+    routes.add_api_route("/v1/jobs/{job_id}", get_job, methods=["GET"])
+    return routes
