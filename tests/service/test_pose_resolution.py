@@ -13,7 +13,7 @@ full-size clip's, and the same clip label. Why 80 %: the same clip sent as JPEG 
 full size (quality 60-92) already agrees 90-97 % with itself lossless, since the demo
 model is unsure on real footage (neighbouring classes within a few points) and a few
 pixels' change moves the tracked ROI; at 320 and 640 px docs/real-footage/send_size.py
-measured 88-96 % (docs/pose.md, "Send size"). A person too small for the detector at a
+measured 90-96 % (docs/pose.md, "Camera-size frames"). A person too small for the detector at a
 size (vtest's whole 768×576 view scaled to 320) is not something any tolerance fixes:
 docs/pose.md says what to send instead.
 """
