@@ -58,7 +58,7 @@ class OnnxFrameEncoder:
     ) -> OnnxFrameEncoder:
         """`path` is encoder.onnx; `description` is FrameEncoder.describe() of its source."""
         session, active, skipped = open_session(path, providers, threads)
-        log.info("encoder %s on %s", description.get("name"), ", ".join(active))
+        log.debug("encoder %s on %s", description.get("name"), ", ".join(active))
         return cls(
             spec=str(description.get("spec", description.get("name"))),
             name=str(description.get("name", description.get("spec"))),

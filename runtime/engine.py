@@ -121,7 +121,7 @@ class PackageSession:
         if not isinstance(package, ModelPackage):
             package = read_package(Path(package), check_hashes=check_hashes)
         session, active, skipped = open_session(cls.graph_path(package), providers, threads)
-        log.info("%s %s v%s on %s", cls.role, package.name, package.version, ", ".join(active))
+        log.debug("%s %s v%s on %s", cls.role, package.name, package.version, ", ".join(active))
         return cls(package, active, threads, skipped, session)
 
     @property

@@ -127,7 +127,7 @@ class StepEngine:
         )
         if step.prefill is not None:
             engine.open_prefill(package.folder / step.prefill.file, threads=threads)
-        log.info(
+        log.debug(
             "step engine %s v%s on %s%s",
             package.name,
             package.version,

@@ -57,8 +57,6 @@ DEMOTED = (
     ("uvicorn.error", re.compile(r"Started server process|Waiting for application (startup|"
                                  r"shutdown)|Application (startup|shutdown) complete|"
                                  r"Uvicorn running on")),
-    # one line per graph (engine, encoder, step); runtime.sessions says once what runs
-    ("runtime.", re.compile(r" on \W*\w+ExecutionProvider")),
 )  # fmt: skip
 
 

@@ -200,7 +200,7 @@ class PoseFrameEncoder:
             raise GADError(f"pose encoder files missing: {missing}")
         detector, active, skipped = open_session(paths[0], providers, threads)
         landmarks, _, _ = open_session(paths[1], providers, threads)
-        log.info("pose encoder on %s", ", ".join(active))
+        log.debug("pose encoder on %s", ", ".join(active))
         return cls(
             spec=str(description.get("spec", POSE_KIND)),
             name=str(description.get("name", POSE_KIND)),
