@@ -1,6 +1,6 @@
 """service/logs.py: a quiet start (uvicorn's start lines are DEBUG; the runtime logs its
-per-graph provider lines at DEBUG itself), the probes left out of the access log, the banner line in plain text on a
-terminal; service/server.py's page URL."""
+per-graph provider lines at DEBUG itself), the probes left out of the access log, the banner
+line in plain text on a terminal; service/server.py's page URL."""
 
 from __future__ import annotations
 
