@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "gad.commands.serve",
     "gad.commands.stream",
     "gad.commands.teach",
+    "gad.commands.teach_train",  # adds `train` to the teach group
     "gad.commands.gateway",
 )
 # Top-level modules of the training install that the serving image leaves out: a command

@@ -31,6 +31,20 @@ class Subcommands(argparse._SubParsersAction):
         self._builders[name] = build
         return parser
 
+    def extend(self, name: str, more: Build) -> bool:
+        """Run `more` after verb `name`'s own build (another module adding subcommands to
+        a group: `group_of(parser)` finds it); False when there is no such verb."""
+        first = self._builders.get(name)
+        if first is None:
+            return False
+
+        def both(parser: argparse.ArgumentParser) -> None:
+            first(parser)
+            more(parser)
+
+        self._builders[name] = both
+        return True
+
     def __call__(
         self,
         parser: argparse.ArgumentParser,
@@ -52,6 +66,14 @@ def add_subcommands(parser: argparse.ArgumentParser, **kwargs: Any) -> Subcomman
     subcommands = parser.add_subparsers(action=Subcommands, **kwargs)
     assert isinstance(subcommands, Subcommands)
     return subcommands
+
+
+def group_of(parser: argparse.ArgumentParser) -> Subcommands:
+    """The subcommands `add_group` gave `parser`."""
+    for action in parser._actions:
+        if isinstance(action, Subcommands):
+            return action
+    raise LookupError(f"{parser.prog} has no subcommands")
 
 
 def add_group(parser: argparse.ArgumentParser) -> Subcommands:
