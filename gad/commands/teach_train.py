@@ -13,6 +13,10 @@ object a line:
     {"stage": "prepare" | "train" | "export" | "evaluate" | "done", "progress": 0.0-1.0, ...}
     {"result": {...}}                 last line, exit 0 (TeachResult.to_json)
     {"error": "...", "stage": "..."}  last line, exit 2 (a GADError) or 1 (anything else)
+    {"error": "cancelled", ...}       last line, exit 130, after SIGTERM (or Ctrl-C)
+
+Nothing of a failed or cancelled job stays behind: the version is written in a work folder
+beside OUT (`.NAME-teach-N.tmp`) and renamed to OUT/N+1 only once checked.
 
 `train` lines add step, steps, loss and elapsed_s; every line may carry a message.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -89,7 +94,15 @@ def build(parser: argparse.ArgumentParser) -> None:
 def run_teach_train(args: argparse.Namespace) -> int:
     emit = _json_line if args.json else _text_line
     stage = {"now": "prepare"}
+    # The service cancels a job with SIGTERM: clean up (teach's `finally`), then exit.
+    previous = signal.signal(signal.SIGTERM, _cancel)
+    try:
+        return _run(args, emit, stage)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
+
+def _run(args: argparse.Namespace, emit: Any, stage: dict[str, str]) -> int:
     def progress(name: str, fraction: float, info: dict[str, Any]) -> None:
         stage["now"] = name
         emit({"stage": name, "progress": round(fraction, 3), **info})
@@ -107,6 +120,11 @@ def run_teach_train(args: argparse.Namespace) -> int:
             args.examples, args.base, args.out, budget=budget, mocap=mocap,
             base_checkpoint_dir=args.base_checkpoint, progress=progress,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        if not args.json:
+            raise
+        _json_line({"error": "cancelled", "stage": stage["now"], "type": "Cancelled"})
+        return 130
     except Exception as exc:
         if not args.json:
             raise
@@ -133,14 +151,18 @@ def run_teach_train(args: argparse.Namespace) -> int:
 
 
 def demo_mocap(base: Path, progress: Any) -> Path | None:
-    """The pose demo's mocap data when `base` is the demo's package and its data is gone
-    (rebuilt by the demo's own recipe); None otherwise (the base's manifest decides)."""
+    """The pose demo's mocap data when `base` was trained on it (the demo's package, or a
+    version taught from it: its manifest's training data), rebuilt by the demo's own recipe
+    when gone; None for another base (its manifest decides)."""
     from gad.demo import MOCAP, demo_root, recipe
+    from runtime.manifest import read_package
 
     root = demo_root(kind="pose")
-    if not Path(base).resolve().is_relative_to(root.resolve() / "models" / recipe("pose").name):
-        return None
     data = root / "mocap"
+    named = (read_package(base, check_hashes=False).info.training or {}).get("data")
+    ours = Path(base).resolve().is_relative_to(root.resolve() / "models" / recipe("pose").name)
+    if not ours and not (named and Path(named).resolve() == data.resolve()):
+        return None
     if not (data / "data_info.json").is_file():
         from gad.cli import main
 
@@ -148,6 +170,10 @@ def demo_mocap(base: Path, progress: Any) -> Path | None:
         if main(["data", "mocap", "--out", str(data), *MOCAP, "--no-progress"]):
             raise SystemExit(f"gad data mocap failed for {data}")
     return data
+
+
+def _cancel(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _json_line(record: dict[str, Any]) -> None:
