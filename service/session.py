@@ -54,7 +54,7 @@ from service.cache import (
     Meta,
     StreamState,
 )
-from service.encoding import Encoded, Prepared
+from service.encoding import Encoded, Prepared, frame_reduction
 from service.errors import BadTimestamp, SeqReplay, StreamRefused, error_code, error_message
 from service.events.stream import Publisher, StreamEvents, StreamInfo
 from service.frames import decode_image
@@ -407,7 +407,6 @@ class StreamSession:
                 "this model has no frame encoder: send feature messages "
                 '({"type": "features", "data": base64 float32})'
             )
-        from service.encoding import frame_reduction  # to move up with the other imports
 
         options = self.options
         # A JPEG decoded at reduced size where the encoder needs no more (the pose encoder:
