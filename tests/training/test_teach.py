@@ -157,3 +157,19 @@ def test_next_version(tmp_path: Path) -> None:
     for name in ("1", "3", "latest", ".2.tmp"):
         (tmp_path / name).mkdir()
     assert next_version(tmp_path) == "4"
+
+
+def test_grow_keeps_every_old_logit() -> None:
+    import torch
+
+    from tests.model.helpers import NAMES, random_batch, tiny_model, train_steps
+    from training.teach import grow
+
+    base = tiny_model("gad")
+    train_steps(base, steps=2)
+    grown = grow(base.eval(), (*NAMES, NEW), "tiny", seed=0).eval()
+    features, _, _ = random_batch()
+    with torch.no_grad():
+        old, new = base.class_logits(features), grown.class_logits(features)
+    assert new.shape[1] == len(NAMES) + 1
+    torch.testing.assert_close(new[:, : len(NAMES)], old, rtol=0, atol=1e-6)
