@@ -90,9 +90,9 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_exception_handler(GADError, http.refusal)
     app.include_router(http.router(settings))
     app.include_router(ws.router)
-    app.include_router(examples.router())
-    app.include_router(models.router())
-    app.include_router(job_routes.router())
+    app.include_router(examples.router(settings))
+    app.include_router(models.router(settings))
+    app.include_router(job_routes.router(settings))
     return app
 
 

@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+# The users' examples (GAD_DATA_DIR, service/examples/) default to a folder in the home
+# directory: tests that do not name their own (tmp_path) write to a private one, never there.
+if "GAD_DATA_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["GAD_DATA_DIR"] = tempfile.mkdtemp(prefix="gad-test-examples-")
+
 CLASS_NAMES = ("background", "open drawer", "close drawer", "open door", "close door", "open")
 
 # `integration` marks what is slow: real servers started, killed and restarted, Redis fault

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import ServedDep, SettingsDep, require_key
+from service.api.responses import errors_doc, keyed
 from service.api.uploads import (
     body_timeout,
     clip_slot,
@@ -51,21 +52,40 @@ from service.examples.labels import (
     seconds,
 )
 from service.frames import decode_json
+from service.settings import Settings
 
 Tenant = Annotated[str | None, Depends(require_key)]
 FIELDS = ("label", "start", "end", "outside", "segments", "name")
 MAX_JSON_BYTES = 1 << 16
 
 
-def router() -> APIRouter:
+def router(settings: Settings) -> APIRouter:
     routes = APIRouter(tags=["examples"])
-    routes.add_api_route("/v1/examples", add_clip, methods=["POST"], status_code=201)
+    key = keyed(settings.auth_enabled)
     routes.add_api_route(
-        "/v1/streams/{stream_id}/examples", add_stream, methods=["POST"], status_code=201
+        "/v1/examples",
+        add_clip,
+        methods=["POST"],
+        status_code=201,
+        responses=key | errors_doc(400, 408, 409, 411, 413, 422, 503),
     )
-    routes.add_api_route("/v1/examples", list_examples, methods=["GET"])
-    routes.add_api_route("/v1/examples/{example_id}", get_example, methods=["GET"])
-    routes.add_api_route("/v1/examples/{example_id}", delete_example, methods=["DELETE"])
+    routes.add_api_route(
+        "/v1/streams/{stream_id}/examples",
+        add_stream,
+        methods=["POST"],
+        status_code=201,
+        responses=key | errors_doc(400, 404, 409, 410, 422),
+    )
+    routes.add_api_route("/v1/examples", list_examples, methods=["GET"], responses=key)
+    routes.add_api_route(
+        "/v1/examples/{example_id}", get_example, methods=["GET"], responses=key | errors_doc(404)
+    )
+    routes.add_api_route(
+        "/v1/examples/{example_id}",
+        delete_example,
+        methods=["DELETE"],
+        responses=key | errors_doc(404),
+    )
     return routes
 
 

@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from runtime.errors import GADError
 from runtime.preprocess import FrameError
 from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
+from service.api.responses import Responses, errors_doc
 from service.api.uploads import (
     body_timeout,
     clip_slot,
@@ -59,13 +60,12 @@ from service.served import ServedModel
 from service.settings import Settings
 
 STATIC = Path(__file__).parents[1] / "static"
-Responses = dict[int | str, dict[str, Any]]
 
 
 def router(settings: Settings) -> APIRouter:
     """The routes, with the key checks and documented errors these settings call for."""
     routes = APIRouter()
-    keyed = _errors(401) if settings.auth_enabled else {}
+    keyed = errors_doc(401) if settings.auth_enabled else {}
     key = [Depends(require_key)]
 
     def ops(flag: bool) -> tuple[list[Dependency], Responses]:
@@ -102,7 +102,7 @@ def router(settings: Settings) -> APIRouter:
             methods=["POST"],
             dependencies=key,
             openapi_extra=CLASSIFY_BODY,
-            responses=keyed | _errors(400, 408, 411, 413, 422, 503),
+            responses=keyed | errors_doc(400, 408, 411, 413, 422, 503),
         )
     return routes
 
@@ -182,32 +182,9 @@ async def refusal(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=http_status(exc), headers=headers or None)
 
 
-# Every refusal is a JSON {"detail": "..."}; the schema says which routes give which.
-ERRORS = {
-    400: "a malformed request (e.g. a Content-Length that is not a byte count)",
-    401: "API key missing or wrong",
-    408: "the request body stalled (no byte for GAD_BODY_TIMEOUT_S)",
-    411: "a multipart upload without a Content-Length",
-    413: "the body or the clip is over its limit",
-    422: "input the service cannot use: the reason is in `detail`",
-    503: "busy: retry after Retry-After seconds",
-}
-DETAIL = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"detail": {"type": "string"}},
-            "required": ["detail"],
-        }
-    }
-}
 NOT_READY: Responses = {
     503: {"description": "not ready: feature cache unreachable, or shutting down"}
 }
-
-
-def _errors(*codes: int) -> Responses:
-    return {code: {"description": ERRORS[code], "content": DETAIL} for code in codes}
 
 
 CLASSIFY_BODY = {

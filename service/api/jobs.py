@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 
 from service.api.deps import ServedDep, SettingsDep, require_key
+from service.api.responses import errors_doc, keyed
 from service.errors import UnusableInput
 from service.examples.capture import example_set
 from service.jobs import Jobs
+from service.settings import Settings
 
 Tenant = Annotated[str | None, Depends(require_key)]
 
@@ -56,9 +58,18 @@ async def get_job(job_id: str, jobs: JobsDep, tenant: Tenant) -> dict[str, Any]:
     return jobs.get(job_id, tenant).to_json()
 
 
-def router() -> APIRouter:
+def router(settings: Settings) -> APIRouter:
     routes = APIRouter()
-    routes.add_api_route("/v1/train", train, methods=["POST"], status_code=202)
-    routes.add_api_route("/v1/jobs", list_jobs, methods=["GET"])
-    routes.add_api_route("/v1/jobs/{job_id}", get_job, methods=["GET"])
+    key = keyed(settings.auth_enabled)
+    routes.add_api_route(
+        "/v1/train",
+        train,
+        methods=["POST"],
+        status_code=202,
+        responses=key | errors_doc(400, 409, 422),
+    )
+    routes.add_api_route("/v1/jobs", list_jobs, methods=["GET"], responses=key)
+    routes.add_api_route(
+        "/v1/jobs/{job_id}", get_job, methods=["GET"], responses=key | errors_doc(404)
+    )
     return routes

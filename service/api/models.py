@@ -17,6 +17,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 
 from service.api.deps import ServedDep, VersionsDep, require_key
+from service.api.responses import errors_doc, keyed
+from service.settings import Settings
 
 
 async def models(served: ServedDep, versions: VersionsDep) -> dict[str, Any]:
@@ -35,9 +37,14 @@ async def rollback(versions: VersionsDep) -> dict[str, Any]:
     return {"serving": served.package.version, "versions": versions.describe()}
 
 
-def router() -> APIRouter:
+def router(settings: Settings) -> APIRouter:
     routes = APIRouter(dependencies=[Depends(require_key)])
-    routes.add_api_route("/v1/models", models, methods=["GET"])
-    routes.add_api_route("/v1/models/reload", reload, methods=["POST"])
-    routes.add_api_route("/v1/models/rollback", rollback, methods=["POST"])
+    key = keyed(settings.auth_enabled)
+    routes.add_api_route("/v1/models", models, methods=["GET"], responses=key)
+    routes.add_api_route(
+        "/v1/models/reload", reload, methods=["POST"], responses=key | errors_doc(400, 409)
+    )
+    routes.add_api_route(
+        "/v1/models/rollback", rollback, methods=["POST"], responses=key | errors_doc(409)
+    )
     return routes
