@@ -374,6 +374,71 @@ async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> li
     return check.failures
 
 
+async def drive_teach(page_ws: str, url: str, shot: Path, label: str, takes: int) -> list[str]:
+    """Teach mode on the fake camera: record `label` `takes` times (5 s each) from the live
+    stream, train a new version, see the stream move to it."""
+    check = Checks()
+    async with websockets.connect(page_ws, max_size=64 << 20) as ws:
+        cdp = await open_page(ws, url)
+        await cdp.js(
+            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
+            " k.dispatchEvent(new Event('change')); })()"
+        )
+        await cdp.js("document.getElementById('cameraBtn').click()")
+        await cdp.wait_for(READY, 30, "ready")
+        await asyncio.sleep(2)
+        for name in [label] * takes:
+            await cdp.js(
+                f"(() => {{ const l = document.getElementById('teachLabel'); l.value = '{name}';"
+                " document.getElementById('recordBtn').click(); })()"
+            )
+            await asyncio.sleep(5)
+            await cdp.js("document.getElementById('recordBtn').click()")
+            note = await cdp.wait_for(
+                "(() => { const t = document.getElementById('teachNote').textContent;"
+                " return t.startsWith('saved') || t.startsWith('not saved') ? t : ''; })()",
+                15,
+                "the example saved",
+            )
+            say(f"     record {name!r}:", note)
+            check(note.startswith("saved"), f"an example of {name!r} is saved from the stream")
+        table = await cdp.js("document.getElementById('examples').innerText")
+        say("     examples:", json.dumps(table))
+        check(label in table, "the examples show per action")
+        await cdp.js("document.getElementById('trainBtn').click()")
+        started = time.monotonic()
+        note = await cdp.wait_for(
+            "(() => { const t = document.getElementById('teachNote').textContent;"
+            " return t.startsWith('version') || t.startsWith('training failed')"
+            " || t.startsWith('training not') ? t : ''; })()",
+            900,
+            "the training job",
+        )
+        say(f"     train ({time.monotonic() - started:.0f} s):", note)
+        check("trained and served" in note, "a new version is trained and served")
+        version = await cdp.wait_for(
+            "(() => { const t = document.getElementById('modelName').textContent;"
+            " return t.includes('version 2') ? t : ''; })()",
+            30,
+            "the stream on version 2",
+        )
+        check("version 2" in version, "the open stream moves to the new version")
+        classes = await cdp.js("document.getElementById('modelClasses').textContent")
+        check(label in classes, f"the model's classes now hold {label!r}")
+        shown: dict[str, int] = {}
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            now = (await cdp.js(STATS))["label"]
+            shown[now] = shown.get(now, 0) + 1
+        say("     labels shown after the switch (polls at 4 Hz):", json.dumps(shown))
+        await screenshot(cdp, shot)
+        await cdp.js("document.getElementById('stopBtn').click()")
+        await asyncio.sleep(1)
+        check(not console_problems(cdp), "no JavaScript exceptions or console errors")
+        cdp.reader.cancel()
+    return check.failures
+
+
 def unexpected(entry: dict[str, Any]) -> bool:
     """A console error other than the 401 the keyless GET /v1/models at page load gets."""
     expected = entry.get("url", "").endswith("/v1/models") and "401" in entry.get("text", "")
@@ -507,6 +572,10 @@ def main() -> int:
         "--camera-crop", type=crop_box, help="--camera cropped to X,Y,W,H (a closer camera)"
     )
     parser.add_argument("--model", type=Path, help="package to serve (default: a demo's)")
+    parser.add_argument(
+        "--teach", metavar="LABEL", help="with --camera: Teach mode (record LABEL, train, switch)"
+    )
+    parser.add_argument("--takes", type=int, default=3, help="--teach: examples of LABEL")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--screenshot", type=Path, help="default docs/img/demo-page.png "
                         "(docs/img/demo-camera-pose.png with --camera)")  # fmt: skip
@@ -550,9 +619,19 @@ def check_camera(args: argparse.Namespace) -> int:
     from gad.demo import build_demo, demo_root
 
     model = args.model or build_demo(demo_root(kind="pose"), kind="pose")
-    shot = args.screenshot or ROOT / "docs" / "img" / "demo-camera-pose.png"
+    default = "demo-teach.png" if args.teach else "demo-camera-pose.png"
+    shot = args.screenshot or ROOT / "docs" / "img" / default
     with tempfile.TemporaryDirectory(prefix="gad-camera-") as folder:
         tmp = Path(folder)
+        env = dict(SERVE_ENV)
+        if args.teach:  # a copy of the demo's layout: version 2 is written there, not in the cache
+            if (model / "manifest.json").is_file():
+                model = model.parent  # the model folder, where versions sit side by side
+            copy = tmp / "models" / model.name
+            shutil.copytree(model, copy)
+            (tmp / "run").symlink_to(model.resolve().parents[1] / "run")
+            model = copy
+            env |= {"GAD_DATA_DIR": str(tmp / "examples"), "GAD_MODEL_WATCH_S": "0"}
         camera = to_y4m(
             args.camera,
             tmp / f"{args.camera.stem}.y4m",
@@ -561,11 +640,15 @@ def check_camera(args: argparse.Namespace) -> int:
             crop=args.camera_crop,
         )
         with (
-            served(model, env=SERVE_ENV) as server,
+            served(model, env=env) as server,
             chromium(args.chromium, tmp / "profile", camera=camera) as page,
         ):
             say(f"server {server.url} ({model}), camera {args.camera.name} as {camera.name}")
-            failures = asyncio.run(drive_camera(page, server.url, shot, args.seconds))
+            if args.teach:
+                drive = drive_teach(page, server.url, shot, args.teach, args.takes)
+            else:
+                drive = drive_camera(page, server.url, shot, args.seconds)
+            failures = asyncio.run(drive)
     say(f"\n{len(failures)} check(s) failed" if failures else "\nall camera checks passed")
     return 1 if failures else 0
 

@@ -10,10 +10,12 @@ files, a job is minutes long and one at a time on a small box, and a crash of th
 code (or its memory) never takes the service down; in compose the trainer image runs the
 same command (docs/teach.md).
 
-Where the new version goes: without API keys (one user), into the served model folder, and
-the service switches to it when it is verified (service/versions.py: open streams move at a
-frame boundary). With keys, each tenant's versions go to its own folder under GAD_DATA_DIR
-and are not served yet (a model per tenant is the next slice): the job says so.
+Where the new version goes: with at most one API key (one user: the service is theirs), into
+the served model folder, and the service switches to it when it is verified
+(service/versions.py: open streams move at a frame boundary). With several keys, each
+tenant's versions go to its own folder beside its examples
+(GAD_DATA_DIR/<tenant>/<model>.versions/) and are not served yet (a model per tenant is the
+next slice): the job's result says `served: false`.
 
 One job runs at a time per process; a job's state lives in memory (`GET /v1/jobs/{id}`)
 and ends with the process (the subprocess is killed).
@@ -104,7 +106,8 @@ class Jobs:
     def of(self, tenant: str | None) -> list[Job]:
         return [job for job in self.jobs.values() if job.tenant == tenant]
 
-    def start(self, tenant: str | None, examples: Path, *, auth: bool) -> Job:
+    def start(self, tenant: str | None, examples: Path, *, shared: bool) -> Job:
+        """`shared`: other tenants use this service too (more than one API key)."""
         if not can_train():
             raise TrainingUnavailable(
                 "this install cannot train (no torch): run `gad teach train` where the "
@@ -114,12 +117,12 @@ class Jobs:
             raise Conflict("a training job is running: one at a time (GET /v1/jobs)")
         current = self.versions.current.package
         folder = self.versions.folder
-        serve = not auth and folder is not None
+        serve = not shared and folder is not None
         if serve:
             assert folder is not None
             out = folder
         else:  # a tenant's own versions (not served yet), or a fixed version folder
-            out = examples.parent.parent / "models" / examples.name
+            out = examples.parent / f"{examples.name}.versions"  # DATA/<tenant>/<model>.versions
         job = Job(uuid.uuid4().hex[:12], tenant, examples, current.version, out, serve)
         self.jobs[job.id] = job
         self.running = asyncio.create_task(self._run(job, current.folder))

@@ -46,7 +46,7 @@ async def train(
             "no examples of an action to learn: record some first (POST /v1/examples, the "
             "page's Teach, or `gad teach add`)"
         )
-    job = jobs.start(tenant, examples.root, auth=settings.auth_enabled)
+    job = jobs.start(tenant, examples.root, shared=len(settings.api_keys) > 1)
     return JSONResponse(job.to_json(), status_code=202)
 
 
