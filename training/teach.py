@@ -82,8 +82,8 @@ class TeachBudget:
     """How much fine-tuning: `steps` batches of `batch_size` windows, or `seconds` of
     training if that comes first; `examples_share` of each batch is the user's examples."""
 
-    steps: int = 300
-    seconds: float | None = None
+    steps: int = 600
+    seconds: float | None = 90.0  # the training's time cap: a loaded machine stops early
     batch_size: int = 32
     lr: float = 1e-3
     warmup: float = 0.05

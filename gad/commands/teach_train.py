@@ -77,8 +77,13 @@ def build(parser: argparse.ArgumentParser) -> None:
         help="the base's PyTorch checkpoint (default: BASE/checkpoint, or the run beside its "
         "package root)",
     )
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning batches (default 300)")
-    parser.add_argument("--seconds", type=float, default=None, help="training time limit")
+    parser.add_argument("--steps", type=int, default=600, help="fine-tuning batches (default 600)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=90.0,
+        help="training time cap, whichever of it and --steps comes first (default 90)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument(
