@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         2000, ge=1, description="examples kept per tenant and model; then adding is refused"
     )
     # `POST /v1/train`'s budget (service/jobs.py → `gad teach train --steps --eval-videos`)
-    teach_steps: int = Field(300, ge=1, description="fine-tuning batches of a training job")
+    teach_steps: int = Field(600, ge=1, description="fine-tuning batches of a training job")
     teach_eval_videos: int | None = Field(
         None, ge=1, description="held-out mocap videos the old classes are checked on (all)"
     )
