@@ -111,34 +111,47 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 20.0, what: str = "
 
 class MqttSubscriber:
     """A real MQTT client (paho) subscribed to `topic` at QoS 1, collecting (topic, event);
-    `persistent`: its session outlives a broker restart (with what was published meanwhile)."""
+    `persistent`: its session outlives a broker restart (with what was published meanwhile:
+    `reconnect` comes back to it under the same client id)."""
 
     def __init__(self, url: str, topic: str, *, persistent: bool = False) -> None:
         import secrets
 
-        import paho.mqtt.client as mqtt
-
         parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.topic, self.persistent = topic, persistent
+        self.client_id = f"gad-test-{secrets.token_hex(4)}"
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(
+        self.client = self._connect()
+
+    def _connect(self) -> Any:
+        import paho.mqtt.client as mqtt
+
+        self.subscribed.clear()
+        client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"gad-test-{secrets.token_hex(4)}",
-            clean_session=not persistent,
+            client_id=self.client_id,
+            clean_session=not self.persistent,
         )
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.on_message = lambda c, u, m: self.messages.append(
-            (m.topic, json.loads(m.payload))
-        )
-        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-        self.client.loop_start()
+        client.reconnect_delay_set(0.1, 0.5)
+        client.on_connect = lambda c, *a: c.subscribe(self.topic, qos=1)
+        client.on_subscribe = lambda *a: self.subscribed.set()
+        client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
+        client.connect(self.host, self.port)
+        client.loop_start()
         assert self.subscribed.wait(10), "MQTT subscription not acknowledged"
+        return client
 
     @property
     def events(self) -> list[dict[str, Any]]:
         return [event for _, event in self.messages]
+
+    def reconnect(self) -> None:
+        """After a broker restart: a new connection under the same client id, so a
+        persistent session's queued messages arrive (paho's own retry is not relied on)."""
+        self.close()
+        self.client = self._connect()
 
     def close(self) -> None:
         self.client.disconnect()

@@ -188,6 +188,7 @@ def test_mqtt_broker_stopped_while_events_flow_delivers_after(
             broker.stop()
             stream_rows(ws, rows[16:32], FPS, start=16)
             broker.restart()
+            subscriber.reconnect()  # its persistent session holds what came meanwhile
             stream_and_end(ws, rows[32:], start=32)
             wait_until(lambda: len({e["id"] for e in subscriber.events}) >= made(http))
             made_ = made(http)
