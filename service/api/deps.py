@@ -57,3 +57,6 @@ StreamsDep = Annotated[Streams, Depends(get_streams)]
 def require_key(connection: HTTPConnection, settings: SettingsDep) -> str | None:
     """The caller's tenant (None: auth off); AuthError (→ 401) for a missing or wrong key."""
     return authorize_request(connection, settings)
+
+
+TenantDep = Annotated[str | None, Depends(require_key)]  # the caller's tenant (None: no auth)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from service.api.deps import ServedDep, SettingsDep, require_key
+from service.api.deps import ServedDep, SettingsDep, TenantDep
 from service.api.responses import errors_doc, keyed
 from service.api.uploads import (
     body_timeout,
@@ -54,7 +54,6 @@ from service.examples.labels import (
 from service.frames import decode_json
 from service.settings import Settings
 
-Tenant = Annotated[str | None, Depends(require_key)]
 FIELDS = ("label", "start", "end", "outside", "segments", "name")
 MAX_JSON_BYTES = 1 << 16
 
@@ -90,7 +89,7 @@ def router(settings: Settings) -> APIRouter:
 
 
 async def add_clip(
-    request: Request, served: ServedDep, settings: SettingsDep, tenant: Tenant
+    request: Request, served: ServedDep, settings: SettingsDep, tenant: TenantDep
 ) -> JSONResponse:
     """A clip (raw video bytes, or multipart with a `file` part) and its label: `label`
     (+ `start`, `end` seconds), or `segments` ([{label, start, end}] JSON); `outside`:
@@ -132,7 +131,7 @@ async def add_clip(
 
 
 async def add_stream(
-    stream_id: str, request: Request, served: ServedDep, settings: SettingsDep, tenant: Tenant
+    stream_id: str, request: Request, served: ServedDep, settings: SettingsDep, tenant: TenantDep
 ) -> JSONResponse:
     """`{"label": L, "start_row": a, "end_row": b}`: rows a ..< b of the caller's stream, as
     its labels number them (`row`), saved without re-encoding; they must still be in the
@@ -160,20 +159,20 @@ async def add_stream(
     return JSONResponse(record, status_code=201)
 
 
-async def list_examples(served: ServedDep, settings: SettingsDep, tenant: Tenant) -> Any:
+async def list_examples(served: ServedDep, settings: SettingsDep, tenant: TenantDep) -> Any:
     examples = example_set(served, settings, tenant)
     summary = await asyncio.to_thread(examples.summary)
     return {**model_info(served), "fps": served.package.fps, **summary}
 
 
 async def get_example(
-    example_id: str, served: ServedDep, settings: SettingsDep, tenant: Tenant
+    example_id: str, served: ServedDep, settings: SettingsDep, tenant: TenantDep
 ) -> Any:
     return await asyncio.to_thread(example_set(served, settings, tenant).get, example_id)
 
 
 async def delete_example(
-    example_id: str, served: ServedDep, settings: SettingsDep, tenant: Tenant
+    example_id: str, served: ServedDep, settings: SettingsDep, tenant: TenantDep
 ) -> Any:
     removed = await asyncio.to_thread(example_set(served, settings, tenant).remove, example_id)
     return {"deleted": example_id, "labels": removed["labels"], "rows": removed["rows"]}

@@ -36,7 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from runtime.errors import GADError
 from runtime.preprocess import FrameError
 from service.api.deps import ServedDep, SettingsDep, StreamsDep, require_key
-from service.api.responses import Responses, errors_doc
+from service.api.responses import Responses, errors_doc, keyed
 from service.api.uploads import (
     body_timeout,
     clip_slot,
@@ -65,12 +65,12 @@ STATIC = Path(__file__).parents[1] / "static"
 def router(settings: Settings) -> APIRouter:
     """The routes, with the key checks and documented errors these settings call for."""
     routes = APIRouter()
-    keyed = errors_doc(401) if settings.auth_enabled else {}
+    key_errors = keyed(settings.auth_enabled)
     key = [Depends(require_key)]
 
     def ops(flag: bool) -> tuple[list[Dependency], Responses]:
         """An ops route's key check and documented errors: only when `flag` asks for a key."""
-        return (key, keyed) if flag else ([], {})
+        return (key, key_errors) if flag else ([], {})
 
     health_key, health_errors = ops(settings.auth_health)
     metrics_key, metrics_errors = ops(settings.auth_metrics)
@@ -102,7 +102,7 @@ def router(settings: Settings) -> APIRouter:
             methods=["POST"],
             dependencies=key,
             openapi_extra=CLASSIFY_BODY,
-            responses=keyed | errors_doc(400, 408, 411, 413, 422, 503),
+            responses=key_errors | errors_doc(400, 408, 411, 413, 422, 503),
         )
     return routes
 

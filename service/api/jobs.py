@@ -17,14 +17,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 
-from service.api.deps import ServedDep, SettingsDep, require_key
+from service.api.deps import ServedDep, SettingsDep, TenantDep
 from service.api.responses import errors_doc, keyed
 from service.errors import UnusableInput
 from service.examples.capture import example_set
 from service.jobs import Jobs
 from service.settings import Settings
-
-Tenant = Annotated[str | None, Depends(require_key)]
 
 
 def get_jobs(connection: HTTPConnection) -> Jobs:
@@ -36,7 +34,7 @@ JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
 async def train(
-    served: ServedDep, settings: SettingsDep, jobs: JobsDep, tenant: Tenant
+    served: ServedDep, settings: SettingsDep, jobs: JobsDep, tenant: TenantDep
 ) -> JSONResponse:
     examples = example_set(served, settings, tenant)
     summary = examples.summary()
@@ -50,11 +48,11 @@ async def train(
     return JSONResponse(job.to_json(), status_code=202)
 
 
-async def list_jobs(jobs: JobsDep, tenant: Tenant) -> dict[str, Any]:
+async def list_jobs(jobs: JobsDep, tenant: TenantDep) -> dict[str, Any]:
     return {"jobs": [job.to_json() for job in jobs.of(tenant)]}
 
 
-async def get_job(job_id: str, jobs: JobsDep, tenant: Tenant) -> dict[str, Any]:
+async def get_job(job_id: str, jobs: JobsDep, tenant: TenantDep) -> dict[str, Any]:
     return jobs.get(job_id, tenant).to_json()
 
 
