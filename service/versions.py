@@ -29,7 +29,7 @@ from pathlib import Path
 
 from runtime.backends import Backend
 from runtime.errors import GADError
-from runtime.manifest.package import resolve_package_dir, version_key
+from runtime.manifest.package import resolve_package_dir, version_folders, version_key
 from service.errors import Conflict
 from service.served import Infra, ServedModel
 from service.settings import Settings
@@ -78,8 +78,7 @@ class ModelVersions:
         """The version folders the model folder holds, oldest first."""
         if self.folder is None:
             return [self.current.package.version]
-        found = [p for p in self.folder.iterdir() if (p / "manifest.json").is_file()]
-        return [p.name for p in sorted(found, key=version_key)]
+        return [p.name for p in version_folders(self.folder)]
 
     def describe(self) -> dict[str, object]:
         """What `/v1/models` says of the versions."""

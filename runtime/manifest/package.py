@@ -143,13 +143,19 @@ def resolve_package_dir(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise PackageError(f"model package {path} does not exist")
-    versions = [p for p in path.iterdir() if (p / MANIFEST_FILE).is_file()]
+    versions = version_folders(path)
     if not versions:
         raise PackageError(
             f"{path} holds no {MANIFEST_FILE} and no version folders with one: "
             "expected a folder written by `gad export`"
         )
-    return max(versions, key=version_key)
+    return versions[-1]
+
+
+def version_folders(model: Path) -> list[Path]:
+    """The version folders (each holding a manifest) of a model folder, oldest first."""
+    found = [p for p in Path(model).iterdir() if (p / MANIFEST_FILE).is_file()]
+    return sorted(found, key=version_key)
 
 
 def version_key(folder: Path) -> tuple[bool, int, str]:
