@@ -51,8 +51,9 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && [ "$(id 
   { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
     || echo "note: mosquitto not installed; the MQTT event tests need it (or GAD_TEST_MQTT_URL)"
 fi
-# GStreamer's RTSP server for the camera-gateway tests (tests/gateway/rtsp_server.py, run by
-# the system python3, which has `gi`): a real RTSP camera on loopback serving a rendered clip.
+# GStreamer's RTSP server for the camera-gateway tests and `gad bench gateway`
+# (bench/rtsp_server.py, run by the system python3, which has `gi`): a real RTSP camera on
+# loopback serving a rendered clip.
 RTSP_PKGS=(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
 if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \

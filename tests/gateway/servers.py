@@ -1,105 +1,36 @@
 """Real servers for the gateway tests, all on 127.0.0.1: GStreamer's RTSP server (a child
-process of the system python3, tests/gateway/rtsp_server.py), an HTTP MJPEG camera (a
-thread here, real JPEG frames over multipart/x-mixed-replace) and `gad serve` on a fixed
-port (so it can be restarted under the gateway at the same URL)."""
+process of the system python3, bench/rtsp.py, shared with `gad bench gateway`), an HTTP
+MJPEG camera (a thread here, real JPEG frames over multipart/x-mixed-replace) and `gad
+serve` on a fixed port (so it can be restarted under the gateway at the same URL)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
 
 from bench.launch import free_port, stop
+from bench.rtsp import SETUP_HINT, RtspServer, rtsp_available, rtsp_server
 
-HERE = Path(__file__).parent
-SYSTEM_PYTHON = "/usr/bin/python3"
-SETUP_HINT = (
-    "the RTSP tests need GStreamer's RTSP server for the system python3: as root, "
-    "apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good "
-    "gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad (make setup does it)"
-)
-
-
-def rtsp_available() -> str | None:
-    """None when the RTSP server can run here, else why not."""
-    if not os.path.exists(SYSTEM_PYTHON):
-        return f"no {SYSTEM_PYTHON}"
-    check = "import gi; gi.require_version('GstRtspServer', '1.0')"
-    check += "; from gi.repository import GstRtspServer"
-    done = subprocess.run([SYSTEM_PYTHON, "-c", check], capture_output=True, text=True)
-    return None if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
-
-
-class RtspServer:
-    """rtsp://127.0.0.1:PORT/cam0 … playing the videos in real time; kill() and start()
-    again on the same port (a camera that drops and comes back), pause() and resume()
-    (SIGSTOP/SIGCONT: a camera whose socket stays open but sends nothing)."""
-
-    def __init__(self, videos: list[Path], port: int | None = None) -> None:
-        self.videos = videos
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = Path(tempfile.mkstemp(prefix="gad-rtsp-", suffix=".log")[1])
-
-    def url(self, index: int = 0) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam{index}"
-
-    def start(self) -> RtspServer:
-        command = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--port", str(self.port)]
-        for video in self.videos:
-            command += ["--video", str(video)]
-        deadline = time.monotonic() + 15
-        while True:
-            with self.log.open("w") as log:
-                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-            while self.process.poll() is None and "ready" not in self.log.read_text():
-                time.sleep(0.05)
-            if self.process.poll() is None:
-                return self
-            if time.monotonic() > deadline:  # the port may linger a moment after a kill
-                raise RuntimeError(f"RTSP server did not start: {self.log.read_text()}")
-            time.sleep(0.3)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def close(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-        self.kill()
-        self.log.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def rtsp_server(videos: list[Path]) -> Iterator[RtspServer]:
-    server = RtspServer(videos).start()
-    try:
-        yield server
-    finally:
-        server.close()
+__all__ = [
+    "SETUP_HINT",
+    "MjpegCamera",
+    "RtspServer",
+    "ServiceProcess",
+    "jpeg_frames",
+    "redis_binary",
+    "rtsp_available",
+    "rtsp_server",
+]
 
 
 def jpeg_frames(video: Path, quality: int = 85) -> tuple[list[bytes], float]:
