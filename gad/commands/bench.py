@@ -8,8 +8,10 @@
     gad bench service --redis-url redis://127.0.0.1:6379/0
     gad bench load
     gad bench soak --minutes 10
+    gad bench gateway --cameras 2 4 8 12 16
 
-service, load and soak are torch-free: they run in the serving image.
+service, load and soak are torch-free: they run in the serving image (gateway needs
+GStreamer's RTSP server for the system python3, which the image does not have).
 """
 
 from __future__ import annotations
@@ -114,6 +116,23 @@ def build(parser: argparse.ArgumentParser) -> None:
         "?delivery=live (the queue drops the oldest frames: latency stays flat) and once "
         "with ?delivery=lossless (the server stops reading: TCP slows the sender, every "
         "frame gets its label, latency grows). Prints labels, drops and latency per mode.",
+    )
+    bench.add(
+        "gateway",
+        build_gateway,
+        help="N RTSP cameras through one gad gateway to two replicas: cameras held in real "
+        "time, gateway CPU per camera, event latency",
+        description="For each N of --cameras: GStreamer's RTSP server serving N paths (the "
+        "video looped, H.264, sent as encoded), one `gad gateway` on a generated YAML of the N "
+        "cameras at the model's fps, round-robin over --replicas `gad serve` replicas "
+        "(started once) that share one Redis (a private redis-server unless --redis-url) and "
+        "publish their events to a Redis stream. After the first label of every camera and "
+        "--warmup seconds, --seconds are measured: labels per camera per second, each "
+        "stream's lag (now - capture time of its newest stored row), frames dropped at the "
+        "gateway and its round-trip histogram (its /metrics), the CPU of the gateway, the "
+        "replicas, the RTSP server and Redis, and every event's latency from the capture of "
+        "the frame that decided it to its entry in the Redis stream (XREAD). Prints a "
+        "Markdown table and the knee: the largest N with every camera held in real time.",
     )
     bench.add(
         "soak",
@@ -382,6 +401,72 @@ def build_load(load: argparse.ArgumentParser) -> None:
     )
     load.add_argument("--out", type=Path, help="also write the table here")
     load.set_defaults(handler=run_load)
+
+
+def build_gateway(gateway: argparse.ArgumentParser) -> None:
+    gateway.add_argument("--model", type=Path, help="package (default: the render demo)")
+    gateway.add_argument(
+        "--video", type=Path, help="what every camera plays (default: a render demo test video)"
+    )
+    gateway.add_argument(
+        "--cameras",
+        type=int,
+        nargs="+",
+        default=[2, 4, 8, 12, 16],
+        metavar="N",
+        help="camera counts to run, each in turn (default 2 4 8 12 16)",
+    )
+    gateway.add_argument("--seconds", type=float, default=30.0, help="measured per N (default 30)")
+    gateway.add_argument(
+        "--warmup", type=float, default=5.0, help="after every camera's first label (default 5)"
+    )
+    gateway.add_argument(
+        "--camera-size",
+        metavar="WxH",
+        help="resize the video for the cameras (e.g. 1280x720; default: its own size)",
+    )
+    gateway.add_argument("--replicas", type=int, default=2, help="gad serve processes (default 2)")
+    gateway.add_argument("--redis-url", help="use this Redis (default: a private redis-server)")
+    gateway.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    gateway.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    gateway.add_argument("--out", type=Path, help="also write the table here")
+    gateway.set_defaults(handler=run_gateway)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    from bench.gateway import bench_gateway, render_gateway
+    from runtime.errors import GADError
+    from runtime.system import cpu_name
+
+    model, video = _package_and_video(args)
+    size = None
+    if args.camera_size:
+        try:
+            width, height = (int(v) for v in args.camera_size.lower().split("x"))
+            if not (32 <= width <= 4096 and 32 <= height <= 4096):
+                raise ValueError
+        except ValueError:
+            raise GADError(f"--camera-size: WIDTHxHEIGHT, got {args.camera_size!r}") from None
+        size = (width, height)
+    result = bench_gateway(
+        model,
+        video,
+        cameras=args.cameras,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        replicas=args.replicas,
+        redis_url=args.redis_url,
+        threads=args.threads,
+        size=size,
+    )
+    table = render_gateway(result, package=model, cpu=cpu_name())
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+        return 0
+    return emit_table(table, None)
 
 
 def build_soak(soak: argparse.ArgumentParser) -> None:
