@@ -808,4 +808,10 @@ def knee_summary(result: GatewayResult) -> str:
     if failed:
         over = failed[0]
         text += f" At {over.cameras} cameras: {over.verdict()}."
+    below = [s for s in result.steps if s.verdict() and s.cameras < knee.cameras]
+    if below:  # not monotonic: a blip (another process?) or a real problem; say so
+        text += " Not held below the knee: " + "; ".join(
+            f"{s.cameras} cameras: {s.verdict()}" for s in below
+        )
+        text += "."
     return text

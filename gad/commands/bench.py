@@ -8,7 +8,7 @@
     gad bench service --redis-url redis://127.0.0.1:6379/0
     gad bench load
     gad bench soak --minutes 10
-    gad bench gateway --cameras 2 4 8 12 16
+    gad bench gateway --cameras 2 4 8 12 16 24 32
 
 service, load and soak are torch-free: they run in the serving image (gateway needs
 GStreamer's RTSP server for the system python3, which the image does not have).
@@ -412,9 +412,9 @@ def build_gateway(gateway: argparse.ArgumentParser) -> None:
         "--cameras",
         type=int,
         nargs="+",
-        default=[2, 4, 8, 12, 16],
+        default=[2, 4, 8, 12, 16, 24, 32],
         metavar="N",
-        help="camera counts to run, each in turn (default 2 4 8 12 16)",
+        help="camera counts to run, each in turn (default 2 4 8 12 16 24 32)",
     )
     gateway.add_argument("--seconds", type=float, default=30.0, help="measured per N (default 30)")
     gateway.add_argument(
