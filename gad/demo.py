@@ -24,6 +24,7 @@ takes seconds); training and export start over.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -176,8 +177,26 @@ def is_built(root: Path, *, kind: str = RENDER_KIND) -> bool:
         return False
 
 
+def ensure_demo(kind: str = RENDER_KIND, cache_dir: Path | None = None) -> Path:
+    """The demo of `kind` in the cache, built first if it is missing (the tests and
+    benchmarks that stream a demo call this): its root folder."""
+    root = demo_root(cache_dir, kind=kind)
+    if not is_built(root, kind=kind):
+        build_demo(root, kind=kind)
+    return root
+
+
 def build_demo(root: Path, *, force: bool = False, kind: str = RENDER_KIND) -> Path:
-    """Build (or find) the demo package of `kind` under `root`; returns its folder."""
+    """Build (or find) the demo package of `kind` under `root`; returns its folder. One
+    build at a time per root (a file lock): a second process waits, then finds it built
+    (setup building both kinds at once, parallel test workers)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f".{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(root, force=force, kind=kind)
+
+
+def _build_locked(root: Path, *, force: bool, kind: str) -> Path:
     from gad.cli import main
 
     demo = recipe(kind)

@@ -34,9 +34,10 @@ INTEGRATION_FIXTURES = frozenset(
     {
         "tiny_package",  # a tiny GAD model trained and exported for the session
         "streaming_package",
-        "demo_model",  # the pose demo model and the services over it (tests/service/)
+        "demo_model",  # the render demo and the services over it (tests/service/)
+        "pose_demo",  # the pose demo (what `make run` serves)
         "live_server",  # a real `gad serve`
-        "render_demo",  # the render demo, RTSP and MJPEG cameras (tests/gateway/)
+        "render_demo",  # the render demo: its videos, RTSP and MJPEG cameras
         "private_redis",  # a redis-server of the test's own, to stop and restart
         "redis_cluster_url",  # a 3-master Redis Cluster for the run
         "private_cluster",
@@ -104,3 +105,20 @@ def streaming_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     save_checkpoint(tiny_streaming_model(6), checkpoint, extra={"data": {"fps": 4.0}})
     result = export_package(checkpoint, root / "models")
     return checkpoint, result.folder
+
+
+@pytest.fixture(scope="session")
+def render_demo() -> Path:
+    """The render demo's root folder (make setup builds it; built here, once across test
+    workers, if it is missing): its package, videos and their truth."""
+    from gad.demo import ensure_demo
+
+    return ensure_demo("render")
+
+
+@pytest.fixture(scope="session")
+def pose_demo() -> Path:
+    """What `make run` serves: the pose demo's package folder (built here if missing)."""
+    from gad.demo import SERVED_KIND, ensure_demo, package_dir
+
+    return package_dir(ensure_demo(SERVED_KIND), kind=SERVED_KIND)

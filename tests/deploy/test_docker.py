@@ -811,19 +811,16 @@ def smoke_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     BlazePose encoder inside) with an API key, and the environment under which
     docker/gpu-smoke.sh sees it as the compose service `gad`."""
     from bench.launch import served
-    from gad.demo import SERVED_KIND, build_demo, demo_root, is_built, package_dir
+    from gad.demo import SERVED_KIND, ensure_demo, package_dir
 
-    kind = SERVED_KIND
-    root = demo_root(kind=kind)
-    if not is_built(root, kind=kind):
-        build_demo(root, kind=kind)
+    package = package_dir(ensure_demo(SERVED_KIND), kind=SERVED_KIND)
     folder = tmp_path_factory.mktemp("smoke")
     fake = folder / "fake-compose"
     fake.write_text(FAKE_COMPOSE.format(python=sys.executable))
     fake.chmod(0o755)
     key = "smoke-test-key"
     env = {"GAD_API_KEYS": key, "GAD_PROVIDERS": "cpu", "GAD_THREADS": "1"}
-    with served(package_dir(root, kind=kind), env=env) as server:
+    with served(package, env=env) as server:
         port = server.url.rsplit(":", 1)[1]
         yield (
             os.environ

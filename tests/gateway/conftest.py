@@ -35,17 +35,6 @@ class Clip:
 
 
 @pytest.fixture(scope="session")
-def render_demo() -> Path:
-    """The render demo (make setup builds it; built here if it is missing)."""
-    from gad.demo import build_demo, demo_root, is_built
-
-    root = demo_root()
-    if not is_built(root):
-        build_demo(root)
-    return root
-
-
-@pytest.fixture(scope="session")
 def package(render_demo: Path) -> Path:
     from gad.demo import package_dir
 

@@ -111,14 +111,9 @@ def _private_cluster(*, replicas: int) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="session")
-def demo_model() -> Path:
-    """The default demo model (make setup builds it; built here if it is missing)."""
-    from gad.demo import build_demo, demo_root, is_built
-
-    root = demo_root()
-    if not is_built(root):
-        build_demo(root)
-    return root
+def demo_model(render_demo: Path) -> Path:
+    """The render demo's root: the model and videos the service tests stream."""
+    return render_demo
 
 
 @pytest.fixture(scope="session")

@@ -190,7 +190,16 @@ def test_mqtt_broker_stopped_while_events_flow_delivers_after(
             broker.restart()
             subscriber.reconnect()  # its persistent session holds what came meanwhile
             stream_and_end(ws, rows[32:], start=32)
-            wait_until(lambda: len({e["id"] for e in subscriber.events}) >= made(http))
+            try:
+                wait_until(lambda: len({e["id"] for e in subscriber.events}) >= made(http))
+            except AssertionError as exc:  # say what was missing, for a rare failure here
+                text = http.get("/metrics").text
+                sinks = [line for line in text.splitlines() if line.startswith("gad_event")]
+                log = (broker.folder / broker.log_name).read_text(errors="replace")[-1500:]
+                raise AssertionError(
+                    f"made {made(http)}, subscriber has {len(subscriber.messages)} messages "
+                    f"({len({e['id'] for e in subscriber.events})} ids); {sinks}; broker: {log}"
+                ) from exc
             made_ = made(http)
     finally:
         subscriber.close()

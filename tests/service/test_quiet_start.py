@@ -36,17 +36,6 @@ pytestmark = pytest.mark.integration  # a real `gad serve`
 
 
 @pytest.fixture(scope="module")
-def pose_demo() -> Path:
-    """What `make run` serves: the pose demo (make setup builds it; built here if missing)."""
-    from gad.demo import SERVED_KIND, build_demo, demo_root, is_built, package_dir
-
-    root = demo_root(kind=SERVED_KIND)
-    if not is_built(root, kind=SERVED_KIND):
-        build_demo(root, kind=SERVED_KIND)
-    return package_dir(root, kind=SERVED_KIND)
-
-
-@pytest.fixture(scope="module")
 def started(pose_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from tests.service.streaming import client
-from tests.service.test_examples_api import pose_demo  # noqa: F401 (fixture)
 from tests.service.test_pose_package import package_file, png_frame
 
 pytestmark = pytest.mark.integration  # the pose demo, real footage, a training subprocess
@@ -27,7 +26,7 @@ FPS = 4.0
 
 
 def test_examples_to_a_served_version_that_an_open_stream_moves_to(
-    pose_demo: Path,  # noqa: F811
+    pose_demo: Path,
     tmp_path: Path,
 ) -> None:
     # The demo's layout (ROOT/models/NAME/1 beside ROOT/run, whose checkpoint the taught
