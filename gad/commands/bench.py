@@ -5,6 +5,7 @@
     gad bench encoder --threads 2
     gad bench engine --backbone tiny --threads 2
     gad bench clip --backbone tiny
+    gad bench paper-speed            # the paper's shapes on CUDA, reduced ones on a CPU
     gad bench service --redis-url redis://127.0.0.1:6379/0
     gad bench load
     gad bench soak --minutes 10
@@ -83,6 +84,18 @@ def build(parser: argparse.ArgumentParser) -> None:
         "time, by the [CLS] heads vs by constrained greedy decoding; then, labelled apart, "
         "the heads' one batched pass of the three questions vs three decodes. Random "
         "weights. Prints Markdown tables.",
+    )
+    bench.add(
+        "paper-speed",
+        build_paper_speed,
+        help="the paper's speed claim: the GAD head vs free decoding at the OAD and COIN shapes",
+        description="One row per task, LoRA merged on both sides, batch 1: OAD (a window of "
+        "128 + 32 rows, one token per row, a per-frame answer) and COIN (1,200 frames × 10 "
+        "tokens joined by ',', a step answer), the GAD [CLS] head against free greedy "
+        "decoding (the paper's generative baseline), each decode capped at the answer's "
+        "token length and the tokens it produced counted. On CUDA: the paper's shapes on "
+        "llama3.2-1b-random in bf16; on a CPU: reduced shapes in float32, labelled "
+        "'reduced: ...' (--full: the paper's shapes anywhere). Prints a Markdown table.",
     )
     bench.add(
         "service",
@@ -363,6 +376,55 @@ def run_clip(args: argparse.Namespace) -> int:
         rows += run_clip_bench(spec, bench)
         print(f"done: {spec}", flush=True)
     return emit_table(render_clip_bench(rows, bench), args.out)
+
+
+def build_paper_speed(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's shapes (llama3.2-1b-random, COIN 1,200 frames) even on a CPU",
+    )
+    bench.add_argument("--device", default=None, help="cpu | cuda (default: cuda if present)")
+    bench.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="default: bfloat16 on CUDA, float32 on a CPU",
+    )
+    bench.add_argument("--backbone", default=None, help="override the backbone")
+    bench.add_argument("--oad-long", type=_positive, default=None, help="OAD long frames (128)")
+    bench.add_argument("--oad-short", type=_positive, default=None, help="OAD short frames (32)")
+    bench.add_argument("--coin-frames", type=_positive, default=None, help="COIN frames (1,200)")
+    bench.add_argument(
+        "--coin-tokens", type=_positive, default=None, help="COIN tokens per frame (10)"
+    )
+    bench.add_argument("--task", choices=["OAD", "COIN"], action="append", help="default: both")
+    bench.add_argument("--repeats", type=_positive, default=None, help="timed runs (default 10)")
+    bench.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
+    bench.add_argument("--out", type=Path, default=None, help="also write the table here")
+    bench.set_defaults(handler=run_paper_speed)
+
+
+def run_paper_speed(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bench.paper_speed import default_bench, render_paper_speed
+    from bench.paper_speed import run_paper_speed as run
+
+    given = {
+        "backbone": args.backbone,
+        "oad_long": args.oad_long,
+        "oad_short": args.oad_short,
+        "coin_frames": args.coin_frames,
+        "coin_tokens": args.coin_tokens,
+        "repeats": args.repeats,
+        "dtype": args.dtype,
+        "threads": args.threads,
+        "tasks": tuple(args.task) if args.task else None,
+    }
+    bench = default_bench(args.device, full=args.full)
+    bench = replace(bench, **{k: v for k, v in given.items() if v is not None})
+    return emit_table(render_paper_speed(run(bench), bench), args.out)
 
 
 # --- service, load, soak: a real `gad serve` (torch-free, like the service) -----------------
