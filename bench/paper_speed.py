@@ -101,7 +101,7 @@ class PaperSpeedBench:
 # What a CPU runs by default: the paper's OAD window and COIN's 10 tokens per frame, on a
 # 2-layer Llama with the real Llama-3 tokenizer (so answers have the paper's token
 # lengths), COIN cut to 120 frames; float32 (CPU bf16 is emulated or slow on most CPUs).
-REDUCED = PaperSpeedBench(backbone=TINY_LLAMA3, coin_frames=120, repeats=10)
+REDUCED = PaperSpeedBench(backbone=TINY_LLAMA3, coin_frames=120, repeats=30)
 
 
 def default_bench(device: str | None = None, *, full: bool = False) -> PaperSpeedBench:

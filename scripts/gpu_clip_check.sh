@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of a session that is lent one, in one run (see docs/benchmarks/gpu.md):
+#   0. the paper's speed claim at the paper's shapes (docs/benchmarks/paper-speed.md): the
+#      GAD head vs free decoding, OAD window 128 + 32 and COIN 1,200 frames x 10 tokens,
+#      llama3.2-1b-random in bf16, LoRA merged on both sides
 #   1. the engine benchmark on a Llama-3.2-1B-shaped backbone in bf16, both LoRA states
 #   2. the clip benchmark: one-pass heads vs generative decoding per answer (LoRA as
 #      adapters and merged, on both sides), then the batched three-question pass apart
@@ -14,6 +17,10 @@ export GAD_CACHE_DIR=${GAD_CACHE_DIR:-.cache/gad} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
 step() { echo "=== $* ($(date +%T))"; }
+
+step paper speed
+timeout 300 "${gad[@]}" bench paper-speed --device cuda --repeats 20 \
+  --out "$OUT/paper-speed-gpu.md" 2>&1 | grep -v "^Loading"
 
 step clip benchmark
 timeout 200 "${gad[@]}" bench clip --backbone llama3.2-1b-random --device cuda \
