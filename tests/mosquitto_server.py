@@ -7,6 +7,7 @@ machine's Mosquitto on 127.0.0.1:1883, or a private `mosquitto` started on a fre
 
 from __future__ import annotations
 
+import os
 import socket
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -52,10 +53,14 @@ class MosquittoServer(LocalServer):
     def command(self) -> list[str]:
         config = self.folder / "mosquitto.conf"
         # Persistent: a subscriber's session (clean_session=False) and the QoS 1 messages
-        # queued for it survive a restart, as on a site's broker.
+        # queued for it survive a restart, as on a site's broker. Started as root, mosquitto
+        # drops to the `mosquitto` user unless told otherwise, and then cannot write its
+        # database into our private folder ("Permission denied" at shutdown: the session is
+        # lost with the restart): it stays the user that started it.
+        user = "user root\n" if os.geteuid() == 0 else ""
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.folder}/\n"
+            f"persistence_location {self.folder}/\n{user}"
         )
         return [self.binary, "-c", str(config)]
 
