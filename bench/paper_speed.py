@@ -48,20 +48,14 @@ OAD, COIN = "OAD", "COIN"
 TASKS = (OAD, COIN)
 HEAD, DECODE = "head", "decode"
 
-# A sample of COIN step names, for the answer's length: the ones the tree already holds (the
-# authors' two reworded labels, model/label_text.py, and the label-text tests' examples)
-# and the "replace a bulb" steps of COIN's overview figure, as recalled (not checked
-# against the taxonomy: its 778 steps are not in the tree). Under the authors' text and the
-# Llama-3 tokenizer they are 5-11 tokens, median 5 (" Remove the old battery.").
+# A sample of COIN step names, for the answer's length: only the ones the tree already holds
+# (the authors' two reworded labels, model/label_text.py, and the label-text tests'
+# examples; COIN's 778-step taxonomy is not in the tree, nor in the authors' release).
 COIN_STEPS = (
     "remove the old battery",
     "turn on the TV",
     "process (crop, fold) paper",
     "try to press gun head, spray residual old grease",
-    "remove the lampshade",
-    "take out the old bulb",
-    "install the new bulb",
-    "install the lampshade",
 )
 # COIN task names the tree holds (the task head's size only: decoding answers the step).
 COIN_TASKS = ("MakeTea", "ReplaceSIMCard", "AssembleTVStand", "ReplaceCDDriveWithSSD")

@@ -91,10 +91,10 @@ def test_paper_speed_rows_decode_the_tokens_they_claim(
 
     # Every decode (warm-up and repeats) produced its answer's full token count: the
     # column prints the count only then ("a–b of N" otherwise), and the count is the
-    # answer's own, " cliff diving" and " Remove the lampshade." in tiny's bytes.
+    # answer's own, " cliff diving" and " Crop and fold paper." in tiny's bytes.
     tokenizer = resolve_backbone("tiny").tokenizer
     answers = dict(re.findall(r'(OAD|COIN) "([^"]+)" \(\d+ tokens\)', text))
-    assert answers == {OAD: "cliff diving", COIN: "Remove the lampshade."}
+    assert answers == {OAD: "cliff diving", COIN: "Crop and fold paper."}
     for task, answer in answers.items():
         tokens = len(tokenizer.encode(" " + answer, add_special_tokens=False))
         assert cells[task][5] == str(tokens) and f'"{answer}" ({tokens} tokens)' in text
