@@ -48,6 +48,9 @@ log = logging.getLogger("gad.gateway")
 REFUSED_CODES = frozenset({1008, 1009})
 # A frame older than this when its turn to be sent comes is dropped as late.
 MAX_FRAME_AGE_S = 2.0
+# A camera that stops (the gateway shutting down, `gad stream --duration`) sends nothing more
+# and waits this long for the answers to the frames it already sent, so none goes unanswered.
+STOP_DRAIN_S = 2.0
 # A sampled-frame timestamp jump of more slots than this re-anchors the sampler's clock.
 MAX_REPEAT_SLOTS = 8
 
@@ -333,6 +336,8 @@ class CameraRunner:
             while True:
                 await window.acquire()
                 await has_next.wait()
+                if stop.is_set():  # stopping: wait to be cancelled, send nothing more
+                    await asyncio.Future()
                 frame, self._next = self._next, None
                 has_next.clear()
                 if frame is None:
@@ -378,7 +383,10 @@ class CameraRunner:
                         return f"no answer for {self.fields.answer_timeout_s:g} s"
 
         async def stopped() -> str:
-            await stop.wait()
+            await stop.wait()  # send() sends nothing more; the frames in flight get answers
+            deadline = time.monotonic() + STOP_DRAIN_S
+            while stream.pending and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
             return "stopping"
 
         tasks = [asyncio.create_task(c()) for c in (send, receive, watchdog, stopped)]
