@@ -44,7 +44,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from model.llama3_tokenizer import llama3_tokenizer
 from model.lora import frozen_weights
-from runtime.cache_files import building, default_cache_dir
+from runtime.cache_files import building, cache_lock, default_cache_dir
 from runtime.errors import BackboneError
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,13 @@ def ensure_smollm2(cache_dir: Path) -> Path:
     target = cache_dir / "backbones" / SMOLLM2
     if (target / SOURCE_FILE).is_file():
         return target
+    with cache_lock(target):
+        if not (target / SOURCE_FILE).is_file():  # another process may have built it meanwhile
+            _convert_smollm2(target)
+    return target
+
+
+def _convert_smollm2(target: Path) -> None:
     gguf = smollm2_gguf_path()
     log.info("converting %s to %s (once)", gguf.name, target)
     quantized = AutoModelForCausalLM.from_pretrained(
@@ -316,4 +323,3 @@ def ensure_smollm2(cache_dir: Path) -> Path:
         (tmp / SOURCE_FILE).write_text(
             json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}, indent=2) + "\n"
         )
-    return target

@@ -14,7 +14,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
-from runtime.cache_files import building
+from runtime.cache_files import building, cache_lock
 from runtime.errors import BackboneError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ def llama3_tokenizer(cache_dir: Path) -> PreTrainedTokenizerFast:
     """The cached Llama-3 tokenizer, built on first use."""
     folder = cache_dir / "tokenizers" / ENCODING
     if not (folder / "tokenizer.json").is_file():
-        _build(folder)
+        with cache_lock(folder):
+            if not (folder / "tokenizer.json").is_file():
+                _build(folder)
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 

@@ -1,8 +1,12 @@
 """Build a cache folder under a temporary name and publish it whole, so a crash or a
-concurrent builder never leaves a half-written folder where a finished one is expected."""
+concurrent builder never leaves a half-written folder where a finished one is expected;
+`cache_lock` around the check and the build makes one process build while the others wait
+(setup's two demo builds, the test workers of `make test`), so a finished folder is never
+replaced under a process reading it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -43,3 +47,13 @@ def building(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     except OSError:  # another process published first; keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """Hold the lock of cache entry `target` (a file beside it): check whether the entry is
+    built inside, then build it if not."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

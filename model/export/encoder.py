@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from model.encoders import FrameEncoder, is_pose_spec, load_encoder
-from runtime.cache_files import building, default_cache_dir
+from runtime.cache_files import building, cache_lock, default_cache_dir
 from runtime.encoders import FrameEncoderKind, OnnxFrameEncoder
 from runtime.errors import CheckpointError
 from runtime.manifest import ENCODER_FILE, POSE_KIND, EncoderSection, encoder_kind, sha256
@@ -224,11 +224,13 @@ def load_onnx_encoder(
         (cache_dir or default_cache_dir()) / "encoders" / f"{source.name}-{digest.hexdigest()[:16]}"
     )
     path = folder / "encoder.onnx"
-    if not path.is_file():
-        with building(folder) as tmp:
-            report = export_encoder(source, tmp / "encoder.onnx")
-            (tmp / "export.json").write_text(json.dumps(description | {"verify": report}, indent=2))
-        log.info("exported %s to %s", spec, path)
+    with cache_lock(folder):
+        if not path.is_file():
+            with building(folder) as tmp:
+                report = export_encoder(source, tmp / "encoder.onnx")
+                export = description | {"verify": report}
+                (tmp / "export.json").write_text(json.dumps(export, indent=2))
+            log.info("exported %s to %s", spec, path)
     return OnnxFrameEncoder.open(path, description, providers=("cpu",), threads=threads)
 
 
