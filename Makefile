@@ -3,7 +3,7 @@
 #                render ~2 min on 2 idle cores, up to 8 and 12 loaded; cached, built once)
 #   make run     serve the pose demo: http://127.0.0.1:8000 (live page: "Use camera"), WS
 #                /v1/streams/ID; `.venv/bin/gad serve --demo render` serves the render demo
-#   make test    lint (ruff, import rules, mypy) + the whole test suite (what CI runs)
+#   make test    lint (ruff, import rules, mypy) + the whole test suite on 3 workers (CI)
 #   make test-fast  the fast core only (pytest -m "not integration"): under a minute
 #   make test-stack the Docker images built and `docker compose up` exercised on a private
 #                engine (root; tests/stack/; docs/deploy.md "The stack test")
@@ -24,8 +24,12 @@ lint:
 	$(BIN)/lint-imports --no-cache  # the import rules: [tool.importlinter] in pyproject.toml
 	$(BIN)/mypy runtime service  # the serving core's types: [tool.mypy] in pyproject.toml
 
+# Three pytest-xdist workers, a test file at a time (tests/conftest.py gives each its share
+# of the cores for torch's threads and starts the slow files first): many integration tests
+# wait on servers and real time, so three keep two cores busy. docs/testing.md.
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # No servers, Redis faults, docker/k8s, benchmarks, training runs or real backbones: the
 # `integration` marker (tests/conftest.py says what gets it).

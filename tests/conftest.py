@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,13 @@ if "GAD_DATA_DIR" not in os.environ:
     import tempfile
 
     os.environ["GAD_DATA_DIR"] = tempfile.mkdtemp(prefix="gad-test-examples-")
+
+# `make test` runs the suite on pytest-xdist workers (-n 3): each worker gets its share of
+# the cores for torch's and OpenMP's threads (one each on a 2-core machine), or the
+# workers' thread pools fight over the same cores and every training test runs slower.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(max(1, (os.cpu_count() or 1) // workers)))
 
 CLASS_NAMES = ("background", "open drawer", "close drawer", "open door", "close door", "open")
 
@@ -62,6 +73,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or top in INTEGRATION_DIRS
         ):
             item.add_marker(pytest.mark.integration)
+    # Files with slow tests first, each file's tests in their order (a stable sort): the
+    # workers of `make test` (xdist, a file at a time) start on the long files and the fast
+    # ones fill in at the end, instead of one worker finishing a long file alone.
+    slow = {item.path for item in items if item.get_closest_marker("integration") is not None}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture(scope="session")
@@ -76,35 +92,60 @@ def class_names() -> tuple[str, ...]:
     return CLASS_NAMES
 
 
-@pytest.fixture(scope="session")
-def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, exported package folder) of a briefly trained tiny GAD model."""
+def built_once(
+    factory: pytest.TempPathFactory, name: str, build: Callable[[Path], tuple[Path, ...]]
+) -> tuple[Path, ...]:
+    """What `build(folder)` returns, built once for the whole run: under `make test`'s xdist
+    workers, by the first worker to ask (a file lock; the others wait, then find it), in the
+    run's shared temp folder. `build` returns paths inside `folder`."""
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / name, root / f"{name}.json"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            built = build(folder)
+            done.write_text(json.dumps([str(path.relative_to(folder)) for path in built]))
+    return tuple(folder / part for part in json.loads(done.read_text()))
+
+
+def _tiny_package(root: Path) -> tuple[Path, Path]:
     from model.checkpoint import save_checkpoint
     from model.export.package import export_package
     from tests.model.helpers import tiny_model, train_steps
 
-    root = tmp_path_factory.mktemp("package")
     model = tiny_model("gad")
     train_steps(model, steps=3)  # LoRA B starts at zero: train so merging matters
     checkpoint = root / "run" / "checkpoint"
     save_checkpoint(model, checkpoint, extra={"data": {"fps": 4.0, "encoder": None}})
-    result = export_package(checkpoint, root / "models")
-    return checkpoint, result.folder
+    return checkpoint, export_package(checkpoint, root / "models").folder
+
+
+def _streaming_package(root: Path) -> tuple[Path, Path]:
+    from model.checkpoint import save_checkpoint
+    from model.export.package import export_package
+    from tests.model.helpers import tiny_streaming_model
+
+    checkpoint = root / "run" / "checkpoint"
+    save_checkpoint(tiny_streaming_model(6), checkpoint, extra={"data": {"fps": 4.0}})
+    return checkpoint, export_package(checkpoint, root / "models").folder
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, exported package folder) of a briefly trained tiny GAD model."""
+    checkpoint, folder = built_once(tmp_path_factory, "package", _tiny_package)
+    return checkpoint, folder
 
 
 @pytest.fixture(scope="session")
 def streaming_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint, exported package folder) of a tiny streaming-attention model (W = 6):
     a package with step.onnx and no head."""
-    from model.checkpoint import save_checkpoint
-    from model.export.package import export_package
-    from tests.model.helpers import tiny_streaming_model
-
-    root = tmp_path_factory.mktemp("streaming-package")
-    checkpoint = root / "run" / "checkpoint"
-    save_checkpoint(tiny_streaming_model(6), checkpoint, extra={"data": {"fps": 4.0}})
-    result = export_package(checkpoint, root / "models")
-    return checkpoint, result.folder
+    checkpoint, folder = built_once(tmp_path_factory, "streaming-package", _streaming_package)
+    return checkpoint, folder
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """`gad bench gateway` for real, briefly: GStreamer's RTSP server → `gad gateway` → two
-`gad serve` replicas on a private Redis → events in a Redis stream, at 1 and 2 cameras."""
+`gad serve` replicas on a private Redis → events in a Redis stream, at 2 cameras."""
 
 from __future__ import annotations
 
@@ -17,17 +17,6 @@ pytestmark = pytest.mark.integration
 SECONDS = 10  # the render test video's first action starts 5.25 s in: its `started` is inside
 
 
-@pytest.fixture(scope="module")
-def render_root() -> Path:
-    """The render demo (make setup builds it; built here if missing)."""
-    from gad.demo import build_demo, demo_root, is_built
-
-    root = demo_root(kind="render")
-    if not is_built(root, kind="render"):
-        build_demo(root, kind="render")
-    return root
-
-
 def test_histogram_quantile_interpolates_within_the_bucket() -> None:
     buckets = [(0.1, 50.0), (0.2, 90.0), (0.5, 100.0), (float("inf"), 100.0)]
     assert histogram_quantile(buckets, 0.5) == pytest.approx(0.1)
@@ -37,23 +26,23 @@ def test_histogram_quantile_interpolates_within_the_bucket() -> None:
 
 
 def test_bench_gateway_cameras_to_labels_and_events(
-    render_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    render_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     problem = rtsp_available()
     if problem is not None:
         pytest.fail(f"no RTSP server ({problem}); {SETUP_HINT}", pytrace=False)
     out = tmp_path / "gateway.md"
-    argv = ["bench", "gateway", "--cameras", "1", "2", "--seconds", str(SECONDS)]
+    argv = ["bench", "gateway", "--cameras", "2", "--seconds", str(SECONDS)]
     assert main([*argv, "--warmup", "1", "--json", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
 
     table = out.read_text()
-    rows = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
-    assert len(rows) == 2, table
+    rows = [line for line in table.splitlines() if line.startswith("| 2 |")]
+    assert len(rows) == 1, table
     assert "Knee:" in table
 
     steps = {step["cameras"]: step for step in result["steps"]}
-    assert set(steps) == {1, 2}
+    assert set(steps) == {2}
     for n, step in steps.items():
         cameras = step["per_camera"]
         assert len(cameras) == n and len({c["stream"] for c in cameras}) == n

@@ -80,9 +80,12 @@ def test_refuses_overwrite_without_force(tiny_package: tuple[Path, Path], tmp_pa
     checkpoint, folder = tiny_package
     with pytest.raises(CheckpointError, match="--force"):
         export_package(checkpoint, folder.parent.parent)
-    out = export_package(checkpoint, tmp_path, name="m", version="2", verify=False)
+    stale = tmp_path / "m" / "2"  # an earlier export in the way: --force replaces it whole
+    stale.mkdir(parents=True)
+    (stale / "old.onnx").write_bytes(b"stale")
     again = export_package(checkpoint, tmp_path, name="m", version="2", verify=False, force=True)
-    assert again.folder == out.folder and (out.folder / HEAD_FILE).is_file()
+    assert again.folder == stale and (stale / HEAD_FILE).is_file()
+    assert not (stale / "old.onnx").exists()
     # the Manifest the export returns is the one it wrote (unverified: "verify" is null)
     written = json.loads((again.folder / MANIFEST_FILE).read_text())
     assert written == again.manifest.to_json() and written["verify"] is None

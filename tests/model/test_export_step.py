@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import save_checkpoint
 from model.export.graph import prepare_for_export
-from model.export.package import export_package
 from model.gad import GADClassifier
 from model.streaming.runner import StreamingGAD
 from runtime.engine import EngineInputError
@@ -27,12 +25,14 @@ WINDOW = 6
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[GADClassifier, Path]:
-    root = tmp_path_factory.mktemp("step")
-    model = tiny_streaming_model(WINDOW)
-    save_checkpoint(model, root / "run" / "checkpoint", extra={"data": {"fps": 4.0}})
-    result = export_package(root / "run" / "checkpoint", root / "models")
-    return model, result.folder
+def exported(streaming_package: tuple[Path, Path]) -> tuple[GADClassifier, Path]:
+    """The session's streaming package (W = 6) and its model, as the checkpoint holds it."""
+    from model.checkpoint import load_checkpoint
+
+    checkpoint, folder = streaming_package
+    model = load_checkpoint(checkpoint)
+    assert isinstance(model, GADClassifier) and model.config.stream_window == WINDOW
+    return model, folder
 
 
 def _banded(model: GADClassifier, features: np.ndarray) -> np.ndarray:
