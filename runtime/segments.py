@@ -156,14 +156,14 @@ class Track:
         return cls(int(label), int(start), int(last), total, peak, tail_total, tail_peak)
 
 
-Reason = Literal["", "gap", "next", "end"]
+Reason = Literal["", "gap", "next", "end", "expired"]
 
 
 @dataclass(frozen=True)
 class Transition:
     """What one frame changed: a segment `started` (its start may lie before the frame that
     confirmed it) or `ended` — by a gap longer than the rule bridges, by the `next` action's
-    segment starting, or at the `end` of the input."""
+    segment starting, at the `end` of the input, or when its stream `expired` unresumed."""
 
     kind: Literal["started", "ended"]
     segment: ActionSegment
@@ -275,12 +275,13 @@ class Segmenter:
         self.open, self.candidate = opened, candidate
         return out
 
-    def finish(self) -> list[Transition]:
-        """The input ended: the open segment ends at its last vote."""
+    def finish(self, reason: Reason = "end") -> list[Transition]:
+        """The input ended (or, `expired`, its stream was given up): the open segment ends
+        at its last vote."""
         opened, self.open, self.candidate, self.quiet = self.open, None, None, None
         if opened is None:
             return []
-        return [Transition("ended", opened.segment(), self.frame - 1, "end")]
+        return [Transition("ended", opened.segment(), self.frame - 1, reason)]
 
     def copy(self) -> Segmenter:
         twin = Segmenter(self.rule, background_index=self.background_index, frame=self.frame)

@@ -100,6 +100,7 @@ async def _shutdown(app: FastAPI) -> None:
     """Close open streams with 1012 so clients reconnect (to another replica)."""
     streams: Streams = app.state.streams
     streams.closing = True
+    streams.stop_watching()
     for task in list(streams.open):
         task.cancel()
     if streams.open:

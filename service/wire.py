@@ -183,7 +183,7 @@ class Event(TypedDict):
     frames: int  # end_row - start_row
     peak: float  # the action's highest probability over the segment's rows
     mean: float  # its mean probability over them
-    reason: NotRequired[Literal["gap", "next", "end"]]  # `ended`: why
+    reason: NotRequired[Literal["gap", "next", "end", "expired"]]  # `ended`: why
     model: ModelRef
     at: float  # Unix time the service decided it (its clock)
 

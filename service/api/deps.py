@@ -14,17 +14,54 @@ from starlette.requests import HTTPConnection
 
 from service.auth import authorize_request
 from service.served import ServedModel
+from service.session import StreamSession
 from service.settings import Settings
 from service.versions import ModelVersions
 
+# A stream left without `end` keeps its state for its TTL (a resume continues it); this long
+# after the TTL the connection that left it looks whether anyone took it up.
+EXPIRY_GRACE_S = 1.0
+
 
 class Streams:
-    """The streams open in this process, and the shutdown that closes them with 1012."""
+    """The streams open in this process, the shutdown that closes them with 1012, and the
+    streams left without `end` with an action open: if no connection takes one up within
+    its TTL, the action ends as `expired` (docs/events.md)."""
 
     def __init__(self) -> None:
         self.open: set[asyncio.Task[None]] = set()
         self.closing = False
         self.count = 0
+        self.leaving: dict[str, asyncio.Task[bool]] = {}  # by stream key
+
+    def left(self, session: StreamSession, ttl_s: float) -> None:
+        """`session`'s connection closed: watch its open action, if it has one."""
+        events, cache, key = session.events, session.cache, session.state.key  # not its window
+        if self.closing or not events.open:
+            return  # shutting down: the watch dies with the process (docs/events.md)
+
+        async def watch() -> bool:
+            await asyncio.sleep(ttl_s + EXPIRY_GRACE_S)
+            return await events.expire_if_gone(cache)
+
+        self.taken(key)
+        task = asyncio.create_task(watch(), name=f"expiry-{session.stream_id}")
+        self.leaving[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    def taken(self, key: str) -> None:
+        """A connection takes stream `key` up here: it, not the one that left, ends it."""
+        if (task := self.leaving.pop(key, None)) is not None:
+            task.cancel()
+
+    def _forget(self, key: str, task: asyncio.Task[bool]) -> None:
+        if self.leaving.get(key) is task:
+            del self.leaving[key]
+
+    def stop_watching(self) -> None:
+        for task in list(self.leaving.values()):
+            task.cancel()
+        self.leaving.clear()
 
 
 def get_settings(connection: HTTPConnection) -> Settings:

@@ -122,6 +122,7 @@ async def stream_endpoint(
             reason = f"feature cache unavailable: {exc}"
             await _close(websocket, close_code(exc), reason, metrics)
             return
+        streams.taken(key)
         session = StreamSession(
             stream_id,
             state,
@@ -142,6 +143,7 @@ async def stream_endpoint(
             await connection.run()
         finally:
             streams.open.discard(task)
+            streams.left(session, settings.stream_ttl_s)  # without `end`, an action open
     finally:
         streams.count -= 1
         metrics.active_streams.dec()

@@ -29,14 +29,14 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from runtime.segments import Segmenter, SegmentRule, Transition
-from service.cache import Meta
+from runtime.segments import Reason, Segmenter, SegmentRule, Transition
+from service.cache import CacheError, FeatureCache, Meta
 from service.metrics import Metrics
 from service.wire import Event, ModelRef
 
 OUTBOX = 64  # unsettled events kept with a stream's state (~70 bytes each)
 KINDS: tuple[Literal["started"], Literal["ended"]] = ("started", "ended")
-REASONS: tuple[Literal["", "gap", "next", "end"], ...] = ("", "gap", "next", "end")
+REASONS: tuple[Reason, ...] = ("", "gap", "next", "end", "expired")  # packed by index
 
 
 class Settled(Protocol):
@@ -141,10 +141,29 @@ class StreamEvents:
         self.segmenter = step.segmenter
         self._publish(step.events)
 
-    def finish(self) -> list[Event]:
-        """The stream ended: the open segment ends (published, not stored: the stream's
-        state is dropped)."""
-        events = [self._event(t, time.time()) for t in self.segmenter.finish()]
+    @property
+    def open(self) -> bool:
+        """A segment is open: its `ended` is still to come."""
+        return self.segmenter.open is not None
+
+    async def expire_if_gone(self, cache: FeatureCache) -> bool:
+        """Its connection left without `end` a TTL ago: if no connection took the stream up
+        again (its state is gone, or a new stream of the same id began), the open action
+        ends as `expired`. True then. A resumed stream is its new connection's to end."""
+        if not self.open:
+            return False
+        try:
+            state = await cache.peek(self.info.key)
+        except CacheError:  # unknown: a later resume may still continue the segment
+            return False
+        if state is not None and state.epoch == self.info.epoch:
+            return False
+        return bool(self.finish("expired"))
+
+    def finish(self, reason: Reason = "end") -> list[Event]:
+        """The stream ended (`expired`: it was never resumed and its state is gone): the
+        open segment ends (published, not stored: the stream's state is dropped)."""
+        events = [self._event(t, time.time()) for t in self.segmenter.finish(reason)]
         self._publish(events)
         return events
 

@@ -7,6 +7,7 @@ only its own tenant's events."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -107,6 +108,42 @@ def test_a_resume_on_another_replica_continues_the_open_segment_and_loses_nothin
         e for e in events if e["start_row"] < cut < e["end_row"] and e["event"] == "ended"
     )
     assert spanning["segment"].endswith(f":{spanning['start_row']}")  # the id A would give
+
+
+def test_a_stream_left_mid_action_ends_it_as_expired_after_its_ttl(
+    package, rows, redis_url: str, redis_prefix: str
+) -> None:
+    """A camera that leaves mid-action without `end` and never comes back: once its state
+    expires (GAD_STREAM_TTL_S, here 1 s), the action's `ended` is published with reason
+    `expired`, so no consumer waits for it forever. One that comes back within its TTL
+    continues the action and ends it itself: no `expired`."""
+    key = f"{redis_prefix}:events"
+    with client(package, event_sinks=f"{redis_url}?key={key}", stream_ttl_s=1.0) as http:
+        expected = classify_segments(http, rows)
+        k = next(i for i, s in enumerate(expected) if i and (s["end"] - s["start"]) * FPS >= 4)
+        cut = round(expected[k]["start"] * FPS) + 2  # two rows into segment k
+        for stream in ("gone", "back"):
+            with http.websocket_connect(f"/v1/streams/{stream}") as ws:
+                ws.receive_json()
+                stream_rows(ws, rows[:cut], FPS)
+        with http.websocket_connect("/v1/streams/back") as ws:
+            assert ws.receive_json()["resumed"]
+            stream_and_end(ws, rows[cut:], start=cut)
+
+        def expired() -> list[dict]:
+            return [e for e in redis_events(redis_url, key) if e.get("reason") == "expired"]
+
+        wait_until(lambda: bool(expired()), timeout_s=10, what="the expired action's end")
+        time.sleep(1.5)  # the TTL and grace of the "back" stream's first connection, again
+    events = redis_events(redis_url, key)
+    gone = [e for e in events if e["stream"] == "gone"]
+    back = [e for e in events if e["stream"] == "back"]
+    check_pairs(gone)
+    assert expired() == [gone[-1]]  # one, the last event of the stream that left
+    assert gone[-1]["start_row"] == cut - 2 and gone[-1]["end_row"] <= cut
+    assert as_segments(gone)[:-1] == spans(expected)[:k]  # the segments before, as ever
+    check_pairs(back)
+    assert as_segments(back) == spans(expected) and "expired" not in {e.get("reason") for e in back}
 
 
 def test_copies_of_an_event_carry_one_id(package, rows, redis_url: str, redis_prefix: str) -> None:
