@@ -6,6 +6,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from tests.model.helpers import FEATURE_DIM
+from tests.service.events_support import RUNS
 from tests.service.streaming import client, features_message, offline_scores
 
 FPS = 4.0
@@ -33,8 +34,7 @@ def test_ops_endpoints(package) -> None:
 
 
 def test_classify_features_matches_offline(package, rows) -> None:
-    runs = {"event_min_score": 0.0, "event_min_frames": 1, "event_max_gap": 0}  # plain runs
-    with client(package, **runs) as http:
+    with client(package, **RUNS) as http:  # the plain-runs rule: every run of one label
         nested = http.post("/classify", json={"fps": FPS, "features": rows.tolist()})
         packed = http.post(
             "/v1/classify",
