@@ -4,7 +4,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -163,3 +163,31 @@ def pose_demo() -> Path:
     from gad.demo import SERVED_KIND, ensure_demo, package_dir
 
     return package_dir(ensure_demo(SERVED_KIND), kind=SERVED_KIND)
+
+
+# GAD_TEST_CPU_REPORT=FILE: each test's CPU seconds (this process and the child processes it
+# waited for: servers it started and stopped) appended to FILE.WORKER.tsv, to find where the
+# suite's CPU goes (docs/testing.md: `sort -t$'\t' -k2 -rn FILE.*.tsv | head`).
+CPU_REPORT = os.environ.get("GAD_TEST_CPU_REPORT")
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not CPU_REPORT:
+        yield
+        return
+    started = _cpu_seconds()
+    yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{CPU_REPORT}.{worker}.tsv", "a") as report:
+        report.write(f"{item.nodeid}\t{_cpu_seconds() - started:.2f}\n")
