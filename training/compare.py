@@ -20,13 +20,26 @@ from typing import Any
 import torch
 
 from model.checkpoint import load_checkpoint
+from model.checkpoint_info import CHECKPOINT_DIR
 from runtime.system import cpu_name
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict, window_latency_ms, write_metrics
-from training.train import TrainConfig, train
+from training.train import STATE_FILE, TrainConfig, TrainResult, train
 
 GENERATIVE_CONSTRAINED = "generative, constrained"
+
+
+def train_kind(base: TrainConfig, kind: str) -> tuple[TrainConfig, TrainResult]:
+    """Train one kind into BASE.out/KIND from scratch; with --resume, continue the run that
+    is there (an interrupted one from its last checkpoint, a finished one as it is), so a
+    long comparison stopped half-way picks up where it stood."""
+    cfg = replace(base, kind=kind, out=base.out / kind)
+    if base.resume and (cfg.out / CHECKPOINT_DIR / STATE_FILE).is_file():
+        return cfg, train(cfg)
+    shutil.rmtree(cfg.out, ignore_errors=True)  # a benchmark starts from scratch
+    cfg = replace(cfg, resume=False)
+    return cfg, train(cfg)
 
 
 def compare_kinds(base: TrainConfig, kinds: list[str], *, limit_test: int | None = None) -> str:
@@ -70,9 +83,7 @@ def run_compare(
     test = load_split(info, "test", limit=limit_test)
     trained = {}  # row name → (model, training result, metrics)
     for kind in kinds:
-        cfg = replace(base, kind=kind, out=base.out / kind, resume=False)
-        shutil.rmtree(cfg.out, ignore_errors=True)  # a benchmark starts from scratch
-        result = train(cfg)
+        cfg, result = train_kind(base, kind)
         model = load_checkpoint(result.checkpoint)
         decodings = {kind: False}
         if kind == "generative":  # the paper's free decoding, then the constrained one
@@ -172,9 +183,7 @@ def run_clip_compare(
     test = load_clip_videos(clip_source(base), "test", limit=limit_test)
     trained = {}  # row name → (model, training result, metrics)
     for kind in kinds:
-        cfg = replace(base, kind=kind, out=base.out / kind, resume=False)
-        shutil.rmtree(cfg.out, ignore_errors=True)
-        result = train(cfg)
+        cfg, result = train_kind(base, kind)
         model = load_checkpoint(result.checkpoint)
         decodings = {kind: False}
         if kind == "generative":  # the paper's free decoding, then the constrained one

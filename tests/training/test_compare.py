@@ -99,3 +99,36 @@ def test_clip_compare_speed_ratio_divides_per_answer_times() -> None:
     assert gad["ms / answer"] == "8.0" and gad["speed vs generative"] == "5.0×"
     assert gad["ms / clip, batched"] == "10.0" and gad["batched speed vs generative"] == "12.0×"
     assert header.index("speed vs generative") < header.index("batched speed vs generative")
+
+
+def test_resume_continues_a_stopped_comparison_where_it_stood(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gad bench compare --resume`: a kind whose training stopped half-way continues from
+    its checkpoint, a finished one is kept as it is; without --resume all start over."""
+    data = tmp_path / "data"
+    write_synth_dataset(data, SynthConfig(videos_train=3, videos_test=1, feature_dim=16))
+    runs = tmp_path / "runs"
+    common = ["--data", str(data), "--runs", str(runs), "--long", "4", "--short", "4",
+              "--lora-rank", "4", "--lora-alpha", "8", "--no-progress"]  # fmt: skip
+    # "gad" stopped after 2 of 4 steps (its own run folder, as the comparison writes it)
+    assert main(["train", str(data), "--out", str(runs / "gad"), "--kind", "gad",
+                 *common[4:], "--max-steps", "2", "--save-every", "1"]) == 0  # fmt: skip
+    log = runs / "gad" / "log.jsonl"
+    with log.open("a") as handle:  # a mark that a restart from scratch would remove
+        handle.write('{"mark": "stopped here"}\n')
+    compare = ["bench", "compare", *common, "--kinds", "discriminative,gad", "--max-steps", "4"]
+    assert main([*compare, "--resume"]) == 0
+
+    def steps(kind: str) -> list[int]:
+        lines = (runs / kind / "log.jsonl").read_text().splitlines()
+        return [json.loads(line)["step"] for line in lines if '"step"' in line]
+
+    assert "stopped here" in log.read_text() and max(steps("gad")) == 4  # continued
+    assert max(steps("discriminative")) == 4  # nothing there: trained from scratch
+    finished = (runs / "gad" / "checkpoint" / "trainer_state.pt").stat().st_mtime_ns
+    assert main([*compare, "--resume"]) == 0  # both finished: kept as they are
+    assert (runs / "gad" / "checkpoint" / "trainer_state.pt").stat().st_mtime_ns == finished
+    assert main(compare) == 0  # without --resume: from scratch
+    assert "stopped here" not in log.read_text() and max(steps("gad")) == 4
+    capsys.readouterr()
