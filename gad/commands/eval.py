@@ -32,7 +32,12 @@ def build(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("checkpoint", type=Path, nargs="?", help="checkpoint or run folder")
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--dataset", default=None, help="name in data_info.json")
-    evaluate.add_argument("--split", choices=["train", "test"], default="test")
+    evaluate.add_argument(
+        "--split",
+        choices=["train", "test", "val"],
+        default="test",
+        help="val: data_info.json's val_session_set (Ego4D-GoalStep has one)",
+    )
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--device", default="auto", help="auto | cpu | cuda")
     evaluate.add_argument("--limit-videos", type=int, default=None)

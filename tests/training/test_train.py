@@ -186,6 +186,16 @@ def test_cli_synth_train_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert again["map"] == pytest.approx(metrics["map"])
+    # A val split (data_info.json's val_session_set, as Ego4D-GoalStep's file has): its own.
+    info_file = data / "data_info.json"
+    document = json.loads(info_file.read_text())
+    entry = document["SYNTH"]
+    entry["val_session_set"] = entry["test_session_set"][:1]
+    info_file.write_text(json.dumps(document))
+    val = ["eval", str(run), "--data", str(data), "--split", "val", "--plots", "0"]
+    assert main([*val, "--report", str(tmp_path / "val")]) == 0
+    assert "SYNTH val" in capsys.readouterr().out
+    assert json.loads((tmp_path / "val" / "metrics.json").read_text())["videos"] == 1
 
 
 @pytest.mark.integration
