@@ -266,6 +266,14 @@ async def open_page(ws: Any, url: str) -> DevTools:
     return cdp
 
 
+async def enter_key(cdp: DevTools) -> None:
+    """Type the API key into the page's key field, as a user does (its change event)."""
+    await cdp.js(
+        f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
+        " k.dispatchEvent(new Event('change')); })()"
+    )
+
+
 async def screen_height(cdp: DevTools, height: int) -> None:
     await cdp.call(
         "Emulation.setDeviceMetricsOverride",
@@ -317,10 +325,7 @@ async def drive_camera(page_ws: str, url: str, shot: Path, seconds: float) -> li
 
     async with websockets.connect(page_ws, max_size=64 << 20) as ws:
         cdp = await open_page(ws, url)
-        await cdp.js(
-            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
-            " k.dispatchEvent(new Event('change')); })()"
-        )
+        await enter_key(cdp)
         model = await cdp.wait_for(
             "(() => { const t = document.getElementById('modelName').textContent;"
             " return t.includes('version') ? t : ''; })()",
@@ -380,10 +385,7 @@ async def drive_teach(page_ws: str, url: str, shot: Path, label: str, takes: int
     check = Checks()
     async with websockets.connect(page_ws, max_size=64 << 20) as ws:
         cdp = await open_page(ws, url)
-        await cdp.js(
-            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
-            " k.dispatchEvent(new Event('change')); })()"
-        )
+        await enter_key(cdp)
         await cdp.js("document.getElementById('cameraBtn').click()")
         await cdp.wait_for(READY, 30, "ready")
         await asyncio.sleep(2)
@@ -457,10 +459,7 @@ async def drive(page_ws: str, url: str, video: Path, shot: Path, seconds: float)
         )
         say("     without a key:", note)
         check("1008" in note and "API key required" in note, "a refused key reads as such")
-        await cdp.js(
-            f"(() => {{ const k = document.getElementById('apiKey'); k.value = '{API_KEY}';"
-            " k.dispatchEvent(new Event('change')); })()"
-        )
+        await enter_key(cdp)
         model = await cdp.wait_for(
             "document.getElementById('modelName').textContent.includes('version')",
             10,
