@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gad.commands.data import frame_size
 from gad.commands.train import add_train_arguments, train_config
 from gad.output import emit_table
 from gad.subcommands import Subcommands, add_group
@@ -486,6 +487,7 @@ def build_gateway(gateway: argparse.ArgumentParser) -> None:
     )
     gateway.add_argument(
         "--camera-size",
+        type=frame_size,
         metavar="WxH",
         help="resize the video for the cameras (e.g. 1280x720; default: its own size)",
     )
@@ -503,15 +505,9 @@ def run_gateway(args: argparse.Namespace) -> int:
     from runtime.system import cpu_name
 
     model, video = _package_and_video(args)
-    size = None
-    if args.camera_size:
-        try:
-            width, height = (int(v) for v in args.camera_size.lower().split("x"))
-            if not (32 <= width <= 4096 and 32 <= height <= 4096):
-                raise ValueError
-        except ValueError:
-            raise GADError(f"--camera-size: WIDTHxHEIGHT, got {args.camera_size!r}") from None
-        size = (width, height)
+    size = args.camera_size
+    if size is not None and not all(32 <= side <= 4096 for side in size):
+        raise GADError(f"--camera-size: each side 32 to 4096 pixels, got {size[0]}x{size[1]}")
     result = bench_gateway(
         model,
         video,

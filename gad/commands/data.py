@@ -96,7 +96,8 @@ def build_synth(synth: argparse.ArgumentParser) -> None:
     synth.set_defaults(handler=run_synth)
 
 
-def _size(text: str) -> tuple[int, int]:
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: WIDTHxHEIGHT (`--size`, `gad bench gateway --camera-size`)."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -113,7 +114,7 @@ def build_render(render: argparse.ArgumentParser) -> None:
         "--seconds", type=float, default=40.0, help="length of each video (default 40)"
     )
     render.add_argument(
-        "--size", type=_size, default=(320, 240), help="frame WIDTHxHEIGHT (default 320x240)"
+        "--size", type=frame_size, default=(320, 240), help="frame WIDTHxHEIGHT (default 320x240)"
     )
     render.add_argument(
         "--fps", type=float, default=10.0, help="frame rate of the files (default 10)"
