@@ -24,7 +24,6 @@ takes seconds); training and export start over.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.cache_files import default_cache_dir
+from runtime.cache_files import cache_lock, default_cache_dir
 
 KINDS = ("render", "pose")
 # What `gad serve` / `make run` with no --model serve and `gad demo build` with no --kind builds.
@@ -190,9 +189,8 @@ def build_demo(root: Path, *, force: bool = False, kind: str = RENDER_KIND) -> P
     """Build (or find) the demo package of `kind` under `root`; returns its folder. One
     build at a time per root (a file lock): a second process waits, then finds it built
     (setup building both kinds at once, parallel test workers)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f".{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(root):
+        root.mkdir(parents=True, exist_ok=True)
         return _build_locked(root, force=force, kind=kind)
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -8,6 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from runtime.cache_files import cache_lock
 
 # The users' examples (GAD_DATA_DIR, service/examples/) default to a folder in the home
 # directory: tests that do not name their own (tmp_path) write to a private one, never there.
@@ -101,8 +102,7 @@ def built_once(
     base = factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder, done = root / name, root / f"{name}.json"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(folder):
         if not done.is_file():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
