@@ -38,19 +38,14 @@ class Streams:
         """`session`'s connection closed: watch its open action, if it has one."""
         events, cache, key = session.events, session.cache, session.state.key  # not its window
         if self.closing or not events.open:
-            return  # shutting down: the watch dies with the process (docs/events.md)
-
-        async def watch() -> bool:
-            await asyncio.sleep(ttl_s + EXPIRY_GRACE_S)
-            return await events.expire_if_gone(cache)
-
-        self.taken(key)
-        task = asyncio.create_task(watch(), name=f"expiry-{session.stream_id}")
+            return  # at shutdown no watch: it would die with the process (docs/events.md)
+        watch = events.expire_unless_taken(cache, session.state.owner, ttl_s + EXPIRY_GRACE_S)
+        task = asyncio.create_task(watch, name=f"expiry-{session.stream_id}")
         self.leaving[key] = task
         task.add_done_callback(lambda done: self._forget(key, done))
 
     def taken(self, key: str) -> None:
-        """A connection takes stream `key` up here: it, not the one that left, ends it."""
+        """A connection takes stream `key` up here: it, not one that left, ends it."""
         if (task := self.leaving.pop(key, None)) is not None:
             task.cancel()
 

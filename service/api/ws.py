@@ -122,7 +122,6 @@ async def stream_endpoint(
             reason = f"feature cache unavailable: {exc}"
             await _close(websocket, close_code(exc), reason, metrics)
             return
-        streams.taken(key)
         session = StreamSession(
             stream_id,
             state,
@@ -139,6 +138,7 @@ async def stream_endpoint(
         task = asyncio.current_task()
         assert task is not None  # a route runs in a task
         streams.open.add(task)
+        streams.taken(key)
         try:
             await connection.run()
         finally:

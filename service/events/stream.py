@@ -22,6 +22,7 @@ the bus's buffers only, and `gad_event_outbox_overflow` counts them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, replace
@@ -146,13 +147,18 @@ class StreamEvents:
         """A segment is open: its `ended` is still to come."""
         return self.segmenter.open is not None
 
-    async def expire_if_gone(self, cache: FeatureCache) -> bool:
-        """Its connection left without `end` a TTL ago: if no connection took the stream up
-        again (its state is gone, or a new stream of the same id began), the open action
-        ends as `expired`. True then. A resumed stream is its new connection's to end."""
+    async def expire_unless_taken(self, cache: FeatureCache, owner: str, wait_s: float) -> bool:
+        """Its connection (`owner`, the cache's owner id) left without `end`: unless another
+        connection holds the stream now (it was taken over, or ended) or takes it up within
+        `wait_s` (its TTL: then its state is still there, same epoch), the open action ends
+        as `expired`. True then. A stream taken up is that connection's to end."""
         if not self.open:
             return False
         try:
+            state = await cache.peek(self.info.key)
+            if state is None or state.owner != owner:
+                return False  # ended, or taken over before this connection closed
+            await asyncio.sleep(wait_s)
             state = await cache.peek(self.info.key)
         except CacheError:  # unknown: a later resume may still continue the segment
             return False

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from service.api.deps import EXPIRY_GRACE_S
 from tests.service import events_support
 from tests.service.events_support import (
     FPS,
@@ -116,9 +117,11 @@ def test_a_stream_left_mid_action_ends_it_as_expired_after_its_ttl(
     """A camera that leaves mid-action without `end` and never comes back: once its state
     expires (GAD_STREAM_TTL_S, here 1 s), the action's `ended` is published with reason
     `expired`, so no consumer waits for it forever. One that comes back within its TTL
-    continues the action and ends it itself: no `expired`."""
+    continues the action and ends it itself: no `expired`; nor for one taken over by a
+    second connection before the first closed."""
     key = f"{redis_prefix}:events"
-    with client(package, event_sinks=f"{redis_url}?key={key}", stream_ttl_s=1.0) as http:
+    sink = f"{redis_url}?key={key}&dedup_s=0"  # a second `ended` of one id would show
+    with client(package, event_sinks=sink, stream_ttl_s=1.0) as http:
         expected = classify_segments(http, rows)
         k = next(i for i, s in enumerate(expected) if i and (s["end"] - s["start"]) * FPS >= 4)
         cut = round(expected[k]["start"] * FPS) + 2  # two rows into segment k
@@ -129,21 +132,32 @@ def test_a_stream_left_mid_action_ends_it_as_expired_after_its_ttl(
         with http.websocket_connect("/v1/streams/back") as ws:
             assert ws.receive_json()["resumed"]
             stream_and_end(ws, rows[cut:], start=cut)
+        with http.websocket_connect("/v1/streams/taken") as first:
+            first.receive_json()
+            stream_rows(first, rows[:cut], FPS)
+            with http.websocket_connect("/v1/streams/taken") as second:  # takes it over
+                assert second.receive_json()["resumed"]
+                stream_and_end(second, rows[cut:], start=cut)
+        last_left = time.monotonic()
 
         def expired() -> list[dict]:
             return [e for e in redis_events(redis_url, key) if e.get("reason") == "expired"]
 
         wait_until(lambda: bool(expired()), timeout_s=10, what="the expired action's end")
-        time.sleep(1.5)  # the TTL and grace of the "back" stream's first connection, again
+        # past the TTL and grace of the last connection that left (and a margin to publish)
+        time.sleep(max(0.0, last_left + 1.0 + EXPIRY_GRACE_S + 1.0 - time.monotonic()))
     events = redis_events(redis_url, key)
     gone = [e for e in events if e["stream"] == "gone"]
     back = [e for e in events if e["stream"] == "back"]
+    taken = [e for e in events if e["stream"] == "taken"]
     check_pairs(gone)
     assert expired() == [gone[-1]]  # one, the last event of the stream that left
     assert gone[-1]["start_row"] == cut - 2 and gone[-1]["end_row"] <= cut
     assert as_segments(gone)[:-1] == spans(expected)[:k]  # the segments before, as ever
-    check_pairs(back)
-    assert as_segments(back) == spans(expected) and "expired" not in {e.get("reason") for e in back}
+    for stream in (back, taken):
+        check_pairs(stream)
+        assert as_segments(stream) == spans(expected)
+        assert "expired" not in {e.get("reason") for e in stream}
 
 
 def test_copies_of_an_event_carry_one_id(package, rows, redis_url: str, redis_prefix: str) -> None:
