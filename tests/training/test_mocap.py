@@ -17,7 +17,7 @@ from gad.cli import main
 from runtime.errors import ConfigError
 from runtime.pose_features import BODY_JOINTS, MIRROR_INDEX, pose_features_batch
 from training.data.camera import Camera
-from training.data.kinematics import PARENT, clip_joints, forward_kinematics, load_clip
+from training.data.kinematics import PARENT, forward_kinematics, load_clip
 from training.data.mocap import (
     CLASSES,
     TEST_ONLY_CLIPS,
@@ -59,7 +59,7 @@ def bone_lengths(joints: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_walk_has_a_human_shape_on_the_ground(lib: Library) -> None:
-    joints = clip_joints(lib.skeleton, lib.clips["walk"])
+    joints = lib.clips["walk"].joints
     y = joints[..., 1]
     hips = y[:, [J["left_hip"], J["right_hip"]]].mean(1)
     knees = y[:, [J["left_knee"], J["right_knee"]]].mean(1)
@@ -79,7 +79,7 @@ def test_walk_has_a_human_shape_on_the_ground(lib: Library) -> None:
 
 @pytest.mark.parametrize("name", ["walk", "run", "kick", "cartwheel", "getup_faceup"])
 def test_bones_keep_their_length_and_sides_match(lib: Library, name: str) -> None:
-    joints = clip_joints(lib.skeleton, lib.clips[name])
+    joints = lib.clips[name].joints
     bones = bone_lengths(joints)
     for bone, lengths in bones.items():
         np.testing.assert_allclose(lengths, lengths[0], atol=1e-9, err_msg=bone)
@@ -91,9 +91,9 @@ def test_bones_keep_their_length_and_sides_match(lib: Library, name: str) -> Non
 
 def test_left_is_the_persons_left(lib: Library) -> None:
     """Facing +x with y up, the person's right is +z: so is the humanoid's right side."""
-    joints = clip_joints(lib.skeleton, lib.clips["walk"])[:1]
+    joints = lib.clips["walk"].joints[:1]
     assert abs(float(facing(joints)[0])) < 0.2
-    turned = ClipMotion(lib.skeleton, lib.clips["walk"], 1.0, 0.7)(np.zeros(1))
+    turned = ClipMotion(lib.clips["walk"], 1.0, 0.7)(np.zeros(1))
     assert float(facing(turned)[0]) == pytest.approx(0.7)
     nose = turned[0, J["nose"]] - turned[0, [J["left_hip"], J["right_hip"]]].mean(0)
     assert math.atan2(-nose[2], nose[0]) == pytest.approx(0.7, abs=0.25)  # the face turned too
@@ -127,7 +127,7 @@ def features(cam: Camera, joints: np.ndarray) -> np.ndarray:
 
 
 def test_projection_is_invariant_to_image_size_and_mirrors_left_and_right(lib: Library) -> None:
-    joints = ClipMotion(lib.skeleton, lib.clips["walk"], 1.0, 0.0)(np.arange(8) / 4)
+    joints = ClipMotion(lib.clips["walk"], 1.0, 0.0)(np.arange(8) / 4)
     base = features(camera(), joints)
     bigger = features(camera(width=1280, height=960), joints)  # same view, twice the pixels
     np.testing.assert_allclose(bigger, base, atol=1e-4)
@@ -138,7 +138,7 @@ def test_projection_is_invariant_to_image_size_and_mirrors_left_and_right(lib: L
     points, _ = camera().project(joints)
     assert (points[:, J["left_shoulder"], 0] > points[:, J["right_shoulder"], 0]).all()
     # ... seen from the side the shoulders overlap, and the far one is reported less visible.
-    side = ClipMotion(lib.skeleton, lib.clips["walk"], 1.0, math.pi / 2)(np.arange(8) / 4)
+    side = ClipMotion(lib.clips["walk"], 1.0, math.pi / 2)(np.arange(8) / 4)
     points, vis = camera().observe(side, np.random.default_rng(0))
     width = np.abs(points[:, J["left_shoulder"], 0] - points[:, J["right_shoulder"], 0])
     torso = np.abs(points[:, J["left_shoulder"], 1] - points[:, J["left_hip"], 1])
@@ -181,14 +181,14 @@ def test_gestures_do_what_they_are_named_for(lib: Library) -> None:
 
 def test_looped_clips_carry_on_and_one_shots_hold(lib: Library) -> None:
     walk = lib.clips["walk"]
-    motion = ClipMotion(lib.skeleton, walk, 1.0, 0.0)
+    motion = ClipMotion(walk, 1.0, 0.0)
     t = np.array([0.0, walk.duration - 1e-6, walk.duration, 2.5 * walk.duration])
     joints = motion(t)
     # The clip's last frame is nearly its first one again: the next cycle starts there.
     assert np.abs(joints[2] - joints[1]).max() < 0.12
     assert np.ptp(bone_lengths(joints)["left_hip-knee"]) < 2e-3  # frames mixed linearly
     kick = lib.clips["kick"]
-    late = ClipMotion(lib.skeleton, kick, 1.0, 0.0)(np.array([kick.duration, kick.duration + 3]))
+    late = ClipMotion(kick, 1.0, 0.0)(np.array([kick.duration, kick.duration + 3]))
     np.testing.assert_allclose(late[0], late[1], atol=1e-9)
 
 

@@ -40,10 +40,11 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.pose.encoder import pose_description
 from runtime.pose_features import pose_features_batch
+from training.data.bvh import body_joints, load_bvh
 from training.data.camera import Camera, CameraRanges
-from training.data.kinematics import Clip, Skeleton, load_clip, load_skeleton
-from training.data.mocap_files import MOTIONS, URDF
-from training.data.motions import ClipMotion, Gesture, Idle, blend
+from training.data.kinematics import Skeleton, clip_joints, load_clip, load_skeleton
+from training.data.mocap_files import BVH_FOLDER, FOLDER, MOTIONS, URDF
+from training.data.motions import ClipMotion, Gesture, Idle, JointClip, Later, blend
 from training.data.synthetic import FeatureLayout, one_hot
 from training.data_info import DATA_INFO
 
@@ -52,10 +53,10 @@ BACKGROUND, AMBIGUOUS = "background", "ambiguous"
 CLASSES: dict[str, tuple[str, ...]] = {
     "walk": ("mocap:walk",),
     "run": ("mocap:run",),
-    "jump": ("mocap:jump", "gesture:jump"),
+    "jump": ("mocap:jump", "mocap:jumps_cmu", "gesture:jump"),
     "squat": ("gesture:squat",),
     "kick": ("mocap:kick", "mocap:spinkick", "gesture:kick left leg", "gesture:kick right leg"),
-    "punch": ("mocap:punch",),
+    "punch": ("mocap:punch", "mocap:boxing"),
     "wave": ("gesture:wave left arm", "gesture:wave right arm"),
     "raise arm": ("gesture:raise left arm", "gesture:raise right arm"),
     "clap": ("gesture:clap",),
@@ -64,8 +65,34 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "cartwheel": ("mocap:cartwheel",),
     "crawl": ("mocap:crawl",),
     "get up": ("mocap:getup_facedown", "mocap:getup_faceup"),
+    "fall": ("mocap:fall_boxing",),
+    "climb": ("mocap:climb_up_a", "mocap:climb_down_a", "mocap:climb_up_b", "mocap:climb_down_b"),
 }
-TEST_ONLY_CLIPS = ("dance_b", "getup_faceup")
+# The BVH recordings (mocap_files.BVH_FILES) cut into clips: name → (file, how a segment
+# plays it: "window" a random stretch of a long bout, "once" a whole cut; the cuts, start and
+# end in seconds: a name with several cuts plays one of them at random). Times read from the
+# joints (docs/motion-sources.md): Boxing_Toes is a boxer in guard, punching (1-22.5 s), who
+# falls backwards to sit on the floor (22.7-24.3 s), stays down and gets up (27.0-30.3 s);
+# CMU 01_01 is ten standing broad jumps (alone or two or three in a row, with standing and
+# turning between them, which the cuts leave out); CMU 01_03 climbs onto a 0.8 m platform
+# and down again, twice.
+BVH_EXCERPTS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
+    "boxing": ("Boxing_Toes.bvh", "window", ((1.0, 22.5),)),
+    "fall_boxing": ("Boxing_Toes.bvh", "once", ((22.7, 30.3),)),
+    "jumps_cmu": (
+        "01_01.bvh",
+        "once",
+        ((1.1, 2.8), (2.8, 7.5), (10.0, 11.7), (12.2, 15.8), (17.7, 19.4), (19.5, 22.9)),
+    ),
+    "climb_up_a": ("01_03.bvh", "once", ((2.8, 6.3),)),
+    "climb_down_a": ("01_03.bvh", "once", ((9.6, 12.0),)),
+    "climb_up_b": ("01_03.bvh", "once", ((20.2, 23.6),)),
+    "climb_down_b": ("01_03.bvh", "once", ((25.0, 27.6),)),
+}
+# A clip whose end is another action: from `seconds` into the clip the rest is `label`
+# (the boxer's fall and the time on the floor are "fall", standing up again is "get up").
+THEN: dict[str, tuple[float, str]] = {"fall_boxing": (4.3, "get up")}
+TEST_ONLY_CLIPS = ("dance_b", "getup_faceup", "climb_up_b", "climb_down_b")
 _DIAGONALS = (45.0, 135.0, 225.0, 315.0)
 # Pitch up to 50° down: real cameras (a corridor, a lawn seen from above) look down far more
 # than a webcam; trained to 20°, walkers on vtest.avi's lawn were 10-25 % "walk", trained to
@@ -125,19 +152,46 @@ class MocapConfig:
 
 @dataclass(frozen=True)
 class Library:
-    """The humanoid and its clips (mocap_files.ensure_mocap_files gives the folder)."""
+    """The humanoid and the clips as joint positions: DeepMimic's by their names, the BVH
+    excerpts by theirs (mocap_files.ensure_mocap_files gives the folder)."""
 
     skeleton: Skeleton
-    clips: dict[str, Clip]
+    clips: dict[str, JointClip]
+    # A source with several cuts → the names of its clips ("jumps_cmu" → "jumps_cmu#1", ...).
+    cuts: dict[str, list[str]]
+
+    def pick(self, name: str, rng: np.random.Generator) -> JointClip:
+        """The clip a source plays: itself, or one of its cuts at random."""
+        if name in self.cuts:
+            name = str(rng.choice(self.cuts[name]))
+        return self.clips[name]
 
     @classmethod
     def load(cls, folder: Path) -> Library:
-        folder = Path(folder)
-        clips = {c.name: c for c in map(load_clip, sorted((folder / MOTIONS).glob("*.txt")))}
+        pybullet, bvh_dir = Path(folder) / FOLDER, Path(folder) / BVH_FOLDER
+        skeleton = load_skeleton(pybullet / URDF)
+        clips = {}
+        for clip in map(load_clip, sorted((pybullet / MOTIONS).glob("*.txt"))):
+            joints = clip_joints(skeleton, clip)
+            clips[clip.name] = JointClip(clip.name, clip.loop, clip.times, joints)
+        recordings: dict[str, tuple[float, np.ndarray]] = {}
+        cuts: dict[str, list[str]] = {}
+        for name, (file, play, spans) in BVH_EXCERPTS.items():
+            if file not in recordings:
+                bvh = load_bvh(bvh_dir / file)
+                recordings[file] = (bvh.frame_time, body_joints(bvh, skeleton))
+            step, joints = recordings[file]
+            for k, (start, end) in enumerate(spans):
+                cut = name if len(spans) == 1 else f"{name}#{k + 1}"
+                rows = joints[round(start / step) : round(end / step) + 1]
+                times = np.arange(len(rows)) * step
+                clips[cut] = JointClip(cut, False, times, rows, window=play == "window")
+                if len(spans) > 1:
+                    cuts.setdefault(name, []).append(cut)
         needed = {s.split(":")[1] for srcs in CLASSES.values() for s in srcs if "mocap:" in s}
-        if missing := sorted(needed - set(clips)):
-            raise ConfigError(f"{folder / MOTIONS} lacks the clips {missing}")
-        return cls(load_skeleton(folder / URDF), clips)
+        if missing := sorted(needed - set(clips) - set(cuts)):
+            raise ConfigError(f"{folder} lacks the clips {missing}")
+        return cls(skeleton, clips, cuts)
 
 
 @dataclass
@@ -181,17 +235,27 @@ def plan_video(
         speed, yaw = ranges.draw_speed(rng), ranges.draw_yaw(rng)
         kind, name = source.split(":")
         if kind == "mocap":
-            clip = lib.clips[name]
+            clip = lib.pick(name, rng)
             if clip.loop:
                 duration = rng.uniform(*cfg.action)
                 phase = rng.uniform(0, clip.duration)
+            elif clip.window:
+                duration = min(rng.uniform(*cfg.action), clip.duration / speed)
+                phase = rng.uniform(0, clip.duration - duration * speed)
             else:
                 duration, phase = clip.duration / speed, 0.0
-            motion: Any = ClipMotion(lib.skeleton, clip, speed, yaw, phase)
+            motion: Any = ClipMotion(clip, speed, yaw, phase)
         else:
             duration = rng.uniform(*cfg.action)
             motion = Gesture(lib.skeleton, name, duration, speed, yaw, rng)
-        segments.append(Segment(names.index(label), source, t, t + duration, motion))
+        if name in THEN:  # one recording, two actions back to back
+            seconds, then = THEN[name]
+            split = seconds / speed
+            segments.append(Segment(names.index(label), source, t, t + split, motion))
+            later = Later(motion, split)
+            segments.append(Segment(names.index(then), source, t + split, t + duration, later))
+        else:
+            segments.append(Segment(names.index(label), source, t, t + duration, motion))
         t += duration
 
 
@@ -297,6 +361,7 @@ def write_mocap_dataset(
     details = {
         "config": asdict(cfg),
         "classes": {name: list(src) for name, src in CLASSES.items()},
+        "bvh_excerpts": {name: list(cut) for name, cut in BVH_EXCERPTS.items()},
         "test_only_clips": list(TEST_ONLY_CLIPS) if cfg.holdout_clips else [],
         "ranges": {"train": asdict(TRAIN_RANGES), "test": asdict(TEST_RANGES)},
         "splits": stats,

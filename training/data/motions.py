@@ -23,13 +23,7 @@ import numpy as np
 
 from runtime.pose_features import BODY_JOINTS
 from training.data.figure import ARM, LEG, LIFT, action_pose, envelope
-from training.data.kinematics import (
-    Clip,
-    Skeleton,
-    axis_matrix,
-    clip_joints,
-    forward_kinematics,
-)
+from training.data.kinematics import Skeleton, axis_matrix, forward_kinematics
 
 _J = {name: i for i, name in enumerate(BODY_JOINTS)}
 ANKLE_HEIGHT = 0.05  # metres: the ankle joint above the ground when the foot is flat
@@ -69,20 +63,38 @@ def blend(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return turn(shape, ha + w * delta)
 
 
+@dataclass(frozen=True)
+class JointClip:
+    """A motion-capture clip as BODY_JOINTS positions: F frames at times `times` (s, from 0),
+    joints [F, 13, 3] in metres, y up, on DeepMimic's body (kinematics.clip_joints for
+    DeepMimic's clips, bvh.body_joints for BVH files)."""
+
+    name: str
+    loop: bool
+    times: np.ndarray  # [F]
+    joints: np.ndarray  # [F, 13, 3]
+    # A long recording of one action (a boxing bout, a run of jumps): a segment plays a
+    # stretch of it from a random point instead of the whole clip.
+    window: bool = False
+
+    @property
+    def duration(self) -> float:
+        return float(self.times[-1])
+
+
 @dataclass
 class ClipMotion:
     """A mocap clip at `speed`, from `phase` seconds into it; a looped clip keeps going (each
     cycle carried on from where the last one ended), a one-shot clip holds its last frame."""
 
-    skeleton: Skeleton
-    clip: Clip
+    clip: JointClip
     speed: float
     yaw: float
     phase: float = 0.0
     _joints: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._joints = clip_joints(self.skeleton, self.clip)
+        self._joints = self.clip.joints
         self._turn = self.yaw - float(facing(self._sample(np.zeros(1)))[0])
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
@@ -113,6 +125,18 @@ class ClipMotion:
                 moved = turn(moved, turn_per_cycle) + (hip1 - hip0)
             out[rows] = moved + hip0
         return out
+
+
+@dataclass(frozen=True)
+class Later:
+    """`motion` from `offset` seconds on: the second of two segments that one recording plays
+    back to back (a fall, then getting up), so the body carries on where the first ended."""
+
+    motion: ClipMotion
+    offset: float
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        return self.motion(np.asarray(t, dtype=np.float64) + self.offset)
 
 
 @dataclass
