@@ -1,5 +1,5 @@
 # GAD Stream — the commands a user needs:
-#   make setup   .venv with everything (CPU torch 2.13.0) + the two demo models (pose ~3 min,
+#   make setup   .venv with everything (CPU torch 2.13.0) + the two demo models (pose ~4 min,
 #                render ~2 min on 2 idle cores, up to 8 and 12 loaded; cached, built once)
 #   make run     serve the pose demo: http://127.0.0.1:8000 (live page: "Use camera"), WS
 #                /v1/streams/ID; `.venv/bin/gad serve --demo render` serves the render demo

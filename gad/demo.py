@@ -4,7 +4,7 @@
   (`gad data mocap`, the rows the BlazePose encoder writes) → a tiny GAD model → package
   `demo-pose` under CACHE/demo-pose, with the two BlazePose graphs inside, so a person in
   front of a webcam gets labels that mean something (docs/pose.md). `gad serve` and
-  `make run` with no --model serve it; `gad demo build` (no --kind) builds it. About 3
+  `make run` with no --model serve it; `gad demo build` (no --kind) builds it. About 4
   minutes on 2 cores, 8 on a heavily loaded machine (docs/pose.md), then cached.
 - render: the rendered stick-figure benchmark → EfficientNet-Lite0 features → a tiny GAD
   model → package `demo` under CACHE/demo. Its labels mean nothing on a real person, but

@@ -82,13 +82,15 @@ fi
 # with pip, never installed: mediapipe pins numpy<2), converted to ONNX and checked against
 # the TF Lite runtime, into $GAD_CACHE_DIR/pose/ (model/export/pose.py). Seconds, then cached.
 OMP_NUM_THREADS=1 "$VENV/bin/python" -m model.export.pose
-# DeepMimic's motion-capture clips for `gad data mocap`: the pybullet wheel's 15 clips and
-# its humanoid (fetched with pip, never installed), into $GAD_CACHE_DIR/mocap/. Once.
+# The motion capture for `gad data mocap`: the pybullet wheel's 15 DeepMimic clips and its
+# humanoid (fetched with pip, never installed) and the three BVH recordings of Debian's
+# assimp-testmodels (a fall, climbs, jumps: apt-get download, else deb.debian.org), into
+# $GAD_CACHE_DIR/mocap/. Once.
 "$VENV/bin/python" -c "from training.data.mocap_files import ensure_mocap_files as f; f(say=print)"
 "$VENV/bin/gad" --version
 # The demo `gad serve` / `make run` serve, cached by its recipe stamp (a second setup skips
 # it): real motion capture as BlazePose keypoint rows → tiny GAD → package with the pose
-# encoder inside (docs/pose.md). About 3 minutes on one core; one torch thread, as
+# encoder inside (docs/pose.md). About 4 minutes on one core; one torch thread, as
 # docs/pose.md measured it (more threads fight each other on a busy 2-core box).
 OMP_NUM_THREADS=1 "$VENV/bin/gad" demo build --kind pose
 # Then wait for the render demo (about 3.5 minutes on one core, started above).
@@ -99,3 +101,4 @@ if ! wait "$RENDER_PID"; then
 fi
 trap - EXIT
 tail -n 1 "$RENDER_LOG"
+echo "setup finished in ${SECONDS} s"

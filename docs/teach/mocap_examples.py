@@ -36,9 +36,15 @@ from runtime.oad_layout import (
 )
 from runtime.pose.encoder import pose_description
 from runtime.pose_features import pose_features_batch
-from training.data.kinematics import load_clip, load_skeleton
-from training.data.mocap import TEST_RANGES, TRAIN_RANGES, MocapConfig, Segment, render_rows
-from training.data.mocap_files import MOTIONS, URDF, ensure_mocap_files
+from training.data.mocap import (
+    TEST_RANGES,
+    TRAIN_RANGES,
+    Library,
+    MocapConfig,
+    Segment,
+    render_rows,
+)
+from training.data.mocap_files import ensure_mocap_files
 from training.data.motions import ClipMotion, Idle
 
 BACKGROUND = "background"
@@ -47,13 +53,12 @@ BACKGROUND = "background"
 def example_rows(
     clip_name: str, seconds: float, ranges, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[str]]:
-    files = ensure_mocap_files()
-    skeleton = load_skeleton(files / URDF)
-    clip = load_clip(files / MOTIONS / f"humanoid3d_{clip_name}.txt")
+    lib = Library.load(ensure_mocap_files())
+    skeleton, clip = lib.skeleton, lib.clips[clip_name]
     camera = ranges.draw_camera(rng)
     before, after = rng.uniform(0.75, 1.25), rng.uniform(0.5, 1.0)
     speed, yaw = ranges.draw_speed(rng), ranges.draw_yaw(rng)
-    motion = ClipMotion(skeleton, clip, speed, yaw, float(rng.uniform(0, clip.duration)))
+    motion = ClipMotion(clip, speed, yaw, float(rng.uniform(0, clip.duration)))
     segments = [
         Segment(0, "idle", 0.0, before, Idle(skeleton, ranges.draw_yaw(rng), rng)),
         Segment(1, f"mocap:{clip_name}", before, before + seconds, motion),
