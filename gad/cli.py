@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "gad.commands.teach",
     "gad.commands.teach_train",  # adds `train` to the teach group
     "gad.commands.gateway",
+    "gad.commands.worker",
 )
 # Top-level modules of the training install that the serving image leaves out: a command
 # that reaches for one stops with TRAINING_INSTALL rather than a traceback.

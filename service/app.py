@@ -33,6 +33,7 @@ from service.api.deps import Streams
 from service.jobs import Jobs
 from service.served import Infra
 from service.settings import Settings
+from service.tenants import TenantModels
 from service.versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.versions = versions
         app.state.served = versions.current  # kept current by ModelVersions.on_switch
         versions.on_switch = lambda served: setattr(app.state, "served", served)
-        app.state.jobs = jobs = Jobs(versions, settings)
+        # Each tenant's own versions, where several keys train their own (service/tenants.py).
+        app.state.tenants = tenants = TenantModels(versions, backend)
+        app.state.jobs = jobs = Jobs(tenants, settings)
         watcher = None
         if settings.model_watch_s > 0 and versions.folder is not None:
             watcher = asyncio.create_task(versions.watch(settings.model_watch_s))
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
                 watcher.cancel()
             await _shutdown(app)
             await jobs.close()
+            await tenants.close()
             await versions.close()
 
     app = FastAPI(

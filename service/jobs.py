@@ -4,18 +4,19 @@ the torch-free service process.
 The service starts `python -m gad teach train --examples … --base … --out … --json` as a
 subprocess (training/teach.py; where the training install — torch — is present, as in
 `make setup`'s .venv and the training image) and reads its stdout, one JSON object a line:
-`{"stage", "progress", …}` while it runs, `{"result": {…}}` or `{"error": …}` last. Why a
-subprocess and not a worker service: the examples and the model folder are this process's
-files, a job is minutes long and one at a time on a small box, and a crash of the training
-code (or its memory) never takes the service down; in compose the trainer image runs the
-same command (docs/teach.md).
+`{"stage", "progress", …}` while it runs, `{"result": {…}}` or `{"error": …}` last. A
+subprocess, not a thread: a crash of the training code (or its memory) never takes the
+service down. Where the service has no training install (the serving image has no torch:
+compose, Kubernetes), GAD_TRAIN_QUEUE names a Redis and a trainer elsewhere runs the same
+command (`gad worker --queue`, the training image; service/train_queue.py), sending its lines
+back; the examples and model volumes are mounted at the same paths on both.
 
 Where the new version goes: with at most one API key (one user: the service is theirs), into
 the served model folder, and the service switches to it when it is verified
 (service/versions.py: open streams move at a frame boundary). With several keys, each
 tenant's versions go to its own folder beside its examples
-(GAD_DATA_DIR/<tenant>/<model>.versions/) and are not served yet (a model per tenant is the
-next slice): the job's result says `served: false`.
+(GAD_DATA_DIR/<tenant>/<model>.versions/), trained from the version that tenant is served,
+and the service serves the new one to that tenant only (service/tenants.py).
 
 One job runs at a time per process; a job's state lives in memory (`GET /v1/jobs/{id}`)
 and ends with the process (the subprocess is killed).
@@ -31,13 +32,15 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from service.errors import Conflict, NotFound
 from service.settings import Settings
-from service.versions import ModelVersions
+from service.tenants import TenantModels
+from service.train_queue import QueuedJob, run_queued
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,8 @@ def can_train() -> bool:
 class Jobs:
     """The process's training jobs (module doc)."""
 
-    def __init__(self, versions: ModelVersions, settings: Settings) -> None:
-        self.versions = versions
+    def __init__(self, tenants: TenantModels, settings: Settings) -> None:
+        self.tenants = tenants
         self.settings = settings
         self.jobs: dict[str, Job] = {}
         self.running: asyncio.Task[None] | None = None
@@ -106,23 +109,24 @@ class Jobs:
     def of(self, tenant: str | None) -> list[Job]:
         return [job for job in self.jobs.values() if job.tenant == tenant]
 
-    def start(self, tenant: str | None, examples: Path, *, shared: bool) -> Job:
-        """`shared`: other tenants use this service too (more than one API key)."""
-        if not can_train():
+    def start(self, tenant: str | None, examples: Path) -> Job:
+        """A job on `tenant`'s `examples`, from the version it is served now."""
+        if self.settings.train_queue is None and not can_train():
             raise TrainingUnavailable(
                 "this install cannot train (no torch): run `gad teach train` where the "
-                "training install is (make setup), or the compose trainer (docs/teach.md)"
+                "training install is (make setup), or set GAD_TRAIN_QUEUE to the Redis a "
+                "trainer reads (`gad worker --queue`; compose's trainer service: docs/teach.md)"
             )
         if self.running is not None and not self.running.done():
             raise Conflict("a training job is running: one at a time (GET /v1/jobs)")
-        current = self.versions.current.package
-        folder = self.versions.folder
-        serve = not shared and folder is not None
-        if serve:
-            assert folder is not None
-            out = folder
-        else:  # a tenant's own versions (not served yet), or a fixed version folder
-            out = examples.parent / f"{examples.name}.versions"  # DATA/<tenant>/<model>.versions
+        versions = self.tenants.loaded(tenant)
+        current = versions.current.package
+        own = self.tenants.separate or versions.folder is None
+        # Several keys: the tenant's own folder, served to it. A fixed version folder
+        # (GAD_MODEL names one version): the same folder, not switched to (no versions).
+        out = self.tenants.folder(tenant) if own else versions.folder
+        assert out is not None
+        serve = self.tenants.separate or versions.folder is not None
         job = Job(uuid.uuid4().hex[:12], tenant, examples, current.version, out, serve)
         self.jobs[job.id] = job
         self.running = asyncio.create_task(self._run(job, current.folder))
@@ -138,40 +142,28 @@ class Jobs:
                 await self.running
 
     async def _run(self, job: Job, base: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "gad",
-            "teach",
-            "train",
-            "--examples",
+        queued = QueuedJob(
+            job.id,
             str(job.examples),
-            "--base",
             str(base),
-            "--out",
             str(job.out),
-            "--steps",
-            str(self.settings.teach_steps),
-            "--json",
-        ]
-        if self.settings.teach_eval_videos is not None:
-            command += ["--eval-videos", str(self.settings.teach_eval_videos)]
+            self.settings.teach_steps,
+            self.settings.teach_eval_videos,
+        )
         job.status, job.stage = "running", "starting"
-        log.info("training job %s: %s", job.id, " ".join(command))
+        where = self.settings.train_queue
+        log.info("training job %s on %s", job.id, "a trainer (queue)" if where else "this host")
         try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                limit=1 << 20,
-            )
-            self.process = process
-            assert process.stdout is not None and process.stderr is not None
-            errors = asyncio.create_task(process.stderr.read())
-            async for raw in process.stdout:
-                self._line(job, raw)
-            code = await process.wait()
-            stderr = (await errors).decode(errors="replace").strip()
+            if where is None:
+                messages = self._subprocess(queued)
+            else:
+                messages = run_queued(where, queued, self.settings.train_queue_wait_s)
+            code, stderr = None, ""
+            async for message in messages:
+                if "exit" in message:
+                    code, stderr = message["exit"], str(message.get("stderr", ""))
+                else:
+                    self._message(job, message)
             if job.result is None and job.error is None:
                 tail = stderr.splitlines()[-1] if stderr else ""
                 job.error = f"the training process exited {code} without a result: {tail}"
@@ -180,7 +172,10 @@ class Jobs:
             if job.result is not None and job.serve:
                 version = str(job.result.get("version", ""))
                 job.stage = "serving"
-                await self.versions.reload(version)
+                if self.tenants.separate:
+                    await self.tenants.switch(job.tenant, version)
+                else:
+                    await self.tenants.shared.reload(version)
                 job.result["served"] = True
         except Exception as exc:  # the job fails, the service goes on
             job.error = job.error or str(exc)
@@ -194,13 +189,30 @@ class Jobs:
                     job.result.setdefault("served", False)
             log.info("training job %s %s", job.id, job.status)
 
+    async def _subprocess(self, queued: QueuedJob) -> AsyncIterator[dict[str, Any]]:
+        """`gad teach train` here: its stdout's JSON lines, then {"exit", "stderr"}."""
+        command = queued.command(sys.executable)
+        log.info("training job %s: %s", queued.id, " ".join(command))
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        self.process = process
+        assert process.stdout is not None and process.stderr is not None
+        errors = asyncio.create_task(process.stderr.read())
+        async for raw in process.stdout:
+            if (message := protocol_line(raw)) is not None:
+                yield message
+        code = await process.wait()
+        yield {"exit": code, "stderr": (await errors).decode(errors="replace").strip()}
+
     def _line(self, job: Job, raw: bytes) -> None:
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            return  # not a protocol line (a library's print)
-        if not isinstance(line, dict):
-            return
+        if (message := protocol_line(raw)) is not None:
+            self._message(job, message)
+
+    def _message(self, job: Job, line: dict[str, Any]) -> None:
         job.lines = [*job.lines, line][-KEEP_LINES:]
         if "result" in line and isinstance(line["result"], dict):
             job.result = line["result"]
@@ -210,6 +222,16 @@ class Jobs:
             job.stage = str(line["stage"])
         if isinstance(line.get("progress"), (int, float)):
             job.progress = float(line["progress"])
+
+
+def protocol_line(raw: bytes | str) -> dict[str, Any] | None:
+    """A line of `gad teach train --json` as a dict; None for anything else (a library's
+    print)."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None
 
 
 def summary(result: dict[str, Any]) -> str:

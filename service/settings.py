@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     teach_eval_videos: int | None = Field(
         None, ge=1, description="held-out mocap videos the old classes are checked on (all)"
     )
+    # Where a training job runs: None, here (a subprocess: needs the training install); a
+    # Redis URL, a trainer elsewhere (`gad worker --queue URL`: service/train_queue.py).
+    train_queue: str | None = Field(None, repr=False)
+    train_queue_wait_s: float = Field(
+        120.0, gt=0, description="how long a queued job waits for a trainer to take it"
+    )
 
     # --- auth
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
@@ -157,6 +163,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         cache_backend(value)  # ConfigError (a ValueError) naming the URL with its password hidden
+        return value
+
+    @field_validator("train_queue")
+    @classmethod
+    def _check_train_queue(cls, value: str | None) -> str | None:
+        if value is not None and cache_backend(value) != "redis":
+            raise ConfigError(
+                f"GAD_TRAIN_QUEUE {redact_url(value)!r}: use one Redis (redis://, rediss://, "
+                "unix://), the one `gad worker --queue` reads"
+            )
         return value
 
     @field_validator("event_sinks", mode="before")

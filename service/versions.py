@@ -46,11 +46,19 @@ class ModelVersions:
     """The current version, the one before it (rollback), and those replaced while streams
     still used them (closed when the service stops)."""
 
-    def __init__(self, settings: Settings, backend: Backend | None, infra: Infra) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend | None,
+        infra: Infra,
+        path: Path | None = None,
+    ) -> None:
+        """`path`: the model folder (or one version's) to serve; None: GAD_MODEL's. A
+        tenant's own versions (service/tenants.py) pass their folder."""
         self.settings = settings
         self.backend = backend
         self.infra = infra
-        path = settings.model_dir
+        path = settings.model_dir if path is None else path
         # A model folder (versions inside) can be watched; a version folder is fixed.
         self.folder: Path | None = None if (path / "manifest.json").is_file() else path
         self.current = self._build(resolve_package_dir(path), verified=False)  # as given
@@ -70,9 +78,13 @@ class ModelVersions:
 
     async def close(self) -> None:
         await self.infra.events.close(self.settings.event_drain_s)
+        await self.close_models()
+        await self.infra.cache.close()
+
+    async def close_models(self) -> None:
+        """Close the versions' graphs, not the process's cache and event bus (`Infra`)."""
         for served in self.loaded:
             await served.close()
-        await self.infra.cache.close()
 
     def available(self) -> list[str]:
         """The version folders the model folder holds, oldest first."""
@@ -145,7 +157,7 @@ class ModelVersions:
             ):
                 known = newest  # the newest was removed: nothing to switch to
                 continue
-            stamp = (newest, _changed(self.folder / newest))
+            stamp = (newest, last_change(self.folder / newest))
             if stamp == refused:
                 continue
             try:
@@ -183,6 +195,6 @@ class ModelVersions:
         return served
 
 
-def _changed(folder: Path) -> float:
+def last_change(folder: Path) -> float:
     """The latest change to any file of a version folder."""
     return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0.0)

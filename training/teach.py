@@ -140,24 +140,27 @@ class Examples:
     notes: list[str] = field(default_factory=list)
 
 
-def next_version(out: Path) -> str:
-    """One more than the largest numeric version folder in `out` (1 for none)."""
+def next_version(out: Path, base: str = "0") -> str:
+    """One more than the largest numeric version folder in `out` and the base's version: a
+    tenant's first version taught from the shared version 1 is 2 (service/tenants.py)."""
     numbers = [int(p.name) for p in Path(out).glob("*") if p.is_dir() and p.name.isdigit()]
+    if base.isdigit():
+        numbers.append(int(base))
     return str(max(numbers, default=0) + 1)
 
 
 def base_checkpoint(package: ModelPackage, given: Path | None = None) -> Path:
-    """The checkpoint `package` was exported from: `given`, else the version folder's own
-    `checkpoint/` (a taught version), else the run beside its package root
+    """The checkpoint `package` was exported from: the version folder's own `checkpoint/`
+    (a taught version keeps it), else `given`, else the run beside its package root
     (ROOT/models/NAME/N → ROOT/run/checkpoint, as `gad demo build` and `gad export` of a
-    run lay them out). Each candidate must have the package's classes, window, feature
-    size and backbone; the first that does is returned (its logits are checked later)."""
+    run lay them out). `given` is for a base that keeps none, whose run is elsewhere (a
+    trainer container: `gad worker -- --base-checkpoint …`); a chain of taught versions
+    still starts each from its own. Each candidate must have the package's classes, window,
+    feature size and backbone; the first that does is returned (its logits are checked
+    later)."""
     folder = package.folder.resolve()
-    candidates = (
-        [Path(given)]
-        if given is not None
-        else [folder / KEPT_CHECKPOINT, folder.parents[2] / "run" / CHECKPOINT_DIR]
-    )
+    run = Path(given) if given is not None else folder.parents[2] / "run" / CHECKPOINT_DIR
+    candidates = [folder / KEPT_CHECKPOINT, run]
     reasons = []
     for path in candidates:
         if not (path / "checkpoint.json").is_file():
@@ -560,7 +563,7 @@ def teach(
     seconds["train"] = round(time.monotonic() - started - sum(seconds.values()), 1)
 
     # --- export, check, write ---
-    name, version = Path(out).name, next_version(Path(out))
+    name, version = Path(out).name, next_version(Path(out), package.version)
     work = Path(out).parent / f".{name}-teach-{version}.tmp"
     shutil.rmtree(work, ignore_errors=True)
     try:

@@ -74,8 +74,8 @@ def build(parser: argparse.ArgumentParser) -> None:
         "--base-checkpoint",
         type=Path,
         default=None,
-        help="the base's PyTorch checkpoint (default: BASE/checkpoint, or the run beside its "
-        "package root)",
+        help="the base's PyTorch checkpoint when it keeps none of its own (BASE/checkpoint, "
+        "a taught version's, always wins; default: the run beside its package root)",
     )
     parser.add_argument("--steps", type=int, default=600, help="fine-tuning batches (default 600)")
     parser.add_argument(

@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from service.auth import authorize_request
+from service.auth import AuthError, authorize_request, authorize_websocket
 from service.served import ServedModel
 from service.session import StreamSession
 from service.settings import Settings
+from service.tenants import TenantModels
 from service.versions import ModelVersions
 
 # A stream left without `end` keeps its state for its TTL (a resume continues it); this long
@@ -64,15 +65,31 @@ def get_settings(connection: HTTPConnection) -> Settings:
     return settings
 
 
-def get_served(connection: HTTPConnection) -> ServedModel:
-    """The current version of the served model (service/versions.py)."""
-    served: ServedModel = connection.app.state.served
-    return served
+def get_tenants(connection: HTTPConnection) -> TenantModels:
+    tenants: TenantModels = connection.app.state.tenants
+    return tenants
 
 
-def get_versions(connection: HTTPConnection) -> ModelVersions:
-    versions: ModelVersions = connection.app.state.versions
-    return versions
+def tenant_of(connection: HTTPConnection, settings: Settings) -> str | None:
+    """The caller's tenant, or None (auth off, or a bad key: the route's own check answers
+    401 for that)."""
+    check = authorize_websocket if connection.scope["type"] == "websocket" else authorize_request
+    try:
+        return check(connection, settings)
+    except AuthError:
+        return None
+
+
+async def get_versions(connection: HTTPConnection) -> ModelVersions:
+    """The caller's versions: its own where it trained some (service/tenants.py), else the
+    shared ones (service/versions.py)."""
+    tenants = get_tenants(connection)
+    return await tenants.versions(tenant_of(connection, get_settings(connection)))
+
+
+async def get_served(connection: HTTPConnection) -> ServedModel:
+    """The current version of the model the caller is served."""
+    return (await get_versions(connection)).current
 
 
 def get_streams(connection: HTTPConnection) -> Streams:
@@ -84,6 +101,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServedDep = Annotated[ServedModel, Depends(get_served)]
 VersionsDep = Annotated[ModelVersions, Depends(get_versions)]
 StreamsDep = Annotated[Streams, Depends(get_streams)]
+TenantsDep = Annotated[TenantModels, Depends(get_tenants)]
 
 
 def require_key(connection: HTTPConnection, settings: SettingsDep) -> str | None:

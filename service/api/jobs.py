@@ -44,7 +44,7 @@ async def train(
             "no examples of an action to learn: record some first (POST /v1/examples, the "
             "page's Teach, or `gad teach add`)"
         )
-    job = jobs.start(tenant, examples.root, shared=len(settings.api_keys) > 1)
+    job = jobs.start(tenant, examples.root)
     return JSONResponse(job.to_json(), status_code=202)
 
 

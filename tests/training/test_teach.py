@@ -157,6 +157,8 @@ def test_next_version(tmp_path: Path) -> None:
     for name in ("1", "3", "latest", ".2.tmp"):
         (tmp_path / name).mkdir()
     assert next_version(tmp_path) == "4"
+    assert next_version(tmp_path, "7") == "8"  # a tenant's folder after the shared version 7
+    assert next_version(tmp_path / "none", "1") == "2" and next_version(tmp_path, "x") == "4"
 
 
 def test_grow_keeps_every_old_logit() -> None:
