@@ -46,7 +46,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.cache_files import building, default_cache_dir
+from runtime.cache_files import building, cache_lock, default_cache_dir
 from runtime.errors import CheckpointError
 from runtime.manifest import sha256
 from runtime.pose.detector import letterbox
@@ -95,6 +95,13 @@ def ensure_pose_models(
     folder = pose_model_dir(cache_dir)
     if (folder / INFO_FILE).is_file():
         return folder
+    with cache_lock(folder):  # one process builds, another (setup's pose demo) waits
+        if not (folder / INFO_FILE).is_file():
+            _build_pose_models(folder, wheel, verify)
+    return folder
+
+
+def _build_pose_models(folder: Path, wheel: Path | None, verify: bool) -> None:
     with building(folder) as tmp:
         extract_tflite(tmp, wheel=wheel)
         report: dict[str, Any] = {}
@@ -109,7 +116,6 @@ def ensure_pose_models(
         info = pose_description() | {"sha256": digests, "source": MEDIAPIPE, "graphs": report}
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     log.info("pose models ready in %s", folder)
-    return folder
 
 
 def load_pose_encoder(
