@@ -40,6 +40,7 @@ KUBERNETES_VERSION = "1.30"  # the oldest the manifests support
 NEWEST_VERSION = "1.37"  # the newest kubernetes-validate 1.37.0 bundles: no removed APIs
 KUSTOMIZATIONS = (
     "base", "overlays/cpu", "overlays/gpu", "overlays/gpu-monitoring", "overlays/cpu-gateway",
+    "overlays/cpu-teach",
 )  # fmt: skip
 GPU = ("overlays/gpu", "overlays/gpu-monitoring")
 NAMESPACE = "gad"
@@ -429,11 +430,23 @@ def check_redis_policy(docs: list[Doc]) -> None:
     assert spec["policyTypes"] == ["Ingress"]
     (rule,) = spec["ingress"]
     assert rule.get("from"), "an ingress rule without `from` admits every pod"
+    # The gad pods, and the trainer where the teach component runs one (its job queue).
+    allowed = {"gad"} | {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "gad-trainer"
+    }
+    seen = set()
     for peer in rule["from"]:
         assert set(peer) == {"podSelector"}, f"only gad pods of this namespace, not {peer}"
         selector = peer["podSelector"].get("matchLabels")
-        assert selector == {"app": "gad"}, f"only app=gad may reach Redis, not {selector}"
-        assert matches(selector, pod_labels(docs, "gad"))
+        app = (selector or {}).get("app")
+        assert selector == {"app": app} and app in allowed, (
+            f"only app=gad may reach Redis (and gad-trainer with teach), not {selector}"
+        )
+        assert matches(selector, pod_labels(docs, app))
+        seen.add(app)
+    assert seen == allowed
     redis_port = container(docs, "redis", deployment="gad-redis")["ports"][0]["containerPort"]
     assert [p["port"] for p in rule["ports"]] == [redis_port]
 
@@ -466,11 +479,30 @@ def check_settings(docs: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.host == "0.0.0.0" and settings.port == 8000
     assert settings.auth_enabled, "GAD_API_KEYS must come from the Secret"
     assert not settings.auth_health and not settings.auth_metrics, "probes and scrapes"
-    # The model package: /models/NAME/VERSION, copied there from the image NAME:VERSION.
     (init,) = pod_spec(docs)["initContainers"]
     image, tag = split_image(init["image"])
-    assert settings.model == Path("/models") / image.rsplit("/", 1)[1] / tag.lstrip(":")
     mounts = {m["mountPath"]: m for m in container(docs)["volumeMounts"]}
+    if "/data" in mounts:  # the teach component: the model folder on the shared volume
+        assert init["volumeMounts"][0]["mountPath"] == "/mnt/data"
+        assert init["volumeMounts"][0]["name"] == mounts["/data"]["name"]
+        assert "cp -Rn /models/. /mnt/data/models/" in init["command"][-1]  # keeps versions
+        assert settings.model == Path("/data/models") / image.rsplit("/", 1)[1]  # the folder
+        assert settings.model_watch_s > 0 and settings.data_dir.is_relative_to("/data")
+        trainer = container(docs, "trainer", deployment="gad-trainer")
+        assert trainer["args"][:3] == ["worker", "--queue", settings.train_queue]
+        assert settings.train_queue and settings.train_queue.startswith("redis://gad-redis:")
+        shared = {m["mountPath"]: m["name"] for m in trainer["volumeMounts"]}
+        claims = {
+            v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+            for spec in (pod_spec(docs), pod_spec(docs, "gad-trainer"))
+            for v in spec["volumes"]
+        }
+        assert claims[shared["/data"]] == claims[mounts["/data"]["name"]] == "gad-data"
+        (claim,) = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every pod mounts it
+        return
+    # The model package: /models/NAME/VERSION, copied there from the image NAME:VERSION.
+    assert settings.model == Path("/models") / image.rsplit("/", 1)[1] / tag.lstrip(":")
     assert mounts["/models"]["readOnly"] is True
     assert mounts["/models"]["name"] == init["volumeMounts"][0]["name"]
 
