@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import json
 import logging
 import sys
 import time
@@ -40,7 +39,7 @@ from typing import Any, Literal
 from service.errors import Conflict, NotFound
 from service.settings import Settings
 from service.tenants import TenantModels
-from service.train_queue import QueuedJob, run_queued
+from service.train_queue import QueuedJob, protocol_line, run_queued
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +171,7 @@ class Jobs:
             if job.result is not None and job.serve:
                 version = str(job.result.get("version", ""))
                 job.stage = "serving"
-                if self.tenants.separate:
-                    await self.tenants.switch(job.tenant, version)
-                else:
-                    await self.tenants.shared.reload(version)
+                await self.tenants.switch(job.tenant, version)
                 job.result["served"] = True
         except Exception as exc:  # the job fails, the service goes on
             job.error = job.error or str(exc)
@@ -208,10 +204,6 @@ class Jobs:
         code = await process.wait()
         yield {"exit": code, "stderr": (await errors).decode(errors="replace").strip()}
 
-    def _line(self, job: Job, raw: bytes) -> None:
-        if (message := protocol_line(raw)) is not None:
-            self._message(job, message)
-
     def _message(self, job: Job, line: dict[str, Any]) -> None:
         job.lines = [*job.lines, line][-KEEP_LINES:]
         if "result" in line and isinstance(line["result"], dict):
@@ -222,16 +214,6 @@ class Jobs:
             job.stage = str(line["stage"])
         if isinstance(line.get("progress"), (int, float)):
             job.progress = float(line["progress"])
-
-
-def protocol_line(raw: bytes | str) -> dict[str, Any] | None:
-    """A line of `gad teach train --json` as a dict; None for anything else (a library's
-    print)."""
-    try:
-        line = json.loads(raw)
-    except ValueError:
-        return None
-    return line if isinstance(line, dict) else None
 
 
 def summary(result: dict[str, Any]) -> str:

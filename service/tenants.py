@@ -94,7 +94,11 @@ class TenantModels:
             return own
 
     async def switch(self, tenant: str | None, version: str) -> None:
-        """Serve `tenant` the new `version` of its folder (a job just wrote it)."""
+        """Serve the new `version` a job just wrote: to `tenant` alone from its folder with
+        several keys, else to everyone from the shared model folder."""
+        if not self.separate:
+            await self.shared.reload(version)
+            return
         key = tenant or OPEN_TENANT
         self.refused.pop(key, None)
         own = await self.versions(tenant)
@@ -107,7 +111,4 @@ class TenantModels:
             await own.close_models()
 
     def _open(self, folder: Path) -> ModelVersions:
-        own = ModelVersions(self.settings, self.backend, self.shared.infra, folder)
-        if own.current.package.info.verify is None:
-            raise VersionRefused(f"{folder}: not a verified export")
-        return own
+        return ModelVersions(self.settings, self.backend, self.shared.infra, folder, verified=True)

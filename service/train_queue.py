@@ -69,6 +69,16 @@ class QueuedJob:
         return command
 
 
+def protocol_line(raw: bytes | str) -> dict[str, Any] | None:
+    """A line of `gad teach train --json` as a dict; None for anything else (a library's
+    print)."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None
+
+
 class TrainerGone(RuntimeError):
     """No worker took the job, or the one that did stopped answering."""
 
@@ -99,8 +109,8 @@ async def run_queued(url: str, job: QueuedJob, wait_s: float) -> AsyncIterator[d
                     raise TrainerGone(f"the trainer stopped answering ({SILENT_S:.0f} s silent)")
                 continue
             last = now
-            message = json.loads(entry[1])
-            if not isinstance(message, dict):
+            message = protocol_line(entry[1])
+            if message is None:
                 continue
             if "beat" in message:
                 continue

@@ -52,16 +52,19 @@ class ModelVersions:
         backend: Backend | None,
         infra: Infra,
         path: Path | None = None,
+        *,
+        verified: bool = False,
     ) -> None:
         """`path`: the model folder (or one version's) to serve; None: GAD_MODEL's. A
-        tenant's own versions (service/tenants.py) pass their folder."""
+        tenant's own versions (service/tenants.py) pass their folder, and `verified`: its
+        first version, like every switch, must be a verified export."""
         self.settings = settings
         self.backend = backend
         self.infra = infra
         path = settings.model_dir if path is None else path
         # A model folder (versions inside) can be watched; a version folder is fixed.
         self.folder: Path | None = None if (path / "manifest.json").is_file() else path
-        self.current = self._build(resolve_package_dir(path), verified=False)  # as given
+        self.current = self._build(resolve_package_dir(path), verified=verified)
         self.previous: ServedModel | None = None
         self.retired: list[ServedModel] = []
         self.lock = asyncio.Lock()

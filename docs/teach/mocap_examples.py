@@ -51,9 +51,8 @@ BACKGROUND = "background"
 
 
 def example_rows(
-    clip_name: str, seconds: float, ranges, rng: np.random.Generator
+    lib: Library, clip_name: str, seconds: float, ranges, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[str]]:
-    lib = Library.load(ensure_mocap_files())
     skeleton, clip = lib.skeleton, lib.clips[clip_name]
     camera = ranges.draw_camera(rng)
     before, after = rng.uniform(0.75, 1.25), rng.uniform(0.5, 1.0)
@@ -82,10 +81,11 @@ def write_examples(
     (out / TARGET_DIR).mkdir(parents=True, exist_ok=True)
     (out / "examples").mkdir(parents=True, exist_ok=True)
     classes = [BACKGROUND, label]
+    lib = Library.load(ensure_mocap_files())  # every clip's joints: once, not per example
     ids = []
     for i in range(count):
         rng = np.random.default_rng([seed, i])
-        rows, names = example_rows(clip, seconds, ranges, rng)
+        rows, names = example_rows(lib, clip, seconds, ranges, rng)
         names = [n or label for n in names]
         example = f"{seed:06x}{i:06x}"[-12:]
         atomic_save(out / feature_dir / f"{example}.npy", rows.astype(np.float32))

