@@ -17,7 +17,7 @@ a real one seen from the side). Clapping brings the hands together in front of t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,10 +91,8 @@ class ClipMotion:
     speed: float
     yaw: float
     phase: float = 0.0
-    _joints: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._joints = self.clip.joints
         self._turn = self.yaw - float(facing(self._sample(np.zeros(1)))[0])
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
@@ -102,7 +100,7 @@ class ClipMotion:
 
     def _sample(self, t: np.ndarray) -> np.ndarray:
         """The clip's joints at segment times t, as recorded (not centred or turned)."""
-        times, joints = self.clip.times, self._joints
+        times, joints = self.clip.times, self.clip.joints
         clip_t = self.phase + t * self.speed
         if self.clip.loop:
             cycles, within = np.divmod(clip_t, self.clip.duration)
