@@ -177,7 +177,7 @@ def render(rows: list[StepRow], repeats: int, device: str = "cpu", dtype: str = 
     ]
     lines += [
         f"| {r.backbone} | {r.runner} | {r.window} | {r.batch} | {r.window_ms:.2f} | "
-        f"{r.step_ms:.2f} | {1e3 / r.step_ms:.0f} | {r.speedup:.1f}× |"
+        f"{r.step_ms:.2f} | {1e3 / r.step_ms:.0f} | {r.speedup:.2f}× |"
         for r in rows
     ]
     return "\n".join(lines)
