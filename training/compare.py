@@ -67,6 +67,11 @@ class CompareRow:
     train_seconds: float
     steps: int
     latency_ms: float
+    # With --val-data: the best validation loss, its step (the evaluated checkpoint) and
+    # whether training stopped there because the loss was flat (else: its step budget).
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    stopped_flat: bool = False
 
 
 def run_compare(
@@ -117,6 +122,9 @@ def run_compare(
             train_seconds=result.seconds,
             steps=result.steps,
             latency_ms=latency[kind],
+            best_val_loss=result.best_val_loss,
+            best_step=result.best_step,
+            stopped_flat=result.stopped_flat,
         )
         for kind, (_, result, metrics) in trained.items()
     ]
@@ -138,18 +146,32 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
         "through the label trie (stronger than the paper's). Both take mAP / mcAP from the "
         "softmax over classes of each label text's teacher-forced log-likelihood (a scoring "
         "pass not in their ms / frame), accuracy and F1 from the decoded labels.",
-        "",
-        "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | train s | steps | ms / frame | "
-        "speed vs generative |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    validated = any(r.best_step is not None for r in rows)
+    if validated:
+        lines += [
+            f"Validation every {base.val_every} steps on {base.val_windows} windows of "
+            f"`{base.val_data}`; *best val loss @ step*: the checkpoint evaluated (with a "
+            f"patience of {base.patience}, the best-validated one), *flat* when training "
+            "stopped because the loss had stopped improving, *budget* when the step budget "
+            "ran out first.",
+        ]
+    head = "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | train s | steps | "
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
+    if validated:
+        head, rule = head + "best val loss @ step | ", rule + "---|"
+    lines += ["", head + "ms / frame | speed vs generative |", rule + "---:|---:|"]
     gen = next((r.latency_ms for r in rows if r.kind == "generative"), None)
     for r in rows:
         ratio = f"{gen / r.latency_ms:.1f}×" if gen else "—"
+        val = ""
+        if validated:
+            how = "flat" if r.stopped_flat else "budget"
+            val = f"{r.best_val_loss:.4f} @ {r.best_step}, {how} | " if r.best_step else "— | "
         lines.append(
             f"| {r.kind} | {100 * r.map:.1f} | {100 * r.cmap:.1f} | {100 * r.accuracy:.1f} | "
-            f"{100 * r.f1_50:.1f} | {r.train_seconds:.0f} | {r.steps} | {r.latency_ms:.1f} | "
-            f"{ratio} |"
+            f"{100 * r.f1_50:.1f} | {r.train_seconds:.0f} | {r.steps} | {val}"
+            f"{r.latency_ms:.1f} | {ratio} |"
         )
     return "\n".join(lines)
 

@@ -44,6 +44,7 @@ from training.clips import (
 from training.data_info import PREVIOUS_RULES, DataInfo, load_data_info
 from training.dataset import TrainWindows, load_split
 from training.presets import preset
+from training.validation import Plateau, ValSettings, ValWindows, log_validation
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,19 @@ class TrainConfig:
     previous_action: str | None = None
     # Whether " background" ends with <eos>; None: the `targets` rule (authors: no).
     background_eos: bool | None = None
+    # Validation loss every `val_every` steps on held-out videos of `val_data`, stopping
+    # once it is flat for `patience` validations (training/validation.py); 0: never stop.
+    val_data: Path | None = None
+    val_every: int = 0
+    val_windows: int = 512
+    val_split: str | None = None
+    patience: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["data"], data["out"] = str(self.data), str(self.out)
         data["annotations"] = None if self.annotations is None else str(self.annotations)
+        data["val_data"] = None if self.val_data is None else str(self.val_data)
         return data
 
 
@@ -122,6 +131,11 @@ class TrainResult:
     seconds: float
     last_loss: float
     windows: int
+    # With validation: the best validation loss, its step, and whether the run stopped
+    # there because the loss had flattened (before its step budget).
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    stopped_flat: bool = False
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
@@ -286,6 +300,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.attention == "streaming":
         task = stream_task(cfg, task)
     model_cfg, samples, collate_fn = task.config, task.samples, task.collate
+    validation = _validation(cfg, task)
+    plateau = Plateau(validation[1]) if validation else None
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
@@ -301,6 +317,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 f"these arguments ask for {model_cfg.to_dict()}"
             )
         state = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
+        if plateau is not None:
+            plateau.restore(state.get("plateau"))
         log.info("resuming %s at step %d (epoch %d)", ckpt_dir, state["step"], state["epoch"])
     elif cfg.resume:
         raise ConfigError(f"--resume: no {ckpt_dir / STATE_FILE} to resume from")
@@ -378,13 +396,18 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "seconds": seconds,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "plateau": None if plateau is None else plateau.state(),
             },
             ckpt_dir / STATE_FILE,
         )
 
     try:
         wrapped.train()
-        while pos["step"] < total:
+        # With a patience the checkpoint is the best-validated model: it is saved when the
+        # validation loss improves, and at no other time.
+        keep_best = plateau is not None and plateau.settings.patience > 0
+        stopped = bool(state.get("stopped_flat"))  # --resume of a run that stopped flat
+        while pos["step"] < total and not stopped:
             samples.set_epoch(pos["epoch"])
             batches = epoch_batches(
                 len(samples),
@@ -427,14 +450,25 @@ def train(cfg: TrainConfig) -> TrainResult:
                         rate=rate,
                         elapsed=seconds_before + time.perf_counter() - start,
                     )
-                if cfg.save_every and step % cfg.save_every == 0:
+                if validation and (step % cfg.val_every == 0 or step == total):
+                    windows, _ = validation
+                    loss = windows.loss(wrapped, collate_fn, accelerator.device, cfg.batch_size)
+                    improved = plateau.update(step, loss)
+                    log_validation(out, {"step": step, "val_loss": loss, **plateau.state()})
+                    if improved and keep_best:
+                        save()
+                    if plateau.flat:
+                        log.info("validation loss flat since step %d: stopping", plateau.best_step)
+                        stopped = True
+                        break
+                if cfg.save_every and step % cfg.save_every == 0 and not keep_best:
                     save()
                 if step >= total:
                     break
             else:  # the epoch ran out
                 pos["epoch"] += 1
                 pos["batch_in_epoch"] = 0
-                if not cfg.save_every and pos["step"] < total:
+                if not cfg.save_every and pos["step"] < total and not keep_best:
                     save()
     except KeyboardInterrupt:
         bar.close()
@@ -442,15 +476,51 @@ def train(cfg: TrainConfig) -> TrainResult:
         save()
         raise
     bar.close()
-    if pos["step"] > state["step"]:
+    if keep_best and plateau.best_step:
+        # The checkpoint is the best-validated one, saved when it was reached; a stop on a
+        # flat loss is recorded so that --resume does not train on from the best step.
+        if stopped and accelerator.is_main_process:
+            saved = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
+            torch.save({**saved, "stopped_flat": True}, ckpt_dir / STATE_FILE)
+    elif pos["step"] > state["step"]:
         save()
     else:  # --resume of a finished run: nothing trained, its checkpoint stays as it was
         log.info("%s already ran its %d steps: nothing to train", ckpt_dir, pos["step"])
     if writer is not None:
         writer.close()
     return TrainResult(
-        ckpt_dir, pos["step"], seconds_before + time.perf_counter() - start, last_loss, len(samples)
+        ckpt_dir,
+        pos["step"],
+        seconds_before + time.perf_counter() - start,
+        last_loss,
+        len(samples),
+        best_val_loss=None if plateau is None else plateau.best,
+        best_step=None if plateau is None else plateau.best_step,
+        stopped_flat=stopped,
     )
+
+
+def _validation(cfg: TrainConfig, task: TrainTask) -> tuple[ValWindows, ValSettings] | None:
+    """The validation windows and settings a config asks for (--val-data), else None."""
+    if cfg.val_data is None:
+        if cfg.val_every or cfg.patience:
+            raise ConfigError("--val-every / --patience need --val-data (held-out videos)")
+        return None
+    if cfg.task != "frame" or cfg.attention != "window":
+        raise ConfigError("--val-data: validation is for the per-frame task with window attention")
+    if cfg.val_every <= 0:
+        raise ConfigError("--val-data needs --val-every N (steps between validations)")
+    settings = ValSettings(
+        cfg.val_data, cfg.val_every, cfg.val_windows, cfg.patience, split=cfg.val_split
+    )
+    windows = ValWindows(
+        settings,
+        class_names=task.config.class_names,
+        spec=task.config.window,
+        like=task.samples.info,
+        seed=cfg.seed,
+    )
+    return windows, settings
 
 
 def _tensorboard(out: Path) -> Any:

@@ -92,6 +92,13 @@ def build_synth(synth: argparse.ArgumentParser) -> None:
     )
     synth.add_argument("--train-videos", type=int, default=None, help="default 24 (120)")
     synth.add_argument("--test-videos", type=int, default=None, help="default 8 (36)")
+    synth.add_argument(
+        "--val-videos",
+        type=int,
+        default=0,
+        help="held-out videos for `gad train --val-data` (a val split; default 0; not "
+        "with --procedures)",
+    )
     synth.add_argument("--feature-dim", type=int, default=64)
     synth.add_argument("--noise", type=float, default=0.35, help="feature noise std (default 0.35)")
     synth.add_argument("--seed", type=int, default=0)
@@ -230,6 +237,12 @@ def run_synth(args: argparse.Namespace) -> int:
         from training.data.synth import write_synth_dataset as write
 
     counts = {"videos_train": args.train_videos, "videos_test": args.test_videos}
+    if args.val_videos:
+        from runtime.errors import ConfigError
+
+        if args.procedures:
+            raise ConfigError("--val-videos: not for --procedures (validation is per-frame)")
+        counts["videos_val"] = args.val_videos
     cfg = Config(
         **{k: v for k, v in counts.items() if v is not None},
         feature_dim=args.feature_dim,

@@ -199,6 +199,28 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
+    parser.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="held-out videos with the same classes (a dataset folder: its val split, else "
+        "its test split) for a validation loss every --val-every steps (OUT/val_log.jsonl)",
+    )
+    parser.add_argument("--val-every", type=int, default=0, help="steps between validations")
+    parser.add_argument("--val-windows", type=int, default=512, help="validation windows")
+    parser.add_argument(
+        "--val-split",
+        choices=["train", "test", "val"],
+        default=None,
+        help="the --val-data split to validate on (default: val if it has one, else test)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="stop once the validation loss has not improved (by 0.5%%) for N validations; "
+        "the checkpoint is then the best-validated one (default 0: train the whole budget)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
     parser.add_argument("--limit-videos", type=int, default=None, help="first N train videos")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -256,7 +278,8 @@ def train_config(args: argparse.Namespace, out: Path) -> TrainConfig:
         annotations=args.annotations, attention=args.attention, crop_frames=args.crop,
         stream_window=args.window if args.attention == "streaming" else 0,
         preset=args.preset, targets=args.targets, label_text=args.label_text,
-        background_eos=args.background_eos, **values,
+        background_eos=args.background_eos, val_data=args.val_data, val_every=args.val_every,
+        val_windows=args.val_windows, val_split=args.val_split, patience=args.patience, **values,
     )  # fmt: skip
 
 
@@ -268,4 +291,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"checkpoint {result.checkpoint}: {result.steps} steps in {result.seconds:.1f} s, "
         f"last loss {result.last_loss:.4f} ({result.windows} windows per epoch)"
     )
+    if result.best_val_loss is not None:
+        flat = "; stopped: flat" if result.stopped_flat else ""
+        print(f"validation loss: best {result.best_val_loss:.4f} at step {result.best_step}{flat}")
     return 0

@@ -121,7 +121,9 @@ def write_synth_dataset(out: Path, cfg: SynthConfig) -> dict[str, object]:
     rng = np.random.default_rng(cfg.seed)
     world = _World(cfg.feature_dim, rng)
     layout = FeatureLayout(out)
-    for split, count in (("train", cfg.videos_train), ("test", cfg.videos_test)):
+    # Val last: the train and test videos are the same bytes with or without it.
+    splits = (("train", cfg.videos_train), ("test", cfg.videos_test), ("val", cfg.videos_val))
+    for split, count in splits:
         for _ in range(count):
             layout.add(split, *synth_video(world, cfg, rng))
     names = class_names()
@@ -130,7 +132,7 @@ def write_synth_dataset(out: Path, cfg: SynthConfig) -> dict[str, object]:
     return {
         "dataset": cfg.name,
         "classes": len(names),
-        "videos": cfg.videos_train + cfg.videos_test,
+        "videos": cfg.videos_train + cfg.videos_test + cfg.videos_val,
         "frames": layout.frames,
         "feature_dim": cfg.feature_dim,
     }

@@ -31,6 +31,7 @@ class SyntheticConfig:
 
     videos_train: int = 24
     videos_test: int = 8
+    videos_val: int = 0  # held-out videos for a validation loss (`gad train --val-data`)
     feature_dim: int = 64
     fps: float = 4.0
     min_gap: int = 6  # background rows around the actions, at least
@@ -40,9 +41,10 @@ class SyntheticConfig:
     name: str = "SYNTH"  # the dataset's key in data_info.json
 
     def __post_init__(self) -> None:
-        if self.videos_train < 0 or self.videos_test < 0:
+        if min(self.videos_train, self.videos_test, self.videos_val) < 0:
             raise ConfigError(
-                f"video counts must be >= 0, got {self.videos_train} / {self.videos_test}"
+                f"video counts must be >= 0, got {self.videos_train} / {self.videos_test} / "
+                f"{self.videos_val}"
             )
         if self.feature_dim < 1:
             raise ConfigError(f"feature_dim must be >= 1, got {self.feature_dim}")
@@ -103,11 +105,11 @@ class FeatureLayout:
         self.out = Path(out)
         (self.out / FEATURE_DIR).mkdir(parents=True, exist_ok=True)
         (self.out / TARGET_DIR).mkdir(parents=True, exist_ok=True)
-        self.sessions: dict[str, list[str]] = {"train": [], "test": []}
+        self.sessions: dict[str, list[str]] = {"train": [], "test": [], "val": []}
         self.frames = 0
 
     def add(self, split: str, features: np.ndarray, targets: np.ndarray) -> str:
-        """Save the next video of `split` ("train" | "test"); its session name."""
+        """Save the next video of `split` ("train" | "test" | "val"); its session name."""
         session = f"{split}_{len(self.sessions[split]):04d}"
         np.save(self.out / FEATURE_DIR / f"{session}.npy", features)
         np.save(self.out / TARGET_DIR / f"{session}.npy", targets)
@@ -136,4 +138,6 @@ class FeatureLayout:
                 "previous_action": previous_action,
             }
         }
+        if self.sessions["val"]:
+            info[cfg.name]["val_session_set"] = self.sessions["val"]
         (self.out / DATA_INFO).write_text(json.dumps(info, indent=2) + "\n")

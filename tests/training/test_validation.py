@@ -1,0 +1,148 @@
+"""Validation loss during training and the stop once it is flat (training/validation.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gad.cli import main
+from model.checkpoint import load_checkpoint
+from model.config import LoraSettings
+from runtime.errors import ConfigError
+from training.data.synth import SynthConfig, write_synth_dataset
+from training.data_info import load_data_info
+from training.train import STATE_FILE, TrainConfig, train
+from training.validation import Plateau, ValSettings, read_validation
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth-val")
+    write_synth_dataset(
+        root, SynthConfig(videos_train=8, videos_test=2, videos_val=3, feature_dim=16)
+    )
+    return root
+
+
+def config(data: Path, out: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "data": data,
+        "out": out,
+        "kind": "gad",
+        "long_frames": 4,
+        "short_frames": 4,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "lora": LoraSettings(rank=4, alpha=8, dropout=0.0),
+        "progress": False,
+        "val_data": data,
+        "val_every": 5,
+        "val_windows": 64,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_val_videos_are_a_split_of_their_own_and_leave_train_and_test_as_they_were(
+    synth: Path, tmp_path: Path
+) -> None:
+    info = load_data_info(synth)
+    assert len(info.val_sessions) == 3
+    assert not set(info.val_sessions) & (set(info.train_sessions) | set(info.test_sessions))
+    plain = tmp_path / "plain"
+    write_synth_dataset(plain, SynthConfig(videos_train=8, videos_test=2, feature_dim=16))
+    assert not load_data_info(plain).val_sessions
+    for session in (*info.train_sessions, *info.test_sessions):
+        for folder in ("features", "target_perframe"):
+            name = f"{folder}/{session}.npy"
+            assert (synth / name).read_bytes() == (plain / name).read_bytes(), name
+
+
+def test_plateau_counts_validations_without_a_real_improvement() -> None:
+    plateau = Plateau(ValSettings(Path("."), every=5, patience=2, min_delta=0.01))
+    assert plateau.update(5, 1.0) and plateau.best_step == 5
+    assert not plateau.update(10, 0.995)  # 0.5 % lower: not an improvement of > 1 %
+    assert not plateau.flat
+    assert plateau.update(15, 0.9) and plateau.since == 0
+    assert not plateau.update(20, 0.95) and not plateau.update(25, 0.91)
+    assert plateau.flat and plateau.best == 0.9 and plateau.best_step == 15
+
+
+@pytest.mark.integration
+def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
+    synth: Path, tmp_path: Path
+) -> None:
+    # Patience 1 with a constant learning rate far too high for the task's end: the run stops
+    # as soon as a validation fails to improve, long before its 400 steps.
+    out = tmp_path / "run"
+    cfg = config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2)
+    result = train(cfg)
+    curve = read_validation(out)
+    assert result.stopped_flat and result.steps < 400
+    assert [r["step"] for r in curve] == list(range(5, result.steps + 1, 5))
+    best = min(curve, key=lambda r: r["val_loss"])
+    assert result.best_step == best["step"] and result.best_val_loss == best["val_loss"]
+    assert curve[-1]["since"] == 1 and result.best_step < result.steps
+    # The checkpoint is the model at the best validation: its weights give that loss again.
+    state = torch.load(out / "checkpoint" / STATE_FILE, weights_only=False)
+    assert state["step"] == result.best_step and state["stopped_flat"]
+    model = load_checkpoint(out / "checkpoint")
+    again = config(synth, tmp_path / "again", max_steps=1)
+    from training.train import _validation, frame_task
+
+    windows, _ = _validation(again, frame_task(again))
+    from training.train import collate
+
+    assert windows.loss(model, collate, "cpu", 16) == pytest.approx(result.best_val_loss, rel=1e-4)
+    # --resume of a run that stopped flat trains nothing more.
+    resumed = train(config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2,
+                           resume=True))  # fmt: skip
+    assert resumed.steps == result.best_step and read_validation(out) == curve
+
+
+@pytest.mark.integration
+def test_cli_validates_on_another_dataset_of_the_same_classes(synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    argv = ["train", str(synth), "--out", str(out), "--long", "4", "--short", "4",
+            "--max-steps", "10", "--batch-size", "16", "--lora-rank", "4", "--lora-alpha", "8",
+            "--no-progress", "--val-data", str(synth), "--val-every", "5",
+            "--val-split", "test", "--val-windows", "32"]  # fmt: skip
+    assert main(argv) == 0
+    curve = read_validation(out)
+    assert [r["step"] for r in curve] == [5, 10]
+    assert all(r["val_loss"] > 0 for r in curve)
+    assert json.loads((out / "train_config.json").read_text())["val_split"] == "test"
+
+
+def test_validation_refuses_what_it_cannot_do(synth: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="need --val-data"):
+        train(config(synth, tmp_path / "a", val_data=None, patience=3))
+    with pytest.raises(ConfigError, match="--val-every"):
+        train(config(synth, tmp_path / "b", val_every=0))
+    with pytest.raises(ConfigError, match="window attention"):
+        train(config(synth, tmp_path / "c", attention="streaming", stream_window=8))
+    other = tmp_path / "other"
+    write_synth_dataset(other, SynthConfig(videos_train=2, videos_test=1, feature_dim=16))
+    info = json.loads((other / "data_info.json").read_text())
+    info["SYNTH"]["class_names"][1] = "something else"
+    (other / "data_info.json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="not the training data's"):
+        train(config(synth, tmp_path / "d", val_data=other))
+
+
+@pytest.mark.integration
+def test_compare_table_says_where_each_row_stopped(synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compare.md"
+    argv = ["bench", "compare", "--data", str(synth), "--kinds", "discriminative",
+            "--runs", str(tmp_path / "runs"), "--long", "4", "--short", "4",
+            "--max-steps", "10", "--batch-size", "16", "--lora-rank", "4", "--lora-alpha", "8",
+            "--no-progress", "--val-data", str(synth), "--val-every", "5",
+            "--val-windows", "32", "--patience", "50", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "Validation every 5 steps on 32 windows" in text and "best val loss @ step" in text
+    row = next(line for line in text.splitlines() if line.startswith("| discriminative |"))
+    curve = read_validation(tmp_path / "runs" / "discriminative")
+    best = min(curve, key=lambda r: r["val_loss"])
+    assert f"{best['val_loss']:.4f} @ {best['step']}, budget" in row

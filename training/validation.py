@@ -1,0 +1,120 @@
+"""Validation loss during training, and stopping once it has flattened (`gad train
+--val-data DIR --val-every N --patience K`).
+
+The loss is the run's own objective (CE + λ·LM for GAD, CE for discriminative, LM for
+generative) on a fixed set of windows from held-out videos: another dataset folder with the
+same classes (its `val` split if data_info.json has one, else its `test` split, or the split
+named: `--val-split train` for a second dataset of the training kind), never the training
+videos. The same windows every time (the first `windows` of a seeded shuffle,
+epoch 0's frame phase), so the curve moves only with the model. Per-frame task only.
+
+"Flat": the best validation loss has not improved by more than `min_delta` (relative) for
+`patience` validations in a row. With a patience the run's checkpoint is the one at the
+best validation loss (saved when it improves), so what is evaluated after an early stop
+is the model that validated best; without one, validation is logged and nothing else
+changes. Each validation is a line of `val_log.jsonl` in the run folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from runtime.errors import ConfigError
+from training.data_info import load_data_info
+from training.dataset import TrainWindows, load_split
+
+VAL_LOG = "val_log.jsonl"
+
+
+@dataclass(frozen=True)
+class ValSettings:
+    data: Path
+    every: int  # steps between validations
+    windows: int = 512
+    patience: int = 0  # validations without improvement before stopping; 0: never stop
+    min_delta: float = 0.005  # an improvement is a relative drop of more than this
+    split: str | None = None  # None: the val split if there is one, else test
+
+
+class ValWindows:
+    """The fixed validation windows and the loss of a model on them."""
+
+    def __init__(self, settings: ValSettings, *, class_names: tuple[str, ...], spec: Any,
+                 like: Any, seed: int) -> None:  # fmt: skip
+        info = load_data_info(settings.data)
+        if info.model_class_names != class_names:
+            raise ConfigError(
+                f"--val-data {settings.data}: its classes {list(info.model_class_names)} are "
+                f"not the training data's {list(class_names)}"
+            )
+        split = settings.split or ("val" if info.val_sessions else "test")
+        # The training data's previous-action rule (the LM target GAD is trained on).
+        info = replace(info, previous_action=like.previous_action, previous_rule=like.previous_rule)
+        windows = TrainWindows(load_split(info, split), info, spec, seed=seed)
+        order = np.random.default_rng([seed, 11]).permutation(len(windows))
+        self.items = [windows[int(i)] for i in order[: settings.windows]]
+        self.split = split
+        if not self.items:
+            raise ConfigError(f"--val-data {settings.data}: no labelled windows in {split}")
+
+    def loss(self, objective: torch.nn.Module, collate: Callable, device: Any,
+             batch_size: int) -> float:  # fmt: skip
+        """Mean loss over the windows (each batch weighted by its size), in eval mode."""
+        was_training = objective.training
+        objective.eval()
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(self.items), batch_size):
+                items = self.items[start : start + batch_size]
+                batch = {k: v.to(device) for k, v in collate(items).items()}
+                total += float(objective(**batch).loss) * len(items)
+        objective.train(was_training)
+        return total / len(self.items)
+
+
+@dataclass
+class Plateau:
+    """Best validation loss so far and how many validations since it improved."""
+
+    settings: ValSettings
+    best: float = float("inf")
+    best_step: int = 0
+    since: int = 0
+
+    def update(self, step: int, loss: float) -> bool:
+        """Record a validation; True when it improved on the best."""
+        if loss < self.best * (1 - self.settings.min_delta):
+            self.best, self.best_step, self.since = loss, step, 0
+            return True
+        self.since += 1
+        return False
+
+    @property
+    def flat(self) -> bool:
+        return self.settings.patience > 0 and self.since >= self.settings.patience
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step, "since": self.since}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.best, self.best_step = state["best"], state["best_step"]
+            self.since = state["since"]
+
+
+def log_validation(out: Path, record: dict[str, Any]) -> None:
+    with (out / VAL_LOG).open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def read_validation(out: Path) -> list[dict[str, Any]]:
+    path = out / VAL_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
