@@ -452,9 +452,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                     )
                 if validation and (step % cfg.val_every == 0 or step == total):
                     windows, _ = validation
-                    loss = windows.loss(wrapped, collate_fn, accelerator.device, cfg.batch_size)
-                    improved = plateau.update(step, loss)
-                    log_validation(out, {"step": step, "val_loss": loss, **plateau.state()})
+                    losses = windows.losses(wrapped, collate_fn, accelerator.device, cfg.batch_size)
+                    improved = plateau.update(step, losses["val_loss"])
+                    log_validation(out, {"step": step, **losses, **plateau.state()})
                     if improved and keep_best:
                         save()
                     if plateau.flat:

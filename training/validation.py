@@ -1,18 +1,21 @@
 """Validation loss during training, and stopping once it has flattened (`gad train
 --val-data DIR --val-every N --patience K`).
 
-The loss is the run's own objective (CE + λ·LM for GAD, CE for discriminative, LM for
+The losses are the run's own (CE and λ·LM for GAD, CE for discriminative, LM for
 generative) on a fixed set of windows from held-out videos: another dataset folder with the
 same classes (its `val` split if data_info.json has one, else its `test` split, or the split
 named: `--val-split train` for a second dataset of the training kind), never the training
-videos. The same windows every time (the first `windows` of a seeded shuffle,
-epoch 0's frame phase), so the curve moves only with the model. Per-frame task only.
+videos. The same windows every time (the first `windows` of a seeded shuffle, epoch 0's
+frame phase), so the curve moves only with the model. Per-frame task only.
 
-"Flat": the best validation loss has not improved by more than `min_delta` (relative) for
-`patience` validations in a row. With a patience the run's checkpoint is the one at the
-best validation loss (saved when it improves), so what is evaluated after an early stop
-is the model that validated best; without one, validation is logged and nothing else
-changes. Each validation is a line of `val_log.jsonl` in the run folder."""
+What is watched is what is served: the [CLS] head's CE where the model has one (GAD and
+discriminative alike, so both stop by the same rule; GAD's LM term trains the backbone and
+is logged beside it), the LM loss for the generative baseline. "Flat": the watched loss has
+not improved by more than `min_delta` (relative) on its best for `patience` validations in
+a row. With a patience the run's checkpoint is the one at the best validation (saved when it
+improves), so what is evaluated after an early stop is the model that validated best;
+without one, validation is logged and nothing else changes. Each validation is a line of
+`val_log.jsonl` in the run folder."""
 
 from __future__ import annotations
 
@@ -63,19 +66,27 @@ class ValWindows:
         if not self.items:
             raise ConfigError(f"--val-data {settings.data}: no labelled windows in {split}")
 
-    def loss(self, objective: torch.nn.Module, collate: Callable, device: Any,
-             batch_size: int) -> float:  # fmt: skip
-        """Mean loss over the windows (each batch weighted by its size), in eval mode."""
+    def losses(self, objective: torch.nn.Module, collate: Callable, device: Any,
+               batch_size: int) -> dict[str, float]:  # fmt: skip
+        """Mean losses over the windows, in eval mode: `loss` (the objective's total),
+        `cls_loss` and `lm_loss` where the model has them, and `val_loss`, the one watched
+        (cls_loss when there is a [CLS] head, else loss)."""
         was_training = objective.training
         objective.eval()
-        total = 0.0
+        sums: dict[str, float] = {}
         with torch.no_grad():
             for start in range(0, len(self.items), batch_size):
                 items = self.items[start : start + batch_size]
                 batch = {k: v.to(device) for k, v in collate(items).items()}
-                total += float(objective(**batch).loss) * len(items)
+                output = objective(**batch)
+                for key in ("loss", "cls_loss", "lm_loss"):
+                    value = getattr(output, key, None)
+                    if value is not None:
+                        sums[key] = sums.get(key, 0.0) + float(value) * len(items)
         objective.train(was_training)
-        return total / len(self.items)
+        means = {key: total / len(self.items) for key, total in sums.items()}
+        means["val_loss"] = means.get("cls_loss", means["loss"])
+        return means
 
 
 @dataclass

@@ -94,7 +94,11 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     windows, _ = _validation(again, frame_task(again))
     from training.train import collate
 
-    assert windows.loss(model, collate, "cpu", 16) == pytest.approx(result.best_val_loss, rel=1e-4)
+    losses = windows.losses(model, collate, "cpu", 16)
+    assert losses["val_loss"] == pytest.approx(result.best_val_loss, rel=1e-4)
+    # GAD: what is watched is the served head's CE; the LM loss is logged beside it.
+    assert losses["val_loss"] == losses["cls_loss"] and losses["lm_loss"] > 0
+    assert losses["loss"] == pytest.approx(losses["cls_loss"] + losses["lm_loss"], rel=1e-4)
     # --resume of a run that stopped flat trains nothing more.
     resumed = train(config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2,
                            resume=True))  # fmt: skip
