@@ -27,10 +27,10 @@ done_rows=0
   || "$gad" data mocap --out data/mocap-val --train-videos 24 --test-videos 0 --seed 1 --no-progress
 
 # SmolLM2's schedule as compare-smollm2.md (batch 8, lr 5e-4, LoRA r=32 a=64), validated
-# every 25 steps on 256 windows, patience 4 (100 steps without a 0.5 % gain), capped at
+# every 25 steps on 256 windows, patience 8 (200 steps without a 0.5 % gain), capped at
 # 1,500 steps (synth: 18 epochs; mocap: 1.8).
 common=(--backbone smollm2-135m --batch-size 8 --lr 5e-4 --lora-rank 32 --lora-alpha 64
-  --max-steps 1500 --warmup 0.05 --val-every 25 --val-windows 256 --patience 4 --no-progress)
+  --max-steps 1500 --warmup 0.05 --val-every 25 --val-windows 256 --patience 8 --no-progress)
 declare -A args=(
   [synth]="--data data/synth-val --long 8 --short 8 --val-data data/synth-val --limit-test-videos 4"
   [mocap]="--data data/mocap --long 32 --short 8 --val-data data/mocap-val --val-split train --limit-test-videos 6"

@@ -406,7 +406,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         # With a patience the checkpoint is the best-validated model: it is saved when the
         # validation loss improves, and at no other time.
         keep_best = plateau is not None and plateau.settings.patience > 0
-        stopped = bool(state.get("stopped_flat"))  # --resume of a run that stopped flat
+        # --resume of a run that stopped flat trains on only under a larger patience (it
+        # continues from its best checkpoint: the validations after it are run again).
+        flat_at = state.get("stopped_flat")  # the patience it stopped with
+        stopped = flat_at is not None and keep_best and flat_at >= plateau.settings.patience
         while pos["step"] < total and not stopped:
             samples.set_epoch(pos["epoch"])
             batches = epoch_batches(
@@ -481,7 +484,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         # flat loss is recorded so that --resume does not train on from the best step.
         if stopped and accelerator.is_main_process:
             saved = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
-            torch.save({**saved, "stopped_flat": True}, ckpt_dir / STATE_FILE)
+            patience = plateau.settings.patience
+            torch.save({**saved, "stopped_flat": patience}, ckpt_dir / STATE_FILE)
     elif pos["step"] > state["step"]:
         save()
     else:  # --resume of a finished run: nothing trained, its checkpoint stays as it was

@@ -86,7 +86,7 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     assert curve[-1]["since"] == 1 and result.best_step < result.steps
     # The checkpoint is the model at the best validation: its weights give that loss again.
     state = torch.load(out / "checkpoint" / STATE_FILE, weights_only=False)
-    assert state["step"] == result.best_step and state["stopped_flat"]
+    assert state["step"] == result.best_step and state["stopped_flat"] == 1  # its patience
     model = load_checkpoint(out / "checkpoint")
     again = config(synth, tmp_path / "again", max_steps=1)
     from training.train import _validation, frame_task
@@ -103,6 +103,12 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     resumed = train(config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2,
                            resume=True))  # fmt: skip
     assert resumed.steps == result.best_step and read_validation(out) == curve
+    # A larger patience trains on from the best checkpoint, validating again from there.
+    longer = train(config(synth, out, max_steps=400, patience=2, warmup_ratio=0.0, lr=3e-2,
+                          resume=True))  # fmt: skip
+    again_curve = read_validation(out)[len(curve) :]
+    assert again_curve[0]["step"] == result.best_step + 5 and longer.steps > result.steps
+    assert longer.stopped_flat or longer.steps == 400
 
 
 @pytest.mark.integration
