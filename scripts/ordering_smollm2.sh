@@ -51,11 +51,11 @@ for seed in 0 1 2; do
       runs=runs/ordering/$dataset-s$seed-$row
       echo "$table: start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
       t0=$(date +%s)
-      resume=()
-      [ -d "$runs" ] && resume=(--resume)
+      # --resume: a row stopped half-way goes on from its checkpoint; one never started
+      # starts from scratch (gad bench compare decides by the checkpoint's state file).
       # shellcheck disable=SC2086
       "$gad" bench compare ${args[$dataset]} ${rows[$row]} "${common[@]}" --seed "$seed" \
-        --runs "$runs" --out "$table.tmp" "${resume[@]}" >"$runs.log" 2>&1
+        --runs "$runs" --out "$table.tmp" --resume >"$runs.log" 2>&1
       mv "$table.tmp" "$table"
       echo "$table: done, $(($(date +%s) - t0)) s"
       done_rows=$((done_rows + 1))

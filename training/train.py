@@ -301,7 +301,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         task = stream_task(cfg, task)
     model_cfg, samples, collate_fn = task.config, task.samples, task.collate
     validation = _validation(cfg, task)
-    plateau = Plateau(validation[1]) if validation else None
+    plateau = Plateau(validation.settings) if validation else None
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
@@ -454,8 +454,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                         elapsed=seconds_before + time.perf_counter() - start,
                     )
                 if validation and (step % cfg.val_every == 0 or step == total):
-                    windows, _ = validation
-                    losses = windows.losses(wrapped, collate_fn, accelerator.device, cfg.batch_size)
+                    losses = validation.losses(
+                        wrapped, collate_fn, accelerator.device, cfg.batch_size
+                    )
                     improved = plateau.update(step, losses["val_loss"])
                     log_validation(out, {"step": step, **losses, **plateau.state()})
                     if improved and keep_best:
@@ -504,7 +505,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
 
 
-def _validation(cfg: TrainConfig, task: TrainTask) -> tuple[ValWindows, ValSettings] | None:
+def _validation(cfg: TrainConfig, task: TrainTask) -> ValWindows | None:
     """The validation windows and settings a config asks for (--val-data), else None."""
     if cfg.val_data is None:
         if cfg.val_every or cfg.patience:
@@ -517,14 +518,13 @@ def _validation(cfg: TrainConfig, task: TrainTask) -> tuple[ValWindows, ValSetti
     settings = ValSettings(
         cfg.val_data, cfg.val_every, cfg.val_windows, cfg.patience, split=cfg.val_split
     )
-    windows = ValWindows(
+    return ValWindows(
         settings,
         class_names=task.config.class_names,
         spec=task.config.window,
         like=task.samples.info,
         seed=cfg.seed,
     )
-    return windows, settings
 
 
 def _tensorboard(out: Path) -> Any:

@@ -46,7 +46,8 @@ class ValSettings:
 
 
 class ValWindows:
-    """The fixed validation windows and the loss of a model on them."""
+    """The fixed validation windows (and the settings they were drawn by) and the losses of
+    a model on them."""
 
     def __init__(self, settings: ValSettings, *, class_names: tuple[str, ...], spec: Any,
                  like: Any, seed: int) -> None:  # fmt: skip
@@ -62,7 +63,7 @@ class ValWindows:
         windows = TrainWindows(load_split(info, split), info, spec, seed=seed)
         order = np.random.default_rng([seed, 11]).permutation(len(windows))
         self.items = [windows[int(i)] for i in order[: settings.windows]]
-        self.split = split
+        self.settings = settings
         if not self.items:
             raise ConfigError(f"--val-data {settings.data}: no labelled windows in {split}")
 

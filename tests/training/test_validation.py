@@ -10,9 +10,10 @@ from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
 from runtime.errors import ConfigError
+from tests.training.test_train import config as tiny_config
 from training.data.synth import SynthConfig, write_synth_dataset
 from training.data_info import load_data_info
-from training.train import STATE_FILE, TrainConfig, train
+from training.train import STATE_FILE, TrainConfig, _validation, collate, frame_task, train
 from training.validation import Plateau, ValSettings, read_validation
 
 
@@ -26,22 +27,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def config(data: Path, out: Path, **overrides: object) -> TrainConfig:
+    """test_train's tiny run, smaller still, validated every 5 steps on `data`."""
     values: dict[str, object] = {
-        "data": data,
-        "out": out,
-        "kind": "gad",
         "long_frames": 4,
         "short_frames": 4,
-        "batch_size": 16,
         "lr": 3e-3,
         "lora": LoraSettings(rank=4, alpha=8, dropout=0.0),
-        "progress": False,
+        "log_every": 10,
         "val_data": data,
         "val_every": 5,
         "val_windows": 64,
     }
-    values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
+    return tiny_config(data, out, **(values | overrides))
 
 
 def test_val_videos_are_a_split_of_their_own_and_leave_train_and_test_as_they_were(
@@ -89,11 +86,7 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     assert state["step"] == result.best_step and state["stopped_flat"] == 1  # its patience
     model = load_checkpoint(out / "checkpoint")
     again = config(synth, tmp_path / "again", max_steps=1)
-    from training.train import _validation, frame_task
-
-    windows, _ = _validation(again, frame_task(again))
-    from training.train import collate
-
+    windows = _validation(again, frame_task(again))
     losses = windows.losses(model, collate, "cpu", 16)
     assert losses["val_loss"] == pytest.approx(result.best_val_loss, rel=1e-4)
     # GAD: what is watched is the served head's CE; the LM loss is logged beside it.
