@@ -20,12 +20,11 @@ from typing import Any
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.checkpoint_info import CHECKPOINT_DIR
 from runtime.system import cpu_name
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict, window_latency_ms, write_metrics
-from training.train import STATE_FILE, TrainConfig, TrainResult, train
+from training.train import TrainConfig, TrainResult, resume_point, train
 
 GENERATIVE_CONSTRAINED = "generative, constrained"
 
@@ -35,7 +34,7 @@ def train_kind(base: TrainConfig, kind: str) -> tuple[TrainConfig, TrainResult]:
     is there (an interrupted one from its last checkpoint, a finished one as it is), so a
     long comparison stopped half-way picks up where it stood."""
     cfg = replace(base, kind=kind, out=base.out / kind)
-    if base.resume and (cfg.out / CHECKPOINT_DIR / STATE_FILE).is_file():
+    if base.resume and resume_point(cfg.out) is not None:
         return cfg, train(cfg)
     shutil.rmtree(cfg.out, ignore_errors=True)  # a benchmark starts from scratch
     cfg = replace(cfg, resume=False)

@@ -49,6 +49,10 @@ from training.validation import Plateau, ValSettings, ValWindows, log_validation
 log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
+# With a patience the checkpoint is the best-validated model; where training stands when
+# that is not the best (an interrupt, the step budget, a flat stop) is kept beside it as
+# RUN/LAST_DIR (the weights and STATE_FILE), which --resume continues from.
+LAST_DIR = "last"
 LOG_FILE = "log.jsonl"
 
 
@@ -136,6 +140,15 @@ class TrainResult:
     best_val_loss: float | None = None
     best_step: int | None = None
     stopped_flat: bool = False
+
+
+def resume_point(out: Path) -> Path | None:
+    """The folder --resume continues RUN from: the checkpoint or RUN/last, whichever holds
+    the later step, RUN/last on a tie (None: nothing to resume)."""
+    saved = [d for d in (out / LAST_DIR, out / CHECKPOINT_DIR) if (d / STATE_FILE).is_file()]
+    if not saved:
+        return None
+    return max(saved, key=lambda d: torch.load(d / STATE_FILE, weights_only=False)["step"])
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
@@ -303,23 +316,24 @@ def train(cfg: TrainConfig) -> TrainResult:
     validation = _validation(cfg, task)
     plateau = Plateau(validation.settings) if validation else None
     out = Path(cfg.out)
-    ckpt_dir = out / CHECKPOINT_DIR
+    ckpt_dir, last_dir = out / CHECKPOINT_DIR, out / LAST_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
-    if cfg.resume and (ckpt_dir / STATE_FILE).is_file():
+    start_dir = resume_point(out) if cfg.resume else None
+    if start_dir is not None:
         model = load_checkpoint(
-            ckpt_dir,
+            start_dir,
             expect_feature_dim=model_cfg.feature_dim,
             expect_class_names=model_cfg.class_names,
         )
         if model.config != model_cfg:
             raise ConfigError(
-                f"--resume: {ckpt_dir} was trained with {model.config.to_dict()}, "
+                f"--resume: {start_dir} was trained with {model.config.to_dict()}, "
                 f"these arguments ask for {model_cfg.to_dict()}"
             )
-        state = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
+        state = torch.load(start_dir / STATE_FILE, weights_only=False)
         if plateau is not None:
             plateau.restore(state.get("plateau"))
-        log.info("resuming %s at step %d (epoch %d)", ckpt_dir, state["step"], state["epoch"])
+        log.info("resuming %s at step %d (epoch %d)", start_dir, state["step"], state["epoch"])
     elif cfg.resume:
         raise ConfigError(f"--resume: no {ckpt_dir / STATE_FILE} to resume from")
     elif ckpt_dir.exists():
@@ -370,7 +384,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         dynamic_ncols=True,
     )
 
-    def save() -> None:
+    def save(folder: Path = ckpt_dir, **marks: Any) -> None:
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             return
@@ -389,7 +403,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             # What serving needs to turn frames into rows the way training saw them.
             "data": {"fps": task.fps, "encoder": task.encoder},
         }
-        save_checkpoint(model, ckpt_dir, extra=extra)
+        save_checkpoint(model, folder, extra=extra)
         torch.save(
             {
                 **pos,
@@ -397,17 +411,21 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "plateau": None if plateau is None else plateau.state(),
+                **marks,
             },
-            ckpt_dir / STATE_FILE,
+            folder / STATE_FILE,
         )
+
+    # With a patience the checkpoint is the best-validated model: it is saved when the
+    # validation loss improves, and at no other time; the position goes to RUN/last.
+    keep_best = plateau is not None and plateau.settings.patience > 0
+    position = last_dir if keep_best else ckpt_dir
+    saved_best = None if plateau is None else plateau.best_step
 
     try:
         wrapped.train()
-        # With a patience the checkpoint is the best-validated model: it is saved when the
-        # validation loss improves, and at no other time.
-        keep_best = plateau is not None and plateau.settings.patience > 0
-        # --resume of a run that stopped flat trains on only under a larger patience (it
-        # continues from its best checkpoint: the validations after it are run again).
+        # --resume of a run that stopped flat trains on only under a larger patience (from
+        # where it stopped: what it would have done had it had that patience from the start).
         flat_at = state.get("stopped_flat")  # the patience it stopped with
         stopped = flat_at is not None and keep_best and flat_at >= plateau.settings.patience
         while pos["step"] < total and not stopped:
@@ -461,34 +479,31 @@ def train(cfg: TrainConfig) -> TrainResult:
                     log_validation(out, {"step": step, **losses, **plateau.state()})
                     if improved and keep_best:
                         save()
+                        saved_best = step
                     if plateau.flat:
                         log.info("validation loss flat since step %d: stopping", plateau.best_step)
                         stopped = True
                         break
-                if cfg.save_every and step % cfg.save_every == 0 and not keep_best:
-                    save()
+                if cfg.save_every and step % cfg.save_every == 0:
+                    save(position)
                 if step >= total:
                     break
             else:  # the epoch ran out
                 pos["epoch"] += 1
                 pos["batch_in_epoch"] = 0
-                if not cfg.save_every and pos["step"] < total and not keep_best:
-                    save()
+                if not cfg.save_every and pos["step"] < total:
+                    save(position)
     except KeyboardInterrupt:
         bar.close()
-        log.warning("interrupted at step %d: saving %s", pos["step"], ckpt_dir)
-        save()
+        log.warning("interrupted at step %d: saving %s", pos["step"], position)
+        save(position)
+        if keep_best and plateau.best_step == pos["step"] != saved_best:
+            save()  # interrupted between a new best validation and its save
         raise
     bar.close()
-    if keep_best and plateau.best_step:
-        # The checkpoint is the best-validated one, saved when it was reached; a stop on a
-        # flat loss is recorded so that --resume does not train on from the best step.
-        if stopped and accelerator.is_main_process:
-            saved = torch.load(ckpt_dir / STATE_FILE, weights_only=False)
-            patience = plateau.settings.patience
-            torch.save({**saved, "stopped_flat": patience}, ckpt_dir / STATE_FILE)
-    elif pos["step"] > state["step"]:
-        save()
+    if pos["step"] > state["step"]:
+        # A stop on a flat loss is recorded, so that --resume does not train on from there.
+        save(position, **({"stopped_flat": plateau.settings.patience} if stopped else {}))
     else:  # --resume of a finished run: nothing trained, its checkpoint stays as it was
         log.info("%s already ran its %d steps: nothing to train", ckpt_dir, pos["step"])
     if writer is not None:

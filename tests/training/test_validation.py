@@ -13,8 +13,17 @@ from runtime.errors import ConfigError
 from tests.training.test_train import config as tiny_config
 from training.data.synth import SynthConfig, write_synth_dataset
 from training.data_info import load_data_info
-from training.train import STATE_FILE, TrainConfig, _validation, collate, frame_task, train
-from training.validation import Plateau, ValSettings, read_validation
+from training.train import (
+    LAST_DIR,
+    STATE_FILE,
+    TrainConfig,
+    _validation,
+    collate,
+    frame_task,
+    resume_point,
+    train,
+)
+from training.validation import Plateau, ValSettings, log_validation, read_validation
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +90,11 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     best = min(curve, key=lambda r: r["val_loss"])
     assert result.best_step == best["step"] and result.best_val_loss == best["val_loss"]
     assert curve[-1]["since"] == 1 and result.best_step < result.steps
-    # The checkpoint is the model at the best validation: its weights give that loss again.
-    state = torch.load(out / "checkpoint" / STATE_FILE, weights_only=False)
-    assert state["step"] == result.best_step and state["stopped_flat"] == 1  # its patience
+    # The checkpoint is the model at the best validation: its weights give that loss again;
+    # where training stopped is kept beside it (RUN/last), marked with the patience.
+    assert _state(out / "checkpoint")["step"] == result.best_step
+    stop = _state(out / LAST_DIR)
+    assert stop["step"] == result.steps and stop["stopped_flat"] == 1
     model = load_checkpoint(out / "checkpoint")
     again = config(synth, tmp_path / "again", max_steps=1)
     windows = _validation(again, frame_task(again))
@@ -95,13 +106,53 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     # --resume of a run that stopped flat trains nothing more.
     resumed = train(config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2,
                            resume=True))  # fmt: skip
-    assert resumed.steps == result.best_step and read_validation(out) == curve
-    # A larger patience trains on from the best checkpoint, validating again from there.
+    assert resumed.steps == result.steps and read_validation(out) == curve
+    # A larger patience trains on from where it stopped: no step is trained or validated twice.
     longer = train(config(synth, out, max_steps=400, patience=2, warmup_ratio=0.0, lr=3e-2,
                           resume=True))  # fmt: skip
     again_curve = read_validation(out)[len(curve) :]
-    assert again_curve[0]["step"] == result.best_step + 5 and longer.steps > result.steps
+    assert again_curve[0]["step"] == result.steps + 5 and longer.steps > result.steps
     assert longer.stopped_flat or longer.steps == 400
+    assert _state(out / "checkpoint")["step"] == longer.best_step
+
+
+@pytest.mark.integration
+def test_the_best_checkpoint_survives_an_interrupt_and_resume_goes_on_from_where_it_was(
+    synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C during the 4th validation: the checkpoint stays the best-validated model, the
+    # position goes to RUN/last.
+    out, logged = tmp_path / "run", []
+
+    def interrupt_at_step_20(folder: Path, row: dict[str, object]) -> None:
+        logged.append(row)
+        if row["step"] == 20:
+            raise KeyboardInterrupt
+        log_validation(folder, row)
+
+    monkeypatch.setattr("training.train.log_validation", interrupt_at_step_20)
+    run = dict(max_steps=40, patience=20, warmup_ratio=0.0, lr=3e-2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(synth, out, **run))
+    monkeypatch.undo()
+    # (Interrupted between the plateau's update and the save: a best step 20 is saved too.)
+    assert _state(out / "checkpoint")["step"] == min(logged, key=lambda r: r["val_loss"])["step"]
+    assert _state(out / LAST_DIR)["step"] == 20 and resume_point(out) == out / LAST_DIR
+    # --resume: steps 21-40, validated at 25, 30, ... (step 20's validation was cut short).
+    result = train(config(synth, out, resume=True, **run))
+    assert result.steps == 40 and not result.stopped_flat
+    assert [r["step"] for r in read_validation(out)] == [5, 10, 15, 25, 30, 35, 40]
+    # The budget ran out: the checkpoint is the best model, last the position at step 40.
+    assert _state(out / "checkpoint")["step"] == result.best_step
+    assert _state(out / LAST_DIR)["step"] == 40
+    # A larger budget goes on from step 40 (a finished budget trains nothing more).
+    assert train(config(synth, out, resume=True, **run)).steps == 40
+    longer = train(config(synth, out, resume=True, **(run | {"max_steps": 50})))
+    assert longer.steps == 50 and read_validation(out)[-2]["step"] == 45
+
+
+def _state(folder: Path) -> dict[str, object]:
+    return torch.load(folder / STATE_FILE, weights_only=False)
 
 
 @pytest.mark.integration
