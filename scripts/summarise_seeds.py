@@ -1,0 +1,190 @@
+"""Summarise the per-seed tables of the long SmolLM2 runs (issue 29): per classifier, the
+mean ± sample std of each metric over the seeds done, and each seed's value.
+
+    .venv/bin/python scripts/summarise_seeds.py ordering > docs/benchmarks/ordering-smollm2.md
+    .venv/bin/python scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md
+
+`ordering`: scripts/ordering_smollm2.sh's tables (ordering-smollm2/DATASET-sSEED-ROW.md), with
+how each run stopped; `clip`: scripts/clip_smollm2_compare.sh's (clip-smollm2-runs/
+sSEED-KIND.md). A second argument names another folder of tables.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs/benchmarks"
+CONSTRAINED = "generative, constrained"
+# {group: {row: {seed: {column: cell}}}}: a group is a dataset (ordering) or "" (clip).
+Found = dict[str, dict[str, dict[int, dict[str, str]]]]
+
+
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    """The table's rows by classifier name: {column: cell}."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(head, cells, strict=True))
+    return rows
+
+
+def collect(folder: Path, name: re.Pattern[str]) -> Found:
+    """Every table in `folder` whose file name matches `name` (groups: seed, row and,
+    where there is one, dataset); a table's constrained-decoding row is a row of its own."""
+    found: Found = defaultdict(lambda: defaultdict(dict))
+    for path in sorted(folder.glob("*.md")):
+        match = name.match(path.name)
+        if not match:
+            continue
+        group, seed = match.groupdict().get("dataset") or "", int(match["seed"])
+        for classifier, cells in read_rows(path).items():
+            row = match["row"] if classifier != CONSTRAINED else classifier
+            found[group][row][seed] = cells
+    return found
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def number(cell: str) -> float | None:
+    try:
+        return float(cell.replace(",", ""))
+    except ValueError:  # "—": undefined for this row
+        return None
+
+
+def summary_rows(
+    rows: dict[str, dict[int, dict[str, str]]],
+    order: tuple[str, ...],
+    labels: dict[str, str],
+    metrics: tuple[str, ...],
+    per_seed: str,
+    extra: str | None = None,
+) -> list[str]:
+    """One Markdown row per classifier: seeds, mean ± std per metric, `per_seed` by seed,
+    then `extra` by seed (as printed)."""
+    out = []
+    for row in order:
+        seeds = rows.get(row)
+        if not seeds:
+            continue
+        done = sorted(seeds)
+        cells = []
+        for metric in metrics:
+            values = [number(seeds[s][metric]) for s in done]
+            present = [v for v in values if v is not None]
+            cells.append(spread(present) if len(present) == len(values) else "—")
+        tail = [", ".join(f"{seeds[s][per_seed]} (s{s})" for s in done)]
+        if extra is not None:
+            tail.append(", ".join(seeds[s].get(extra, "—") for s in done))
+        out.append(
+            f"| {labels.get(row, row)} | {', '.join(map(str, done))} | "
+            + " | ".join(cells + tail)
+            + " |"
+        )
+    return out
+
+
+ORDERING_NAME = re.compile(r"(?P<dataset>\w+)-s(?P<seed>\d+)-(?P<row>[\w.-]+)\.md$")
+ORDERING_ROWS = ("discriminative", "gad", "gad-lm0.5", "generative", CONSTRAINED)
+ORDERING_LABELS = {"gad": "gad, λ = 1 (paper)", "gad-lm0.5": "gad, λ = 0.5"}
+ORDERING_METRICS = ("mAP %", "mcAP %", "frame acc %", "F1@0.5 %")
+
+
+def render_ordering(found: Found) -> str:
+    out = [
+        "# SmolLM2-135M: generative vs discriminative vs GAD, trained until flat (issue 29)",
+        "",
+        "Made by `scripts/ordering_smollm2.sh` (each run's own table in `ordering-smollm2/`)",
+        "and `scripts/summarise_seeds.py ordering`. Mean ± sample std over the seeds done;",
+        "*stopped*: each seed's best validation step and whether the loss went flat (else the",
+        "1,500-step cap). CPU runs on the project's 2-core machine, one at a time. The protocol:",
+        "batch 8, lr 5e-4 (cosine over the cap, 5 % warm-up), LoRA r=32 α=64; a validation every",
+        "25 steps on 256 held-out windows, the served head's CE watched (the LM loss for",
+        "generative), stopped after 8 validations without a 0.5 % gain, the best-validated",
+        "checkpoint evaluated; synth: window 8 + 8, 4 test videos; mocap: window 32 + 8, 6 test",
+        "videos.",
+    ]
+    if not found:
+        out += ["", "No run has finished yet: `scripts/ordering_smollm2.sh` makes them in turn."]
+    for dataset in sorted(found):
+        out += [
+            "",
+            f"## {dataset}",
+            "",
+            "| classifier | seeds | "
+            + " | ".join(ORDERING_METRICS)
+            + " | mAP per seed | stopped |",
+            "|---|---|" + "---:|" * len(ORDERING_METRICS) + "---|---|",
+        ]
+        out += summary_rows(
+            found[dataset],
+            ORDERING_ROWS,
+            ORDERING_LABELS,
+            ORDERING_METRICS,
+            "mAP %",
+            "best val loss @ step",
+        )
+    return "\n".join(out) + "\n"
+
+
+CLIP_NAME = re.compile(r"s(?P<seed>\d+)-(?P<row>[\w.-]+)\.md$")
+CLIP_ROWS = ("generative", CONSTRAINED, "discriminative", "gad")
+CLIP_LABELS = {"generative": "generative (free decoding, the paper's)"}
+CLIP_METRICS = ("step top-1 %", "step top-5 %", "task top-1 %", "next top-1 %", "next top-5 %")
+
+
+def render_clip(found: Found) -> str:
+    out = [
+        "# Clip tasks (COIN-style), SmolLM2-135M: generative vs discriminative vs GAD",
+        "",
+        "Made by `scripts/clip_smollm2_compare.sh` (each seed and classifier's own table in",
+        "`clip-smollm2-runs/`) and `scripts/summarise_seeds.py clip`: the current defaults (the",
+        "authors' targets; the generative baseline decodes free, the trie-constrained decoding",
+        "is its own row of the same model), one epoch of `data/procedures` (batch 8, lr 5e-4,",
+        "LoRA r=32 α=64, clips of at most 32 rows) on the project's 2-core CPU. Mean ± sample",
+        "std over the seeds done; per seed: step top-1 %. Test split: 156 step, 36 task and 120",
+        "next-step clips (chance 5.9 % / 16.7 % / 5.9 %; the next step's Bayes limit is 90 %).",
+        "Latency is not summarised here: the runs' own columns were timed while other work",
+        "could share the CPU; per answer on the idle box see `clip-cpu.md`.",
+    ]
+    rows = found.get("")
+    if not rows:
+        out += ["", "No run has finished yet: `scripts/clip_smollm2_compare.sh` makes them."]
+        return "\n".join(out) + "\n"
+    out += [
+        "",
+        "| classifier | seeds | " + " | ".join(CLIP_METRICS) + " | step top-1 per seed | train s |",
+        "|---|---|" + "---:|" * len(CLIP_METRICS) + "---|---|",
+    ]
+    out += summary_rows(rows, CLIP_ROWS, CLIP_LABELS, CLIP_METRICS, "step top-1 %", "train s")
+    return "\n".join(out) + "\n"
+
+
+KINDS = {
+    "ordering": (BENCHMARKS / "ordering-smollm2", ORDERING_NAME, render_ordering),
+    "clip": (BENCHMARKS / "clip-smollm2-runs", CLIP_NAME, render_clip),
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in KINDS:
+        sys.stderr.write(f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER]\n")
+        return 2
+    folder, name, render = KINDS[argv[0]]
+    folder = Path(argv[1]) if len(argv) > 1 else folder
+    sys.stdout.write(render(collect(folder, name)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+"""scripts/summarise_seeds.py: the per-seed tables of the long SmolLM2 runs, summarised."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts/summarise_seeds.py"
+CLIP_HEAD = (
+    "| classifier | step top-1 % | step top-5 % | task top-1 % | next top-1 % | next top-5 % "
+    "| train s | ms / answer |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+)
+
+
+def summarise(kind: str, folder: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), kind, str(folder)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -> None:
+    (tmp_path / "s0-gad.md").write_text(
+        "# a run\n\nsome text | with a bar\n\n" + CLIP_HEAD
+        + "| gad | 50.0 | 90.0 | 80.0 | 40.0 | 70.0 | 100 | 12.0 |\n"
+    )  # fmt: skip
+    (tmp_path / "s1-gad.md").write_text(
+        CLIP_HEAD + "| gad | 60.0 | 100.0 | 90.0 | 50.0 | 80.0 | 120 | 13.0 |\n"
+    )
+    (tmp_path / "s0-generative.md").write_text(
+        CLIP_HEAD
+        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 40.0 |\n"
+        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 41.0 |\n"
+    )
+    (tmp_path / "notes.md").write_text("not a run's table\n")
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in summarise("clip", tmp_path).splitlines()
+        if line.startswith("| ") and not line.startswith("| classifier")
+    }
+    # mean ± sample std: (50, 60) → 55.0 ± 7.1; (90, 100) → 95.0 ± 7.1.
+    assert rows["gad"][1:4] == ["0, 1", "55.0 ± 7.1", "95.0 ± 7.1"]
+    assert rows["gad"][-2:] == ["50.0 (s0), 60.0 (s1)", "100, 120"]
+    # The constrained row is a row of its own; undefined top-5 stays undefined.
+    assert rows["generative (free decoding, the paper's)"][2:4] == ["10.0", "—"]
+    assert rows["generative, constrained"][2] == "20.0"
+    assert list(rows) == [
+        "generative (free decoding, the paper's)", "generative, constrained", "gad"
+    ]  # fmt: skip
+
+
+def test_ordering_groups_by_dataset_and_says_how_each_run_stopped(tmp_path: Path) -> None:
+    head = (
+        "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | best val loss @ step |\n"
+        "|---|---:|---:|---:|---:|---|\n"
+    )
+    for seed, value in ((0, "90.0"), (2, "94.0")):
+        (tmp_path / f"synth-s{seed}-gad-lm0.5.md").write_text(
+            head + f"| gad | {value} | 99.0 | 95.0 | 70.0 | 0.05 @ {seed}00, flat |\n"
+        )
+    (tmp_path / "mocap-s0-discriminative.md").write_text(
+        head + "| discriminative | 60.0 | 80.0 | 70.0 | 30.0 | 0.9 @ 1500, budget |\n"
+    )
+    text = summarise("ordering", tmp_path)
+    assert text.index("## mocap") < text.index("## synth")
+    assert "| gad, λ = 0.5 | 0, 2 | 92.0 ± 2.8 | 99.0 ± 0.0 |" in text
+    assert "| 90.0 (s0), 94.0 (s2) | 0.05 @ 000, flat, 0.05 @ 200, flat |" in text
+    assert (
+        "| discriminative | 0 | 60.0 | 80.0 | 70.0 | 30.0 | 60.0 (s0) | 0.9 @ 1500, budget |"
+        in text
+    )
+
+
+def test_an_unknown_kind_is_refused_with_the_usage() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "ordering|clip" in done.stderr
