@@ -307,16 +307,20 @@ def ensure_smollm2(cache_dir: Path) -> Path:
 def _convert_smollm2(target: Path) -> None:
     gguf = smollm2_gguf_path()
     log.info("converting %s to %s (once)", gguf.name, target)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    # Building the plain model initialises its weights at random before they are replaced:
+    # on the caller's generator, that would make a seeded run that happens to convert (the
+    # first on a machine) start from other initial heads than the same run later.
+    with torch.random.fork_rng(devices=[]):
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        # Rebuild as a plain model: the GGUF-loaded one refuses save_pretrained.
+        config_dict = quantized.config.to_dict()
+        config_dict.pop("quantization_config", None)
+        config_dict.pop("_name_or_path", None)
+        model = LlamaForCausalLM(LlamaConfig.from_dict(config_dict))
+        model.load_state_dict(quantized.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # Rebuild as a plain model: the GGUF-loaded one refuses save_pretrained.
-    config_dict = quantized.config.to_dict()
-    config_dict.pop("quantization_config", None)
-    config_dict.pop("_name_or_path", None)
-    model = LlamaForCausalLM(LlamaConfig.from_dict(config_dict))
-    model.load_state_dict(quantized.state_dict())
     with building(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

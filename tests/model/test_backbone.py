@@ -83,6 +83,17 @@ def test_smollm2_converts_once_and_loads(gad_cache_dir: Path) -> None:
     assert tok.decode([next_id]).strip() == "Paris"
 
 
+@pytest.mark.slow
+def test_converting_smollm2_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
+    # A seeded training run that converts (the first on a machine) must draw the same
+    # initial heads as the same run on a warm cache.
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    ensure_smollm2(tmp_path)  # a cold cache: converts
+    assert (tmp_path / "backbones" / SMOLLM2 / SOURCE_FILE).is_file()
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 @pytest.mark.integration
 def test_tiny_llama3_has_the_real_llama3_vocabulary(gad_cache_dir: Path) -> None:
     import quicktok
