@@ -147,14 +147,7 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
         "pass not in their ms / frame), accuracy and F1 from the decoded labels.",
     ]
     validated = any(r.best_step is not None for r in rows)
-    if validated:
-        lines += [
-            f"Validation every {base.val_every} steps on {base.val_windows} windows of "
-            f"`{base.val_data}`; *best val loss @ step*: the checkpoint evaluated (with a "
-            f"patience of {base.patience}, the best-validated one), *flat* when training "
-            "stopped because the loss had stopped improving, *budget* when the step budget "
-            "ran out first.",
-        ]
+    lines += _validation_note(base, "windows") if validated else []
     head = "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | train s | steps | "
     rule = "|---|---:|---:|---:|---:|---:|---:|"
     if validated:
@@ -163,16 +156,29 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
     gen = next((r.latency_ms for r in rows if r.kind == "generative"), None)
     for r in rows:
         ratio = f"{gen / r.latency_ms:.1f}×" if gen else "—"
-        val = ""
-        if validated:
-            how = "flat" if r.stopped_flat else "budget"
-            val = f"{r.best_val_loss:.4f} @ {r.best_step}, {how} | " if r.best_step else "— | "
         lines.append(
             f"| {r.kind} | {100 * r.map:.1f} | {100 * r.cmap:.1f} | {100 * r.accuracy:.1f} | "
-            f"{100 * r.f1_50:.1f} | {r.train_seconds:.0f} | {r.steps} | {val}"
-            f"{r.latency_ms:.1f} | {ratio} |"
+            f"{100 * r.f1_50:.1f} | {r.train_seconds:.0f} | {r.steps} | "
+            f"{_val_cell(r) if validated else ''}{r.latency_ms:.1f} | {ratio} |"
         )
     return "\n".join(lines)
+
+
+def _validation_note(base: TrainConfig, items: str) -> list[str]:
+    return [
+        f"Validation every {base.val_every} steps on {base.val_windows} {items} of "
+        f"`{base.val_data}`; *best val loss @ step*: the checkpoint evaluated (with a "
+        f"patience of {base.patience}, the best-validated one), *flat* when training "
+        "stopped because the loss had stopped improving, *budget* when the step budget "
+        "ran out first.",
+    ]
+
+
+def _val_cell(row: CompareRow | ClipCompareRow) -> str:
+    if not row.best_step or row.best_val_loss is None:
+        return "— | "
+    how = "flat" if row.stopped_flat else "budget"
+    return f"{row.best_val_loss:.4f} @ {row.best_step}, {how} | "
 
 
 # --- the clip tasks (COIN-style step / task / next-step) ---------------------------------
@@ -185,6 +191,9 @@ class ClipCompareRow:
     train_seconds: float
     steps: int
     latency_ms: dict[str, float]  # clip_latency_ms(): {"answer": ..., "clip": ...}
+    best_val_loss: float | None = None  # as CompareRow's
+    best_step: int | None = None
+    stopped_flat: bool = False
 
 
 def run_clip_compare(
@@ -226,7 +235,16 @@ def run_clip_compare(
         constrained=frozenset({GENERATIVE_CONSTRAINED}),
     )
     return [
-        ClipCompareRow(row, metrics, result.seconds, result.steps, latency[row])
+        ClipCompareRow(
+            row,
+            metrics,
+            result.seconds,
+            result.steps,
+            latency[row],
+            best_val_loss=result.best_val_loss,
+            best_step=result.best_step,
+            stopped_flat=result.stopped_flat,
+        )
         for row, (_, result, metrics) in trained.items()
     ]
 
@@ -239,7 +257,8 @@ def render_clip_compare(
 
     lines = [
         f"Backbone `{base.backbone}`, data `{base.data}`, clips of at most {base.clip_frames} "
-        f"rows, batch {base.batch_size}, lr {base.lr:g}, {base.epochs} epoch(s), "
+        f"rows, batch {base.batch_size}, lr {base.lr:g}, "
+        f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
         f"LoRA r={base.lora.rank} α={base.lora.alpha}, seed {base.seed}; "
         + ", ".join(f"{k} {v}" for k, v in extra.items()),
         f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
@@ -255,11 +274,19 @@ def render_clip_compare(
         "decoded answers, their top-5 from the softmax over the names of each name's "
         "teacher-forced log-likelihood (a scoring pass not in their ms). "
         "Top-5: — where trivial (≤ 5 classes).",
+    ]
+    validated = any(r.best_step is not None for r in rows)
+    lines += _validation_note(base, "clips") if validated else []
+    lines += [
         "",
         "| classifier | step top-1 % | step top-5 % | task top-1 % | next top-1 % | "
-        "next top-5 % | train s | ms / answer | speed vs generative | ms / clip, batched | "
+        "next top-5 % | train s | steps | "
+        + ("best val loss @ step | " if validated else "")
+        + "ms / answer | speed vs generative | ms / clip, batched | "
         "batched speed vs generative |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---|" if validated else "")
+        + "---:|---:|---:|---:|",
     ]
     gen = next((r.latency_ms for r in rows if r.kind == "generative"), None)
     for r in rows:
@@ -269,7 +296,7 @@ def render_clip_compare(
         lines.append(
             f"| {r.kind} | {pct(m['step']['top1'])} | {pct(m['step']['top5'])} | "
             f"{pct(m['task']['top1'])} | {pct(m['next']['top1'])} | {pct(m['next']['top5'])} | "
-            f"{r.train_seconds:.0f} | {ms['answer']:.1f} | {per_answer} | {ms['clip']:.1f} | "
-            f"{batched} |"
+            f"{r.train_seconds:.0f} | {r.steps} | {_val_cell(r) if validated else ''}"
+            f"{ms['answer']:.1f} | {per_answer} | {ms['clip']:.1f} | {batched} |"
         )
     return "\n".join(lines)

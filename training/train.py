@@ -526,14 +526,22 @@ def _validation(cfg: TrainConfig, task: TrainTask) -> ValWindows | None:
         if cfg.val_every or cfg.patience:
             raise ConfigError("--val-every / --patience need --val-data (held-out videos)")
         return None
-    if cfg.task != "frame" or cfg.attention != "window":
-        raise ConfigError("--val-data: validation is for the per-frame task with window attention")
+    if cfg.attention != "window":
+        raise ConfigError("--val-data: validation is for models with window attention")
     if cfg.val_every <= 0:
         raise ConfigError("--val-data needs --val-every N (steps between validations)")
     settings = ValSettings(
         cfg.val_data, cfg.val_every, cfg.val_windows, cfg.patience, split=cfg.val_split
     )
-    return ValWindows(
+    if cfg.task == "clip":
+        return ValWindows.clips(
+            settings,
+            step_names=task.config.class_names,
+            task_names=task.config.task_names,
+            max_frames=cfg.clip_frames,
+            seed=cfg.seed,
+        )
+    return ValWindows.frames(
         settings,
         class_names=task.config.class_names,
         spec=task.config.window,

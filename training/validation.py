@@ -6,7 +6,9 @@ generative) on a fixed set of windows from held-out videos: another dataset fold
 same classes (its `val` split if data_info.json has one, else its `test` split, or the split
 named: `--val-split train` for a second dataset of the training kind), never the training
 videos. The same windows every time (the first `windows` of a seeded shuffle, epoch 0's
-frame phase), so the curve moves only with the model. Per-frame task only.
+frame phase), so the curve moves only with the model. For the clip task the items are the
+held-out videos' step, task and next-step clips (coin.json's `validation` subset, else
+`testing`), subsampled without jitter as evaluation does.
 
 What is watched is what is served: the [CLS] head's CE where the model has one (GAD and
 discriminative alike, so both stop by the same rule; GAD's LM term trains the backbone and
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from runtime.errors import ConfigError
+from training.clips import ClipSamples, load_clip_videos, open_clip_source
 from training.data_info import load_data_info
 from training.dataset import TrainWindows, load_split
 
@@ -46,26 +49,37 @@ class ValSettings:
 
 
 class ValWindows:
-    """The fixed validation windows (and the settings they were drawn by) and the losses of
-    a model on them."""
+    """The fixed validation items (windows, or clips for the clip task), the settings they
+    were drawn by, and the losses of a model on them."""
 
-    def __init__(self, settings: ValSettings, *, class_names: tuple[str, ...], spec: Any,
-                 like: Any, seed: int) -> None:  # fmt: skip
+    def __init__(self, settings: ValSettings, items: list[Any], split: str) -> None:
+        if not items:
+            raise ConfigError(f"--val-data {settings.data}: no labelled items in {split}")
+        self.settings, self.items = settings, items
+
+    @classmethod
+    def frames(cls, settings: ValSettings, *, class_names: tuple[str, ...], spec: Any,
+               like: Any, seed: int) -> ValWindows:  # fmt: skip
+        """Windows of the per-frame task (`spec`), labelled by the training data's rules."""
         info = load_data_info(settings.data)
-        if info.model_class_names != class_names:
-            raise ConfigError(
-                f"--val-data {settings.data}: its classes {list(info.model_class_names)} are "
-                f"not the training data's {list(class_names)}"
-            )
+        _same("classes", info.model_class_names, class_names, settings)
         split = settings.split or ("val" if info.val_sessions else "test")
         # The training data's previous-action rule (the LM target GAD is trained on).
         info = replace(info, previous_action=like.previous_action, previous_rule=like.previous_rule)
         windows = TrainWindows(load_split(info, split), info, spec, seed=seed)
-        order = np.random.default_rng([seed, 11]).permutation(len(windows))
-        self.items = [windows[int(i)] for i in order[: settings.windows]]
-        self.settings = settings
-        if not self.items:
-            raise ConfigError(f"--val-data {settings.data}: no labelled windows in {split}")
+        return cls(settings, _first(windows, settings.windows, seed), split)
+
+    @classmethod
+    def clips(cls, settings: ValSettings, *, step_names: tuple[str, ...],
+              task_names: tuple[str, ...], max_frames: int, seed: int) -> ValWindows:  # fmt: skip
+        """Step, task and next-step clips of a COIN-style dataset (its coin.json and
+        data_info.json), subsampled as evaluation does (no jitter)."""
+        source = open_clip_source(settings.data)
+        _same("steps", source.annotations.step_names, step_names, settings)
+        _same("tasks", source.annotations.task_names, task_names, settings)
+        split = settings.split or ("val" if source.annotations.split("val") else "test")
+        samples = ClipSamples(load_clip_videos(source, split), max_frames, seed=seed)
+        return cls(settings, _first(samples, settings.windows, seed), split)
 
     def losses(self, objective: torch.nn.Module, collate: Callable, device: Any,
                batch_size: int) -> dict[str, float]:  # fmt: skip
@@ -88,6 +102,22 @@ class ValWindows:
         means = {key: total / len(self.items) for key, total in sums.items()}
         means["val_loss"] = means.get("cls_loss", means["loss"])
         return means
+
+
+def _same(
+    what: str, found: tuple[str, ...], trained: tuple[str, ...], settings: ValSettings
+) -> None:
+    if tuple(found) != tuple(trained):
+        raise ConfigError(
+            f"--val-data {settings.data}: its {what} {list(found)} are not the training "
+            f"data's {list(trained)}"
+        )
+
+
+def _first(items: Any, count: int, seed: int) -> list[Any]:
+    """The first `count` items of a seeded shuffle: the same items every validation."""
+    order = np.random.default_rng([seed, 11]).permutation(len(items))
+    return [items[int(i)] for i in order[:count]]
 
 
 @dataclass

@@ -96,8 +96,8 @@ def build_synth(synth: argparse.ArgumentParser) -> None:
         "--val-videos",
         type=int,
         default=0,
-        help="held-out videos for `gad train --val-data` (a val split; default 0; not "
-        "with --procedures)",
+        help="held-out videos for `gad train --val-data` (a val split, written after the "
+        "train and test videos, which stay as they were; default 0)",
     )
     synth.add_argument("--feature-dim", type=int, default=64)
     synth.add_argument("--noise", type=float, default=0.35, help="feature noise std (default 0.35)")
@@ -238,10 +238,6 @@ def run_synth(args: argparse.Namespace) -> int:
 
     counts = {"videos_train": args.train_videos, "videos_test": args.test_videos}
     if args.val_videos:
-        from runtime.errors import ConfigError
-
-        if args.procedures:
-            raise ConfigError("--val-videos: not for --procedures (validation is per-frame)")
         counts["videos_val"] = args.val_videos
     cfg = Config(
         **{k: v for k, v in counts.items() if v is not None},

@@ -204,10 +204,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="held-out videos with the same classes (a dataset folder: its val split, else "
-        "its test split) for a validation loss every --val-every steps (OUT/val_log.jsonl)",
+        "its test split; for --task clip, coin.json's validation subset, else testing) for a "
+        "validation loss every --val-every steps (OUT/val_log.jsonl)",
     )
     parser.add_argument("--val-every", type=int, default=0, help="steps between validations")
-    parser.add_argument("--val-windows", type=int, default=512, help="validation windows")
+    parser.add_argument(
+        "--val-windows", type=int, default=512, help="validation windows (clips for --task clip)"
+    )
     parser.add_argument(
         "--val-split",
         choices=["train", "test", "val"],
@@ -221,7 +224,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop once the validation loss has not improved (by 0.5%%) for N validations; "
         "the checkpoint is then the best-validated one (default 0: train the whole budget)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue OUT/checkpoint (or OUT/last, if further)"
+    )
     parser.add_argument("--limit-videos", type=int, default=None, help="first N train videos")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts/summarise_seeds.py"
 CLIP_HEAD = (
     "| classifier | step top-1 % | step top-5 % | task top-1 % | next top-1 % | next top-5 % "
-    "| train s | ms / answer |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    "| train s | best val loss @ step | ms / answer |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|---:|\n"
 )
 
 
@@ -22,15 +23,16 @@ def summarise(kind: str, folder: Path) -> str:
 def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -> None:
     (tmp_path / "s0-gad.md").write_text(
         "# a run\n\nsome text | with a bar\n\n" + CLIP_HEAD
-        + "| gad | 50.0 | 90.0 | 80.0 | 40.0 | 70.0 | 100 | 12.0 |\n"
+        + "| gad | 50.0 | 90.0 | 80.0 | 40.0 | 70.0 | 100 | 0.5 @ 300, flat | 12.0 |\n"
     )  # fmt: skip
     (tmp_path / "s1-gad.md").write_text(
-        CLIP_HEAD + "| gad | 60.0 | 100.0 | 90.0 | 50.0 | 80.0 | 120 | 13.0 |\n"
+        CLIP_HEAD
+        + "| gad | 60.0 | 100.0 | 90.0 | 50.0 | 80.0 | 120 | 0.4 @ 1500, budget | 13.0 |\n"
     )
     (tmp_path / "s0-generative.md").write_text(
         CLIP_HEAD
-        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 40.0 |\n"
-        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 41.0 |\n"
+        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 1.0 @ 50, flat | 40.0 |\n"
+        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 1.0 @ 50, flat | 41.0 |\n"
     )
     (tmp_path / "notes.md").write_text("not a run's table\n")
     rows = {
@@ -40,7 +42,7 @@ def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -
     }
     # mean ± sample std: (50, 60) → 55.0 ± 7.1; (90, 100) → 95.0 ± 7.1.
     assert rows["gad"][1:4] == ["0, 1", "55.0 ± 7.1", "95.0 ± 7.1"]
-    assert rows["gad"][-2:] == ["50.0 (s0), 60.0 (s1)", "100, 120"]
+    assert rows["gad"][-2:] == ["50.0 (s0), 60.0 (s1)", "0.5 @ 300, flat, 0.4 @ 1500, budget"]
     # The constrained row is a row of its own; undefined top-5 stays undefined.
     assert rows["generative (free decoding, the paper's)"][2:4] == ["10.0", "—"]
     assert rows["generative, constrained"][2] == "20.0"

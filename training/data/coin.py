@@ -1,7 +1,8 @@
 """COIN-style procedure annotations: videos with a task and ordered step segments.
 
     {"database": {"<video id>": {"class": "make tea", "recipe_type": 1,
-                                 "subset": "training" | "testing", "duration": 61.5,
+                                 "subset": "training" | "testing" | "validation",
+                                 "duration": 61.5,
                                  "annotation": [{"id": "0", "segment": [2.0, 9.5],
                                                  "label": "boil water"}, ...]}}}
 
@@ -23,7 +24,15 @@ from typing import Any
 from runtime.errors import ConfigError
 
 COIN_FILE = "coin.json"  # a dataset folder's default annotation file
-SUBSETS = {"training": "train", "train": "train", "testing": "test", "test": "test"}
+SUBSETS = {
+    "training": "train",
+    "train": "train",
+    "testing": "test",
+    "test": "test",
+    # Held-out videos for a validation loss (`gad train --val-data`): not in COIN's file.
+    "validation": "val",
+    "val": "val",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class CoinStep:
 class CoinVideo:
     video_id: str
     task: str
-    split: str  # "train" | "test"
+    split: str  # "train" | "test" | "val"
     steps: tuple[CoinStep, ...]  # sorted by start
 
 
@@ -49,8 +58,8 @@ class CoinAnnotations:
     task_names: tuple[str, ...]
 
     def split(self, split: str) -> list[CoinVideo]:
-        if split not in ("train", "test"):
-            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "test", "val"):
+            raise ConfigError(f"split must be 'train', 'test' or 'val', got {split!r}")
         return [v for v in self.videos if v.split == split]
 
 

@@ -41,6 +41,7 @@ from training.data.synthetic import FeatureLayout, SyntheticConfig, World, one_h
 
 BACKGROUND = "background"
 TRAINING, TESTING = "training", "testing"  # COIN's subset names
+VALIDATION = "validation"  # held-out videos for a validation loss (not in COIN's file)
 
 # Task name → its steps in order. Steps are shared across tasks.
 TASKS: dict[str, tuple[str, ...]] = {
@@ -169,9 +170,11 @@ def write_procedure_dataset(out: Path, cfg: ProcedureConfig) -> dict[str, object
     names = class_names()
     task_index = {task: i for i, task in enumerate(TASKS)}
     database: dict[str, dict[str, object]] = {}
+    # Val last: the train and test videos are the same bytes with or without it.
     for split, count, subset in (
         ("train", cfg.videos_train, TRAINING),
         ("test", cfg.videos_test, TESTING),
+        ("val", cfg.videos_val, VALIDATION),
     ):
         for task in _split_tasks(count, rng):
             features, labels, segments = procedure_video(world, cfg, task, rng)
@@ -197,7 +200,7 @@ def write_procedure_dataset(out: Path, cfg: ProcedureConfig) -> dict[str, object
         "dataset": cfg.name,
         "tasks": len(TASKS),
         "steps": len(STEPS),
-        "videos": cfg.videos_train + cfg.videos_test,
+        "videos": cfg.videos_train + cfg.videos_test + cfg.videos_val,
         "frames": layout.frames,
         "feature_dim": cfg.feature_dim,
     }
