@@ -8,7 +8,9 @@
 # docs/benchmarks/ordering-smollm2/DATASET-sSEED-ROW.md, which is how the script knows a row
 # is done: re-run it (any session) and it goes on with the next missing row. A row stopped
 # half-way resumes from its best checkpoint (`--resume`) while runs/ survives; a fresh
-# checkout starts that row again. `MAX_ROWS=N` stops after N rows; `ONLY=synth` one dataset.
+# checkout starts that row again. `MAX_ROWS=N` stops after N rows; `ONLY=synth` one dataset;
+# `ROWS="discriminative gad"` those classifiers only (the generative row is the longest: its
+# evaluation decodes every test frame, twice; start it with a session's time ahead).
 #   scripts/ordering_smollm2.sh   (repository root, after `make setup`; 2 threads)
 set -euo pipefail
 export GAD_CACHE_DIR=${GAD_CACHE_DIR:-$PWD/.cache/gad} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -44,7 +46,7 @@ declare -A rows=(
 for seed in 0 1 2; do
   for dataset in synth mocap; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$dataset" ] && continue
-    for row in discriminative gad gad-lm0.5 generative; do
+    for row in ${ROWS:-discriminative gad gad-lm0.5 generative}; do
       table=$out/$dataset-s$seed-$row.md
       [ -f "$table" ] && continue
       [ "$done_rows" -ge "$max_rows" ] && exit 0
