@@ -11,6 +11,8 @@ from gad.cli import main
 from model.checkpoint import load_checkpoint
 from model.config import LoraSettings
 from runtime.errors import ConfigError
+from tests.training.test_train import config as tiny_config
+from tests.training.test_validation import check_stopped_flat
 from training.clips import collate_clips, load_clip_videos, open_clip_source
 from training.data.coin import load_coin
 from training.data.procedures import ProcedureConfig, write_procedure_dataset
@@ -27,23 +29,18 @@ def procedures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def config(data: Path, out: Path, **overrides: object) -> TrainConfig:
+    """test_train's tiny run as a clip model, validated every 5 steps on `data`."""
     values: dict[str, object] = {
-        "data": data,
-        "out": out,
         "task": "clip",
-        "kind": "gad",
-        "backbone": "tiny",
         "clip_frames": 16,
-        "batch_size": 16,
         "lr": 3e-3,
         "lora": LoraSettings(rank=4, alpha=8, dropout=0.0),
-        "progress": False,
         "log_every": 10,
         "val_data": data,
         "val_every": 5,
         "val_windows": 48,
     }
-    return TrainConfig(**(values | overrides))  # type: ignore[arg-type]
+    return tiny_config(data, out, **(values | overrides))
 
 
 def test_val_videos_are_coins_validation_subset_and_leave_train_and_test_as_they_were(
@@ -72,13 +69,7 @@ def test_clip_training_validates_on_held_out_clips_and_keeps_the_best(
     out = tmp_path / "run"
     cfg = config(procedures, out, max_steps=200, patience=1, warmup_ratio=0.0, lr=3e-2)
     result = train(cfg)
-    curve = read_validation(out)
-    assert result.stopped_flat and result.steps < 200
-    assert [r["step"] for r in curve] == list(range(5, result.steps + 1, 5))
-    # (The best is the plateau's: a later loss lower by under 0.5 % does not replace it.)
-    best = next(r for r in curve if r["step"] == curve[-1]["best_step"])
-    assert (result.best_step, result.best_val_loss) == (best["step"], best["val_loss"])
-    assert all(r["val_loss"] >= best["val_loss"] * (1 - 0.005) for r in curve)
+    check_stopped_flat(result, out, every=5, budget=200)
     # The checkpoint is the best-validated model: its weights give that loss again, on the
     # held-out videos' step, task and next-step clips (all three questions).
     windows = _validation(cfg, clip_task(cfg))

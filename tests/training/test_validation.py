@@ -17,6 +17,7 @@ from training.train import (
     LAST_DIR,
     STATE_FILE,
     TrainConfig,
+    TrainResult,
     _validation,
     collate,
     frame_task,
@@ -82,15 +83,8 @@ def test_validation_is_logged_and_training_stops_at_the_best_checkpoint(
     # Patience 1 with a constant learning rate far too high for the task's end: the run stops
     # as soon as a validation fails to improve, long before its 400 steps.
     out = tmp_path / "run"
-    cfg = config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2)
-    result = train(cfg)
-    curve = read_validation(out)
-    assert result.stopped_flat and result.steps < 400
-    assert [r["step"] for r in curve] == list(range(5, result.steps + 1, 5))
-    # (The best is the plateau's: a later loss lower by under 0.5 % does not replace it.)
-    best = next(r for r in curve if r["step"] == curve[-1]["best_step"])
-    assert result.best_step == best["step"] and result.best_val_loss == best["val_loss"]
-    assert all(r["val_loss"] >= best["val_loss"] * (1 - 0.005) for r in curve)
+    result = train(config(synth, out, max_steps=400, patience=1, warmup_ratio=0.0, lr=3e-2))
+    curve = check_stopped_flat(result, out, every=5, budget=400)
     assert curve[-1]["since"] == 1 and result.best_step < result.steps
     # The checkpoint is the model at the best validation: its weights give that loss again;
     # where training stopped is kept beside it (RUN/last), marked with the patience.
@@ -151,6 +145,19 @@ def test_the_best_checkpoint_survives_an_interrupt_and_resume_goes_on_from_where
     assert train(config(synth, out, resume=True, **run)).steps == 40
     longer = train(config(synth, out, resume=True, **(run | {"max_steps": 50})))
     assert longer.steps == 50 and read_validation(out)[-2]["step"] == 45
+
+
+def check_stopped_flat(result: TrainResult, out: Path, *, every: int, budget: int) -> list:
+    """A patience-1 run stopped flat before its budget, validated every `every` steps; its
+    result names the plateau's best validation. The validation curve."""
+    curve = read_validation(out)
+    assert result.stopped_flat and result.steps < budget
+    assert [r["step"] for r in curve] == list(range(every, result.steps + 1, every))
+    # (The best is the plateau's: a later loss lower by under 0.5 % does not replace it.)
+    best = next(r for r in curve if r["step"] == curve[-1]["best_step"])
+    assert (result.best_step, result.best_val_loss) == (best["step"], best["val_loss"])
+    assert all(r["val_loss"] >= best["val_loss"] * (1 - 0.005) for r in curve)
+    return curve
 
 
 def _state(folder: Path) -> dict[str, object]:
