@@ -107,12 +107,12 @@ def render_ordering(found: Found) -> str:
         "Made by `scripts/ordering_smollm2.sh` (each run's own table in `ordering-smollm2/`)",
         "and `scripts/summarise_seeds.py ordering`. Mean ± sample std over the seeds done;",
         "*stopped*: each seed's best validation step and whether the loss went flat (else the",
-        "1,500-step cap). CPU runs on the project's 2-core machine, one at a time. The protocol:",
+        "step cap). CPU runs on the project's 2-core machine, one at a time. The protocol:",
         "batch 8, lr 5e-4 (cosine over the cap, 5 % warm-up), LoRA r=32 α=64; a validation every",
         "25 steps on 256 held-out windows, the served head's CE watched (the LM loss for",
         "generative), stopped after 8 validations without a 0.5 % gain, the best-validated",
-        "checkpoint evaluated; synth: window 8 + 8, 4 test videos; mocap: window 32 + 8, 6 test",
-        "videos.",
+        "checkpoint evaluated; synth: window 8 + 8, float32, a 1,500-step cap, 4 test videos;",
+        "mocap: window 16 + 8, bf16 autocast, a 1,000-step cap, 6 test videos.",
     ]
     if not found:
         out += ["", "No run has finished yet: `scripts/ordering_smollm2.sh` makes them in turn."]

@@ -134,7 +134,8 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
         f"Backbone `{base.backbone}`, data `{base.data}`, window {base.long_frames} long + "
         f"{base.short_frames} short, batch {base.batch_size}, lr {base.lr:g}, "
         f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
-        f"LoRA r={base.lora.rank} α={base.lora.alpha}, seed {base.seed}; "
+        f"LoRA r={base.lora.rank} α={base.lora.alpha}, "
+        f"{'bf16 autocast' if base.bf16 else 'float32'} training, seed {base.seed}; "
         + ", ".join(f"{k} {v}" for k, v in extra.items()),
         f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
         "Latency: one frame's label from its window at batch 1, median of 30 timed side by "
@@ -259,7 +260,8 @@ def render_clip_compare(
         f"Backbone `{base.backbone}`, data `{base.data}`, clips of at most {base.clip_frames} "
         f"rows, batch {base.batch_size}, lr {base.lr:g}, "
         f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
-        f"LoRA r={base.lora.rank} α={base.lora.alpha}, seed {base.seed}; "
+        f"LoRA r={base.lora.rank} α={base.lora.alpha}, "
+        f"{'bf16 autocast' if base.bf16 else 'float32'} training, seed {base.seed}; "
         + ", ".join(f"{k} {v}" for k, v in extra.items()),
         f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
         "Latency at batch 1, medians of 30 timed side by side: *ms / answer* = one question "

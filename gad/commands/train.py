@@ -197,7 +197,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast (a GPU, or a CPU with AVX-512 BF16 / AMX: ~1.4x on this project's)",
+    )
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
     parser.add_argument(
         "--val-data",
