@@ -12,7 +12,9 @@
 # `--resume` continues an interrupted classifier (stop it with `kill -INT`) while runs/
 # survives. `scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md` sums up.
 #   scripts/clip_smollm2_compare.sh   (repository root, after `make setup`; 2 threads)
+#   EXTRA="--device cuda --bf16" scripts/clip_smollm2_compare.sh   (a GPU: the same rows)
 set -euo pipefail
+# shellcheck disable=SC2086  # EXTRA is split into arguments on purpose
 export GAD_CACHE_DIR=${GAD_CACHE_DIR:-$PWD/.cache/gad} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 read -r -a gad <<<"${GAD:-.venv/bin/gad}"
 tables=docs/benchmarks/clip-smollm2-runs
@@ -36,7 +38,7 @@ for seed in ${SEEDS:-0 1 2}; do
       --max-steps 1500 --warmup 0.05 --batch-size 8 --lr 5e-4 --lora-rank 32 --lora-alpha 64 \
       --clip-frames 32 --val-data "$data" --val-every 50 --val-windows 256 --patience 6 \
       --seed "$seed" --kinds "$kind" --runs "$dir/runs-$kind" --out "$out.tmp" --no-progress \
-      --resume >"$dir/$kind.log" 2>&1
+      --resume ${EXTRA:-} >"$dir/$kind.log" 2>&1
     mv "$out.tmp" "$out"
     echo "$out done $(date -u +%FT%TZ) wall $(($(date +%s) - t0)) s"
   done
