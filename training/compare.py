@@ -132,10 +132,7 @@ def run_compare(
 def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, Any]) -> str:
     lines = [
         f"Backbone `{base.backbone}`, data `{base.data}`, window {base.long_frames} long + "
-        f"{base.short_frames} short, batch {base.batch_size}, lr {base.lr:g}, "
-        f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
-        f"LoRA r={base.lora.rank} α={base.lora.alpha}, "
-        f"{'bf16 autocast' if base.bf16 else 'float32'} training, seed {base.seed}; "
+        f"{base.short_frames} short, {_schedule(base)}; "
         + ", ".join(f"{k} {v}" for k, v in extra.items()),
         f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
         "Latency: one frame's label from its window at batch 1, median of 30 timed side by "
@@ -163,6 +160,16 @@ def render_compare(rows: list[CompareRow], base: TrainConfig, extra: dict[str, A
             f"{_val_cell(r) if validated else ''}{r.latency_ms:.1f} | {ratio} |"
         )
     return "\n".join(lines)
+
+
+def _schedule(base: TrainConfig) -> str:
+    """The training run both tables name: batch, lr, length, LoRA, precision, seed."""
+    steps = f" / {base.max_steps} steps" if base.max_steps else ""
+    return (
+        f"batch {base.batch_size}, lr {base.lr:g}, {base.epochs} epoch(s){steps}, "
+        f"LoRA r={base.lora.rank} α={base.lora.alpha}, "
+        f"{'bf16 autocast' if base.bf16 else 'float32'} training, seed {base.seed}"
+    )
 
 
 def _validation_note(base: TrainConfig, items: str) -> list[str]:
@@ -258,11 +265,7 @@ def render_clip_compare(
 
     lines = [
         f"Backbone `{base.backbone}`, data `{base.data}`, clips of at most {base.clip_frames} "
-        f"rows, batch {base.batch_size}, lr {base.lr:g}, "
-        f"{base.epochs} epoch(s){f' / {base.max_steps} steps' if base.max_steps else ''}, "
-        f"LoRA r={base.lora.rank} α={base.lora.alpha}, "
-        f"{'bf16 autocast' if base.bf16 else 'float32'} training, seed {base.seed}; "
-        + ", ".join(f"{k} {v}" for k, v in extra.items()),
+        f"rows, {_schedule(base)}; " + ", ".join(f"{k} {v}" for k, v in extra.items()),
         f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
         "Latency at batch 1, medians of 30 timed side by side: *ms / answer* = one question "
         "answered on its own (a [CLS] pass, or a greedy decode with a KV cache; the mean "
