@@ -11,6 +11,7 @@
 # checkout starts that row again. `MAX_ROWS=N` stops after N rows; `ONLY=synth` one dataset;
 # `ROWS="discriminative gad"` those classifiers only (the generative row is the longest: its
 # evaluation decodes every test frame, twice; start it with a session's time ahead).
+# `EXTRA="--device cuda"` passes more arguments to every row (a GPU: the same rows).
 #   scripts/ordering_smollm2.sh   (repository root, after `make setup`; 2 threads)
 set -euo pipefail
 export GAD_CACHE_DIR=${GAD_CACHE_DIR:-$PWD/.cache/gad} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -60,7 +61,7 @@ for seed in 0 1 2; do
       # starts from scratch (gad bench compare decides by the checkpoint's state file).
       # shellcheck disable=SC2086
       "$gad" bench compare ${args[$dataset]} ${rows[$row]} "${common[@]}" --seed "$seed" \
-        --runs "$runs" --out "$table.tmp" --resume >"$runs.log" 2>&1
+        --runs "$runs" --out "$table.tmp" --resume ${EXTRA:-} >"$runs.log" 2>&1
       mv "$table.tmp" "$table"
       echo "$table: done, $(($(date +%s) - t0)) s"
       done_rows=$((done_rows + 1))
