@@ -142,13 +142,17 @@ class TrainResult:
     stopped_flat: bool = False
 
 
-def resume_point(out: Path) -> Path | None:
-    """The folder --resume continues RUN from: the checkpoint or RUN/last, whichever holds
-    the later step, RUN/last on a tie (None: nothing to resume)."""
+def resume_point(out: Path) -> tuple[Path, dict[str, Any]] | None:
+    """Where --resume continues RUN from: the checkpoint or RUN/last, whichever holds the
+    later step, RUN/last on a tie, with that folder's trainer state (read once: it holds
+    the optimizer's). None: nothing to resume."""
     saved = [d for d in (out / LAST_DIR, out / CHECKPOINT_DIR) if (d / STATE_FILE).is_file()]
-    if not saved:
-        return None
-    return max(saved, key=lambda d: torch.load(d / STATE_FILE, weights_only=False)["step"])
+    best: tuple[Path, dict[str, Any]] | None = None
+    for folder in saved:
+        state = torch.load(folder / STATE_FILE, weights_only=False)
+        if best is None or state["step"] > best[1]["step"]:
+            best = (folder, state)
+    return best
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
@@ -318,8 +322,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     ckpt_dir, last_dir = out / CHECKPOINT_DIR, out / LAST_DIR
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "seconds": 0.0}
-    start_dir = resume_point(out) if cfg.resume else None
-    if start_dir is not None:
+    resumed = resume_point(out) if cfg.resume else None
+    if resumed is not None:
+        start_dir, state = resumed
         model = load_checkpoint(
             start_dir,
             expect_feature_dim=model_cfg.feature_dim,
@@ -330,7 +335,6 @@ def train(cfg: TrainConfig) -> TrainResult:
                 f"--resume: {start_dir} was trained with {model.config.to_dict()}, "
                 f"these arguments ask for {model_cfg.to_dict()}"
             )
-        state = torch.load(start_dir / STATE_FILE, weights_only=False)
         if plateau is not None:
             plateau.restore(state.get("plateau"))
         log.info("resuming %s at step %d (epoch %d)", start_dir, state["step"], state["epoch"])
