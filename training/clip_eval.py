@@ -53,18 +53,26 @@ def score_questions(
     mask: torch.Tensor,
     question: int,
     *,
-    constrained: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """([B, classes] scores, [B] decoded classes or None) for clips all asked `question`.
+    decodings: tuple[bool, ...] = (False,),
+) -> tuple[np.ndarray, dict[bool, np.ndarray]]:
+    """([B, classes] scores, {constrained: [B] decoded classes}) for clips all asked
+    `question`.
 
-    [CLS] models: the head's softmax in one pass. `generative`: the softmax over the names
-    of each name's log-likelihood, and the greedy decode (free, or constrained)."""
+    [CLS] models: the head's softmax in one pass, no decodes. `generative`: the softmax
+    over the names of each name's log-likelihood, computed once, and a greedy decode for
+    each of `decodings` (False: free, True: constrained)."""
     if model.config.uses_cls:
         steps, tasks = model.question_logits(features, mask, _asked(features, question))
-        return torch.softmax(tasks if question == TASK else steps, dim=-1).cpu().numpy(), None
+        return torch.softmax(tasks if question == TASK else steps, dim=-1).cpu().numpy(), {}
     scores = torch.softmax(model.question_log_likelihoods(features, mask, question), dim=-1)
-    decoded = model.generate_clip(features, mask, question, constrained=constrained).indices
-    return scores.cpu().numpy(), np.asarray(decoded, dtype=np.int64)
+    decoded = {
+        flag: np.asarray(
+            model.generate_clip(features, mask, question, constrained=flag).indices,
+            dtype=np.int64,
+        )
+        for flag in decodings
+    }
+    return scores.cpu().numpy(), decoded
 
 
 @torch.no_grad()
@@ -127,11 +135,36 @@ def predict_clips(
     only (a trie) instead of the paper's free decoding; other kinds ignore it. A batch
     holds at most `batch_size` clips and `tokens_per_batch` frame tokens (clips × the
     longest clip's rows × the model's tokens per row): long clips go a few at a time."""
+    return predict_clip_decodings(
+        model,
+        videos,
+        decodings=(constrained,),
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        tokens_per_batch=tokens_per_batch,
+    )[constrained]
+
+
+def predict_clip_decodings(
+    model: ClipClassifier,
+    videos: list[ClipVideo],
+    *,
+    decodings: tuple[bool, ...] = (False, True),
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    tokens_per_batch: int = TOKENS_PER_BATCH,
+) -> dict[bool, dict[str, QuestionScores]]:
+    """`predict_clips` for each of `decodings` (False: free, True: constrained) in one
+    pass: the scores computed once and shared, a greedy decode per flag (`generative`)."""
     model.eval().to(device)
-    results = {}
+    results: dict[bool, dict[str, QuestionScores]] = {flag: {} for flag in decodings}
     for question, name in enumerate(QUESTIONS):
         items = ClipSamples(videos, model.config.clip_frames, questions=(question,))
-        scores, decoded, labels = [], [], []
+        scores: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        decoded: dict[bool, list[np.ndarray]] = {}
         for indices in tqdm(
             clip_batches(items, batch_size, tokens_per_batch // model.connector.per_row),
             desc=f"eval {model.config.kind} {name}",
@@ -144,17 +177,19 @@ def predict_clips(
                 batch["features"].to(device),
                 batch["mask"].to(device),
                 question,
-                constrained=constrained,
+                decodings=decodings,
             )
             scores.append(batch_scores)
-            if batch_decoded is not None:
-                decoded.append(batch_decoded)
+            for flag, classes in batch_decoded.items():
+                decoded.setdefault(flag, []).append(classes)
             labels.append(batch["labels"].numpy())
-        results[name] = QuestionScores(
-            np.concatenate(scores),
-            np.concatenate(labels),
-            np.concatenate(decoded) if decoded else None,
-        )
+        question_scores, question_labels = np.concatenate(scores), np.concatenate(labels)
+        for flag in decodings:
+            results[flag][name] = QuestionScores(
+                question_scores,
+                question_labels,
+                np.concatenate(decoded[flag]) if flag in decoded else None,
+            )
     return results
 
 

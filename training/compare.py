@@ -23,7 +23,7 @@ from model.checkpoint import load_checkpoint
 from runtime.system import cpu_name
 from training.data_info import load_data_info
 from training.dataset import load_split
-from training.evaluate import compute_metrics, predict, window_latency_ms, write_metrics
+from training.evaluate import compute_metrics, predict_decodings, window_latency_ms, write_metrics
 from training.train import TrainConfig, TrainResult, resume_point, train
 
 GENERATIVE_CONSTRAINED = "generative, constrained"
@@ -90,18 +90,19 @@ def run_compare(
         cfg, result = train_kind(base, kind)
         model = load_checkpoint(result.checkpoint)
         decodings = {kind: False}
-        if kind == "generative":  # the paper's free decoding, then the constrained one
+        if kind == "generative":  # the paper's free decoding, and the constrained one
             decodings[GENERATIVE_CONSTRAINED] = True
+        # One pass: the scores once, a decode per row (the two decodings share them).
+        predicted = predict_decodings(
+            model,
+            test,
+            info,
+            decodings=tuple(decodings.values()),
+            batch_size=eval_batch,
+            progress=progress,
+        )
         for row, constrained in decodings.items():
-            results = predict(
-                model,
-                test,
-                info,
-                batch_size=eval_batch,
-                constrained=constrained,
-                progress=progress,
-            )
-            metrics = compute_metrics(results, info)
+            metrics = compute_metrics(predicted[constrained], info)
             if kind == "generative":
                 metrics["decoding"] = "constrained" if constrained else "free"
             write_metrics(cfg.out / ("eval-constrained" if constrained else "eval"), metrics)
@@ -214,7 +215,7 @@ def run_clip_compare(
 ) -> list[ClipCompareRow]:
     """As `run_compare` for the clip tasks: the generative model gives a free-decoding
     row (the paper's baseline) and a "generative, constrained" one."""
-    from training.clip_eval import clip_latency_ms, clip_metrics, predict_clips
+    from training.clip_eval import clip_latency_ms, clip_metrics, predict_clip_decodings
     from training.clips import load_clip_videos
     from training.train import clip_source
 
@@ -224,14 +225,17 @@ def run_clip_compare(
         cfg, result = train_kind(base, kind)
         model = load_checkpoint(result.checkpoint)
         decodings = {kind: False}
-        if kind == "generative":  # the paper's free decoding, then the constrained one
+        if kind == "generative":  # the paper's free decoding, and the constrained one
             decodings[GENERATIVE_CONSTRAINED] = True
+        predicted = predict_clip_decodings(  # the scores once, a decode per row
+            model,
+            test,
+            decodings=tuple(decodings.values()),
+            batch_size=eval_batch,
+            progress=progress,
+        )
         for row, constrained in decodings.items():
-            metrics = clip_metrics(
-                predict_clips(
-                    model, test, batch_size=eval_batch, constrained=constrained, progress=progress
-                )
-            )
+            metrics = clip_metrics(predicted[constrained])
             if kind == "generative":
                 metrics["decoding"] = "constrained" if constrained else "free"
             write_metrics(cfg.out / ("eval-constrained" if constrained else "eval"), metrics)

@@ -70,18 +70,26 @@ def one_hot(classes: np.ndarray, num_classes: int) -> np.ndarray:
 
 @torch.no_grad()
 def score_windows(
-    model: GADClassifier, features: torch.Tensor, mask: torch.Tensor, *, constrained: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """([B, C] class scores, [B] decoded classes or None) for a batch of windows.
+    model: GADClassifier,
+    features: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    decodings: tuple[bool, ...] = (False,),
+) -> tuple[np.ndarray, dict[bool, np.ndarray]]:
+    """([B, C] class scores, {constrained: [B] decoded classes}) for a batch of windows.
 
     [CLS] models: the head's softmax in one pass, no decoded classes. `generative`: the
-    softmax of each label's log-likelihood, and the greedy decode (free, or constrained).
+    softmax of each label's log-likelihood, computed once, and a greedy decode for each of
+    `decodings` (False: free, True: constrained).
     """
     if model.config.uses_cls:
-        return torch.softmax(model.class_logits(features, mask), dim=-1).cpu().numpy(), None
+        return torch.softmax(model.class_logits(features, mask), dim=-1).cpu().numpy(), {}
     scores = torch.softmax(model.label_log_likelihoods(features, mask), dim=-1)
-    decoded = model.generate(features, mask, constrained=constrained).indices
-    return scores.cpu().numpy(), np.asarray(decoded, dtype=np.int64)
+    decoded = {
+        flag: np.asarray(model.generate(features, mask, constrained=flag).indices, dtype=np.int64)
+        for flag in decodings
+    }
+    return scores.cpu().numpy(), decoded
 
 
 @torch.no_grad()
@@ -102,17 +110,19 @@ def score_video(
     *,
     batch_size: int,
     device: torch.device,
-    constrained: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """([T, C_model] scores, [T] decoded model classes or None) for every frame of a video."""
+    decodings: tuple[bool, ...] = (False,),
+) -> tuple[np.ndarray, dict[bool, np.ndarray]]:
+    """([T, C_model] scores, {constrained: [T] decoded model classes}; no decodes for
+    [CLS] models) for every frame of a video."""
     if model.config.is_streaming:  # the whole video as a live stream reads it, in chunks
         from model.streaming.runner import StreamingGAD
 
         rows = torch.from_numpy(np.array(video.features, np.float32))[None].to(device)
         with torch.no_grad():
             logits = StreamingGAD(model, model.config.stream_window).stream_logits(rows)
-        return torch.softmax(logits[0].float(), -1).cpu().numpy(), None
-    scores, decoded = [], []
+        return torch.softmax(logits[0].float(), -1).cpu().numpy(), {}
+    scores: list[np.ndarray] = []
+    decoded: dict[bool, list[np.ndarray]] = {}
     for start in range(0, len(video), batch_size):
         frames = np.arange(start, min(start + batch_size, len(video)))
         windows, mask = build_windows(video.features, frames, spec)
@@ -120,12 +130,12 @@ def score_video(
             model,
             torch.from_numpy(windows).to(device),
             torch.from_numpy(mask).long().to(device),
-            constrained=constrained,
+            decodings=decodings,
         )
         scores.append(batch_scores)
-        if batch_decoded is not None:
-            decoded.append(batch_decoded)
-    return np.concatenate(scores), np.concatenate(decoded) if decoded else None
+        for flag, classes in batch_decoded.items():
+            decoded.setdefault(flag, []).append(classes)
+    return np.concatenate(scores), {flag: np.concatenate(d) for flag, d in decoded.items()}
 
 
 def predict(
@@ -142,9 +152,33 @@ def predict(
 
     `constrained`: `generative` decodes among the labels only (the trie) instead of the
     paper's free decoding mapped to the nearest label; other kinds ignore it."""
+    return predict_decodings(
+        model,
+        videos,
+        info,
+        decodings=(constrained,),
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )[constrained]
+
+
+def predict_decodings(
+    model: GADClassifier,
+    videos: list[FeatureVideo],
+    info: DataInfo,
+    *,
+    decodings: tuple[bool, ...] = (False, True),
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[bool, list[VideoScores]]:
+    """`predict` for each of `decodings` (False: free, True: constrained) in one pass over
+    the videos: the scores are computed once and shared, each decoding runs its own greedy
+    decode (`generative`; other kinds give the same results under every flag)."""
     model.eval().to(device)
     spec = model.config.window
-    results = []
+    results: dict[bool, list[VideoScores]] = {flag: [] for flag in decodings}
     for video in tqdm(videos, desc=f"eval {model.config.kind}", unit="video", disable=not progress):
         scores, decoded = score_video(
             model,
@@ -152,16 +186,19 @@ def predict(
             spec,
             batch_size=batch_size,
             device=torch.device(device),
-            constrained=constrained,
+            decodings=decodings,
         )
-        results.append(
-            VideoScores(
-                video.session,
-                to_data_space(scores, info),
-                np.asarray(video.targets),
-                None if decoded is None else to_data_index(decoded, info),
+        data_scores, targets = to_data_space(scores, info), np.asarray(video.targets)
+        for flag in decodings:
+            classes = decoded.get(flag)
+            results[flag].append(
+                VideoScores(
+                    video.session,
+                    data_scores,
+                    targets,
+                    None if classes is None else to_data_index(classes, info),
+                )
             )
-        )
     return results
 
 

@@ -11,7 +11,12 @@ import pytest
 
 from gad.cli import main
 from model.config import LoraSettings
-from training.clip_eval import QuestionScores, clip_metrics, predict_clips
+from training.clip_eval import (
+    QuestionScores,
+    clip_metrics,
+    predict_clip_decodings,
+    predict_clips,
+)
 from training.clips import load_clip_videos, open_clip_source
 from training.data.procedures import ProcedureConfig, write_procedure_dataset
 from training.train import TrainConfig, train
@@ -210,3 +215,23 @@ def test_cli_eval_of_a_generative_clip_model_decodes_free_unless_asked(
     assert "log-likelihood" in free_out  # where its top-5 comes from
     # One model, one set of likelihood scores: top-5 agrees whatever the decoding.
     assert free["step"]["top5"] == trie["step"]["top5"] and free["step"]["top5"] is not None
+
+
+def test_both_decodings_in_one_pass_equal_two_separate_evaluations(
+    procedures: Path, generative_clip_run: Path
+) -> None:
+    """The compare's generative rows score each clip once and decode it twice: the same
+    scores, and each decode the one a separate evaluation with that flag gives."""
+    from model.checkpoint import load_checkpoint
+
+    model = load_checkpoint(generative_clip_run / "checkpoint")
+    test = load_clip_videos(open_clip_source(procedures), "test", limit=2)
+    both = predict_clip_decodings(model, test, decodings=(False, True), progress=False)
+    for constrained in (False, True):
+        alone = predict_clips(model, test, constrained=constrained, progress=False)
+        for question, scores in alone.items():
+            shared = both[constrained][question]
+            np.testing.assert_allclose(shared.scores, scores.scores, atol=1e-6)
+            np.testing.assert_array_equal(shared.labels, scores.labels)
+            assert shared.decoded is not None and scores.decoded is not None
+            np.testing.assert_array_equal(shared.decoded, scores.decoded)

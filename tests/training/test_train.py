@@ -22,6 +22,7 @@ from training.evaluate import (
     load_scores,
     pooled_labels,
     predict,
+    predict_decodings,
     save_scores,
     scores_decoding,
     to_data_index,
@@ -224,6 +225,15 @@ def test_generative_eval_scores_are_label_likelihoods_and_labels_are_decoded(
         assert out.decoded is not None
         assert out.decoded[frames].tolist() == [model_columns[i] for i in decoded]
         assert out.predicted is out.decoded
+    # Both decodings in one pass (what the compare's two generative rows use): the scores
+    # computed once and shared, each decode as a separate evaluation with its flag.
+    both = predict_decodings(model, video, info, decodings=(False, True), progress=False)
+    for constrained in (False, True):
+        alone = predict(model, video, info, constrained=constrained, progress=False)[0]
+        shared = both[constrained][0]
+        np.testing.assert_allclose(shared.scores, alone.scores, atol=1e-6)
+        assert shared.decoded is not None and alone.decoded is not None
+        np.testing.assert_array_equal(shared.decoded, alone.decoded)
 
 
 def test_accuracy_and_segments_come_from_the_decoded_labels() -> None:
