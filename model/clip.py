@@ -40,7 +40,7 @@ from model.backbone import Backbone
 from model.config import ModelConfig
 from model.connector import ClsHead, Connector
 from model.gad import GADClassifier, GADOutput
-from model.generative import Generation
+from model.generative import Generation, Prefill
 from model.prompt import ClipPrompt
 from runtime.errors import ConfigError
 
@@ -286,6 +286,17 @@ class ClipClassifier(GADClassifier):
     # --- the generative baseline -----------------------------------------------------
 
     @torch.no_grad()
+    def question_prefill(
+        self, features: torch.Tensor, mask: torch.Tensor | None, question: int
+    ) -> Prefill:
+        """`prefill` after `question`'s prefix: what `question_log_likelihoods` and
+        `generate_clip` of the same clips and question can share."""
+        self._check_question(question)
+        return self.prefill(
+            features, mask, prefix=self._question_prefix(self._same_question(features, question))
+        )
+
+    @torch.no_grad()
     def generate_clip(
         self,
         features: torch.Tensor,
@@ -293,13 +304,15 @@ class ClipClassifier(GADClassifier):
         question: int,
         *,
         constrained: bool = False,
+        prefilled: Prefill | None = None,
     ) -> Generation:
         """Greedy-decode the answer to one question for a batch of clips: a step name
         (questions 0 and 2, the text before any ", {task}") or a task name (question 1).
 
         Free by default, as the paper's generative baseline runs: greedy until <eos> (or
         a comma), the text mapped to the nearest name by edit distance. `constrained`
-        walks the trie of the asked kind's names instead (a stronger decoder)."""
+        walks the trie of the asked kind's names instead (a stronger decoder).
+        `prefilled`: `question_prefill` of the same clips and question."""
         self._check_question(question)
         tokens = self._decode(
             features,
@@ -307,7 +320,7 @@ class ClipClassifier(GADClassifier):
             trie=self.tries[question],
             limit=self.clip_prompt.max_answer_tokens(question),
             constrained=constrained,
-            prefix=self._question_prefix(self._same_question(features, question)),
+            prefilled=prefilled or self.question_prefill(features, mask, question),
         )
         if question == TASK:
             return self._to_classes(tokens, self.task_names, "task")
@@ -323,19 +336,21 @@ class ClipClassifier(GADClassifier):
         question: int,
         *,
         rows_per_pass: int = 512,
+        prefilled: Prefill | None = None,
     ) -> torch.Tensor:
         """[B, names] log p(" {name}" <eos> | question, clip, "\nAssistant:") for every
         name that answers `question` (steps for 0 and 2, tasks for 1): the answer the
         generative classifier is trained to emit, teacher-forced (the per-frame model's
         `label_log_likelihoods` after this question's prefix). A softmax over the names
-        gives the generative classifier's scores."""
+        gives the generative classifier's scores. `prefilled`: `question_prefill` of the
+        same clips and question."""
         self._check_question(question)
         return self.label_log_likelihoods(
             features,
             mask,
             rows_per_pass=rows_per_pass,
             labels=self._names(question),
-            prefix=self._question_prefix(self._same_question(features, question)),
+            prefilled=prefilled or self.question_prefill(features, mask, question),
         )
 
     @staticmethod

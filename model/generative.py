@@ -25,8 +25,43 @@ class Generation:
     exact: list[bool]  # whether the text was exactly a class name
 
 
+@dataclass
+class Prefill:
+    """prompt | frames | [CLS] | "\nAssistant:" read once: what scoring the answers and
+    decoding one both continue (neither changes it: each builds its own cache on `kv`)."""
+
+    last_hidden: torch.Tensor  # [B, 1, H] the last prompt position's hidden state
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values
+    attention: torch.Tensor  # [B, S]
+    positions: torch.Tensor  # [B, S]
+
+
 class GenerativePaths:
     """Decoding and label scoring over the model's prompt, decoder and lm_head."""
+
+    @torch.no_grad()
+    def prefill(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Prefill:
+        """One pass over the prompt, the window and "\nAssistant:" (`prefix`: the
+        question prefix, as in `_sequence`), to hand to `label_log_likelihoods` and
+        `generate` so that scoring and decoding the same windows read them once."""
+        batch = features.shape[0]
+        embeds, attention = self._sequence(
+            features,
+            mask,
+            tail_ids=self.assistant_ids.expand(batch, -1),
+            with_cls=self.config.uses_cls,
+            prefix=prefix,
+        )
+        positions = self._positions(attention)
+        out = self._decoder(embeds, attention, positions, past=DynamicCache())
+        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return Prefill(out.last_hidden_state[:, -1:], kv, attention, positions)
 
     @torch.no_grad()
     def label_log_likelihoods(
@@ -37,6 +72,7 @@ class GenerativePaths:
         rows_per_pass: int = 512,
         labels: Sequence[Sequence[int]] | None = None,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+        prefilled: Prefill | None = None,
     ) -> torch.Tensor:
         """[B, C] log p(" {label text}" <eos> | window, "\nAssistant:") for every class:
         the class's answer teacher-forced after the window, its tokens' log-probabilities
@@ -50,18 +86,12 @@ class GenerativePaths:
 
         `labels` (token ids per class, default `self.prompt.labels`) and `prefix` (the
         question prefix, as in `_sequence`) let the clip model score its step or task
-        names after the question it asked.
+        names after the question it asked; `prefilled` (`prefill` of the same windows and
+        prefix) skips the prompt's pass.
         """
         batch = features.shape[0]
-        embeds, attention = self._sequence(
-            features,
-            mask,
-            tail_ids=self.assistant_ids.expand(batch, -1),
-            with_cls=self.config.uses_cls,
-            prefix=prefix,
-        )
-        positions = self._positions(attention)
-        out = self._decoder(embeds, attention, positions, past=DynamicCache())
+        read = prefilled if prefilled is not None else self.prefill(features, mask, prefix=prefix)
+        attention, positions, kv = read.attention, read.positions, read.kv
         if labels is None:
             rows = [self.prompt.scored(c) for c in range(len(self.prompt.labels))]
         else:
@@ -69,9 +99,8 @@ class GenerativePaths:
         answers, valid = self._pad_answers(rows, features.device)  # [C, A], A ≥ 2
         classes, width = answers.shape
         # The last prompt token predicts each answer's first token.
-        first = self._lm_head(out.last_hidden_state[:, -1]).float().log_softmax(-1)
+        first = self._lm_head(read.last_hidden[:, -1]).float().log_softmax(-1)
         scores = first[:, answers[:, 0]]  # [B, C]
-        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
         chunk = max(1, rows_per_pass // batch)
         steps = torch.arange(1, width, device=features.device)
         for start in range(0, classes, chunk):
@@ -115,6 +144,7 @@ class GenerativePaths:
         *,
         constrained: bool = False,
         max_new_tokens: int | None = None,
+        prefilled: Prefill | None = None,
     ) -> Generation:
         """Greedy-decode a label per window with a KV cache (the generative baseline).
 
@@ -124,7 +154,8 @@ class GenerativePaths:
         the text — cut before ", {previous}" unless it is a label as it stands — mapped to
         the nearest label text by edit distance. `constrained=True` walks the label trie
         instead, so only labels can come out: a stronger decoder than the paper's
-        baseline, reported apart from it.
+        baseline, reported apart from it. `prefilled`: `prefill(features, mask)`, shared
+        with `label_log_likelihoods` or another decoding of the same windows.
         """
         tokens = self._decode(
             features,
@@ -132,6 +163,7 @@ class GenerativePaths:
             trie=self.trie,
             limit=max_new_tokens or self.prompt.max_answer_tokens,
             constrained=constrained,
+            prefilled=prefilled,
         )
         return self._to_classes(tokens, self.config.class_names)
 
@@ -144,22 +176,18 @@ class GenerativePaths:
         limit: int,
         constrained: bool,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+        prefilled: Prefill | None = None,
     ) -> list[list[int]]:
         """Greedy decoding after "\nAssistant:", constrained to `trie`'s labels or free."""
-        embeds, attention = self._sequence(
-            features,
-            mask,
-            tail_ids=self.assistant_ids.expand(features.shape[0], -1),
-            with_cls=self.config.uses_cls,
-            prefix=prefix,
-        )
-        positions = self._positions(attention)
-        out = self._decoder(embeds, attention, positions, past=DynamicCache())
+        read = prefilled if prefilled is not None else self.prefill(features, mask, prefix=prefix)
+        attention, positions = read.attention, read.positions
         batch = features.shape[0]
         nodes: list[object | None] = [trie.root] * batch
         tokens: list[list[int]] = [[] for _ in range(batch)]
         done = [False] * batch
-        hidden, past = out.last_hidden_state[:, -1:], out.cache
+        # A cache of its own on the prefill's tensors (appending makes new ones): the
+        # prefill stays as it was for the next reader.
+        hidden, past = read.last_hidden, DynamicCache(list(read.kv))
         next_pos = positions[:, -1:]
         for _ in range(limit):
             logits = self._lm_head(hidden[:, -1]).float()

@@ -59,15 +59,17 @@ def score_questions(
     `question`.
 
     [CLS] models: the head's softmax in one pass, no decodes. `generative`: the softmax
-    over the names of each name's log-likelihood, computed once, and a greedy decode for
-    each of `decodings` (False: free, True: constrained)."""
+    over the names of each name's log-likelihood and a greedy decode for each of
+    `decodings` (False: free, True: constrained), all continuing one pass over the clips."""
     if model.config.uses_cls:
         steps, tasks = model.question_logits(features, mask, _asked(features, question))
         return torch.softmax(tasks if question == TASK else steps, dim=-1).cpu().numpy(), {}
-    scores = torch.softmax(model.question_log_likelihoods(features, mask, question), dim=-1)
+    read = model.question_prefill(features, mask, question)  # scored, then decoded
+    logp = model.question_log_likelihoods(features, mask, question, prefilled=read)
+    scores = torch.softmax(logp, dim=-1)
     decoded = {
         flag: np.asarray(
-            model.generate_clip(features, mask, question, constrained=flag).indices,
+            model.generate_clip(features, mask, question, constrained=flag, prefilled=read).indices,
             dtype=np.int64,
         )
         for flag in decodings

@@ -79,14 +79,18 @@ def score_windows(
     """([B, C] class scores, {constrained: [B] decoded classes}) for a batch of windows.
 
     [CLS] models: the head's softmax in one pass, no decoded classes. `generative`: the
-    softmax of each label's log-likelihood, computed once, and a greedy decode for each of
-    `decodings` (False: free, True: constrained).
+    softmax of each label's log-likelihood, and a greedy decode for each of `decodings`
+    (False: free, True: constrained), all continuing one pass over the window.
     """
     if model.config.uses_cls:
         return torch.softmax(model.class_logits(features, mask), dim=-1).cpu().numpy(), {}
-    scores = torch.softmax(model.label_log_likelihoods(features, mask), dim=-1)
+    read = model.prefill(features, mask)  # the window read once: scored, then decoded
+    scores = torch.softmax(model.label_log_likelihoods(features, mask, prefilled=read), dim=-1)
     decoded = {
-        flag: np.asarray(model.generate(features, mask, constrained=flag).indices, dtype=np.int64)
+        flag: np.asarray(
+            model.generate(features, mask, constrained=flag, prefilled=read).indices,
+            dtype=np.int64,
+        )
         for flag in decodings
     }
     return scores.cpu().numpy(), decoded

@@ -207,6 +207,36 @@ def test_label_log_likelihoods_take_one_pass_over_the_window() -> None:
     assert lengths[1:] == [(6, width - 1)] * 3
 
 
+@pytest.mark.parametrize("kind", ["generative", "gad"])
+def test_one_prefill_serves_the_scores_and_both_decodings(kind: str) -> None:
+    # An evaluation reads each window once and continues it three ways: the answers'
+    # log-likelihoods, the free decode and the constrained one. Each is what it is alone,
+    # and the shared prefill is left as it was (each continuation builds its own cache).
+    model = tiny_model(kind, seed=3)  # untrained: free and constrained decodes differ
+    features, _, _ = random_batch(batch=5, steps=4, seed=5)
+    lengths = []
+
+    def record(_module: object, _args: object, kwargs: dict, _out: object) -> None:
+        lengths.append(kwargs["inputs_embeds"].shape[1])
+
+    with torch.no_grad():
+        read = model.prefill(features)
+        before = [(k.clone(), v.clone()) for k, v in read.kv]
+        decoder = model.lm.get_base_model().get_decoder()
+        handle = decoder.register_forward_hook(record, with_kwargs=True)
+        scores = model.label_log_likelihoods(features, prefilled=read)
+        free = model.generate(features, constrained=False, prefilled=read)
+        trie = model.generate(features, constrained=True, prefilled=read)
+        handle.remove()
+        torch.testing.assert_close(scores, model.label_log_likelihoods(features), rtol=0, atol=0)
+    assert free.texts == model.generate(features, constrained=False).texts
+    assert trie.texts == model.generate(features, constrained=True).texts
+    assert free.texts != trie.texts  # the two decodings are not one computation
+    assert max(lengths) < read.attention.shape[1]  # no pass re-read the window
+    for (k, v), (k0, v0) in zip(read.kv, before, strict=True):
+        assert torch.equal(k, k0) and torch.equal(v, v0)
+
+
 def test_kv_cache_decoding_matches_full_recompute() -> None:
     model = tiny_model("generative", seed=2)
     features, _, _ = random_batch(batch=2, steps=4, seed=7)
