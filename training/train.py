@@ -44,6 +44,7 @@ from training.clips import (
 from training.data_info import PREVIOUS_RULES, DataInfo, load_data_info
 from training.dataset import TrainWindows, load_split
 from training.presets import preset
+from training.stop_signals import stop_signals_interrupt
 from training.validation import Plateau, ValSettings, ValWindows, log_validation
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,13 @@ def epoch_batches(
 
 
 def train(cfg: TrainConfig) -> TrainResult:
+    """Train `cfg` into cfg.out; SIGINT or SIGTERM (training/stop_signals.py) stops it
+    as Ctrl-C does: where it stands is saved, KeyboardInterrupt raised."""
+    with stop_signals_interrupt():
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
     accelerator = Accelerator(
         mixed_precision="bf16" if cfg.bf16 else "no",
         cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
