@@ -423,6 +423,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "plateau": None if plateau is None else plateau.state(),
+                "rng": _rng_state(),
                 **marks,
             },
             folder / STATE_FILE,
@@ -434,6 +435,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
     position = last_dir if keep_best else ckpt_dir
     saved_best = None if plateau is None else plateau.best_step
 
+    if "rng" in state:  # LoRA dropout's masks go on as they would have
+        _restore_rng(state["rng"])
     try:
         wrapped.train()
         # --resume of a run that stopped flat trains on only under a larger patience (from
@@ -560,6 +563,19 @@ def _validation(cfg: TrainConfig, task: TrainTask) -> ValWindows | None:
         like=task.samples.info,
         seed=cfg.seed,
     )
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's generators (CPU, and each CUDA device's), saved with the trainer state so
+    that a resumed run draws the dropout masks the uninterrupted one would have."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _restore_rng(saved: dict[str, Any]) -> None:
+    torch.set_rng_state(saved["torch"])
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
 
 
 def _tensorboard(out: Path) -> Any:

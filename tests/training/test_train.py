@@ -77,7 +77,9 @@ def test_short_training_beats_chance_by_far(synth: Path, tmp_path: Path) -> None
 def test_interrupted_run_resumes_to_the_same_weights(
     synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    straight = train(config(synth, tmp_path / "straight", max_steps=12, epochs=3))
+    # LoRA dropout on: the resumed run must draw the masks the straight one drew.
+    lora = LoraSettings(rank=8, alpha=16, dropout=0.1)
+    straight = train(config(synth, tmp_path / "straight", max_steps=12, epochs=3, lora=lora))
 
     calls = {"n": 0}
     real_collate = train_module.collate
@@ -90,11 +92,13 @@ def test_interrupted_run_resumes_to_the_same_weights(
 
     monkeypatch.setattr(train_module, "collate", interrupt_at_step_7)
     with pytest.raises(KeyboardInterrupt):
-        train(config(synth, tmp_path / "resumed", max_steps=12, epochs=3))
+        train(config(synth, tmp_path / "resumed", max_steps=12, epochs=3, lora=lora))
     state = torch.load(tmp_path / "resumed" / "checkpoint" / "trainer_state.pt", weights_only=False)
     assert state["step"] == 6  # Ctrl-C saved what was done
     monkeypatch.setattr(train_module, "collate", real_collate)
-    resumed = train(config(synth, tmp_path / "resumed", max_steps=12, epochs=3, resume=True))
+    resumed = train(
+        config(synth, tmp_path / "resumed", max_steps=12, epochs=3, lora=lora, resume=True)
+    )
     assert resumed.steps == 12
     for name in ("trained.safetensors", "adapter/adapter_model.safetensors"):
         a = load_file(str(straight.checkpoint / name))
