@@ -71,7 +71,6 @@ class GenerativePaths:
         *,
         rows_per_pass: int = 512,
         labels: Sequence[Sequence[int]] | None = None,
-        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         prefilled: Prefill | None = None,
     ) -> torch.Tensor:
         """[B, C] log p(" {label text}" <eos> | window, "\nAssistant:") for every class:
@@ -84,13 +83,13 @@ class GenerativePaths:
         cache; the C answers then run as B×C short continuations of it, at most
         `rows_per_pass` rows at a time (the cache is copied once per chunk of classes).
 
-        `labels` (token ids per class, default `self.prompt.labels`) and `prefix` (the
-        question prefix, as in `_sequence`) let the clip model score its step or task
-        names after the question it asked; `prefilled` (`prefill` of the same windows and
-        prefix) skips the prompt's pass.
+        `prefilled` (`prefill` of the same windows; default: read them here) lets a
+        caller share that pass, and `labels` (token ids per class, default
+        `self.prompt.labels`) with a prefill after a question prefix lets the clip model
+        score its step or task names after the question it asked.
         """
         batch = features.shape[0]
-        read = prefilled if prefilled is not None else self.prefill(features, mask, prefix=prefix)
+        read = prefilled if prefilled is not None else self.prefill(features, mask)
         attention, positions, kv = read.attention, read.positions, read.kv
         if labels is None:
             rows = [self.prompt.scored(c) for c in range(len(self.prompt.labels))]
@@ -175,11 +174,10 @@ class GenerativePaths:
         trie: LabelTrie,
         limit: int,
         constrained: bool,
-        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         prefilled: Prefill | None = None,
     ) -> list[list[int]]:
         """Greedy decoding after "\nAssistant:", constrained to `trie`'s labels or free."""
-        read = prefilled if prefilled is not None else self.prefill(features, mask, prefix=prefix)
+        read = prefilled if prefilled is not None else self.prefill(features, mask)
         attention, positions = read.attention, read.positions
         batch = features.shape[0]
         nodes: list[object | None] = [trie.root] * batch

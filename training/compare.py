@@ -24,7 +24,7 @@ from runtime.system import cpu_name
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict_decodings, window_latency_ms, write_metrics
-from training.train import TrainConfig, TrainResult, resume_point, train
+from training.train import TrainConfig, TrainResult, resumable, train
 
 GENERATIVE_CONSTRAINED = "generative, constrained"
 
@@ -34,7 +34,7 @@ def train_kind(base: TrainConfig, kind: str) -> tuple[TrainConfig, TrainResult]:
     is there (an interrupted one from its last checkpoint, a finished one as it is), so a
     long comparison stopped half-way picks up where it stood."""
     cfg = replace(base, kind=kind, out=base.out / kind)
-    if base.resume and resume_point(cfg.out) is not None:
+    if base.resume and resumable(cfg.out):  # train() reads the state it resumes
         return cfg, train(cfg)
     shutil.rmtree(cfg.out, ignore_errors=True)  # a benchmark starts from scratch
     cfg = replace(cfg, resume=False)

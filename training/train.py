@@ -147,13 +147,21 @@ def resume_point(out: Path) -> tuple[Path, dict[str, Any]] | None:
     """Where --resume continues RUN from: the checkpoint or RUN/last, whichever holds the
     later step, RUN/last on a tie, with that folder's trainer state (read once: it holds
     the optimizer's). None: nothing to resume."""
-    saved = [d for d in (out / LAST_DIR, out / CHECKPOINT_DIR) if (d / STATE_FILE).is_file()]
     best: tuple[Path, dict[str, Any]] | None = None
-    for folder in saved:
+    for folder in _saved(out):
         state = torch.load(folder / STATE_FILE, weights_only=False)
         if best is None or state["step"] > best[1]["step"]:
             best = (folder, state)
     return best
+
+
+def resumable(out: Path) -> bool:
+    """Whether RUN holds a trainer state to resume (without reading it)."""
+    return bool(_saved(out))
+
+
+def _saved(out: Path) -> list[Path]:
+    return [d for d in (out / LAST_DIR, out / CHECKPOINT_DIR) if (d / STATE_FILE).is_file()]
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
