@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The SmolLM2-135M clip comparison (docs/benchmarks/clip-smollm2.md, issue 29): the current
 # defaults (the authors' targets; the generative row decodes free, the constrained row
-# beside it), seeds 0-2 (SEEDS="0" for one), each classifier trained until its validation
-# loss is flat on held-out procedure videos (coin.json's validation subset, never the test
-# videos) or its step cap. One epoch was not enough: at one epoch the same discriminative
-# run gave step top-1 28.2 or 60.9 from two initialisations of its heads.
+# beside it), seeds 0-2 (SEEDS="0" for one; KINDS="generative" picks classifiers), each
+# classifier trained until its validation loss is flat on held-out procedure videos
+# (coin.json's validation subset, never the test videos) or its step cap. One epoch was
+# not enough: at one epoch the same discriminative run gave step top-1 28.2 or 60.9 from
+# two initialisations of its heads.
 #
 # One classifier per `gad bench compare` run, each into
 # docs/benchmarks/clip-smollm2-runs/sSEED-KIND.md: committed, they are how a later session
 # knows what is done. Re-running this script skips the classifiers whose table exists, and
-# `--resume` continues an interrupted classifier (stop it with `kill -INT`) while runs/
+# `--resume` continues an interrupted classifier (stop it with a plain `kill`: it saves and
+# exits 130; stop this script first, or it starts the next classifier) while runs/
 # survives. `scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md` sums up.
 #   scripts/clip_smollm2_compare.sh   (repository root, after `make setup`; 2 threads)
 #   EXTRA="--device cuda --bf16" scripts/clip_smollm2_compare.sh   (a GPU: the same rows)
@@ -29,7 +31,7 @@ data=data/procedures-val
 for seed in ${SEEDS:-0 1 2}; do
   dir=runs/clip-smollm2-$seed
   mkdir -p "$dir"
-  for kind in discriminative gad generative; do
+  for kind in ${KINDS:-discriminative gad generative}; do
     out=$tables/s$seed-$kind.md
     if [ -f "$out" ]; then echo "$kind: done ($out)"; continue; fi
     echo "$out start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
