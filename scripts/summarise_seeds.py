@@ -3,6 +3,7 @@ mean ± sample std of each metric over the seeds done, and each seed's value.
 
     .venv/bin/python scripts/summarise_seeds.py ordering > docs/benchmarks/ordering-smollm2.md
     .venv/bin/python scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md
+    ... ordering --plot docs/img/ordering-curves.png   (also the learning curves, as PNG)
 
 `ordering`: scripts/ordering_smollm2.sh's tables (ordering-smollm2/DATASET-sSEED-ROW.md), with
 how each run stopped; `clip`: scripts/clip_smollm2_compare.sh's (clip-smollm2-runs/
@@ -15,6 +16,7 @@ import re
 import statistics
 import sys
 from collections import defaultdict
+from itertools import dropwhile, takewhile
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs/benchmarks"
@@ -24,8 +26,14 @@ Found = dict[str, dict[str, dict[int, dict[str, str]]]]
 
 
 def read_rows(path: Path) -> dict[str, dict[str, str]]:
-    """The table's rows by classifier name: {column: cell}."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    """The table's rows by classifier name: {column: cell} (its first table: the learning
+    curves come after it)."""
+    lines = list(
+        takewhile(
+            lambda line: line.startswith("|"),
+            dropwhile(lambda line: not line.startswith("|"), path.read_text().splitlines()),
+        )
+    )
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = {}
     for line in lines[2:]:
@@ -178,18 +186,51 @@ def render_clip(found: Found) -> str:
 
 
 KINDS = {
-    "ordering": (BENCHMARKS / "ordering-smollm2", ORDERING_NAME, render_ordering),
-    "clip": (BENCHMARKS / "clip-smollm2-runs", CLIP_NAME, render_clip),
+    "ordering": (BENCHMARKS / "ordering-smollm2", ORDERING_NAME, render_ordering, ORDERING_LABELS),
+    "clip": (BENCHMARKS / "clip-smollm2-runs", CLIP_NAME, render_clip, CLIP_LABELS),
 }
 
 
+def collect_curves(
+    folder: Path, name: re.Pattern[str], labels: dict[str, str]
+) -> dict[str, dict[str, dict]]:
+    """The learning curves under the tables: {panel: {"seed S": curve}}, a panel per
+    (dataset,) classifier; tables from before the curves were written have none."""
+    from training.curves import parse_curves
+
+    panels: dict[str, dict[str, dict]] = defaultdict(dict)
+    for path in sorted(folder.glob("*.md")):
+        match = name.match(path.name)
+        if not match:
+            continue
+        group = match.groupdict().get("dataset")
+        for _, curve in parse_curves(path.read_text()).items():
+            row = labels.get(match["row"], match["row"])
+            panel = f"{group}: {row}" if group else row
+            panels[panel][f"seed {match['seed']}"] = curve
+    return dict(sorted(panels.items()))
+
+
 def main(argv: list[str]) -> int:
+    plot = None
+    if "--plot" in argv:
+        at = argv.index("--plot")
+        plot, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
     if not argv or argv[0] not in KINDS:
-        sys.stderr.write(f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER]\n")
+        sys.stderr.write(f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER] [--plot PNG]\n")
         return 2
-    folder, name, render = KINDS[argv[0]]
+    folder, name, render, labels = KINDS[argv[0]]
     folder = Path(argv[1]) if len(argv) > 1 else folder
     sys.stdout.write(render(collect(folder, name)))
+    if plot is not None:
+        from training.reports import plot_learning_curves
+
+        panels = collect_curves(folder, name, labels)
+        if not panels:
+            sys.stderr.write(f"{folder}: no table has a learning curve yet; no plot\n")
+            return 0
+        plot_learning_curves(plot, panels, title=f"SmolLM2-135M {argv[0]}: learning curves")
+        sys.stderr.write(f"wrote {plot}\n")
     return 0
 
 

@@ -21,6 +21,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from runtime.system import cpu_name
+from training.curves import curves_markdown, learning_curve
 from training.data_info import load_data_info
 from training.dataset import load_split
 from training.evaluate import compute_metrics, predict_decodings, window_latency_ms, write_metrics
@@ -42,8 +43,8 @@ def train_kind(base: TrainConfig, kind: str) -> tuple[TrainConfig, TrainResult]:
 
 
 def compare_kinds(base: TrainConfig, kinds: list[str], *, limit_test: int | None = None) -> str:
-    """Train and evaluate each kind under `base.out/KIND`; the Markdown table, also
-    written to `base.out/compare.md`."""
+    """Train and evaluate each kind under `base.out/KIND`; the Markdown table (with each
+    validated kind's learning curve after it), also written to `base.out/compare.md`."""
     extra = {"test videos": limit_test or "all"}
     if base.task == "clip":
         clip_rows = run_clip_compare(base, kinds, limit_test=limit_test, progress=base.progress)
@@ -51,6 +52,8 @@ def compare_kinds(base: TrainConfig, kinds: list[str], *, limit_test: int | None
     else:
         rows = run_compare(base, kinds, limit_test=limit_test, progress=base.progress)
         table = render_compare(rows, base, extra)
+    # Each kind's learning curve under the table (the generative rows share one model).
+    table += "\n".join(curves_markdown({k: learning_curve(base.out / k) for k in kinds}))
     base.out.mkdir(parents=True, exist_ok=True)
     (base.out / "compare.md").write_text(table + "\n")
     return table

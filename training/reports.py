@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -21,7 +21,10 @@ from sklearn.metrics import confusion_matrix
 
 from training.metrics import to_segments
 
-__all__ = ["metrics_markdown", "plot_confusion", "plot_timeline"]
+if TYPE_CHECKING:
+    from training.curves import CurvePoint
+
+__all__ = ["metrics_markdown", "plot_confusion", "plot_learning_curves", "plot_timeline"]
 
 BACKGROUND_COLOR = "#d9d9d9"
 
@@ -190,4 +193,43 @@ def plot_confusion(
                     value = recall[i, j]
                     color = "white" if value > 0.5 else "black"
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+    _save(fig, Path(path))
+
+
+def plot_learning_curves(
+    path: Path,
+    panels: Mapping[str, Mapping[str, Sequence[CurvePoint]]],
+    *,
+    title: str,
+    columns: int = 4,
+) -> None:
+    """PNG of learning curves, a panel each ({panel: {line: curve}}): per line the
+    validation loss training watched (solid, dots) and the same training loss (dashed, the
+    mean since the previous validation), against the step; the best validation ringed."""
+    if not panels:
+        raise ValueError("no learning curves to plot")
+    columns = min(columns, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+    palette = colormaps["tab10"].colors
+    for index, (panel, lines) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, columns, index + 1)
+        for (label, points), color in zip(lines.items(), palette, strict=False):
+            val = [(p.step, p.watched) for p in points if p.watched is not None]
+            train = [(p.step, p.train_watched) for p in points if p.train_watched is not None]
+            if val:
+                ax.plot(*zip(*val, strict=True), "-o", color=color, markersize=2.5, label=label)
+                best = min(val, key=lambda sv: sv[1])
+                ax.plot(*best, "o", mfc="none", color=color, markersize=9)
+            if train:
+                ax.plot(*zip(*train, strict=True), "--", color=color, alpha=0.6, linewidth=1)
+        ax.set_yscale("log")
+        heads = any(p.val_cls is not None for points in lines.values() for p in points)
+        ax.set_ylabel("[CLS] CE" if heads else "LM loss")
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=7, title="val (solid) / train (dashed)", title_fontsize=7)
+    fig.suptitle(title)
     _save(fig, Path(path))

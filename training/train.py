@@ -41,6 +41,7 @@ from training.clips import (
     load_clip_videos,
     open_clip_source,
 )
+from training.curves import TRAIN_LOG
 from training.data_info import PREVIOUS_RULES, DataInfo, load_data_info
 from training.dataset import TrainWindows, load_split
 from training.presets import preset
@@ -54,7 +55,6 @@ STATE_FILE = "trainer_state.pt"
 # that is not the best (an interrupt, the step budget, a flat stop) is kept beside it as
 # RUN/LAST_DIR (the weights and STATE_FILE), which --resume continues from.
 LAST_DIR = "last"
-LOG_FILE = "log.jsonl"
 
 
 @dataclass(frozen=True)
@@ -617,7 +617,7 @@ def _log(
         value = getattr(output, key)
         if value is not None:
             record[key] = value.item()
-    with (out / LOG_FILE).open("a") as handle:
+    with (out / TRAIN_LOG).open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     if writer is not None:
         for key, value in record.items():

@@ -76,3 +76,37 @@ def test_ordering_groups_by_dataset_and_says_how_each_run_stopped(tmp_path: Path
 def test_an_unknown_kind_is_refused_with_the_usage() -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "ordering|clip" in done.stderr
+
+
+def test_curves_under_a_table_are_plotted_and_left_out_of_the_summary(tmp_path: Path) -> None:
+    from training.curves import CurvePoint, curves_markdown
+
+    head = "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | best val loss @ step |\n"
+    head += "|---|---:|---:|---:|---:|---|\n"
+    curve = (CurvePoint(25, 1.0, 0.9, None, 0.8, 0.7, None),
+             CurvePoint(50, 0.5, 0.4, None, 0.6, 0.5, None))  # fmt: skip
+    for seed in (0, 1):
+        (tmp_path / f"synth-s{seed}-gad.md").write_text(
+            head
+            + "| gad | 90.0 | 99.0 | 95.0 | 70.0 | 0.5 @ 50, budget |\n"
+            + "\n".join(curves_markdown({"gad": curve}))
+            + "\n"
+        )
+    png = tmp_path / "curves.png"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "ordering", str(tmp_path), "--plot", str(png)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # The curve's rows ("| 25 | ...") are not classifiers of the summary.
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows] == ["classifier", "gad, λ = 1 (paper)"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    (tmp_path / "synth-s0-gad.md").write_text(head + "| gad | 90.0 | 99.0 | 95.0 | 70.0 | — |\n")
+    (tmp_path / "synth-s1-gad.md").unlink()
+    png.unlink()
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "ordering", str(tmp_path), "--plot", str(png)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0 and "no plot" in done.stderr and not png.exists()

@@ -132,3 +132,30 @@ def test_resume_continues_a_stopped_comparison_where_it_stood(
     assert main(compare) == 0  # without --resume: from scratch
     assert "stopped here" not in log.read_text() and max(steps("gad")) == 4
     capsys.readouterr()
+
+
+def test_a_validated_comparison_writes_each_kinds_learning_curve_under_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.curves import parse_curves
+    from training.validation import read_validation
+
+    data = tmp_path / "data"
+    write_synth_dataset(data, SynthConfig(videos_train=3, videos_test=1, feature_dim=16))
+    table, runs = tmp_path / "compare.md", tmp_path / "runs"
+    argv = ["bench", "compare", "--data", str(data), "--runs", str(runs), "--out", str(table),
+            "--kinds", "discriminative,gad", "--long", "4", "--short", "4", "--max-steps", "4",
+            "--val-data", str(data), "--val-every", "2", "--val-windows", "8",
+            "--lora-rank", "4", "--lora-alpha", "8", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    curves = parse_curves(table.read_text())
+    assert list(curves) == ["discriminative", "gad"]
+    for kind, curve in curves.items():
+        logged = read_validation(runs / kind)
+        assert [p.step for p in curve] == [r["step"] for r in logged] == [2, 4]
+        # The table's cells are the run's validation losses (4 decimals).
+        assert [p.watched for p in curve] == [round(r["val_loss"], 4) for r in logged]
+        # Training logs every 10 steps and at the last: nothing before step 2, step 4 after.
+        assert curve[0].train_loss is None and curve[1].train_loss is not None
+    assert curves["gad"][0].val_lm is not None and curves["discriminative"][0].val_lm is None
+    capsys.readouterr()
