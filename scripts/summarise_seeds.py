@@ -120,7 +120,9 @@ def render_ordering(found: Found) -> str:
         "25 steps on 256 held-out windows, the served head's CE watched (the LM loss for",
         "generative), stopped after 8 validations without a 0.5 % gain, the best-validated",
         "checkpoint evaluated; synth: window 8 + 8, float32, a 1,500-step cap, 4 test videos;",
-        "mocap: window 16 + 8, bf16 autocast, a 1,000-step cap, 6 test videos.",
+        "mocap: window 16 + 8, bf16 autocast, a 1,000-step cap, 6 test videos. Learning",
+        "curves: under each run's table (the six seed-0 rows finished before 2026-12-07",
+        "predate them), drawn in [../img/ordering-curves.png](../img/ordering-curves.png).",
     ]
     if not found:
         out += ["", "No run has finished yet: `scripts/ordering_smollm2.sh` makes them in turn."]
@@ -168,7 +170,8 @@ def render_clip(found: Found) -> str:
         "Test split: 156 step, 36 task and 120 next-step clips (chance 5.9 % / 16.7 % / 5.9 %;",
         "the next step's Bayes limit is 90 %). Latency is not summarised here: the runs' own",
         "columns were timed while other work could share the CPU; per answer on the idle box",
-        "see `clip-cpu.md`.",
+        "see `clip-cpu.md`. Learning curves: under each run's table, drawn in",
+        "[../img/clip-curves.png](../img/clip-curves.png).",
     ]
     rows = found.get("")
     if not rows:
