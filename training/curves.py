@@ -49,6 +49,8 @@ class CurvePoint:
 def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
     """The run's curve, one point per validation; () when it was not validated."""
     validations = _last_per_step(read_validation(run))
+    if not validations:
+        return ()
     train = _last_per_step(_read_jsonl(run / TRAIN_LOG))
     points, previous = [], 0
     for step in sorted(validations):
@@ -113,7 +115,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _last_per_step(records: list[dict]) -> dict[int, dict]:
-    return {int(r["step"]): r for r in records}
+    """By step, the last record of each (a line without a step, not the loop's, is passed
+    over)."""
+    return {int(r["step"]): r for r in records if "step" in r}
 
 
 def _mean(records: list[dict], key: str) -> float | None:

@@ -17,6 +17,7 @@ def test_each_validation_gets_the_mean_training_loss_since_the_previous_one(
              (10, 20, 30, 40)]  # fmt: skip
     # A resume logged step 40 again (the second record is the one kept).
     train.append({"step": 40, "loss": 80.0, "cls_loss": 8.0, "lm_loss": 1.0})
+    train.append({"note": "a line that is not the loop's"})
     write_jsonl(tmp_path / "log.jsonl", train)
     write_jsonl(
         tmp_path / "val_log.jsonl",
