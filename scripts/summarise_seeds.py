@@ -16,6 +16,7 @@ import re
 import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from itertools import dropwhile, takewhile
 from pathlib import Path
 
@@ -42,14 +43,19 @@ def read_rows(path: Path) -> dict[str, dict[str, str]]:
     return rows
 
 
+def tables(folder: Path, name: re.Pattern[str]) -> Iterator[tuple[Path, re.Match[str]]]:
+    """The run tables in `folder` (file names matching `name`), in name order."""
+    for path in sorted(folder.glob("*.md")):
+        match = name.match(path.name)
+        if match:
+            yield path, match
+
+
 def collect(folder: Path, name: re.Pattern[str]) -> Found:
     """Every table in `folder` whose file name matches `name` (groups: seed, row and,
     where there is one, dataset); a table's constrained-decoding row is a row of its own."""
     found: Found = defaultdict(lambda: defaultdict(dict))
-    for path in sorted(folder.glob("*.md")):
-        match = name.match(path.name)
-        if not match:
-            continue
+    for path, match in tables(folder, name):
         group, seed = match.groupdict().get("dataset") or "", int(match["seed"])
         for classifier, cells in read_rows(path).items():
             row = match["row"] if classifier != CONSTRAINED else classifier
@@ -202,12 +208,9 @@ def collect_curves(
     from training.curves import parse_curves
 
     panels: dict[str, dict[str, dict]] = defaultdict(dict)
-    for path in sorted(folder.glob("*.md")):
-        match = name.match(path.name)
-        if not match:
-            continue
+    for path, match in tables(folder, name):
         group = match.groupdict().get("dataset")
-        for _, curve in parse_curves(path.read_text()).items():
+        for curve in parse_curves(path.read_text()).values():
             row = labels.get(match["row"], match["row"])
             panel = f"{group}: {row}" if group else row
             panels[panel][f"seed {match['seed']}"] = curve

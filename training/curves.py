@@ -9,13 +9,12 @@ the later record of a step is the one kept."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.validation import read_validation
+from training.validation import read_jsonl, read_validation
 
 TRAIN_LOG = "log.jsonl"  # the training loop's log: a line every --log-every steps
 COLUMNS = ("step", "train loss", "train CE", "train LM", "val loss", "val CE", "val LM")
@@ -51,10 +50,11 @@ def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
     validations = _last_per_step(read_validation(run))
     if not validations:
         return ()
-    train = _last_per_step(_read_jsonl(run / TRAIN_LOG))
+    train = _last_per_step(read_jsonl(run / TRAIN_LOG))
+    logged_steps = sorted(train)
     points, previous = [], 0
     for step in sorted(validations):
-        logged = [train[s] for s in sorted(train) if previous < s <= step]
+        logged = [train[s] for s in logged_steps if previous < s <= step]
         v = validations[step]
         points.append(
             CurvePoint(
@@ -106,12 +106,6 @@ def parse_curves(text: str) -> dict[str, tuple[CurvePoint, ...]]:
             points.append(CurvePoint(int(cells[0]), *values))
         curves[name] = tuple(points)
     return curves
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _last_per_step(records: list[dict]) -> dict[int, dict]:

@@ -156,7 +156,11 @@ def log_validation(out: Path, record: dict[str, Any]) -> None:
 
 
 def read_validation(out: Path) -> list[dict[str, Any]]:
-    path = out / VAL_LOG
+    return read_jsonl(out / VAL_LOG)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines log's records ([] when there is none)."""
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
