@@ -4,8 +4,9 @@ since the previous one, and the validation losses.
 
 Read from the run folder (`log.jsonl`, `val_log.jsonl`), written as a Markdown table under
 the comparison's own (so a committed table keeps its curve after `runs/` is gone), and read
-back from that Markdown to plot. A resumed run logs the steps after its checkpoint again:
-the later record of a step is the one kept."""
+back from that Markdown to plot. The validation whose checkpoint was evaluated (the last that
+gained the patience's minimum, not always the lowest loss) is marked. A resumed run logs the
+steps after its checkpoint again: the later record of a step is the one kept."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 from training.validation import read_jsonl, read_validation
 
 TRAIN_LOG = "log.jsonl"  # the training loop's log: a line every --log-every steps
-COLUMNS = ("step", "train loss", "train CE", "train LM", "val loss", "val CE", "val LM")
+VALUES = ("train loss", "train CE", "train LM", "val loss", "val CE", "val LM")
+COLUMNS = ("step", *VALUES, "evaluated")
+KEPT = "✓"  # the "evaluated" cell of the validation whose checkpoint the table evaluated
 HEADING = "Learning curve: "
 
 
@@ -30,6 +33,7 @@ class CurvePoint:
     val_loss: float | None
     val_cls: float | None
     val_lm: float | None
+    kept: bool = False  # the checkpoint evaluated (tables written before 2026-12-07: none)
 
     @property
     def watched(self) -> float | None:
@@ -50,6 +54,7 @@ def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
     validations = _last_per_step(read_validation(run))
     if not validations:
         return ()
+    kept = validations[max(validations)].get("best_step")  # the plateau's, when it ended
     train = _last_per_step(read_jsonl(run / TRAIN_LOG))
     logged_steps = sorted(train)
     points, previous = [], 0
@@ -65,6 +70,7 @@ def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
                 val_loss=v.get("loss"),
                 val_cls=v.get("cls_loss"),
                 val_lm=v.get("lm_loss"),
+                kept=step == kept,
             )
         )
         previous = step
@@ -87,7 +93,7 @@ def curves_markdown(curves: Mapping[str, Sequence[CurvePoint]]) -> list[str]:
         ]
         for p in points:
             cells = ["—" if c is None else f"{c:.4f}" for c in p.cells()]
-            lines.append(f"| {p.step} | " + " | ".join(cells) + " |")
+            lines.append(f"| {p.step} | " + " | ".join(cells) + f" | {KEPT if p.kept else ''} |")
         lines += ["", "</details>"]
     return lines
 
@@ -102,8 +108,8 @@ def parse_curves(text: str) -> dict[str, tuple[CurvePoint, ...]]:
         points = []
         for row in rows:
             cells = [c.strip() for c in row.strip("|").split("|")]
-            values = [None if c == "—" else float(c) for c in cells[1:]]
-            points.append(CurvePoint(int(cells[0]), *values))
+            values = [None if c == "—" else float(c) for c in cells[1 : 1 + len(VALUES)]]
+            points.append(CurvePoint(int(cells[0]), *values, kept=cells[-1] == KEPT))
         curves[name] = tuple(points)
     return curves
 

@@ -205,7 +205,8 @@ def plot_learning_curves(
 ) -> None:
     """PNG of learning curves, a panel each ({panel: {line: curve}}): per line the
     validation loss training watched (solid, dots) and the same training loss (dashed, the
-    mean since the previous validation), against the step; the best validation ringed."""
+    mean since the previous validation), against the step; ringed, the validation whose
+    checkpoint was evaluated (the lowest where the curve does not say)."""
     if not panels:
         raise ValueError("no learning curves to plot")
     columns = min(columns, len(panels))
@@ -219,7 +220,8 @@ def plot_learning_curves(
             train = [(p.step, p.train_watched) for p in points if p.train_watched is not None]
             if val:
                 ax.plot(*zip(*val, strict=True), "-o", color=color, markersize=2.5, label=label)
-                best = min(val, key=lambda sv: sv[1])
+                kept = [(p.step, p.watched) for p in points if p.kept and p.watched is not None]
+                best = kept[-1] if kept else min(val, key=lambda sv: sv[1])
                 ax.plot(*best, "o", mfc="none", color=color, markersize=9)
             if train:
                 ax.plot(*zip(*train, strict=True), "--", color=color, alpha=0.6, linewidth=1)

@@ -22,11 +22,26 @@ def test_each_validation_gets_the_mean_training_loss_since_the_previous_one(
     write_jsonl(
         tmp_path / "val_log.jsonl",
         [
-            {"step": 20, "loss": 2.0, "cls_loss": 1.5, "lm_loss": 0.5, "val_loss": 1.5},
-            {"step": 40, "loss": 1.0, "cls_loss": 0.7, "lm_loss": 0.3, "val_loss": 0.7},
+            {
+                "step": 20,
+                "loss": 2.0,
+                "cls_loss": 1.5,
+                "lm_loss": 0.5,
+                "val_loss": 1.5,
+                "best_step": 20,
+            },
+            {
+                "step": 40,
+                "loss": 1.0,
+                "cls_loss": 0.7,
+                "lm_loss": 0.3,
+                "val_loss": 0.7,
+                "best_step": 40,
+            },
         ],
     )
     first, second = learning_curve(tmp_path)
+    assert not first.kept and second.kept  # the last record's best_step: the one evaluated
     assert (first.step, first.train_loss, first.train_cls) == (20, 15.0, 1.5)  # mean of 10, 20
     assert (second.step, second.train_loss, second.train_cls) == (40, 55.0, 5.5)  # 30, 80
     assert (second.val_loss, second.val_cls, second.val_lm) == (1.0, 0.7, 0.3)
@@ -47,10 +62,34 @@ def test_a_generative_curve_watches_the_lm_loss_and_an_unvalidated_run_has_none(
 
 def test_the_markdown_reads_back_as_the_curves_it_was_written_from() -> None:
     gad = (CurvePoint(25, 1.25, 1.0, 0.5, 1.5, 1.25, None),
-           CurvePoint(50, 0.75, 0.5, 0.5, 1.0, 0.625, 0.25))  # fmt: skip
+           CurvePoint(50, 0.75, 0.5, 0.5, 1.0, 0.625, 0.25, kept=True))  # fmt: skip
     generative = (CurvePoint(25, 3.0, None, None, 2.0, None, None),)
     text = "| classifier | mAP % |\n|---|---:|\n| gad | 50.0 |\n" + "\n".join(
         curves_markdown({"gad": gad, "discriminative": (), "generative": generative})
     )
     assert "Learning curve: discriminative" not in text  # nothing validated: no section
     assert parse_curves(text) == {"gad": gad, "generative": generative}
+
+
+def test_the_evaluated_checkpoint_is_the_plateaus_best_not_the_lowest_loss(tmp_path: Path) -> None:
+    # Step 75's loss is lower, but by less than the patience's minimum gain: step 50's
+    # checkpoint is the one kept and evaluated, and the curve marks it.
+    write_jsonl(tmp_path / "log.jsonl", [{"step": s, "loss": 1.0} for s in (25, 50, 75)])
+    write_jsonl(tmp_path / "val_log.jsonl", [
+        {"step": 25, "loss": 2.0, "val_loss": 2.0, "best_step": 25},
+        {"step": 50, "loss": 1.0, "val_loss": 1.0, "best_step": 50},
+        {"step": 75, "loss": 0.999, "val_loss": 0.999, "best_step": 50},
+    ])  # fmt: skip
+    curve = learning_curve(tmp_path)
+    assert [p.kept for p in curve] == [False, True, False]
+    text = "\n".join(curves_markdown({"generative": curve}))
+    assert "| 50 | 1.0000 | — | — | 1.0000 | — | — | ✓ |" in text
+    assert parse_curves(text)["generative"] == curve
+
+
+def test_a_table_written_before_the_evaluated_column_still_reads() -> None:
+    old = ("<details><summary>Learning curve: gad (train: the mean)</summary>\n\n"
+           "| step | train loss | train CE | train LM | val loss | val CE | val LM |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|\n"
+           "| 25 | 1.2500 | 1.0000 | 0.5000 | 1.5000 | 1.2500 | — |\n\n</details>")  # fmt: skip
+    assert parse_curves(old) == {"gad": (CurvePoint(25, 1.25, 1.0, 0.5, 1.5, 1.25, None),)}
