@@ -99,7 +99,8 @@ def summary_rows(
             cells.append(spread(present) if len(present) == len(values) else "—")
         tail = [", ".join(f"{seeds[s][per_seed]} (s{s})" for s in done)]
         if extra is not None:
-            tail.append(", ".join(seeds[s].get(extra, "—") for s in done))
+            # "0.34 @ 850, budget" holds a comma: seeds apart by "; ", each tagged
+            tail.append("; ".join(f"{seeds[s].get(extra, '—')} (s{s})" for s in done))
         out.append(
             f"| {labels.get(row, row)} | {', '.join(map(str, done))} | "
             + " | ".join(cells + tail)

@@ -42,7 +42,10 @@ def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -
     }
     # mean ± sample std: (50, 60) → 55.0 ± 7.1; (90, 100) → 95.0 ± 7.1.
     assert rows["gad"][1:4] == ["0, 1", "55.0 ± 7.1", "95.0 ± 7.1"]
-    assert rows["gad"][-2:] == ["50.0 (s0), 60.0 (s1)", "0.5 @ 300, flat, 0.4 @ 1500, budget"]
+    assert rows["gad"][-2:] == [
+        "50.0 (s0), 60.0 (s1)",
+        "0.5 @ 300, flat (s0); 0.4 @ 1500, budget (s1)",
+    ]
     # The constrained row is a row of its own; undefined top-5 stays undefined.
     assert rows["generative (free decoding, the paper's)"][2:4] == ["10.0", "—"]
     assert rows["generative, constrained"][2] == "20.0"
@@ -66,9 +69,9 @@ def test_ordering_groups_by_dataset_and_says_how_each_run_stopped(tmp_path: Path
     text = summarise("ordering", tmp_path)
     assert text.index("## mocap") < text.index("## synth")
     assert "| gad, λ = 0.5 | 0, 2 | 92.0 ± 2.8 | 99.0 ± 0.0 |" in text
-    assert "| 90.0 (s0), 94.0 (s2) | 0.05 @ 000, flat, 0.05 @ 200, flat |" in text
+    assert "| 90.0 (s0), 94.0 (s2) | 0.05 @ 000, flat (s0); 0.05 @ 200, flat (s2) |" in text
     assert (
-        "| discriminative | 0 | 60.0 | 80.0 | 70.0 | 30.0 | 60.0 (s0) | 0.9 @ 1500, budget |"
+        "| discriminative | 0 | 60.0 | 80.0 | 70.0 | 30.0 | 60.0 (s0) | 0.9 @ 1500, budget (s0) |"
         in text
     )
 
