@@ -49,11 +49,17 @@ def compare_kinds(base: TrainConfig, kinds: list[str], *, limit_test: int | None
     if base.task == "clip":
         clip_rows = run_clip_compare(base, kinds, limit_test=limit_test, progress=base.progress)
         table = render_clip_compare(clip_rows, base, extra)
+        evaluated = {r.kind: r.best_step for r in clip_rows}
     else:
         rows = run_compare(base, kinds, limit_test=limit_test, progress=base.progress)
         table = render_compare(rows, base, extra)
-    # Each kind's learning curve under the table (the generative rows share one model).
-    table += "\n".join(curves_markdown({k: learning_curve(base.out / k) for k in kinds}))
+        evaluated = {r.kind: r.best_step for r in rows}
+    # Each kind's learning curve under the table (the generative rows share one model), the
+    # checkpoint evaluated marked where a patience kept the best-validated one (without,
+    # the last checkpoint is evaluated whatever validated best).
+    kept = evaluated if base.patience > 0 else {}
+    curves = {k: learning_curve(base.out / k, kept.get(k)) for k in kinds}
+    table += "\n".join(curves_markdown(curves))
     base.out.mkdir(parents=True, exist_ok=True)
     (base.out / "compare.md").write_text(table + "\n")
     return table

@@ -4,9 +4,10 @@ since the previous one, and the validation losses.
 
 Read from the run folder (`log.jsonl`, `val_log.jsonl`), written as a Markdown table under
 the comparison's own (so a committed table keeps its curve after `runs/` is gone), and read
-back from that Markdown to plot. The validation whose checkpoint was evaluated (the last that
-gained the patience's minimum, not always the lowest loss) is marked. A resumed run logs the
-steps after its checkpoint again: the later record of a step is the one kept."""
+back from that Markdown to plot. The validation whose checkpoint the table evaluated is
+marked (with a patience, the last that gained its minimum: not always the lowest loss). A
+resumed run logs the steps after its checkpoint again: the later record of a step is the
+one kept."""
 
 from __future__ import annotations
 
@@ -49,12 +50,12 @@ class CurvePoint:
                 self.val_loss, self.val_cls, self.val_lm)  # fmt: skip
 
 
-def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
-    """The run's curve, one point per validation; () when it was not validated."""
+def learning_curve(run: Path, evaluated: int | None = None) -> tuple[CurvePoint, ...]:
+    """The run's curve, one point per validation, the `evaluated` step's marked; () when it
+    was not validated."""
     validations = _last_per_step(read_validation(run))
     if not validations:
         return ()
-    kept = validations[max(validations)].get("best_step")  # the plateau's, when it ended
     train = _last_per_step(read_jsonl(run / TRAIN_LOG))
     logged_steps = sorted(train)
     points, previous = [], 0
@@ -70,7 +71,7 @@ def learning_curve(run: Path) -> tuple[CurvePoint, ...]:
                 val_loss=v.get("loss"),
                 val_cls=v.get("cls_loss"),
                 val_lm=v.get("lm_loss"),
-                kept=step == kept,
+                kept=step == evaluated,
             )
         )
         previous = step

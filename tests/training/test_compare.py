@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -145,10 +146,16 @@ def test_a_validated_comparison_writes_each_kinds_learning_curve_under_the_table
     table, runs = tmp_path / "compare.md", tmp_path / "runs"
     argv = ["bench", "compare", "--data", str(data), "--runs", str(runs), "--out", str(table),
             "--kinds", "discriminative,gad", "--long", "4", "--short", "4", "--max-steps", "4",
-            "--val-data", str(data), "--val-every", "2", "--val-windows", "8",
-            "--lora-rank", "4", "--lora-alpha", "8", "--no-progress"]  # fmt: skip
+            "--val-data", str(data), "--val-every", "2", "--val-windows", "8", "--patience",
+            "5", "--lora-rank", "4", "--lora-alpha", "8", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
-    curves = parse_curves(table.read_text())
+    text = table.read_text()
+    curves = parse_curves(text)
+    # The checkpoint each row evaluated (its "best val loss @ step") is the one marked.
+    evaluated = dict(re.findall(r"^\| (\w+) \|.* @ (\d+), budget \|", text, re.MULTILINE))
+    assert {k: [p.step for p in c if p.kept] for k, c in curves.items()} == {
+        k: [int(step)] for k, step in evaluated.items()
+    }
     assert list(curves) == ["discriminative", "gad"]
     for kind, curve in curves.items():
         logged = read_validation(runs / kind)

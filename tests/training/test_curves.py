@@ -40,8 +40,8 @@ def test_each_validation_gets_the_mean_training_loss_since_the_previous_one(
             },
         ],
     )
-    first, second = learning_curve(tmp_path)
-    assert not first.kept and second.kept  # the last record's best_step: the one evaluated
+    first, second = learning_curve(tmp_path, evaluated=40)
+    assert not first.kept and second.kept
     assert (first.step, first.train_loss, first.train_cls) == (20, 15.0, 1.5)  # mean of 10, 20
     assert (second.step, second.train_loss, second.train_cls) == (40, 55.0, 5.5)  # 30, 80
     assert (second.val_loss, second.val_cls, second.val_lm) == (1.0, 0.7, 0.3)
@@ -71,16 +71,16 @@ def test_the_markdown_reads_back_as_the_curves_it_was_written_from() -> None:
     assert parse_curves(text) == {"gad": gad, "generative": generative}
 
 
-def test_the_evaluated_checkpoint_is_the_plateaus_best_not_the_lowest_loss(tmp_path: Path) -> None:
+def test_the_evaluated_checkpoint_is_marked_where_it_is_not_the_lowest_loss(tmp_path: Path) -> None:
     # Step 75's loss is lower, but by less than the patience's minimum gain: step 50's
-    # checkpoint is the one kept and evaluated, and the curve marks it.
+    # checkpoint is the one kept and evaluated, and the curve marks it (not the lowest).
     write_jsonl(tmp_path / "log.jsonl", [{"step": s, "loss": 1.0} for s in (25, 50, 75)])
     write_jsonl(tmp_path / "val_log.jsonl", [
         {"step": 25, "loss": 2.0, "val_loss": 2.0, "best_step": 25},
         {"step": 50, "loss": 1.0, "val_loss": 1.0, "best_step": 50},
         {"step": 75, "loss": 0.999, "val_loss": 0.999, "best_step": 50},
     ])  # fmt: skip
-    curve = learning_curve(tmp_path)
+    curve = learning_curve(tmp_path, evaluated=50)
     assert [p.kept for p in curve] == [False, True, False]
     text = "\n".join(curves_markdown({"generative": curve}))
     assert "| 50 | 1.0000 | — | — | 1.0000 | — | — | ✓ |" in text
