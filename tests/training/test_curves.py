@@ -22,22 +22,8 @@ def test_each_validation_gets_the_mean_training_loss_since_the_previous_one(
     write_jsonl(
         tmp_path / "val_log.jsonl",
         [
-            {
-                "step": 20,
-                "loss": 2.0,
-                "cls_loss": 1.5,
-                "lm_loss": 0.5,
-                "val_loss": 1.5,
-                "best_step": 20,
-            },
-            {
-                "step": 40,
-                "loss": 1.0,
-                "cls_loss": 0.7,
-                "lm_loss": 0.3,
-                "val_loss": 0.7,
-                "best_step": 40,
-            },
+            {"step": 20, "loss": 2.0, "cls_loss": 1.5, "lm_loss": 0.5, "val_loss": 1.5},
+            {"step": 40, "loss": 1.0, "cls_loss": 0.7, "lm_loss": 0.3, "val_loss": 0.7},
         ],
     )
     first, second = learning_curve(tmp_path, evaluated=40)
@@ -76,9 +62,9 @@ def test_the_evaluated_checkpoint_is_marked_where_it_is_not_the_lowest_loss(tmp_
     # checkpoint is the one kept and evaluated, and the curve marks it (not the lowest).
     write_jsonl(tmp_path / "log.jsonl", [{"step": s, "loss": 1.0} for s in (25, 50, 75)])
     write_jsonl(tmp_path / "val_log.jsonl", [
-        {"step": 25, "loss": 2.0, "val_loss": 2.0, "best_step": 25},
-        {"step": 50, "loss": 1.0, "val_loss": 1.0, "best_step": 50},
-        {"step": 75, "loss": 0.999, "val_loss": 0.999, "best_step": 50},
+        {"step": 25, "loss": 2.0, "val_loss": 2.0},
+        {"step": 50, "loss": 1.0, "val_loss": 1.0},
+        {"step": 75, "loss": 0.999, "val_loss": 0.999},
     ])  # fmt: skip
     curve = learning_curve(tmp_path, evaluated=50)
     assert [p.kept for p in curve] == [False, True, False]
