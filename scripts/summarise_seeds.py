@@ -7,7 +7,9 @@ mean ± sample std of each metric over the seeds done, and each seed's value.
 
 `ordering`: scripts/ordering_smollm2.sh's tables (ordering-smollm2/DATASET-sSEED-ROW.md), with
 how each run stopped; `clip`: scripts/clip_smollm2_compare.sh's (clip-smollm2-runs/
-sSEED-KIND.md). A second argument names another folder of tables.
+sSEED-KIND.md). A second argument names another folder of tables (the noisier procedures:
+`clip docs/benchmarks/clip-smollm2-noise1.5-runs`); the summary names the data its tables
+were trained on and links the plot drawn with it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs/benchmarks"
 CONSTRAINED = "generative, constrained"
+DATA = re.compile(r"data `([^`]+)`")  # a table's first line: "..., data `data/x`, ..."
 # {group: {row: {seed: {column: cell}}}}: a group is a dataset (ordering) or "" (clip).
 Found = dict[str, dict[str, dict[int, dict[str, str]]]]
 
@@ -115,7 +118,25 @@ ORDERING_LABELS = {"gad": "gad, λ = 1 (paper)", "gad-lm0.5": "gad, λ = 0.5"}
 ORDERING_METRICS = ("mAP %", "mcAP %", "frame acc %", "F1@0.5 %")
 
 
-def render_ordering(found: Found) -> str:
+def data_of(folder: Path, name: re.Pattern[str]) -> list[str]:
+    """The data folders the tables in `folder` were trained on (their first line's
+    "data `...`"), each once, in name order."""
+    found = (DATA.search(path.read_text()) for path, _ in tables(folder, name))
+    return list(dict.fromkeys(match[1] for match in found if match))
+
+
+def curves_link(plot: Path | None) -> str:
+    """Where the learning curves are: under each run's table, and drawn in `plot`."""
+    if plot is None:
+        return "under each run's table"
+    try:
+        shown = plot.resolve().relative_to(BENCHMARKS.parent)
+    except ValueError:  # outside docs/: named as given
+        return f"under each run's table, drawn in `{plot}`"
+    return f"under each run's table, drawn in [../{shown}](../{shown})"
+
+
+def render_ordering(found: Found, folder: Path, plot: Path | None) -> str:
     out = [
         "# SmolLM2-135M: generative vs discriminative vs GAD, trained until flat (issue 29)",
         "",
@@ -128,8 +149,8 @@ def render_ordering(found: Found) -> str:
         "generative), stopped after 8 validations without a 0.5 % gain, the best-validated",
         "checkpoint evaluated; synth: window 8 + 8, float32, a 1,500-step cap, 4 test videos;",
         "mocap: window 16 + 8, bf16 autocast, a 1,000-step cap, 6 test videos. Learning",
-        "curves: under each run's table (the six seed-0 rows finished before 2026-12-07",
-        "predate them), drawn in [../img/ordering-curves.png](../img/ordering-curves.png).",
+        f"curves: {curves_link(plot)} (the six seed-0 rows finished before 2026-12-07",
+        "predate them).",
     ]
     if not found:
         out += ["", "No run has finished yet: `scripts/ordering_smollm2.sh` makes them in turn."]
@@ -160,15 +181,17 @@ CLIP_LABELS = {"generative": "generative (free decoding, the paper's)"}
 CLIP_METRICS = ("step top-1 %", "step top-5 %", "task top-1 %", "next top-1 %", "next top-5 %")
 
 
-def render_clip(found: Found) -> str:
+def render_clip(found: Found, folder: Path, plot: Path | None) -> str:
+    on = ", ".join(f"`{d}`" for d in data_of(folder, CLIP_NAME)) or "the procedures"
     out = [
         "# Clip tasks (COIN-style), SmolLM2-135M: generative vs discriminative vs GAD",
         "",
         "Made by `scripts/clip_smollm2_compare.sh` (each seed and classifier's own table in",
-        "`clip-smollm2-runs/`) and `scripts/summarise_seeds.py clip`: the current defaults (the",
-        "authors' targets; the generative baseline decodes free, the trie-constrained decoding",
-        "is its own row of the same model) on `data/procedures-val` (the default procedures",
-        "plus 24 validation videos), batch 8, lr 5e-4 (cosine over a 1,500-step cap, 5 %",
+        f"`{folder.name}/`) and `scripts/summarise_seeds.py clip`: the current",
+        "defaults (the authors' targets; the generative baseline decodes free, the",
+        "trie-constrained decoding is its own row of the same model) on " + on + " (`gad",
+        "data synth --procedures --val-videos 24`, with the folder's `--noise` where it names",
+        "one; the default is 0.35), batch 8, lr 5e-4 (cosine over a 1,500-step cap, 5 %",
         "warm-up), LoRA r=32 α=64, clips of at most 32 rows, on the project's 2-core CPU; a",
         "validation every 50 steps on 256 held-out clips, the served heads' CE watched (the LM",
         "loss for generative), stopped after 6 validations without a 0.5 % gain, the",
@@ -177,8 +200,7 @@ def render_clip(found: Found) -> str:
         "Test split: 156 step, 36 task and 120 next-step clips (chance 5.9 % / 16.7 % / 5.9 %;",
         "the next step's Bayes limit is 90 %). Latency is not summarised here: the runs' own",
         "columns were timed while other work could share the CPU; per answer on the idle box",
-        "see `clip-cpu.md`. Learning curves: under each run's table, drawn in",
-        "[../img/clip-curves.png](../img/clip-curves.png).",
+        f"see `clip-cpu.md`. Learning curves: {curves_link(plot)}.",
     ]
     rows = found.get("")
     if not rows:
@@ -228,14 +250,14 @@ def main(argv: list[str]) -> int:
         return 2
     folder, name, render, labels = KINDS[argv[0]]
     folder = Path(argv[1]) if len(argv) > 1 else folder
-    sys.stdout.write(render(collect(folder, name)))
+    panels = collect_curves(folder, name, labels) if plot is not None else {}
+    if plot is not None and not panels:
+        sys.stderr.write(f"{folder}: no table has a learning curve yet; no plot\n")
+        plot = None
+    sys.stdout.write(render(collect(folder, name), folder, plot))
     if plot is not None:
         from training.reports import plot_learning_curves
 
-        panels = collect_curves(folder, name, labels)
-        if not panels:
-            sys.stderr.write(f"{folder}: no table has a learning curve yet; no plot\n")
-            return 0
         plot_learning_curves(plot, panels, title=f"SmolLM2-135M {argv[0]}: learning curves")
         sys.stderr.write(f"wrote {plot}\n")
     return 0

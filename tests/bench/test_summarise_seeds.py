@@ -54,6 +54,42 @@ def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -
     ]  # fmt: skip
 
 
+def test_clip_summary_names_its_tables_data_and_the_plot_it_drew(tmp_path: Path) -> None:
+    runs = tmp_path / "clip-smollm2-noise1.5-runs"
+    runs.mkdir()
+    for seed in (0, 1):
+        (runs / f"s{seed}-gad.md").write_text(
+            "Backbone `smollm2-135m`, data `data/procedures-noise1.5-val`, clips of at most 32\n\n"
+            + CLIP_HEAD
+            + "| gad | 50.0 | 90.0 | 80.0 | 40.0 | 70.0 | 100 | 0.5 @ 300, flat | 12.0 |\n"
+        )
+    text = summarise("clip", runs)
+    assert "`clip-smollm2-noise1.5-runs/`" in text
+    assert text.count("`data/procedures-noise1.5-val`") == 1  # each data folder once
+    assert "Learning curves: under each run's table." in text  # no --plot: nothing drawn
+    plot = Path(__file__).resolve().parents[2] / "docs/img/clip-noise1.5-curves.png"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "clip", str(runs), "--plot", str(plot)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    # No table has curves: nothing is drawn, and the summary links no plot.
+    assert done.returncode == 0 and "no plot" in done.stderr and not plot.exists()
+    assert "Learning curves: under each run's table." in done.stdout
+    from training.curves import CurvePoint, curves_markdown
+
+    curve = (CurvePoint(50, 1.0, 0.9, None, 0.8, 0.7, None),)
+    with (runs / "s0-gad.md").open("a") as table:
+        table.write("\n".join(curves_markdown({"gad": curve})) + "\n")
+    plot = tmp_path / "img" / "curves.png"
+    plot.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "clip", str(runs), "--plot", str(plot)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0 and plot.exists(), done.stderr
+    assert f"drawn in `{plot}`" in done.stdout  # outside docs/: named as given
+
+
 def test_ordering_groups_by_dataset_and_says_how_each_run_stopped(tmp_path: Path) -> None:
     head = (
         "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | best val loss @ step |\n"

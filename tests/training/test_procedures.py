@@ -90,6 +90,30 @@ def test_seeded(tmp_path: Path) -> None:
         assert (tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes(), f
 
 
+def test_noise_changes_the_features_only(tmp_path: Path) -> None:
+    """`--noise` makes the same videos harder (the clip comparison's noisier set): the same
+    targets and step annotations, features that are the noiseless ones plus the same draw of
+    noise scaled by the std, and steps that a nearest centroid tells apart less often."""
+    sets = {}
+    for noise in (0.0, 0.35, 1.5):
+        root = tmp_path / str(noise)
+        write_procedure_dataset(root, ProcedureConfig(videos_train=60, videos_test=30, noise=noise))
+        sets[noise] = root
+    for f in (Path(COIN_FILE), Path("target_perframe/test_0004.npy")):
+        assert len({(root / f).read_bytes() for root in sets.values()}) == 1, f
+    feats = {n: np.load(root / "features/test_0004.npy") for n, root in sets.items()}
+    unit = (feats[0.35] - feats[0.0]) / 0.35
+    assert np.abs(unit).mean() > 0.5  # a real draw of noise, not a copy
+    np.testing.assert_allclose(feats[1.5], feats[0.0] + 1.5 * unit, atol=1e-4)
+    accuracy = {}
+    for noise, root in sets.items():
+        split = {"training": [], "testing": []}
+        for subset, _, step, x in _segments(root, ProcedureConfig().fps):
+            split[subset].append((_mean_and_trend(x), step))
+        accuracy[noise] = _nearest_centroid(split["training"], split["testing"])
+    assert accuracy[0.35] > 0.95 and accuracy[1.5] < accuracy[0.35] - 0.1, accuracy
+
+
 def test_coin_agrees_with_targets(tmp_path: Path) -> None:
     summary = write_procedure_dataset(tmp_path, SMALL)
     database = json.loads((tmp_path / COIN_FILE).read_text())["database"]
