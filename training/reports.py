@@ -196,6 +196,14 @@ def plot_confusion(
     _save(fig, Path(path))
 
 
+def line_colors(panels: Mapping[str, Mapping[str, object]]) -> dict[str, tuple]:
+    """A colour per line label, the same in every panel ("seed 1" is one colour wherever it
+    is drawn, even in a panel that lacks seed 0): labels in sorted order on tab10."""
+    palette = colormaps["tab10"].colors
+    labels = sorted({label for lines in panels.values() for label in lines})
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
 def plot_learning_curves(
     path: Path,
     panels: Mapping[str, Mapping[str, Sequence[CurvePoint]]],
@@ -212,10 +220,11 @@ def plot_learning_curves(
     columns = min(columns, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
-    palette = colormaps["tab10"].colors
+    colors = line_colors(panels)
     for index, (panel, lines) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, columns, index + 1)
-        for (label, points), color in zip(lines.items(), palette, strict=False):
+        for label, points in lines.items():
+            color = colors[label]
             val = [(p.step, p.watched) for p in points if p.watched is not None]
             train = [(p.step, p.train_watched) for p in points if p.train_watched is not None]
             if val:

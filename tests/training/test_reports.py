@@ -6,7 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.reports import metrics_markdown, plot_confusion, plot_timeline
+from training.curves import CurvePoint
+from training.reports import (
+    line_colors,
+    metrics_markdown,
+    plot_confusion,
+    plot_learning_curves,
+    plot_timeline,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAMES = ("background", "open drawer", "close drawer", "open door")
@@ -88,3 +95,16 @@ def test_plots_reject_bad_labels(tmp_path: Path) -> None:
             class_names=NAMES,
             title="",
         )
+
+
+def test_a_seed_keeps_its_colour_in_every_panel(tmp_path: Path) -> None:
+    curve = (CurvePoint(25, 1.0, 0.9, None, 0.8, 0.7, None),
+             CurvePoint(50, 0.5, 0.4, None, 0.6, 0.5, None))  # fmt: skip
+    # A panel without seed 0 must not draw seed 1 in seed 0's colour.
+    panels = {"gad": {"seed 0": curve, "seed 1": curve}, "generative": {"seed 1": curve,
+              "seed 2": curve}}  # fmt: skip
+    colors = line_colors(panels)
+    assert list(colors) == ["seed 0", "seed 1", "seed 2"]
+    assert len(set(colors.values())) == 3
+    plot_learning_curves(tmp_path / "curves.png", panels, title="t")
+    assert_png(tmp_path / "curves.png")
