@@ -59,6 +59,14 @@ def _nearest_centroid(train: list, test: list) -> float:
     return float(np.mean(hits))
 
 
+def _step_accuracy(root: Path, fps: float) -> float:
+    """Nearest centroid on a step's mean + trend: its test steps named right, fit on train."""
+    split: dict[str, list] = {"training": [], "testing": []}
+    for subset, _, step, x in _segments(root, fps):
+        split[subset].append((_mean_and_trend(x), step))
+    return _nearest_centroid(split["training"], split["testing"])
+
+
 def test_names_and_successors() -> None:
     names = class_names()
     assert names == ["background", *STEPS] and len(set(names)) == len(names)
@@ -105,12 +113,7 @@ def test_noise_changes_the_features_only(tmp_path: Path) -> None:
     unit = (feats[0.35] - feats[0.0]) / 0.35
     assert np.abs(unit).mean() > 0.5  # a real draw of noise, not a copy
     np.testing.assert_allclose(feats[1.5], feats[0.0] + 1.5 * unit, atol=1e-4)
-    accuracy = {}
-    for noise, root in sets.items():
-        split = {"training": [], "testing": []}
-        for subset, _, step, x in _segments(root, ProcedureConfig().fps):
-            split[subset].append((_mean_and_trend(x), step))
-        accuracy[noise] = _nearest_centroid(split["training"], split["testing"])
+    accuracy = {noise: _step_accuracy(root, ProcedureConfig().fps) for noise, root in sets.items()}
     assert accuracy[0.35] > 0.95 and accuracy[1.5] < accuracy[0.35] - 0.1, accuracy
 
 
@@ -173,10 +176,7 @@ def test_loads_as_oad_dataset(tmp_path: Path) -> None:
 def test_steps_separable_over_the_step(tmp_path: Path) -> None:
     """Nearest centroid on a step's mean + trend recognises the step, far above chance."""
     write_procedure_dataset(tmp_path, SMALL)
-    segments = _segments(tmp_path, SMALL.fps)
-    train = [(_mean_and_trend(x), s) for subset, _, s, x in segments if subset == "training"]
-    test = [(_mean_and_trend(x), s) for subset, _, s, x in segments if subset == "testing"]
-    accuracy = _nearest_centroid(train, test)
+    accuracy = _step_accuracy(tmp_path, SMALL.fps)
     assert accuracy > 0.8, accuracy  # chance: 1 / 17
 
 
