@@ -4,12 +4,15 @@ mean ± sample std of each metric over the seeds done, and each seed's value.
     .venv/bin/python scripts/summarise_seeds.py ordering > docs/benchmarks/ordering-smollm2.md
     .venv/bin/python scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md
     ... ordering --plot docs/img/ordering-curves.png   (also the learning curves, as PNG)
+    .venv/bin/python scripts/summarise_seeds.py ordering --compact   (docs/paper.md's tables)
 
 `ordering`: scripts/ordering_smollm2.sh's tables (ordering-smollm2/DATASET-sSEED-ROW.md), with
 how each run stopped; `clip`: scripts/clip_smollm2_compare.sh's (clip-smollm2-runs/
 sSEED-KIND.md). A second argument names another folder of tables (the noisier procedures:
 `clip docs/benchmarks/clip-smollm2-noise1.5-runs`); the summary names the data its tables
-were trained on and links the plot drawn with it.
+were trained on and links the plot drawn with it. `--compact` prints, per dataset, the short
+table docs/paper.md shows (mAP mean ± std, one column per seed, F1@0.5 mean ± std); a test
+holds paper.md's numbers to it.
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ def number(cell: str) -> float | None:
         return None
 
 
+def mean_cell(seeds: dict[int, dict[str, str]], metric: str) -> str:
+    """`metric`'s mean ± sample std over the seeds done ("—" if any seed's is undefined)."""
+    values = [number(cells[metric]) for cells in seeds.values()]
+    present = [v for v in values if v is not None]
+    return spread(present) if len(present) == len(values) else "—"
+
+
 def summary_rows(
     rows: dict[str, dict[int, dict[str, str]]],
     order: tuple[str, ...],
@@ -95,11 +105,7 @@ def summary_rows(
         if not seeds:
             continue
         done = sorted(seeds)
-        cells = []
-        for metric in metrics:
-            values = [number(seeds[s][metric]) for s in done]
-            present = [v for v in values if v is not None]
-            cells.append(spread(present) if len(present) == len(values) else "—")
+        cells = [mean_cell(seeds, metric) for metric in metrics]
         tail = [", ".join(f"{seeds[s][per_seed]} (s{s})" for s in done)]
         if extra is not None:
             # "0.34 @ 850, budget" holds a comma: seeds apart by "; ", each tagged
@@ -175,6 +181,39 @@ def render_ordering(found: Found, folder: Path, plot: Path | None) -> str:
     return "\n".join(out) + "\n"
 
 
+COMPACT_ROWS = ("gad", "gad-lm0.5", "discriminative", "generative")
+COMPACT_LABELS = {"gad": "GAD, λ = 1 (the paper's)", "gad-lm0.5": "GAD, λ = 0.5"}
+
+
+def render_compact(found: Found, folder: Path, plot: Path | None) -> str:
+    """Per dataset, paper.md's table: mAP mean ± std over the seeds done, each seed's mAP
+    ("—": not run yet), F1@0.5 mean ± std; the constrained row is left to the full summary."""
+    out: list[str] = []
+    for dataset in sorted(found):
+        rows = found[dataset]
+        seeds = sorted({seed for row in COMPACT_ROWS for seed in rows.get(row, {})})
+        out += [
+            f"## {dataset}",
+            "",
+            "| classifier | mAP, mean ± std | "
+            + " | ".join(f"seed {s}" for s in seeds)
+            + " | F1@0.5, mean ± std |",
+            "|---|---:|" + "---:|" * len(seeds) + "---:|",
+        ]
+        for row in COMPACT_ROWS:
+            done = rows.get(row)
+            if not done:
+                continue
+            per_seed = [done[s]["mAP %"] if s in done else "—" for s in seeds]
+            out.append(
+                f"| {COMPACT_LABELS.get(row, row)} | {mean_cell(done, 'mAP %')} | "
+                + " | ".join(per_seed)
+                + f" | {mean_cell(done, 'F1@0.5 %')} |"
+            )
+        out.append("")
+    return "\n".join(out) if out else "No run has finished yet.\n"
+
+
 CLIP_NAME = re.compile(r"s(?P<seed>\d+)-(?P<row>[\w.-]+)\.md$")
 CLIP_ROWS = ("generative", CONSTRAINED, "discriminative", "gad")
 CLIP_LABELS = {"generative": "generative (free decoding, the paper's)"}
@@ -245,10 +284,16 @@ def main(argv: list[str]) -> int:
     if "--plot" in argv:
         at = argv.index("--plot")
         plot, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
-    if not argv or argv[0] not in KINDS:
-        sys.stderr.write(f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER] [--plot PNG]\n")
+    compact = "--compact" in argv
+    argv = [arg for arg in argv if arg != "--compact"]
+    if not argv or argv[0] not in KINDS or (compact and argv[0] != "ordering"):
+        sys.stderr.write(
+            f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER] [--plot PNG]"
+            " | ordering [FOLDER] --compact\n"
+        )
         return 2
     folder, name, render, labels = KINDS[argv[0]]
+    render = render_compact if compact else render
     folder = Path(argv[1]) if len(argv) > 1 else folder
     panels = collect_curves(folder, name, labels) if plot is not None else {}
     if plot is not None and not panels:

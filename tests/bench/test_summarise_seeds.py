@@ -149,3 +149,81 @@ def test_curves_under_a_table_are_plotted_and_left_out_of_the_summary(tmp_path: 
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0 and "no plot" in done.stderr and not png.exists()
+
+
+def compact_tables(text: str) -> dict[str, list[list[str]]]:
+    """The `--compact` tables by their "## dataset" heading: each row's cells."""
+    out: dict[str, list[list[str]]] = {}
+    for section in text.split("## ")[1:]:
+        name, _, body = section.partition("\n")
+        out[name] = [
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in body.splitlines()
+            if line.startswith("| ") and not line.startswith("| classifier")
+        ]
+    return out
+
+
+def test_compact_shows_each_seed_and_leaves_missing_ones_open(tmp_path: Path) -> None:
+    head = "| classifier | mAP % | mcAP % | frame acc % | F1@0.5 % | best val loss @ step |\n"
+    head += "|---|---:|---:|---:|---:|---|\n"
+    for seed, value, f1 in ((0, "90.0", "60.0"), (2, "94.0", "70.0")):
+        (tmp_path / f"synth-s{seed}-gad.md").write_text(
+            head + f"| gad | {value} | 99.0 | 95.0 | {f1} | 0.05 @ 100, flat |\n"
+        )
+    (tmp_path / "synth-s1-generative.md").write_text(
+        head
+        + "| generative | 80.0 | 90.0 | 85.0 | — | 0.5 @ 100, flat |\n"
+        + "| generative, constrained | 81.0 | 90.0 | 85.0 | 50.0 | 0.5 @ 100, flat |\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "ordering", str(tmp_path), "--compact"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| classifier | mAP, mean ± std | seed 0 | seed 1 | seed 2 | F1@0.5" in done.stdout
+    # A seed a row has not run is "—", as is a mean over an undefined cell; the constrained
+    # decoding is the full summary's row, not the compact table's.
+    assert compact_tables(done.stdout) == {
+        "synth": [
+            ["GAD, λ = 1 (the paper's)", "92.0 ± 2.8", "90.0", "—", "94.0", "65.0 ± 7.1"],
+            ["generative", "80.0", "—", "80.0", "—", "—"],
+        ]
+    }
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPT), "clip", "--compact"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--compact" in refused.stderr
+
+
+PAPER = SCRIPT.parents[1] / "docs/paper.md"
+PAPER_TABLES = {"synth": "**Synthetic benchmark**", "mocap": "**Motion capture**"}
+
+
+def test_paper_md_seed_tables_are_the_summaries_of_the_committed_runs() -> None:
+    """docs/paper.md's synth and mocap tables hold what `--compact` derives from the run
+    tables in docs/benchmarks/ordering-smollm2/ (its labels may say more; bold is markup)."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "ordering", "--compact"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    derived = compact_tables(done.stdout)
+    paper = PAPER.read_text()
+    for dataset, heading in PAPER_TABLES.items():
+        after = paper[paper.index(heading) :]
+        table = after[after.index("| classifier | mAP, mean ± std") :]
+        rows = table_rows(table)
+        assert len(rows) == len(derived[dataset]), dataset
+        for paper_row, row in zip(rows, derived[dataset], strict=True):
+            assert paper_row[0].startswith(row[0]), (dataset, paper_row[0], row[0])
+            assert paper_row[1:] == row[1:], (dataset, row[0])
+
+
+def table_rows(table: str) -> list[list[str]]:
+    """The body rows of the Markdown table `table` starts with, bold markers stripped."""
+    rows = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().strip("*") for c in line.strip("|").split("|")])
+    return rows
