@@ -156,11 +156,7 @@ def compact_tables(text: str) -> dict[str, list[list[str]]]:
     out: dict[str, list[list[str]]] = {}
     for section in text.split("## ")[1:]:
         name, _, body = section.partition("\n")
-        out[name] = [
-            [c.strip() for c in line.strip("|").split("|")]
-            for line in body.splitlines()
-            if line.startswith("| ") and not line.startswith("| classifier")
-        ]
+        out[name] = table_rows(body[body.index("| classifier") :])
     return out
 
 
