@@ -4,15 +4,16 @@ mean ± sample std of each metric over the seeds done, and each seed's value.
     .venv/bin/python scripts/summarise_seeds.py ordering > docs/benchmarks/ordering-smollm2.md
     .venv/bin/python scripts/summarise_seeds.py clip > docs/benchmarks/clip-smollm2.md
     ... ordering --plot docs/img/ordering-curves.png   (also the learning curves, as PNG)
-    .venv/bin/python scripts/summarise_seeds.py ordering --compact   (docs/paper.md's tables)
+    .venv/bin/python scripts/summarise_seeds.py ordering|clip [FOLDER] --compact   (paper.md's)
 
 `ordering`: scripts/ordering_smollm2.sh's tables (ordering-smollm2/DATASET-sSEED-ROW.md), with
 how each run stopped; `clip`: scripts/clip_smollm2_compare.sh's (clip-smollm2-runs/
 sSEED-KIND.md). A second argument names another folder of tables (the noisier procedures:
 `clip docs/benchmarks/clip-smollm2-noise1.5-runs`); the summary names the data its tables
-were trained on and links the plot drawn with it. `--compact` prints, per dataset, the short
-table docs/paper.md shows (mAP mean ± std, one column per seed, F1@0.5 mean ± std); a test
-holds paper.md's numbers to it.
+were trained on and links the plot drawn with it. `--compact` prints the short tables
+docs/paper.md shows, per dataset (ordering: mAP mean ± std, one column per seed, F1@0.5
+mean ± std) or for the folder (clip: step top-1 likewise, then task and next-step top-1
+mean ± std); a test holds paper.md's numbers to them.
 """
 
 from __future__ import annotations
@@ -181,34 +182,44 @@ def render_ordering(found: Found, folder: Path, plot: Path | None) -> str:
     return "\n".join(out) + "\n"
 
 
-COMPACT_ROWS = ("gad", "gad-lm0.5", "discriminative", "generative")
-COMPACT_LABELS = {"gad": "GAD, λ = 1 (the paper's)", "gad-lm0.5": "GAD, λ = 0.5"}
+# `--compact`: per kind, the rows shown, their labels, the metric shown per seed and the
+# metrics after it (mean ± std only); the heading names the dataset (ordering) or folder.
+Compact = tuple[tuple[str, ...], dict[str, str], str, tuple[str, ...]]
+ORDERING_COMPACT: Compact = (
+    ("gad", "gad-lm0.5", "discriminative", "generative"),
+    {"gad": "GAD, λ = 1 (the paper's)", "gad-lm0.5": "GAD, λ = 0.5"},
+    "mAP %",
+    ("F1@0.5 %",),
+)
 
 
-def render_compact(found: Found, folder: Path, plot: Path | None) -> str:
-    """Per dataset, paper.md's table: mAP mean ± std over the seeds done, each seed's mAP
-    ("—": not run yet), F1@0.5 mean ± std; the constrained row is left to the full summary."""
+def render_compact(found: Found, folder: Path, spec: Compact) -> str:
+    """Per group, paper.md's table: the main metric's mean ± std over the seeds done, each
+    seed's value ("—": not run yet), then the other metrics' mean ± std."""
+    order, labels, metric, after = spec
     out: list[str] = []
-    for dataset in sorted(found):
-        rows = found[dataset]
-        seeds = sorted({seed for row in COMPACT_ROWS for seed in rows.get(row, {})})
+    for group in sorted(found):
+        rows = found[group]
+        seeds = sorted({seed for row in order for seed in rows.get(row, {})})
+        short = [m.removesuffix(" %") for m in (metric, *after)]
         out += [
-            f"## {dataset}",
+            f"## {group or folder.name}",
             "",
-            "| classifier | mAP, mean ± std | "
-            + " | ".join(f"seed {s}" for s in seeds)
-            + " | F1@0.5, mean ± std |",
-            "|---|---:|" + "---:|" * len(seeds) + "---:|",
+            f"| classifier | {short[0]}, mean ± std | "
+            + " | ".join([f"seed {s}" for s in seeds] + [f"{m}, mean ± std" for m in short[1:]])
+            + " |",
+            "|---|---:|" + "---:|" * (len(seeds) + len(after)),
         ]
-        for row in COMPACT_ROWS:
+        for row in order:
             done = rows.get(row)
             if not done:
                 continue
-            per_seed = [done[s]["mAP %"] if s in done else "—" for s in seeds]
+            per_seed = [done[s][metric] if s in done else "—" for s in seeds]
+            tail = [mean_cell(done, m) for m in after]
             out.append(
-                f"| {COMPACT_LABELS.get(row, row)} | {mean_cell(done, 'mAP %')} | "
-                + " | ".join(per_seed)
-                + f" | {mean_cell(done, 'F1@0.5 %')} |"
+                f"| {labels.get(row, row)} | {mean_cell(done, metric)} | "
+                + " | ".join(per_seed + tail)
+                + " |"
             )
         out.append("")
     return "\n".join(out) if out else "No run has finished yet.\n"
@@ -218,6 +229,12 @@ CLIP_NAME = re.compile(r"s(?P<seed>\d+)-(?P<row>[\w.-]+)\.md$")
 CLIP_ROWS = ("generative", CONSTRAINED, "discriminative", "gad")
 CLIP_LABELS = {"generative": "generative (free decoding, the paper's)"}
 CLIP_METRICS = ("step top-1 %", "step top-5 %", "task top-1 %", "next top-1 %", "next top-5 %")
+CLIP_COMPACT: Compact = (
+    ("gad", "discriminative", "generative", CONSTRAINED),
+    {**CLIP_LABELS, "gad": "GAD"},
+    "step top-1 %",
+    ("task top-1 %", "next top-1 %"),
+)
 
 
 def render_clip(found: Found, folder: Path, plot: Path | None) -> str:
@@ -257,8 +274,14 @@ def render_clip(found: Found, folder: Path, plot: Path | None) -> str:
 
 
 KINDS = {
-    "ordering": (BENCHMARKS / "ordering-smollm2", ORDERING_NAME, render_ordering, ORDERING_LABELS),
-    "clip": (BENCHMARKS / "clip-smollm2-runs", CLIP_NAME, render_clip, CLIP_LABELS),
+    "ordering": (
+        BENCHMARKS / "ordering-smollm2",
+        ORDERING_NAME,
+        render_ordering,
+        ORDERING_LABELS,
+        ORDERING_COMPACT,
+    ),
+    "clip": (BENCHMARKS / "clip-smollm2-runs", CLIP_NAME, render_clip, CLIP_LABELS, CLIP_COMPACT),
 }
 
 
@@ -286,15 +309,16 @@ def main(argv: list[str]) -> int:
         plot, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
     compact = "--compact" in argv
     argv = [arg for arg in argv if arg != "--compact"]
-    if not argv or argv[0] not in KINDS or (compact and argv[0] != "ordering"):
+    if not argv or argv[0] not in KINDS or (compact and plot is not None):
         sys.stderr.write(
-            f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER] [--plot PNG]"
-            " | ordering [FOLDER] --compact\n"
+            f"usage: summarise_seeds.py {{{'|'.join(KINDS)}}} [FOLDER] [--plot PNG | --compact]\n"
         )
         return 2
-    folder, name, render, labels = KINDS[argv[0]]
-    render = render_compact if compact else render
+    folder, name, render, labels, spec = KINDS[argv[0]]
     folder = Path(argv[1]) if len(argv) > 1 else folder
+    if compact:
+        sys.stdout.write(render_compact(collect(folder, name), folder, spec))
+        return 0
     panels = collect_curves(folder, name, labels) if plot is not None else {}
     if plot is not None and not panels:
         sys.stderr.write(f"{folder}: no table has a learning curve yet; no plot\n")

@@ -187,32 +187,73 @@ def test_compact_shows_each_seed_and_leaves_missing_ones_open(tmp_path: Path) ->
         ]
     }
     refused = subprocess.run(
-        [sys.executable, str(SCRIPT), "clip", "--compact"], capture_output=True, text=True
-    )
+        [sys.executable, str(SCRIPT), "ordering", "--compact", "--plot", str(tmp_path / "p.png")],
+        capture_output=True, text=True,
+    )  # fmt: skip
     assert refused.returncode == 2 and "--compact" in refused.stderr
 
 
+def test_clip_compact_shows_step_top1_per_seed_and_the_constrained_row(tmp_path: Path) -> None:
+    runs = tmp_path / "clip-runs"
+    runs.mkdir()
+    for seed, step, nxt in ((0, "50.0", "40.0"), (1, "60.0", "50.0")):
+        (runs / f"s{seed}-gad.md").write_text(
+            CLIP_HEAD
+            + f"| gad | {step} | 90.0 | 80.0 | {nxt} | 70.0 | 100 | 0.5 @ 300, flat | 12.0 |\n"
+        )
+    (runs / "s1-generative.md").write_text(
+        CLIP_HEAD
+        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 1.0 @ 50, flat | 40.0 |\n"
+        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 1.0 @ 50, flat | 41.0 |\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "clip", str(runs), "--compact"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "| classifier | step top-1, mean ± std | seed 0 | seed 1 "
+        "| task top-1, mean ± std | next top-1, mean ± std |"
+    ) in done.stdout
+    # Headed by the folder (clip tables have no dataset); constrained decoding is a row here.
+    assert compact_tables(done.stdout) == {
+        "clip-runs": [
+            ["GAD", "55.0 ± 7.1", "50.0", "60.0", "80.0 ± 0.0", "45.0 ± 7.1"],
+            ["generative (free decoding, the paper's)", "10.0", "—", "10.0", "30.0", "5.0"],
+            ["generative, constrained", "20.0", "—", "20.0", "40.0", "6.0"],
+        ]
+    }
+
+
 PAPER = SCRIPT.parents[1] / "docs/paper.md"
-PAPER_TABLES = {"synth": "**Synthetic benchmark**", "mocap": "**Motion capture**"}
+# paper.md's seed tables: (kind, folder or None for the default, group) → the text they follow.
+PAPER_TABLES = {
+    ("ordering", None, "synth"): "**Synthetic benchmark**",
+    ("ordering", None, "mocap"): "**Motion capture**",
+    ("clip", "clip-smollm2-noise1.5-runs", "clip-smollm2-noise1.5-runs"): "**Noise 1.5**",
+}
 
 
 def test_paper_md_seed_tables_are_the_summaries_of_the_committed_runs() -> None:
-    """docs/paper.md's synth and mocap tables hold what `--compact` derives from the run
-    tables in docs/benchmarks/ordering-smollm2/ (its labels may say more; bold is markup)."""
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "ordering", "--compact"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    derived = compact_tables(done.stdout)
+    """docs/paper.md's per-seed tables (synth, mocap; clip at noise 1.5) hold what
+    `--compact` derives from the committed run tables (its labels may say more; bold is
+    markup)."""
     paper = PAPER.read_text()
-    for dataset, heading in PAPER_TABLES.items():
+    for (kind, folder, group), heading in PAPER_TABLES.items():
+        where = [str(SCRIPT.parents[1] / "docs/benchmarks" / folder)] if folder else []
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), kind, *where, "--compact"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        derived = compact_tables(done.stdout)[group]
         after = paper[paper.index(heading) :]
-        table = after[after.index("| classifier | mAP, mean ± std") :]
+        table = after[after.index("| classifier |") :]
         rows = table_rows(table)
-        assert len(rows) == len(derived[dataset]), dataset
-        for paper_row, row in zip(rows, derived[dataset], strict=True):
-            assert paper_row[0].startswith(row[0]), (dataset, paper_row[0], row[0])
-            assert paper_row[1:] == row[1:], (dataset, row[0])
+        assert len(rows) == len(derived), group
+        for paper_row, row in zip(rows, derived, strict=True):
+            assert paper_row[0].startswith(row[0]), (group, paper_row[0], row[0])
+            assert paper_row[1:] == row[1:], (group, row[0])
 
 
 def table_rows(table: str) -> list[list[str]]:
