@@ -67,7 +67,7 @@ def test_clip_summary_names_its_tables_data_and_the_plot_it_drew(tmp_path: Path)
     assert "`clip-smollm2-noise1.5-runs/`" in text
     assert text.count("`data/procedures-noise1.5-val`") == 1  # each data folder once
     assert "Learning curves: under each run's table." in text  # no --plot: nothing drawn
-    plot = Path(__file__).resolve().parents[2] / "docs/img/clip-noise1.5-curves.png"
+    plot = tmp_path / "never-drawn.png"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "clip", str(runs), "--plot", str(plot)],
         capture_output=True, text=True,
