@@ -12,9 +12,16 @@ CLIP_HEAD = (
 )
 
 
-def summarise(kind: str, folder: Path) -> str:
+CLIP_GENERATIVE = (
+    CLIP_HEAD
+    + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 1.0 @ 50, flat | 40.0 |\n"
+    + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 1.0 @ 50, flat | 41.0 |\n"
+)
+
+
+def summarise(kind: str, folder: Path, *flags: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), kind, str(folder)], capture_output=True, text=True
+        [sys.executable, str(SCRIPT), kind, str(folder), *flags], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -29,11 +36,7 @@ def test_clip_rows_are_averaged_over_the_seeds_each_seed_shown(tmp_path: Path) -
         CLIP_HEAD
         + "| gad | 60.0 | 100.0 | 90.0 | 50.0 | 80.0 | 120 | 0.4 @ 1500, budget | 13.0 |\n"
     )
-    (tmp_path / "s0-generative.md").write_text(
-        CLIP_HEAD
-        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 1.0 @ 50, flat | 40.0 |\n"
-        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 1.0 @ 50, flat | 41.0 |\n"
-    )
+    (tmp_path / "s0-generative.md").write_text(CLIP_GENERATIVE)
     (tmp_path / "notes.md").write_text("not a run's table\n")
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
@@ -172,15 +175,11 @@ def test_compact_shows_each_seed_and_leaves_missing_ones_open(tmp_path: Path) ->
         + "| generative | 80.0 | 90.0 | 85.0 | — | 0.5 @ 100, flat |\n"
         + "| generative, constrained | 81.0 | 90.0 | 85.0 | 50.0 | 0.5 @ 100, flat |\n"
     )
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "ordering", str(tmp_path), "--compact"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "| classifier | mAP, mean ± std | seed 0 | seed 1 | seed 2 | F1@0.5" in done.stdout
+    text = summarise("ordering", tmp_path, "--compact")
+    assert "| classifier | mAP, mean ± std | seed 0 | seed 1 | seed 2 | F1@0.5" in text
     # A seed a row has not run is "—", as is a mean over an undefined cell; the constrained
     # decoding is the full summary's row, not the compact table's.
-    assert compact_tables(done.stdout) == {
+    assert compact_tables(text) == {
         "synth": [
             ["GAD, λ = 1 (the paper's)", "92.0 ± 2.8", "90.0", "—", "94.0", "65.0 ± 7.1"],
             ["generative", "80.0", "—", "80.0", "—", "—"],
@@ -201,22 +200,14 @@ def test_clip_compact_shows_step_top1_per_seed_and_the_constrained_row(tmp_path:
             CLIP_HEAD
             + f"| gad | {step} | 90.0 | 80.0 | {nxt} | 70.0 | 100 | 0.5 @ 300, flat | 12.0 |\n"
         )
-    (runs / "s1-generative.md").write_text(
-        CLIP_HEAD
-        + "| generative | 10.0 | — | 30.0 | 5.0 | — | 200 | 1.0 @ 50, flat | 40.0 |\n"
-        + "| generative, constrained | 20.0 | — | 40.0 | 6.0 | — | 200 | 1.0 @ 50, flat | 41.0 |\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "clip", str(runs), "--compact"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    (runs / "s1-generative.md").write_text(CLIP_GENERATIVE)
+    text = summarise("clip", runs, "--compact")
     assert (
         "| classifier | step top-1, mean ± std | seed 0 | seed 1 "
         "| task top-1, mean ± std | next top-1, mean ± std |"
-    ) in done.stdout
+    ) in text
     # Headed by the folder (clip tables have no dataset); constrained decoding is a row here.
-    assert compact_tables(done.stdout) == {
+    assert compact_tables(text) == {
         "clip-runs": [
             ["GAD", "55.0 ± 7.1", "50.0", "60.0", "80.0 ± 0.0", "45.0 ± 7.1"],
             ["generative (free decoding, the paper's)", "10.0", "—", "10.0", "30.0", "5.0"],
@@ -226,10 +217,10 @@ def test_clip_compact_shows_step_top1_per_seed_and_the_constrained_row(tmp_path:
 
 
 PAPER = SCRIPT.parents[1] / "docs/paper.md"
-# paper.md's seed tables: (kind, folder or None for the default, group) → the text they follow.
+# paper.md's seed tables: (kind, folder of run tables, group) → the text they follow.
 PAPER_TABLES = {
-    ("ordering", None, "synth"): "**Synthetic benchmark**",
-    ("ordering", None, "mocap"): "**Motion capture**",
+    ("ordering", "ordering-smollm2", "synth"): "**Synthetic benchmark**",
+    ("ordering", "ordering-smollm2", "mocap"): "**Motion capture**",
     ("clip", "clip-smollm2-noise1.5-runs", "clip-smollm2-noise1.5-runs"): "**Noise 1.5**",
 }
 
@@ -240,13 +231,8 @@ def test_paper_md_seed_tables_are_the_summaries_of_the_committed_runs() -> None:
     markup)."""
     paper = PAPER.read_text()
     for (kind, folder, group), heading in PAPER_TABLES.items():
-        where = [str(SCRIPT.parents[1] / "docs/benchmarks" / folder)] if folder else []
-        done = subprocess.run(
-            [sys.executable, str(SCRIPT), kind, *where, "--compact"],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        derived = compact_tables(done.stdout)[group]
+        runs = SCRIPT.parents[1] / "docs/benchmarks" / folder
+        derived = compact_tables(summarise(kind, runs, "--compact"))[group]
         after = paper[paper.index(heading) :]
         table = after[after.index("| classifier |") :]
         rows = table_rows(table)
