@@ -197,11 +197,11 @@ def render_compact(found: Found, folder: Path, spec: Compact) -> str:
     """Per group, paper.md's table: the main metric's mean ± std over the seeds done, each
     seed's value ("—": not run yet), then the other metrics' mean ± std."""
     order, labels, metric, after = spec
+    short = [m.removesuffix(" %") for m in (metric, *after)]
     out: list[str] = []
     for group in sorted(found):
         rows = found[group]
         seeds = sorted({seed for row in order for seed in rows.get(row, {})})
-        short = [m.removesuffix(" %") for m in (metric, *after)]
         out += [
             f"## {group or folder.name}",
             "",

@@ -230,11 +230,17 @@ def test_paper_md_seed_tables_are_the_summaries_of_the_committed_runs() -> None:
     `--compact` derives from the committed run tables (its labels may say more; bold is
     markup)."""
     paper = PAPER.read_text()
+    printed: dict[tuple[str, str], str] = {}  # one run of the script per folder
     for (kind, folder, group), heading in PAPER_TABLES.items():
-        runs = SCRIPT.parents[1] / "docs/benchmarks" / folder
-        derived = compact_tables(summarise(kind, runs, "--compact"))[group]
+        if (kind, folder) not in printed:
+            runs = SCRIPT.parents[1] / "docs/benchmarks" / folder
+            printed[kind, folder] = summarise(kind, runs, "--compact")
+        text = printed[kind, folder]
+        derived = compact_tables(text)[group]
+        section = text[text.index(f"## {group}\n") :]
+        header = section[section.index("| classifier |") :].partition("\n")[0]
         after = paper[paper.index(heading) :]
-        table = after[after.index("| classifier |") :]
+        table = after[after.index(header) :]  # the same columns, seeds included
         rows = table_rows(table)
         assert len(rows) == len(derived), group
         for paper_row, row in zip(rows, derived, strict=True):
