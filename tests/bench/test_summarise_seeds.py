@@ -154,13 +154,18 @@ def test_curves_under_a_table_are_plotted_and_left_out_of_the_summary(tmp_path: 
     assert done.returncode == 0 and "no plot" in done.stderr and not png.exists()
 
 
-def compact_tables(text: str) -> dict[str, list[list[str]]]:
-    """The `--compact` tables by their "## dataset" heading: each row's cells."""
-    out: dict[str, list[list[str]]] = {}
+def compact_sections(text: str) -> dict[str, str]:
+    """The `--compact` tables by their "## dataset" heading: each from its header line."""
+    out: dict[str, str] = {}
     for section in text.split("## ")[1:]:
         name, _, body = section.partition("\n")
-        out[name] = table_rows(body[body.index("| classifier") :])
+        out[name] = body[body.index("| classifier") :]
     return out
+
+
+def compact_tables(text: str) -> dict[str, list[list[str]]]:
+    """The `--compact` tables by their "## dataset" heading: each row's cells."""
+    return {name: table_rows(table) for name, table in compact_sections(text).items()}
 
 
 def test_compact_shows_each_seed_and_leaves_missing_ones_open(tmp_path: Path) -> None:
@@ -235,10 +240,9 @@ def test_paper_md_seed_tables_are_the_summaries_of_the_committed_runs() -> None:
         if (kind, folder) not in printed:
             runs = SCRIPT.parents[1] / "docs/benchmarks" / folder
             printed[kind, folder] = summarise(kind, runs, "--compact")
-        text = printed[kind, folder]
-        derived = compact_tables(text)[group]
-        section = text[text.index(f"## {group}\n") :]
-        header = section[section.index("| classifier |") :].partition("\n")[0]
+        derived_table = compact_sections(printed[kind, folder])[group]
+        derived = table_rows(derived_table)
+        header = derived_table.partition("\n")[0]
         after = paper[paper.index(heading) :]
         table = after[after.index(header) :]  # the same columns, seeds included
         rows = table_rows(table)
